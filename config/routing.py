@@ -1,0 +1,3 @@
+"""Websocket routes; the dashboard issue fills them in."""
+
+websocket_urlpatterns: list = []

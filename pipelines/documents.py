@@ -1,0 +1,109 @@
+"""The definition document: parsing, normalizing and exporting.
+
+A document is CodePipeline's pipeline structure. Normalizing fills the defaults
+CodePipeline's server fills (owner, version, runOrder, empty lists) and orders
+keys the way ``get-pipeline`` prints them, so that two documents meaning the
+same pipeline compare equal and an export reads like AWS's.
+"""
+
+import json
+from typing import Any
+
+import yaml
+
+from pipelines.choices import ExecutionMode
+
+
+class DocumentError(ValueError):
+    """The text is not a JSON or YAML object."""
+
+
+def parse_text(text: str | bytes) -> Any:
+    """Parse JSON or YAML text (YAML is a superset of JSON, JSON is tried first)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DocumentError("the document is not UTF-8 text") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise DocumentError(f"not valid JSON or YAML{where}: {problem}") from exc
+
+
+def unwrap(data: Any) -> tuple[Any, dict | None]:
+    """Accept a bare pipeline object or a get-pipeline answer ``{"pipeline": …, "metadata": …}``.
+
+    Returns the pipeline object and the wrapper's other fields (kept, not used).
+    """
+    if isinstance(data, dict) and isinstance(data.get("pipeline"), dict):
+        rest = {k: v for k, v in data.items() if k != "pipeline"}
+        return data["pipeline"], (rest or None)
+    return data, None
+
+
+_TOP_ORDER = ("name", "roleArn", "artifactStore", "artifactStores", "stages", "version",
+              "executionMode", "pipelineType", "variables", "triggers")
+_ACTION_ORDER = ("name", "actionTypeId", "runOrder", "configuration", "commands",
+                 "environmentVariables", "outputArtifacts", "inputArtifacts", "namespace",
+                 "timeoutInMinutes", "roleArn", "region")
+_TYPE_ORDER = ("category", "owner", "provider", "version")
+
+
+def _ordered(obj: dict, order: tuple[str, ...]) -> dict:
+    out = {k: obj[k] for k in order if k in obj}
+    out.update({k: obj[k] for k in sorted(obj) if k not in out})
+    return out
+
+
+def normalize(doc: dict) -> dict:
+    """The canonical form of a *valid* document (validate first; this does not check).
+
+    ``version`` is dropped: it is Conveyor's counter, not part of the definition.
+    """
+    out = {k: v for k, v in doc.items() if k != "version"}
+    out.setdefault("executionMode", ExecutionMode.SUPERSEDED.value)
+    out.setdefault("variables", [])
+    out.setdefault("triggers", [])
+    stages = []
+    for stage in doc["stages"]:
+        stage_out = dict(stage)
+        stage_out["actions"] = [normalize_action(a) for a in stage["actions"]]
+        stages.append(_ordered(stage_out, ("name", "actions")))
+    out["stages"] = stages
+    return _ordered(out, _TOP_ORDER)
+
+
+def normalize_action(action: dict) -> dict:
+    out = dict(action)
+    type_id = dict(action["actionTypeId"])
+    type_id.setdefault("owner", "Custom")
+    type_id["version"] = str(type_id.get("version", "1"))
+    out["actionTypeId"] = _ordered(type_id, _TYPE_ORDER)
+    out["runOrder"] = int(action.get("runOrder", 1))
+    out["configuration"] = dict(action.get("configuration") or {})
+    out["inputArtifacts"] = [dict(a) for a in action.get("inputArtifacts") or []]
+    out["outputArtifacts"] = [dict(a) for a in action.get("outputArtifacts") or []]
+    return _ordered(out, _ACTION_ORDER)
+
+
+def with_version(doc: dict, version: int) -> dict:
+    """The document as exported: normalized order with the version number."""
+    out = normalize(doc)
+    out["version"] = version
+    return _ordered(out, _TOP_ORDER)
+
+
+def dump(data: Any, fmt: str = "json") -> str:
+    if fmt == "yaml":
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"unknown format {fmt!r}: use json or yaml")

@@ -1,0 +1,149 @@
+"""Pipeline definitions.
+
+The definition *document* (CodePipeline's pipeline structure) is the source of
+truth. Each saved change becomes an immutable ``PipelineVersion`` holding the
+whole document; ``Stage`` and ``Action`` rows are its projection for the admin
+and for queries, rewritten by ``pipelines.services`` on every save. Transition
+state is not part of the document: it lives on ``Stage`` and survives saves.
+"""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from pipelines.choices import ActionCategory, ExecutionMode
+
+NAME_PATTERN = r"^[A-Za-z0-9.@_-]{1,100}$"
+name_validator = RegexValidator(
+    NAME_PATTERN, "Use 1 to 100 characters: letters, digits and . @ _ -"
+)
+
+
+class Pipeline(models.Model):
+    """A named release process; ``version`` is the number of its current PipelineVersion."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    execution_mode = models.CharField(
+        max_length=16, choices=ExecutionMode.choices, default=ExecutionMode.SUPERSEDED
+    )
+    version = models.PositiveIntegerField(default=1)
+    # The whole normalized definition document of the current version (a copy of
+    # PipelineVersion.document, kept here so reading a pipeline is one row).
+    document = models.JSONField(default=dict)
+    webhook_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="HMAC-SHA256 secret that push webhooks must sign their body with.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def variables(self) -> list[dict]:
+        return self.document.get("variables", [])
+
+    @property
+    def triggers(self) -> list[dict]:
+        return self.document.get("triggers", [])
+
+    @property
+    def current_version(self) -> "PipelineVersion":
+        return self.versions.get(number=self.version)
+
+
+class PipelineVersion(models.Model):
+    """An immutable snapshot of a pipeline's whole definition document.
+
+    Executions pin the version they started on, so editing a pipeline never
+    changes an execution that is already running.
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    document = models.JSONField()
+    # Wrapper fields of an imported get-pipeline answer (AWS's ``metadata``):
+    # kept as received, never interpreted.
+    imported_metadata = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["pipeline", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "number"], name="pipelines_pipelineversion_unique_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("A PipelineVersion is immutable once saved.")
+        super().save(*args, **kwargs)
+
+
+class Stage(models.Model):
+    """A stage of the current definition, with the state of the transition into it."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(max_length=100, validators=[name_validator])
+    position = models.PositiveSmallIntegerField()
+    # Stage-level fields Conveyor keeps but does not interpret (blockers, onFailure, ...).
+    extras = models.JSONField(default=dict, blank=True)
+
+    transition_enabled = models.BooleanField(default=True)
+    transition_disabled_reason = models.CharField(max_length=300, blank=True)
+    transition_changed_by = models.CharField(max_length=150, blank=True)
+    transition_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pipeline", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "name"], name="pipelines_stage_unique_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} / {self.name}"
+
+
+class Action(models.Model):
+    """An action of a stage in the current definition."""
+
+    stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="actions")
+    name = models.CharField(max_length=100, validators=[name_validator])
+    position = models.PositiveSmallIntegerField(default=0)
+    category = models.CharField(max_length=16, choices=ActionCategory.choices)
+    owner = models.CharField(max_length=16, default="Custom")
+    provider = models.CharField(max_length=100)
+    provider_version = models.CharField(max_length=9, default="1")
+    run_order = models.PositiveSmallIntegerField(default=1)
+    configuration = models.JSONField(default=dict, blank=True)
+    input_artifacts = models.JSONField(default=list, blank=True)
+    output_artifacts = models.JSONField(default=list, blank=True)
+    namespace = models.CharField(max_length=100, blank=True)
+    timeout_in_minutes = models.PositiveIntegerField(null=True, blank=True)
+    commands = models.JSONField(default=list, blank=True)
+    environment_variables = models.JSONField(default=list, blank=True)
+    # Action-level fields Conveyor keeps but does not interpret (roleArn, region, ...).
+    extras = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["stage", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "name"], name="pipelines_action_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stage} / {self.name}"

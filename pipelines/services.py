@@ -1,0 +1,237 @@
+"""Every operation that changes a pipeline definition.
+
+Views, serializers, the admin and management commands call these functions and
+hold no rules of their own.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from pipelines import documents
+from pipelines.models import Action, Pipeline, PipelineVersion, Stage
+from pipelines.validation import Problem, errors, validate_document
+
+
+class DefinitionInvalid(Exception):
+    """A definition document was refused; ``problems`` lists every reason with its path."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class PipelineNotFound(Exception):
+    pass
+
+
+@dataclass
+class SaveResult:
+    pipeline: Pipeline
+    created: bool
+    changed: bool
+    warnings: list[Problem]
+
+
+def document_load(text: str | bytes) -> tuple[Any, dict | None]:
+    """Parse JSON/YAML text into (pipeline object, wrapper metadata); refuse non-documents."""
+    try:
+        data = documents.parse_text(text)
+    except documents.DocumentError as exc:
+        raise DefinitionInvalid([Problem("", str(exc))]) from exc
+    return documents.unwrap(data)
+
+
+def pipeline_save(
+    *,
+    document: Any,
+    user=None,
+    name: str | None = None,
+    metadata: dict | None = None,
+    create: bool | None = None,
+) -> SaveResult:
+    """Create or update the pipeline a document describes.
+
+    1. Validate the whole document; any error raises ``DefinitionInvalid`` and
+       changes nothing.
+    2. ``name`` (the pipeline being edited, e.g. from the URL) must match the
+       document's name. ``create=True`` refuses an existing name, ``False`` a
+       missing one, ``None`` accepts either (import).
+    3. A document equal to the current one (after normalizing) is a no-op: no
+       new version. Otherwise a new ``PipelineVersion`` is written and the
+       Stage/Action rows are rewritten, keeping each stage's transition state.
+    """
+    document, wrapper = documents.unwrap(document)
+    metadata = metadata or wrapper
+    problems = validate_document(document)
+    if errors(problems):
+        raise DefinitionInvalid(problems)
+    warnings = [p for p in problems if p.severity == "warning"]
+    if name is not None and document["name"] != name:
+        raise DefinitionInvalid(
+            [Problem("name", f'"{document["name"]}" does not match the pipeline being '
+                     f'changed, "{name}"; renaming is not supported')]
+        )
+    normalized = documents.normalize(document)
+    with transaction.atomic():
+        pipeline = Pipeline.objects.select_for_update().filter(name=normalized["name"]).first()
+        if pipeline is None:
+            if create is False:
+                raise PipelineNotFound(normalized["name"])
+            pipeline = Pipeline.objects.create(
+                name=normalized["name"],
+                execution_mode=normalized["executionMode"],
+                version=1,
+                document=normalized,
+            )
+            PipelineVersion.objects.create(
+                pipeline=pipeline, number=1, document=normalized,
+                imported_metadata=metadata, created_by=_user(user),
+            )
+            _write_rows(pipeline, normalized)
+            return SaveResult(pipeline, created=True, changed=True, warnings=warnings)
+        if create is True:
+            raise DefinitionInvalid(
+                [Problem("name", f'a pipeline named "{pipeline.name}" already exists')]
+            )
+        if pipeline.document == normalized:
+            return SaveResult(pipeline, created=False, changed=False, warnings=warnings)
+        # Compare-and-set on the version number: two concurrent saves cannot both
+        # become version N+1 (the unique constraint on (pipeline, number) backs it).
+        pipeline.version += 1
+        pipeline.execution_mode = normalized["executionMode"]
+        pipeline.document = normalized
+        pipeline.save(update_fields=["version", "execution_mode", "document", "updated_at"])
+        PipelineVersion.objects.create(
+            pipeline=pipeline, number=pipeline.version, document=normalized,
+            imported_metadata=metadata, created_by=_user(user),
+        )
+        _write_rows(pipeline, normalized)
+        return SaveResult(pipeline, created=False, changed=True, warnings=warnings)
+
+
+def pipeline_delete(*, pipeline: Pipeline) -> None:
+    """Delete a pipeline with its versions (executions go with it, by cascade)."""
+    pipeline.delete()
+
+
+def pipeline_export(*, pipeline: Pipeline, version: int | None = None) -> dict:
+    """The definition document as ``get-pipeline`` shows it: ``{"pipeline": …, "metadata": …}``."""
+    if version is None or version == pipeline.version:
+        doc, number = pipeline.document, pipeline.version
+        created = pipeline.versions.filter(number=number).values_list("created_at", flat=True)
+        updated = created.first() or pipeline.updated_at
+    else:
+        pv = pipeline.versions.get(number=version)
+        doc, number, updated = pv.document, pv.number, pv.created_at
+    return {
+        "pipeline": documents.with_version(doc, number),
+        "metadata": {
+            "created": pipeline.created_at.isoformat(),
+            "updated": updated.isoformat(),
+        },
+    }
+
+
+def document_from_rows(pipeline: Pipeline) -> dict:
+    """Rebuild the document from the Stage/Action rows (after an edit in the admin).
+
+    Top-level fields the rows do not hold (roleArn, variables, triggers, ...) are
+    taken from the current document.
+    """
+    doc = {k: v for k, v in pipeline.document.items() if k != "stages"}
+    doc["name"] = pipeline.name
+    doc["executionMode"] = pipeline.execution_mode
+    doc["stages"] = []
+    for stage in pipeline.stages.order_by("position").prefetch_related("actions"):
+        actions = []
+        for action in sorted(stage.actions.all(), key=lambda a: (a.position, a.pk or 0)):
+            body = dict(action.extras)
+            body.update({
+                "name": action.name,
+                "actionTypeId": {
+                    "category": action.category, "owner": action.owner,
+                    "provider": action.provider, "version": action.provider_version,
+                },
+                "runOrder": action.run_order,
+                "configuration": action.configuration,
+                "inputArtifacts": action.input_artifacts,
+                "outputArtifacts": action.output_artifacts,
+            })
+            for key, value in (("namespace", action.namespace),
+                               ("timeoutInMinutes", action.timeout_in_minutes),
+                               ("commands", action.commands),
+                               ("environmentVariables", action.environment_variables)):
+                if value not in (None, "", []):
+                    body[key] = value
+            actions.append(body)
+        doc["stages"].append({**stage.extras, "name": stage.name, "actions": actions})
+    return doc
+
+
+_ACTION_KNOWN = {"name", "actionTypeId", "runOrder", "configuration", "inputArtifacts",
+                 "outputArtifacts", "namespace", "timeoutInMinutes", "commands",
+                 "environmentVariables"}
+
+
+def _write_rows(pipeline: Pipeline, doc: dict) -> None:
+    """Rewrite the Stage/Action projection of ``doc``; stages keep their transition state."""
+    existing = {s.name: s for s in pipeline.stages.all()}
+    wanted = [s["name"] for s in doc["stages"]]
+    pipeline.stages.exclude(name__in=wanted).delete()
+    for position, stage_doc in enumerate(doc["stages"]):
+        stage = existing.get(stage_doc["name"])
+        extras = {k: v for k, v in stage_doc.items() if k not in ("name", "actions")}
+        if stage is None:
+            stage = Stage.objects.create(
+                pipeline=pipeline, name=stage_doc["name"], position=position, extras=extras
+            )
+        else:
+            stage.position, stage.extras = position, extras
+            stage.save(update_fields=["position", "extras"])
+            stage.actions.all().delete()
+        Action.objects.bulk_create([
+            Action(
+                stage=stage,
+                name=a["name"],
+                position=i,
+                category=a["actionTypeId"]["category"],
+                owner=a["actionTypeId"].get("owner", "Custom"),
+                provider=a["actionTypeId"]["provider"],
+                provider_version=a["actionTypeId"].get("version", "1"),
+                run_order=a["runOrder"],
+                configuration=a["configuration"],
+                input_artifacts=a["inputArtifacts"],
+                output_artifacts=a["outputArtifacts"],
+                namespace=a.get("namespace", ""),
+                timeout_in_minutes=a.get("timeoutInMinutes"),
+                commands=a.get("commands", []),
+                environment_variables=a.get("environmentVariables", []),
+                extras={k: v for k, v in a.items() if k not in _ACTION_KNOWN},
+            )
+            for i, a in enumerate(stage_doc["actions"])
+        ])
+
+
+def stage_transition_set(*, stage: Stage, enabled: bool, reason: str = "", user=None) -> bool:
+    """Enable or disable the transition into a stage; True if it changed.
+
+    Called by ``executions.services``, which then lets an inbound execution in.
+    """
+    if not enabled and not reason.strip():
+        raise DefinitionInvalid([Problem("reason", "a reason is required to disable a "
+                                         "transition")])
+    changed = Stage.objects.filter(pk=stage.pk, transition_enabled=not enabled).update(
+        transition_enabled=enabled,
+        transition_disabled_reason="" if enabled else reason.strip()[:300],
+        transition_changed_by=getattr(user, "username", "") or "",
+        transition_changed_at=timezone.now(),
+    )
+    stage.refresh_from_db()
+    return bool(changed)
+
+
+def _user(user):
+    return user if getattr(user, "is_authenticated", False) else None
