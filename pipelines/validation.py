@@ -106,7 +106,8 @@ class _Validator:
             self.add("executionMode", f'"{mode}" is not an execution mode: use '
                      + ", ".join(ExecutionMode.values))
         if "pipelineType" in doc and doc["pipelineType"] not in ("V1", "V2"):
-            self.add("pipelineType", f'"{doc["pipelineType"]}" is not a pipeline type: use V1 or V2')
+            self.add("pipelineType",
+                     f'"{doc["pipelineType"]}" is not a pipeline type: use V1 or V2')
         variables = self.variables(doc.get("variables", []))
         stages = doc.get("stages")
         if stages is None:
@@ -196,7 +197,7 @@ class _Validator:
             group = [e for e in entries if e[3] == run_order]
             made_here: dict[str, str] = {}
             ns_here: dict[str, str] = {}
-            for a, path, action, _, category in group:
+            for _a, path, action, _, category in group:
                 self.action_body(path, action, category, variables, produced, namespaces)
                 for o, out in enumerate(self.artifacts(f"{path}.outputArtifacts",
                                                        action.get("outputArtifacts", []),

@@ -1,0 +1,68 @@
+"""Shared fixtures: personas for access control and a factory for definitions."""
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import definition  # noqa: F401  (re-exported for tests)
+
+
+def _user(username: str, group: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-" + username, **extra)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def owner(db) -> User:
+    """Defines pipelines (group "owners")."""
+    return _user("olivia", "owners", is_staff=True)
+
+
+@pytest.fixture
+def operator(db) -> User:
+    """Runs pipelines but cannot edit their definitions (group "operators")."""
+    return _user("oscar", "operators")
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    """Looks only (group "viewers")."""
+    return _user("vera", "viewers")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    """Signed in, in no group: may see nothing."""
+    return _user("otto")
+
+
+@pytest.fixture
+def api():
+    """``api(user)`` is an APIClient authenticated with the user's token (None: anonymous)."""
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    """Artifacts, logs and workspaces of each test live in its own temporary folder."""
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    settings.LOG_ROOT = tmp_path / "logs"
+    settings.WORKSPACE_ROOT = tmp_path / "workspaces"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "artifacts")},
+        },
+    }
