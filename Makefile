@@ -1,0 +1,37 @@
+# Conveyor: `make run` serves everything on http://127.0.0.1:8000, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test test-fast lint check bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py ensure_superuser
+	PORT=$(PORT) $(PY) manage.py serve
+
+# The whole suite: everything but the browser tests, then the browser tests in
+# their own process (Playwright's sync API and pytest-asyncio cannot share one).
+test: $(VENV)/.installed
+	$(PY) manage.py check --fail-level WARNING
+	$(PY) manage.py makemigrations --check --dry-run -v0
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -m "not e2e"
+	$(VENV)/bin/pytest -m e2e; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/pytest -m "not e2e" -x
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
