@@ -18,6 +18,54 @@ class DocumentError(ValueError):
     """The text is not a JSON or YAML object."""
 
 
+class _YAMLLoader(yaml.SafeLoader):
+    """Safe YAML that yields only what JSON can hold.
+
+    Dates stay strings (``2024-01-01`` would otherwise become a ``date``, which a
+    JSON column cannot store and an export would not give back).
+    """
+
+
+_YAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _reject_constant(name: str):
+    raise DocumentError(f"{name} is not a number JSON allows")
+
+
+def _check_json_values(data: Any, path: str = "") -> None:
+    """Refuse what JSON cannot represent: non-string keys, NaN and infinities."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise DocumentError(f"{path or 'the document'}: key {key!r} is not a string")
+            _check_json_values(value, f"{path}.{key}" if path else key)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_json_values(value, f"{path}[{i}]")
+    elif isinstance(data, float) and (data != data or data in (float("inf"), float("-inf"))):
+        raise DocumentError(f"{path or 'the document'}: {data} is not a number JSON allows")
+    elif not isinstance(data, str | int | float | bool | type(None)):
+        raise DocumentError(f"{path or 'the document'}: a {type(data).__name__} value is not "
+                            "allowed; quote it to make it a string")
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text into JSON-compatible data (raises ``DocumentError``)."""
+    try:
+        data = yaml.load(text, Loader=_YAMLLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise DocumentError(f"not valid JSON or YAML{where}: {problem}") from exc
+    _check_json_values(data)
+    return data
+
+
 def parse_text(text: str | bytes) -> Any:
     """Parse JSON or YAML text (YAML is a superset of JSON, JSON is tried first)."""
     if isinstance(text, bytes):
@@ -26,16 +74,10 @@ def parse_text(text: str | bytes) -> Any:
         except UnicodeDecodeError as exc:
             raise DocumentError("the document is not UTF-8 text") from exc
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError:
         pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise DocumentError(f"not valid JSON or YAML{where}: {problem}") from exc
+    return parse_yaml(text)
 
 
 def unwrap(data: Any) -> tuple[Any, dict | None]:

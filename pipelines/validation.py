@@ -209,8 +209,11 @@ class _Validator:
                     else:
                         made_here[out] = path
                 ns = action.get("namespace")
-                if ns is not None and self.name(f"{path}.namespace", ns, NAMESPACE_RE,
-                                                "letters, digits and @ _ - only"):
+                # An explicit null is refused rather than skipped: the row has no NULL.
+                if "namespace" in action and self.expect(
+                    f"{path}.namespace", ns, str, "a string"
+                ) and self.name(f"{path}.namespace", ns, NAMESPACE_RE,
+                                "letters, digits and @ _ - only"):
                     if ns == "codepipeline" or ns == "variables":
                         self.add(f"{path}.namespace", f'"{ns}" is reserved')
                     elif ns in namespaces or ns in ns_here:
@@ -301,8 +304,9 @@ class _Validator:
             else:
                 known = providers.providers_for(category)
                 self.add(f"{path}.actionTypeId.provider",
-                         f'"{provider}" is not a provider of category {category}: use '
-                         + (", ".join(known) if known else "none is installed"))
+                         f'"{provider}" is not a provider of category {category}: '
+                         + (f'use {", ".join(known)}' if known
+                            else "no provider of this category is installed"))
             return
         for rel, message in spec.check(action):
             self.add(f"{path}.{rel}" if rel else path, message)
@@ -373,10 +377,12 @@ class _Validator:
     def triggers(self, value: Any, stages: list) -> None:
         if not self.expect("triggers", value, list, "a list"):
             return
+        # Only string names: a malformed name (a list, an object) is reported where
+        # it stands and must not make this set unhashable.
         sources = {
             a.get("name")
             for st in stages[:1] if isinstance(st, dict) and isinstance(st.get("actions"), list)
-            for a in st["actions"] if isinstance(a, dict)
+            for a in st["actions"] if isinstance(a, dict) and isinstance(a.get("name"), str)
         }
         for i, trig in enumerate(value):
             path = f"triggers[{i}]"
@@ -391,6 +397,9 @@ class _Validator:
             src = git.get("sourceActionName")
             if src is None:
                 self.add(f"{path}.gitConfiguration.sourceActionName", "is required")
+            elif not self.expect(f"{path}.gitConfiguration.sourceActionName", src, str,
+                                 "a string"):
+                pass
             elif src not in sources:
                 self.add(f"{path}.gitConfiguration.sourceActionName",
                          f'"{src}" is not a source action of the first stage')

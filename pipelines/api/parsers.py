@@ -1,8 +1,13 @@
-"""YAML request bodies: a definition document may be sent as YAML."""
+"""YAML request bodies: a definition document may be sent as YAML.
 
-import yaml
+The YAML is read as JSON-compatible data (dates stay strings, NaN and non-string
+keys are refused), the same way ``manage.py import_pipeline`` and the admin read it.
+"""
+
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
+
+from pipelines.documents import DocumentError, parse_yaml
 
 
 class YAMLParser(BaseParser):
@@ -10,9 +15,13 @@ class YAMLParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return yaml.safe_load(stream.read().decode("utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ParseError(f"not valid YAML: {exc}") from exc
+            text = stream.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError("the YAML body is not UTF-8 text") from exc
+        try:
+            return parse_yaml(text)
+        except DocumentError as exc:
+            raise ParseError(str(exc)) from exc
 
 
 class TextYAMLParser(YAMLParser):
