@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from pipelines.services import DefinitionInvalid
+from pipelines.services import DefinitionInvalid, PipelineNotFound
 
 
 class Conflict(exceptions.APIException):
@@ -54,7 +54,9 @@ def problems_body(problems) -> dict:
 def exception_handler(exc, context):
     if isinstance(exc, DefinitionInvalid):
         return Response(problems_body(exc.problems), status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, Http404):
+    if isinstance(exc, PipelineNotFound):
+        exc = exceptions.NotFound(f'No pipeline is named "{exc}".')
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)

@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from pipelines.api import views
+
+urlpatterns = [
+    path("pipelines/", views.PipelineListApi.as_view(), name="api-pipeline-list"),
+    path("pipelines/<str:name>/", views.PipelineDetailApi.as_view(), name="api-pipeline-detail"),
+    path("pipelines/<str:name>/versions/", views.PipelineVersionListApi.as_view(),
+         name="api-pipeline-version-list"),
+    path("pipelines/<str:name>/versions/<int:number>/", views.PipelineVersionDetailApi.as_view(),
+         name="api-pipeline-version-detail"),
+]

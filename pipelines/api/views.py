@@ -1,0 +1,171 @@
+"""The pipelines API: thin views over ``pipelines.services``.
+
+Lists are most recently changed first (``?ordering=name`` sorts by name). A
+definition is sent as JSON or YAML, bare or wrapped as ``get-pipeline`` output,
+and answered in ``get-pipeline``'s shape.
+"""
+
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from pipelines import services
+from pipelines.api.filters import PipelineFilter
+from pipelines.api.parsers import TextYAMLParser, XYAMLParser, YAMLParser
+from pipelines.api.permissions import PipelinePermissions
+from pipelines.api.serializers import (
+    DefinitionInput,
+    ErrorSerializer,
+    PipelineDocumentSerializer,
+    PipelineSavedSerializer,
+    PipelineSummarySerializer,
+    PipelineVersionSummarySerializer,
+)
+from pipelines.models import Pipeline, PipelineVersion
+
+DEFINITION_PARSERS = [JSONParser, YAMLParser, TextYAMLParser, XYAMLParser]
+
+NAME_PARAMETER = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The pipeline's name."
+)
+ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
+    403: OpenApiResponse(ErrorSerializer, description="Missing permission."),
+}
+VALIDATION_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="The definition was refused: every "
+                         "problem with its JSON path."),
+    **ERRORS,
+}
+
+
+def _saved_body(result: services.SaveResult) -> dict:
+    body = services.pipeline_export(pipeline=result.pipeline)
+    body["warnings"] = [p.as_dict() for p in result.warnings]
+    return body
+
+
+class PipelineListApi(generics.ListAPIView):
+    """``GET`` lists pipelines; ``POST`` creates one from a definition document."""
+
+    queryset = Pipeline.objects.annotate(stage_count=Count("stages")).order_by(
+        "-updated_at", "name"
+    )
+    serializer_class = PipelineSummarySerializer
+    filterset_class = PipelineFilter
+    permission_classes = [PipelinePermissions]
+    parser_classes = DEFINITION_PARSERS
+
+    @extend_schema(summary="List pipelines", responses={200: PipelineSummarySerializer(many=True),
+                                                        **ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Create a pipeline",
+        request=DefinitionInput,
+        responses={201: PipelineSavedSerializer, **VALIDATION_ERRORS},
+    )
+    def post(self, request):
+        result = services.pipeline_save(document=request.data, user=request.user, create=True)
+        return Response(_saved_body(result), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[NAME_PARAMETER])
+class PipelineDetailApi(generics.GenericAPIView):
+    """One pipeline's definition: read, replace, delete."""
+
+    queryset = Pipeline.objects.all()
+    permission_classes = [PipelinePermissions]
+    parser_classes = DEFINITION_PARSERS
+    serializer_class = PipelineDocumentSerializer
+    http_method_names = ["get", "put", "delete", "head", "options"]
+
+    def get_pipeline(self, name: str) -> Pipeline:
+        return get_object_or_404(Pipeline, name=name)
+
+    @extend_schema(
+        summary="Get a pipeline's definition",
+        parameters=[OpenApiParameter("version", OpenApiTypes.INT, description=(
+            "An earlier version's number (default: the current version)."))],
+        responses={200: PipelineDocumentSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def get(self, request, name):
+        pipeline = self.get_pipeline(name)
+        version = request.query_params.get("version")
+        if version is not None:
+            try:
+                version = int(version)
+            except ValueError:
+                raise ValidationError({"version": ["must be a whole number"]}) from None
+        return Response(_export(pipeline, version))
+
+    @extend_schema(
+        summary="Replace a pipeline's definition",
+        description="A document equal to the current one saves nothing and keeps the version.",
+        request=DefinitionInput,
+        responses={200: PipelineSavedSerializer, 404: ErrorSerializer, **VALIDATION_ERRORS},
+    )
+    def put(self, request, name):
+        self.get_pipeline(name)
+        result = services.pipeline_save(
+            document=request.data, user=request.user, name=name, create=False
+        )
+        return Response(_saved_body(result))
+
+    @extend_schema(summary="Delete a pipeline",
+                   responses={204: None, 404: ErrorSerializer, **ERRORS})
+    def delete(self, request, name):
+        services.pipeline_delete(pipeline=self.get_pipeline(name))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _export(pipeline: Pipeline, version: int | None) -> dict:
+    try:
+        return services.pipeline_export(pipeline=pipeline, version=version)
+    except PipelineVersion.DoesNotExist:
+        raise NotFound(f'Pipeline "{pipeline.name}" has no version {version}.') from None
+
+
+@extend_schema(parameters=[NAME_PARAMETER])
+class PipelineVersionListApi(generics.ListAPIView):
+    """A pipeline's versions, newest first."""
+
+    serializer_class = PipelineVersionSummarySerializer
+    permission_classes = [PipelinePermissions]
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return PipelineVersion.objects.none()
+        pipeline = get_object_or_404(Pipeline, name=self.kwargs["name"])
+        return pipeline.versions.select_related("pipeline", "created_by").order_by("-number")
+
+    @extend_schema(summary="List a pipeline's versions",
+                   responses={200: PipelineVersionSummarySerializer(many=True),
+                              404: ErrorSerializer, **ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+@extend_schema(parameters=[
+    NAME_PARAMETER,
+    OpenApiParameter("number", OpenApiTypes.INT, OpenApiParameter.PATH,
+                     description="The version's number."),
+])
+class PipelineVersionDetailApi(generics.GenericAPIView):
+    """One earlier (or the current) version of a definition."""
+
+    queryset = Pipeline.objects.all()
+    serializer_class = PipelineDocumentSerializer
+    permission_classes = [PipelinePermissions]
+
+    @extend_schema(summary="Get one version of a pipeline's definition",
+                   responses={200: PipelineDocumentSerializer, 404: ErrorSerializer, **ERRORS})
+    def get(self, request, name, number):
+        return Response(_export(get_object_or_404(Pipeline, name=name), number))
