@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ExecutionsConfig(AppConfig):
     name = "executions"
     verbose_name = "Executions"
+
+    def ready(self) -> None:
+        # Register the built-in runners (and their configuration checkers into
+        # pipelines.providers, which validation consults).
+        from executions.runners import load_builtin
+
+        load_builtin()

@@ -1,0 +1,405 @@
+"""Executions: what happened when a pipeline ran.
+
+A ``PipelineExecution`` traverses the stages of the ``PipelineVersion`` it
+pinned at start. Each entry into a stage is a ``StageExecution`` and each try of
+an action an ``ActionExecution`` (one row per attempt, earlier attempts kept).
+``Artifact`` rows name the immutable, content-addressed file sets actions
+produce; ``SourceRevision`` the revision each source action resolved;
+``ExecutionEvent`` is the append-only record of every status change.
+
+Only ``executions.engine`` writes the ``status`` fields, through one
+compare-and-set helper that also appends the event (DESIGN.md rule 11).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from executions.choices import (
+    ActionExecutionStatus,
+    EventKind,
+    ExecutionType,
+    PipelineExecutionStatus,
+    RetryMode,
+    StageExecutionStatus,
+    TriggerType,
+    WaitingReason,
+)
+from pipelines.models import Pipeline, PipelineVersion
+
+_LOCKING = sorted(StageExecutionStatus.ACTIVE)
+
+
+class PipelineExecution(models.Model):
+    """One traversal of a pipeline's stages, pinned to the version it started on.
+
+    ``number`` is the per-pipeline ordinal people read (#42); ``execution_id``
+    the UUID the API shows; the integer primary key never leaves the server.
+    While the execution waits at the gate of a stage (rule 2) it is that stage's
+    *inbound execution*: ``inbound_stage_name`` is set, with since when and why.
+    """
+
+    execution_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="executions")
+    number = models.PositiveIntegerField()
+    pipeline_version = models.ForeignKey(
+        PipelineVersion, on_delete=models.CASCADE, related_name="executions"
+    )
+    # The mode the pipeline had when this execution started; a later edit of the
+    # pipeline's mode applies to later executions only.
+    execution_mode = models.CharField(max_length=16)
+    execution_type = models.CharField(
+        max_length=16, choices=ExecutionType.choices, default=ExecutionType.STANDARD
+    )
+    rollback_target = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
+    )
+    # The stage a ROLLBACK execution runs again (it runs only that one).
+    rollback_stage_name = models.CharField(max_length=100, blank=True)
+
+    trigger_type = models.CharField(max_length=32, choices=TriggerType.choices)
+    trigger_detail = models.CharField(max_length=1000, blank=True)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # StartPipelineExecution's idempotency token: a repeated start with the same
+    # token answers the execution it already started.
+    client_request_token = models.CharField(max_length=128, blank=True)
+
+    status = models.CharField(
+        max_length=16, choices=PipelineExecutionStatus.choices,
+        default=PipelineExecutionStatus.IN_PROGRESS,
+    )
+    status_summary = models.CharField(max_length=2000, blank=True)
+    # Pipeline variables, defaults overridden at start: {"name": "value"}.
+    variables = models.JSONField(default=dict, blank=True)
+    # sourceRevisions given at start: [{"actionName", "revisionType", "revisionValue"}].
+    source_revision_overrides = models.JSONField(default=list, blank=True)
+    superseded_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="supersedes"
+    )
+
+    inbound_stage_name = models.CharField(max_length=100, blank=True)
+    inbound_since = models.DateTimeField(null=True, blank=True)
+    inbound_reason = models.CharField(max_length=32, choices=WaitingReason.choices, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pipeline", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "number"], name="executions_pipelineexecution_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["pipeline", "client_request_token"],
+                condition=~Q(client_request_token=""),
+                name="executions_pipelineexecution_unique_token",
+            ),
+        ]
+        indexes = [
+            # "The inbound executions waiting at stage S of pipeline P, oldest
+            # first" — asked at every stage boundary and whenever a stage unlocks.
+            models.Index(
+                fields=["pipeline", "inbound_stage_name", "number"],
+                condition=~Q(inbound_stage_name=""),
+                name="executions_pe_inbound_idx",
+            ),
+            # "The active executions of pipeline P" (dashboard, pipeline state).
+            models.Index(
+                fields=["pipeline", "number"],
+                condition=Q(status__in=sorted(PipelineExecutionStatus.ACTIVE)),
+                name="executions_pe_active_idx",
+            ),
+        ]
+        permissions = [
+            ("start_pipelineexecution", "Can start executions"),
+            ("stop_pipelineexecution", "Can stop executions"),
+            ("retry_pipelineexecution", "Can retry a stage of an execution"),
+            ("rollback_pipelineexecution", "Can roll a stage back to an earlier execution"),
+            ("toggle_transition", "Can disable and enable transitions"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} #{self.number}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in PipelineExecutionStatus.TERMINAL
+
+    @property
+    def document(self) -> dict:
+        """The pinned definition document."""
+        return self.pipeline_version.document
+
+
+class StageExecution(models.Model):
+    """One entry of an execution into a stage (a retry is a new row, ``attempt`` + 1).
+
+    ``pipeline`` and ``stage_name`` are copied from the execution and its pinned
+    document so the database itself can lock the stage (rule 1): at most one
+    *locking* row per (pipeline, stage) may be InProgress or Stopping. Rows of
+    PARALLEL executions have ``locking`` False and lock nothing.
+    """
+
+    execution = models.ForeignKey(
+        PipelineExecution, on_delete=models.CASCADE, related_name="stage_executions"
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    stage_name = models.CharField(max_length=100)
+    # Position of the stage in the pinned document (0 = the source stage).
+    stage_index = models.PositiveSmallIntegerField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    retry_mode = models.CharField(max_length=16, choices=RetryMode.choices, blank=True)
+    locking = models.BooleanField(default=True)
+    status = models.CharField(
+        max_length=16, choices=StageExecutionStatus.choices,
+        default=StageExecutionStatus.IN_PROGRESS,
+    )
+    status_summary = models.CharField(max_length=2000, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["execution", "stage_index", "attempt"]
+        constraints = [
+            # The stage lock. No code path, buggy or not, can put two executions in
+            # one stage: the second INSERT (or status change) fails.
+            models.UniqueConstraint(
+                fields=["pipeline", "stage_name"],
+                condition=Q(status__in=_LOCKING, locking=True),
+                name="executions_stageexecution_stage_lock",
+            ),
+            models.UniqueConstraint(
+                fields=["execution", "stage_name", "attempt"],
+                name="executions_stageexecution_unique_attempt",
+            ),
+        ]
+        indexes = [
+            # "The latest execution in stage S of pipeline P" (pipeline state) and
+            # "did an execution newer than #n enter stage S" (retry, rule 8).
+            models.Index(fields=["pipeline", "stage_name", "-id"],
+                         name="executions_se_stage_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution} / {self.stage_name} (attempt {self.attempt})"
+
+
+class ActionExecution(models.Model):
+    """One try of one action in a stage execution.
+
+    Created InProgress when the engine decides the action starts; a worker then
+    *claims* it (``worker`` set, ``started_at``, lease) and runs it. A running
+    action holds a lease its worker renews; the sweeper fails one whose lease
+    expired ("worker lost") or whose ``deadline_at`` passed ("timed out").
+    ``configuration`` is the action document with its variable references
+    resolved at claim time, exactly what the runner received.
+    """
+
+    action_execution_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    execution = models.ForeignKey(
+        PipelineExecution, on_delete=models.CASCADE, related_name="action_executions"
+    )
+    stage_execution = models.ForeignKey(
+        StageExecution, on_delete=models.CASCADE, related_name="action_executions"
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    stage_name = models.CharField(max_length=100)
+    action_name = models.CharField(max_length=100)
+    category = models.CharField(max_length=16)
+    owner = models.CharField(max_length=16, default="Custom")
+    provider = models.CharField(max_length=100)
+    run_order = models.PositiveSmallIntegerField(default=1)
+    namespace = models.CharField(max_length=100, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+
+    status = models.CharField(
+        max_length=16, choices=ActionExecutionStatus.choices,
+        default=ActionExecutionStatus.IN_PROGRESS,
+    )
+    summary = models.CharField(max_length=2000, blank=True)
+    external_url = models.URLField(max_length=2000, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    # A secret an outside party presents to complete a waiting action (an
+    # approval's token, an Invoke webhook's job token).
+    token = models.CharField(max_length=64, blank=True)
+    configuration = models.JSONField(default=dict, blank=True)
+    output_variables = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    timeout_minutes = models.PositiveIntegerField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when the runner answered "Waiting": the action completes later from
+    # outside (approval decision, webhook callback); no worker holds it.
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    pgid = models.IntegerField(null=True, blank=True)
+    log_path = models.CharField(max_length=500, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["execution", "stage_execution", "run_order", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "stage_name", "action_name", "attempt"],
+                name="executions_actionexecution_unique_attempt",
+            ),
+        ]
+        indexes = [
+            # The sweeper: "InProgress actions whose lease expired" (worker lost,
+            # or a dispatch that never reached a worker).
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="InProgress"),
+                name="executions_ae_lease_idx",
+            ),
+            # The sweeper: "InProgress actions past their deadline" (rule 9).
+            models.Index(
+                fields=["deadline_at"],
+                condition=Q(status="InProgress"),
+                name="executions_ae_deadline_idx",
+            ),
+            # "The latest execution of action A in stage S of pipeline P"
+            # (pipeline state's actionStates).
+            models.Index(fields=["pipeline", "stage_name", "action_name", "-id"],
+                         name="executions_ae_action_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution} / {self.stage_name} / {self.action_name} #{self.attempt}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ActionExecutionStatus.TERMINAL
+
+
+class Artifact(models.Model):
+    """A named, immutable file set an action produced, stored once by content hash.
+
+    The content is a zip archive with sorted entries and fixed timestamps, so the
+    same files always hash the same; ``storage_name`` is its name in the
+    "artifacts" Django storage (``sha256/ab/<hash>.zip``). Two artifacts with the
+    same content share one stored file.
+    """
+
+    execution = models.ForeignKey(
+        PipelineExecution, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    name = models.CharField(max_length=100)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    file_count = models.PositiveIntegerField(default=0)
+    storage_name = models.CharField(max_length=300)
+    produced_by = models.ForeignKey(
+        ActionExecution, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["produced_by", "name"], name="executions_artifact_unique_output"
+            ),
+        ]
+        indexes = [
+            # "The latest artifact named N of execution E" (a downstream action's inputs).
+            models.Index(fields=["execution", "name", "-id"], name="executions_artifact_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("An Artifact is immutable once saved.")
+        super().save(*args, **kwargs)
+
+
+class SourceRevision(models.Model):
+    """The revision a source action resolved for an execution (``artifactRevisions``)."""
+
+    execution = models.ForeignKey(
+        PipelineExecution, on_delete=models.CASCADE, related_name="source_revisions"
+    )
+    action_name = models.CharField(max_length=100)
+    # The output artifact this revision describes (CodePipeline's artifactRevisions[].name).
+    artifact_name = models.CharField(max_length=100, blank=True)
+    revision_id = models.CharField(max_length=200)
+    revision_summary = models.CharField(max_length=2000, blank=True)
+    revision_url = models.URLField(max_length=2000, blank=True)
+    revision_change_identifier = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "action_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "action_name"],
+                name="executions_sourcerevision_unique_action",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_name}@{self.revision_id[:12]}"
+
+
+class ExecutionEvent(models.Model):
+    """An append-only record of one status change (or inbound wait, or transition change).
+
+    The primary key is the sequence number live consumers resume from. Every
+    transaction that writes events first locks its pipeline's row, so within
+    one pipeline the events commit in sequence order: a reader that saw
+    sequence N never later finds a committed event of that pipeline below N.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="events")
+    execution = models.ForeignKey(
+        PipelineExecution, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(max_length=24, choices=EventKind.choices)
+    stage_name = models.CharField(max_length=100, blank=True)
+    action_name = models.CharField(max_length=100, blank=True)
+    # The StageExecution / ActionExecution the event is about (ids, not FKs:
+    # the log outlives nothing, but it must never block a delete or a write).
+    stage_execution_id = models.BigIntegerField(null=True, blank=True)
+    action_execution_id = models.BigIntegerField(null=True, blank=True)
+    previous_status = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=16, blank=True)
+    summary = models.CharField(max_length=2000, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # "Events of pipeline P after sequence N" (pipeline websocket resume).
+            models.Index(fields=["pipeline", "id"], name="executions_event_pipeline_idx"),
+            # "Events of execution E after sequence N" (execution page, audit trail).
+            models.Index(fields=["execution", "id"], name="executions_event_execution_idx"),
+        ]
+
+    def __str__(self) -> str:
+        where = "/".join(x for x in (self.stage_name, self.action_name) if x)
+        return f"#{self.id} {self.kind} {where} {self.previous_status}->{self.status}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("ExecutionEvent is append-only.")
+        super().save(*args, **kwargs)

@@ -1,0 +1,236 @@
+"""The runner interface: how one action execution is carried out.
+
+A runner is a small class registered by (category, provider). A worker claims
+an action execution, builds a ``RunContext`` and calls ``run(ctx)``:
+
+- return ``Result`` — the action Succeeded (summary, output variables, link,
+  and for a source action the revision it resolved);
+- raise ``ActionFailed(summary)`` — an expected failure (non-zero exit,
+  rejection, bad input): the action Failed with that summary;
+- return ``Waiting`` — the action stays InProgress and is completed later from
+  outside through ``executions.engine.action_complete`` (an approval decision,
+  a webhook callback); no worker holds it meanwhile;
+- any other exception is a crash: the action Failed, the traceback stored.
+
+``cancel(ctx)`` is called when the action is abandoned or times out while the
+runner runs; the default kills the process group the runner recorded.
+``check(action_doc)`` validates the action's configuration for pipeline
+validation: it returns (relative path, message) pairs and must not touch the
+database or the network.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+from django.utils import timezone
+
+
+class ActionFailed(Exception):
+    """An expected failure; ``summary`` is what a person reads on the action."""
+
+    def __init__(self, summary: str, *, output_variables: dict | None = None,
+                 external_url: str = ""):
+        self.summary = summary
+        self.output_variables = output_variables or {}
+        self.external_url = external_url
+        super().__init__(summary)
+
+
+@dataclass
+class Revision:
+    """What a source action resolved (becomes a SourceRevision row)."""
+
+    revision_id: str
+    summary: str = ""
+    url: str = ""
+    change_identifier: str = ""
+    artifact_name: str = ""
+
+
+@dataclass
+class Result:
+    """A successful action: the engine stores it and the outputs in ``ctx.output_dirs``."""
+
+    summary: str = ""
+    output_variables: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    external_id: str = ""
+    revision: Revision | None = None
+
+
+@dataclass
+class Waiting:
+    """The action completes later from outside (see ``engine.action_complete``).
+
+    ``token`` is the secret the outside party presents; the engine generates
+    one when it is None.
+    """
+
+    summary: str = ""
+    external_url: str = ""
+    external_id: str = ""
+    token: str | None = None
+
+
+class LogWriter:
+    """The action's live log: timestamped lines appended to a file under LOG_ROOT.
+
+    Every write is flushed, so the log API can read it while the action runs.
+    Thread-safe (a runner may pump stdout and stderr from two threads).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._lock = threading.Lock()
+        self._partial = ""
+
+    def _stamp(self) -> str:
+        return timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+    def write(self, text: str) -> None:
+        """Append text; every complete line gets a timestamp."""
+        with self._lock:
+            text = self._partial + text
+            lines = text.split("\n")
+            self._partial = lines.pop()
+            if lines:
+                stamp = self._stamp()
+                self._file.write("".join(f"{stamp} {line}\n" for line in lines))
+                self._file.flush()
+
+    def line(self, message: str) -> None:
+        self.write(message.rstrip("\n") + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._partial:
+                self._file.write(f"{self._stamp()} {self._partial}\n")
+                self._partial = ""
+            self._file.close()
+
+
+@dataclass
+class RunContext:
+    """Everything a runner may use; the runner touches nothing else of the engine.
+
+    ``action`` is the action document with every ``#{...}`` reference resolved
+    (``configuration``, ``commands``, ``environmentVariables``, ...).
+    ``variables`` holds the resolved variables by reference name
+    (``"codepipeline.PipelineExecutionId"``, ``"variables.env"``,
+    ``"SourceVariables.CommitId"``). ``input_dirs`` maps each input artifact
+    name to a directory holding its extracted files; ``output_dirs`` an empty
+    directory per output artifact, whose files become the artifact.
+    """
+
+    pipeline_name: str
+    pipeline_execution_id: str
+    execution_number: int
+    pipeline_version: int
+    stage_name: str
+    action_name: str
+    action_execution_id: str
+    attempt: int
+    category: str
+    provider: str
+    action: dict[str, Any]
+    variables: dict[str, str]
+    input_dirs: dict[str, Path]
+    output_dirs: dict[str, Path]
+    workspace: Path
+    log: LogWriter
+    deadline: datetime | None = None
+    # sourceRevisions override given at start for this source action, if any:
+    # {"actionName", "revisionType", "revisionValue"}.
+    source_override: dict | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop_reason: str = field(default="", repr=False)
+    _process_groups: list[int] = field(default_factory=list, repr=False)
+    _on_process: Any = field(default=None, repr=False)
+
+    @property
+    def configuration(self) -> dict[str, str]:
+        return self.action.get("configuration") or {}
+
+    def should_stop(self) -> bool:
+        """True once the action was abandoned, timed out or lost its lease: stop now."""
+        return self._stop.is_set()
+
+    @property
+    def stop_reason(self) -> str:
+        return self._stop_reason
+
+    def wait_stop(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if told to stop meanwhile."""
+        return self._stop.wait(max(0.0, seconds))
+
+    def remaining_seconds(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return (self.deadline - timezone.now()).total_seconds()
+
+    def set_process_group(self, pgid: int) -> None:
+        """Record a child process group (started with ``start_new_session=True``).
+
+        Stop-and-abandon and timeouts kill the whole group, grandchildren included.
+        """
+        self._process_groups.append(pgid)
+        if self._on_process is not None:
+            self._on_process(pgid)
+
+    def clear_process_group(self, pgid: int) -> None:
+        if pgid in self._process_groups:
+            self._process_groups.remove(pgid)
+
+    def request_stop(self, reason: str) -> None:
+        """Called by the worker (abandon, timeout, lost lease)."""
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    def kill_process_groups(self, sig: int = signal.SIGKILL) -> None:
+        for pgid in list(self._process_groups):
+            kill_process_group(pgid, sig)
+
+
+def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Signal a whole process group; False if it is already gone."""
+    if not pgid or pgid <= 1 or pgid == os.getpgid(0):
+        return False
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+class Runner:
+    """Base class of action runners; subclasses set ``provider`` and ``categories``."""
+
+    provider: ClassVar[str] = ""
+    categories: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    # The timeout when the action sets no timeoutInMinutes (rule 9).
+    default_timeout_minutes: ClassVar[int] = 60
+    # False for runners that only start something and answer Waiting (they
+    # need no process of their own while they wait).
+    runs_processes: ClassVar[bool] = True
+
+    def check(self, action_doc: dict) -> list[tuple[str, str]]:
+        """Problems of the action's configuration as (relative path, message)."""
+        return []
+
+    def run(self, ctx: RunContext) -> Result | Waiting:
+        raise NotImplementedError
+
+    def cancel(self, ctx: RunContext) -> None:
+        """Stop a running action at once (abandon, timeout): kill its process groups."""
+        ctx.kill_process_groups(signal.SIGKILL)

@@ -1,0 +1,28 @@
+"""Signals the engine sends, after the transaction that caused them commits.
+
+Other apps listen to these instead of being imported by ``executions``
+(imports point one way: approvals -> executions -> pipelines).
+
+- ``action_ended(sender, action_execution, status, summary)``: every action
+  execution that ended (Succeeded, Failed, Abandoned), however it ended —
+  finished by its runner, completed from outside, abandoned by a stop,
+  timed out, lost by its worker, or abandoned because its execution was
+  superseded. The approvals app closes a pending ApprovalRequest here.
+- ``action_abandoned(sender, action_execution, reason, superseded_by)``: an
+  action was Abandoned (stop-and-abandon, or rule 10: a waiting approval of an
+  execution that a newer one superseded; ``superseded_by`` is then that newer
+  PipelineExecution, else None).
+- ``execution_superseded(sender, execution, superseded_by)``: an execution
+  ended Superseded (rule 3 or rule 10).
+- ``events_appended(sender, pipeline_id, execution_ids, last_event_id)``: new
+  ExecutionEvent rows were committed (the live dashboard's doorbell).
+
+``sender`` is always the ``executions.engine`` module.
+"""
+
+from django.dispatch import Signal
+
+action_ended = Signal()
+action_abandoned = Signal()
+execution_superseded = Signal()
+events_appended = Signal()
