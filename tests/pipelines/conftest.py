@@ -1,0 +1,60 @@
+"""Fixtures of the pipelines tests: known providers, registered for one test.
+
+Other apps register the real Git, Shell and Manual providers when they start;
+these tests must not depend on which of them have landed, nor on their rules,
+so each test that needs a provider registers a permissive one and the registry
+is restored afterwards.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines import providers
+
+# shared/ lies beside the repository (here and in CI's fresh clone).
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "codepipeline"
+
+
+def load_fixture(name: str):
+    return json.loads((FIXTURES / name).read_text())
+
+
+def _strict_checker(action: dict) -> list[tuple[str, str]]:
+    """A provider rule to see a provider's problems reported at their path."""
+    config = action.get("configuration") or {}
+    if "Forbidden" in config:
+        return [("configuration.Forbidden", "is not a setting of this provider")]
+    return []
+
+
+TEST_PROVIDERS = [
+    ("Source", "Git"),
+    ("Build", "Shell"),
+    ("Test", "Shell"),
+    ("Deploy", "Shell"),
+    ("Deploy", "Directory"),
+    ("Invoke", "Webhook"),
+    ("Approval", "Manual"),
+]
+
+
+@pytest.fixture
+def known_providers():
+    """Git, Shell, Directory, Webhook and Manual, with a permissive checker, for one test."""
+    saved = dict(providers._registry)
+    for category, name in TEST_PROVIDERS:
+        providers.register(category, name, _strict_checker, "registered by the pipelines tests")
+    yield TEST_PROVIDERS
+    providers._registry.clear()
+    providers._registry.update(saved)
+
+
+@pytest.fixture
+def no_providers():
+    """An empty registry, for one test."""
+    saved = dict(providers._registry)
+    providers._registry.clear()
+    yield
+    providers._registry.update(saved)
