@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "pipelines",
     "executions",
     "approvals",
+    "awsapi",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,214 @@
+"""Operations on definitions, over ``pipelines.services``."""
+
+from django.core import signing
+from django.db.models import OuterRef, Subquery
+
+from awsapi import errors
+from awsapi.operations import (
+    epoch,
+    field_int,
+    field_object,
+    field_string,
+    operation,
+    pipeline_arn,
+)
+from pipelines import providers
+from pipelines.models import Pipeline, PipelineVersion
+from pipelines.services import (
+    DefinitionInvalid,
+    PipelineNotFound,
+    pipeline_delete,
+    pipeline_export,
+    pipeline_save,
+)
+from pipelines.validation import errors as error_problems
+
+NAME = r"[A-Za-z0-9.@\-_]+"
+LIST_PIPELINES_DEFAULT = 100
+_TOKEN_SALT = "awsapi.ListPipelines.nextToken"
+
+
+def _not_found(name: str) -> errors.AwsError:
+    return errors.AwsError("PipelineNotFoundException",
+                           f"Pipeline with name '{name}' does not exist.")
+
+
+def _invalid_structure(exc: DefinitionInvalid) -> errors.AwsError:
+    problems = error_problems(exc.problems) or exc.problems
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    return errors.AwsError("InvalidStructureException",
+                           f"The pipeline definition has {count}: "
+                           + "; ".join(str(p) for p in problems))
+
+
+def _pipeline(name: str) -> Pipeline:
+    pipeline = Pipeline.objects.filter(name=name).first()
+    if pipeline is None:
+        raise _not_found(name)
+    return pipeline
+
+
+def _declaration(body: dict) -> dict:
+    document = field_object(body, "pipeline", required=True)
+    field_string(document, "name", required=True, pattern=NAME, max_length=100)
+    return document
+
+
+@operation("CreatePipeline", permission="pipelines.add_pipeline")
+def create_pipeline(caller, body: dict) -> dict:
+    # Tags are accepted (scripts written for AWS send them) but Conveyor keeps none.
+    document = _declaration(body)
+    try:
+        result = pipeline_save(document=document, user=caller.user, create=True)
+    except DefinitionInvalid as exc:
+        # pipeline_save refuses an existing name with a single problem at "name",
+        # after the document itself validated; AWS has its own exception for it.
+        problems = error_problems(exc.problems)
+        if (len(problems) == 1 and problems[0].path == "name"
+                and Pipeline.objects.filter(name=document["name"]).exists()):
+            raise errors.AwsError(
+                "PipelineNameInUseException",
+                f"A pipeline with the name '{document['name']}' already exists.",
+            ) from None
+        raise _invalid_structure(exc) from None
+    return {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
+
+
+@operation("GetPipeline", permission="pipelines.view_pipeline")
+def get_pipeline(caller, body: dict) -> dict:
+    name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
+    version = field_int(body, "version", minimum=1)
+    pipeline = _pipeline(name)
+    try:
+        exported = pipeline_export(pipeline=pipeline, version=version)
+    except PipelineVersion.DoesNotExist:
+        raise errors.AwsError(
+            "PipelineVersionNotFoundException",
+            f"Pipeline '{name}' has no version {version}: its versions are 1 to "
+            f"{pipeline.version}.",
+        ) from None
+    return {
+        "pipeline": exported["pipeline"],
+        "metadata": {
+            "pipelineArn": pipeline_arn(caller, pipeline.name),
+            "created": epoch(exported["metadata"]["created"]),
+            "updated": epoch(exported["metadata"]["updated"]),
+        },
+    }
+
+
+@operation("UpdatePipeline", permission="pipelines.change_pipeline")
+def update_pipeline(caller, body: dict) -> dict:
+    document = _declaration(body)
+    try:
+        result = pipeline_save(document=document, user=caller.user, create=False)
+    except PipelineNotFound:
+        raise _not_found(document["name"]) from None
+    except DefinitionInvalid as exc:
+        raise _invalid_structure(exc) from None
+    return {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
+
+
+@operation("DeletePipeline", permission="pipelines.delete_pipeline")
+def delete_pipeline(caller, body: dict) -> dict:
+    # As on AWS, deleting a pipeline that does not exist succeeds: the model
+    # declares no PipelineNotFoundException for DeletePipeline.
+    name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
+    pipeline = Pipeline.objects.filter(name=name).first()
+    if pipeline is not None:
+        pipeline_delete(pipeline=pipeline)
+    return {}
+
+
+@operation("ListPipelines", permission="pipelines.view_pipeline")
+def list_pipelines(caller, body: dict) -> dict:
+    """Pipelines by name; ``nextToken`` is the signed name of the last one sent."""
+    limit = field_int(body, "maxResults", minimum=1, maximum=1000) or LIST_PIPELINES_DEFAULT
+    token = field_string(body, "nextToken", max_length=2048)
+    pipelines = Pipeline.objects.order_by("name").annotate(
+        version_created_at=Subquery(
+            PipelineVersion.objects.filter(pipeline=OuterRef("pk"), number=OuterRef("version"))
+            .values("created_at")[:1]
+        )
+    )
+    if token is not None:
+        try:
+            after = signing.loads(token, salt=_TOKEN_SALT)
+        except signing.BadSignature:
+            raise errors.AwsError("InvalidNextTokenException",
+                                  "The nextToken was not returned by ListPipelines.") from None
+        pipelines = pipelines.filter(name__gt=after)
+    page = list(pipelines[: limit + 1])
+    answer = {
+        "pipelines": [
+            {
+                "name": p.name,
+                "version": p.version,
+                **({"pipelineType": p.document["pipelineType"]}
+                   if "pipelineType" in p.document else {}),
+                "executionMode": p.execution_mode,
+                "created": epoch(p.created_at),
+                "updated": epoch(p.version_created_at or p.updated_at),
+            }
+            for p in page[:limit]
+        ]
+    }
+    if len(page) > limit:
+        answer["nextToken"] = signing.dumps(page[limit - 1].name, salt=_TOKEN_SALT)
+    return answer
+
+
+# How many artifacts an action of each category takes and makes, as CodePipeline
+# publishes it per category; a provider may declare its own
+# (``input_artifacts``/``output_artifacts`` as (minimum, maximum)).
+_ARTIFACTS_BY_CATEGORY = {
+    "Source": ((0, 0), (1, 1)),
+    "Build": ((1, 5), (0, 5)),
+    "Test": ((1, 5), (0, 5)),
+    "Deploy": ((1, 5), (0, 0)),
+    "Approval": ((0, 0), (0, 0)),
+    "Invoke": ((0, 5), (0, 5)),
+}
+CONVEYOR_OWNER = "Custom"
+
+
+def _artifact_details(spec, side: str, default: tuple[int, int]) -> dict:
+    minimum, maximum = getattr(spec, f"{side}_artifacts", None) or default
+    return {"minimumCount": minimum, "maximumCount": maximum}
+
+
+@operation("ListActionTypes", permission="pipelines.view_pipeline")
+def list_action_types(caller, body: dict) -> dict:
+    """The providers that can run here (the registry), never the AWS-only ones.
+
+    Conveyor's providers are its own, so their owner is ``Custom``; the region
+    filter is accepted and has nothing to filter. All types fit in one answer,
+    so no ``nextToken`` is ever given out.
+    """
+    owner = field_string(body, "actionOwnerFilter")
+    if owner is not None and owner not in ("AWS", "ThirdParty", "Custom"):
+        raise errors.validation(
+            f"1 validation error detected: Value '{owner}' at 'actionOwnerFilter' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [AWS, ThirdParty, Custom]"
+        )
+    field_string(body, "regionFilter")
+    if field_string(body, "nextToken") is not None:
+        raise errors.AwsError("InvalidNextTokenException",
+                              "The nextToken was not returned by ListActionTypes.")
+    if owner not in (None, CONVEYOR_OWNER):
+        return {"actionTypes": []}
+    types = []
+    for spec in providers.all_specs():
+        inputs, outputs = _ARTIFACTS_BY_CATEGORY.get(spec.category, ((0, 5), (0, 5)))
+        action_type = {
+            "id": {"category": spec.category, "owner": CONVEYOR_OWNER,
+                   "provider": spec.provider, "version": "1"},
+            "settings": dict(getattr(spec, "settings", None) or {}),
+            "inputArtifactDetails": _artifact_details(spec, "input", inputs),
+            "outputArtifactDetails": _artifact_details(spec, "output", outputs),
+        }
+        properties = getattr(spec, "configuration_properties", None)
+        if properties:
+            action_type["actionConfigurationProperties"] = list(properties)
+        types.append(action_type)
+    return {"actionTypes": types}
