@@ -42,8 +42,9 @@ TEST_PROVIDERS = [
 
 @pytest.fixture
 def known_providers():
-    """Git, Shell, Directory, Webhook and Manual, with a permissive checker, for one test."""
+    """Only Git, Shell, Directory, Webhook and Manual, with a permissive checker, for one test."""
     saved = dict(providers._registry)
+    providers._registry.clear()
     for category, name in TEST_PROVIDERS:
         providers.register(category, name, _strict_checker, "registered by the pipelines tests")
     yield TEST_PROVIDERS
