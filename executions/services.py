@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError
 
 from executions import engine
 from executions.choices import ExecutionType, RetryMode, TriggerType
@@ -76,16 +76,26 @@ def execution_start(
         )
     resolved = _variables(document, variables)
     overrides = _source_overrides(document, source_revisions)
-    return engine.execution_create(
-        pipeline=pipeline,
-        version=version,
-        user=user,
-        trigger_type=trigger_type,
-        trigger_detail=trigger_detail,
-        variables=resolved,
-        source_revision_overrides=overrides,
-        client_request_token=client_request_token or "",
-    )
+    try:
+        return engine.execution_create(
+            pipeline=pipeline,
+            version=version,
+            user=user,
+            trigger_type=trigger_type,
+            trigger_detail=trigger_detail,
+            variables=resolved,
+            source_revision_overrides=overrides,
+            client_request_token=client_request_token or "",
+        )
+    except IntegrityError:
+        # Two starts with one token at once: the other one won; answer its execution.
+        if client_request_token:
+            existing = PipelineExecution.objects.filter(
+                pipeline=pipeline, client_request_token=client_request_token
+            ).first()
+            if existing is not None:
+                return existing
+        raise
 
 
 def execution_stop(
@@ -142,12 +152,9 @@ def transition_set(
             [("stageName", "the first stage has no inbound transition")],
         )
     try:
-        with transaction.atomic():
-            changed = pipeline_services.stage_transition_set(
-                stage=stage, enabled=enabled, reason=reason, user=user
-            )
-            if changed:
-                engine.transition_changed(pipeline, stage_name=stage_name, user=user)
+        changed = engine.transition_set(
+            pipeline, stage_name=stage_name, enabled=enabled, reason=reason, user=user
+        )
     except pipeline_services.DefinitionInvalid as exc:
         raise ExecutionInvalid(
             "A reason is required to disable a transition.",
