@@ -201,6 +201,9 @@ def verify(*, auth: Authorization, secret: str, method: str, path: str, query: s
        must match the real hash; an unsigned payload is refused).
     3. The signature matches, compared in constant time.
 
+    As on AWS, a captured request can be replayed within the skew window; every
+    operation that starts something takes a client token for that reason.
+
     ``headers`` has lower-case names.
     """
     if auth.service != SERVICE:

@@ -10,6 +10,7 @@ import json
 import logging
 import uuid
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -58,6 +59,8 @@ def _input(request: HttpRequest) -> dict:
     return data
 
 
+# CSRF-exempt is safe: the only credential accepted here is the SigV4 signature
+# in the request itself; a browser's session cookie is never looked at.
 @csrf_exempt
 def endpoint(request: HttpRequest) -> HttpResponse:
     request_id = str(uuid.uuid4())
@@ -69,6 +72,9 @@ def endpoint(request: HttpRequest) -> HttpResponse:
         name = _operation_name(request)
         result = operations.dispatch(name, caller, _input(request))
     except errors.AwsError as exc:
+        return _answer(exc.body(), exc.status, request_id, exc.code)
+    except RequestDataTooBig:
+        exc = errors.AwsError("ValidationException", "The request body is too large.", 413)
         return _answer(exc.body(), exc.status, request_id, exc.code)
     except Exception:
         logger.exception("awsapi request %s failed", request_id)

@@ -188,3 +188,20 @@ def test_validation_errors_use_aws_wording(live_server, owner):
     assert body == {"__type": "ValidationException",
                     "message": "1 validation error detected: Value 'null' at 'name' failed to "
                                "satisfy constraint: Member must not be null"}
+
+
+def test_a_body_over_the_upload_limit_is_refused_before_anything_runs(live_server, owner,
+                                                                      settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    key, secret = access_key_create(user=owner)
+    big = json.dumps({"name": "x" * 2000}).encode()
+    status, _, body = _raw(live_server, key.access_key_id, secret, target="GetPipeline",
+                           body=big)
+    assert status == 413 and body["__type"] == "ValidationException"
+
+
+def test_only_post_is_served(live_server):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(live_server.url + "/aws/")
+    assert caught.value.code == 405
+    assert json.loads(caught.value.read())["__type"] == "UnknownOperationException"
