@@ -133,6 +133,12 @@ def normalize_action(action: dict) -> dict:
     out["configuration"] = dict(action.get("configuration") or {})
     out["inputArtifacts"] = [dict(a) for a in action.get("inputArtifacts") or []]
     out["outputArtifacts"] = [dict(a) for a in action.get("outputArtifacts") or []]
+    # An empty list of commands or environment variables says nothing: dropped, so
+    # that the rows the admin edits (which cannot tell "empty" from "absent") give
+    # the same document back and an unchanged admin save is a no-op.
+    for key in ("commands", "environmentVariables"):
+        if out.get(key) == []:
+            del out[key]
     return _ordered(out, _ACTION_ORDER)
 
 
