@@ -1075,12 +1075,14 @@ def timed_out_summary(minutes: int | None) -> str:
 def action_time_out(action_execution_pk: int, *, worker: str | None = None) -> bool:
     """Fail an InProgress action that ran past its deadline (by its worker or the sweeper)."""
     ae = ActionExecution.objects.filter(pk=action_execution_pk).only(
-        "timeout_minutes", "pgid", "worker").first()
+        "timeout_minutes", "pgid", "worker", "category", "provider").first()
     if ae is None:
         return False
     pgid, owner = ae.pgid, ae.worker
+    runner = runners.get(ae.category, ae.provider)
     done = _finish(action_execution_pk, worker=worker, status=A.FAILED,
-                   summary=timed_out_summary(ae.timeout_minutes))
+                   summary=(runner and runner.timeout_summary)
+                   or timed_out_summary(ae.timeout_minutes))
     if done and worker is None and pgid and owner.split(":", 1)[0] == HOST:
         transaction.on_commit(lambda: kill_process_group(pgid))
     return done

@@ -223,6 +223,9 @@ class Runner:
     # False for runners that only start something and answer Waiting (they
     # need no process of their own while they wait).
     runs_processes: ClassVar[bool] = True
+    # The summary of an action that ran past its timeout (rule 9); "" keeps the
+    # engine's "Action timed out after N min" (an approval says "approval expired").
+    timeout_summary: ClassVar[str] = ""
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         """Problems of the action's configuration as (relative path, message)."""
