@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -74,15 +76,41 @@ def store_directory(directory: Path) -> StoredContent:
         tmp_path.unlink(missing_ok=True)
 
 
+def unsafe_member(name: str, mode: int, destination: Path) -> str | None:
+    """Why an archive member may not be extracted into ``destination`` (None: it may).
+
+    Refused: absolute names, ``..`` segments, names that resolve outside the
+    destination (through a link already there, say) and links of any kind,
+    since ``pack`` never stores one and a link is the classic way out.
+    """
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return f"absolute path in artifact: {name}"
+    if ".." in parts:
+        return f"'..' in artifact path: {name}"
+    if stat.S_ISLNK(mode):
+        return f"link in artifact: {name}"
+    root = destination.resolve()
+    if not (destination / name).resolve().is_relative_to(root):
+        return f"artifact path escapes the workspace: {name}"
+    return None
+
+
 def extract(storage_name: str, destination: Path) -> None:
-    """Unpack a stored artifact into ``destination`` (created if missing)."""
+    """Unpack a stored artifact into ``destination`` (created if missing).
+
+    Every member is checked before anything is written (``unsafe_member``): an
+    archive with one bad entry is refused whole with ``ValueError``.
+    """
     destination.mkdir(parents=True, exist_ok=True)
     with storage().open(storage_name, "rb") as f, zipfile.ZipFile(f) as archive:
-        for info in archive.infolist():
-            target = (destination / info.filename).resolve()
-            if not str(target).startswith(str(destination.resolve())):
-                raise ValueError(f"unsafe path in artifact: {info.filename}")
+        members = archive.infolist()
+        for info in members:
+            problem = unsafe_member(info.filename, info.external_attr >> 16, destination)
+            if problem:
+                raise ValueError(f"refused artifact {storage_name}: {problem}")
+        for info in members:
             archive.extract(info, destination)
             mode = (info.external_attr >> 16) & 0o777
             if mode:
-                os.chmod(target, mode)
+                os.chmod(destination / info.filename, mode)
