@@ -738,8 +738,14 @@ def _variables(ex: PipelineExecution) -> dict[str, str]:
     return values
 
 
-def _resolve(doc: Any, variables: dict[str, str], path: str = "") -> Any:
-    """Substitute ``#{Namespace.Variable}`` in every string of the action document."""
+def _resolve(doc: Any, variables: dict[str, str], path: str = "",
+             substitute: bool = True) -> Any:
+    """Substitute ``#{Namespace.Variable}`` in every string of the action document.
+
+    ``commands`` are only checked, not substituted: a runner that executes them
+    passes the values out of band (Shell uses environment variables), so that a
+    value can never become code.
+    """
     if isinstance(doc, str):
         def sub(match: re.Match) -> str:
             ref = match.group(1)
@@ -751,15 +757,17 @@ def _resolve(doc: Any, variables: dict[str, str], path: str = "") -> Any:
                        if any(k.startswith(namespace + ".") for k in variables)
                        else f'no variable "{ref}" is set in this execution'))
             return variables[ref]
-        return REFERENCE_RE.sub(sub, doc)
+        resolved = REFERENCE_RE.sub(sub, doc)
+        return resolved if substitute else doc
     if isinstance(doc, dict):
         # actionTypeId, names and artifact names are not templates.
         return {k: (v if k in ("name", "actionTypeId", "inputArtifacts", "outputArtifacts",
                                "namespace", "runOrder")
-                    else _resolve(v, variables, f"{path}.{k}" if path else k))
+                    else _resolve(v, variables, f"{path}.{k}" if path else k,
+                                  substitute and k != "commands"))
                 for k, v in doc.items()}
     if isinstance(doc, list):
-        return [_resolve(v, variables, f"{path}[{i}]") for i, v in enumerate(doc)]
+        return [_resolve(v, variables, f"{path}[{i}]", substitute) for i, v in enumerate(doc)]
     return doc
 
 

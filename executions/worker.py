@@ -33,9 +33,12 @@ from executions.runners.base import (
 
 logger = logging.getLogger("conveyor.worker")
 
-# A process group is recorded in the database only if it is still running
-# this long after it started: `true` never pays a write for it.
-RECORD_PROCESS_AFTER = 0.2
+
+
+def record_process_after() -> float:
+    """A process group is recorded in the database only if it still runs this long
+    after it started (seconds): `true` never pays a write for it."""
+    return float(getattr(settings, "CONVEYOR_RECORD_PROCESS_AFTER", 0.2))
 
 
 def heartbeat_seconds() -> float:
@@ -58,7 +61,7 @@ class Heartbeat(threading.Thread):
 
     def process_started(self, pgid: int) -> None:
         with self._lock:
-            self._pending.append((pgid, time.monotonic() + RECORD_PROCESS_AFTER))
+            self._pending.append((pgid, time.monotonic() + record_process_after()))
         self._wake.set()
 
     def stop(self) -> None:
@@ -84,6 +87,9 @@ class Heartbeat(threading.Thread):
                 now = time.monotonic()
                 with self._lock:
                     due = min([at for _, at in self._pending], default=next_beat)
+                if deadline is not None and not self.timed_out:
+                    # Wake at the deadline itself, not at the next beat.
+                    due = min(due, now + max(0.0, deadline - time.time()))
                 self._wake.wait(max(0.0, min(next_beat, due) - now))
                 self._wake.clear()
                 if self._done.is_set():
@@ -97,7 +103,7 @@ class Heartbeat(threading.Thread):
                         used_db = True
                         engine.action_record_process(self.pk, worker=self.worker,
                                                      pid=pgid, pgid=pgid)
-                if deadline is not None and time.time() >= deadline:
+                if deadline is not None and not self.timed_out and time.time() >= deadline:
                     self.timed_out = True
                     self._stop_runner("timed out")
                 if now >= next_beat:

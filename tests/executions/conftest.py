@@ -28,13 +28,15 @@ def sim(name: str, category: str = "Build", **config) -> dict:
 
 
 def simple_pipeline(name: str = "demo", *, mode: str = "SUPERSEDED", stages=None,
-                    variables=None):
+                    variables=None, source_namespace=None):
     """Source → Build → Deploy of instant Simulate actions (or the given later stages)."""
     if stages is None:
         stages = [("Build", [sim("Compile")]), ("Deploy", [sim("Release")])]
     doc = definition(
         name,
-        stages=[("Source", [sim("Checkout", "Source", outputArtifacts=[{"name": "Src"}])]),
+        stages=[("Source", [sim("Checkout", "Source", outputArtifacts=[{"name": "Src"}],
+                                **({"namespace": source_namespace} if source_namespace
+                                   else {}))]),
                 *stages],
         executionMode=mode,
     )
@@ -100,6 +102,7 @@ def _quiet_heartbeat(settings):
     own lock: keep heartbeats off the database unless a test asks for them."""
     settings.CONVEYOR_HEARTBEAT_SECONDS = 3600
     settings.CONVEYOR_LEASE_SECONDS = 3 * 3600
+    settings.CONVEYOR_RECORD_PROCESS_AFTER = 3600
 
 
 def events(execution=None, pipeline=None, kinds=None) -> list[tuple]:
