@@ -170,6 +170,20 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# --- Execution engine -------------------------------------------------------
+# A running action's worker renews its lease every third of this; the sweeper
+# fails an action whose lease expired ("worker lost").
+CONVEYOR_LEASE_SECONDS = float(os.environ.get("CONVEYOR_LEASE_SECONDS", "30"))
+# How often the sweeper runs: the django-q2 schedule (at least a minute) and
+# `manage.py sweep_actions --loop`.
+CONVEYOR_SWEEP_SECONDS = float(os.environ.get("CONVEYOR_SWEEP_SECONDS", "60"))
+# How long a dispatched action may wait for a worker before it is handed out again.
+CONVEYOR_DISPATCH_SECONDS = float(os.environ.get("CONVEYOR_DISPATCH_SECONDS", "300"))
+# How often a worker checks a running action (lease, abandon) — at most lease/3.
+CONVEYOR_HEARTBEAT_SECONDS = float(os.environ.get("CONVEYOR_HEARTBEAT_SECONDS", "2"))
+# Timeout of an action that sets no timeoutInMinutes and whose runner has no default.
+CONVEYOR_DEFAULT_TIMEOUT_MINUTES = int(os.environ.get("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", "60"))
+
 # --- Auth, static, i18n -----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -143,3 +143,20 @@ def test_a_runner_crash_fails_the_action_with_its_traceback(driver, monkeypatch)
     assert action.summary == "Crashed: KeyError: 'no such thing'"
     assert "Traceback" in action.traceback and "boom" in action.traceback
     assert worker  # the module under test
+
+
+def test_the_sweep_command_reports_what_it_ended(driver, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    settings.CONVEYOR_LEASE_SECONDS = 0.001
+    driver.start(simple_pipeline())
+    pk = driver.take("Source", "Checkout")
+    driver.call(engine.action_claim, pk, worker="gone:1:1")
+    out = StringIO()
+    with driver.capture(execute=True):
+        call_command("sweep_actions", stdout=out)
+    assert out.getvalue().strip() == "lost 1, timed out 0, redispatched 0"
+    assert Schedule.objects.get(name="conveyor-sweep-actions").func == "executions.tasks.sweep"
