@@ -1,3 +1,11 @@
-"""Websocket routes; the dashboard issue fills them in."""
+"""Websocket routes: the live dashboard (``executions.consumers``)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from executions import consumers
+
+websocket_urlpatterns: list = [
+    path("ws/pipelines/", consumers.PipelinesConsumer.as_asgi()),
+    path("ws/pipelines/<str:name>/", consumers.PipelineConsumer.as_asgi()),
+    path("ws/executions/<str:execution_id>/", consumers.ExecutionConsumer.as_asgi()),
+]

@@ -11,3 +11,7 @@ class ExecutionsConfig(AppConfig):
         from executions.runners import load_builtin
 
         load_builtin()
+        # The live dashboard's doorbell rings after every commit that appended events.
+        from executions import live
+
+        live.connect()
