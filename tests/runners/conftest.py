@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -92,6 +93,23 @@ def make_ctx(tmp_path: Path, action: dict, *, category: str | None = None,
 def log_text(ctx: RunContext) -> str:
     ctx.log.close() if not ctx.log._file.closed else None
     return ctx.log.path.read_text()
+
+
+def live_members(pgid: int, wait: float = 2.0) -> list[int]:
+    """Processes of group ``pgid`` still alive (zombies waiting for a reaper are dead)."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                alive.append(int(stat.parent.name))
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
 
 
 @pytest.fixture
