@@ -11,9 +11,9 @@ class ExecutionsConfig(AppConfig):
         from executions.runners import load_builtin
 
         load_builtin()
-        # The runners of the runners issue register themselves when imported;
-        # the live dashboard's doorbell rings after every commit that appended events.
+        # The live dashboard's doorbell rings after every commit that appended events.
         from executions import live
-        from executions.runners import git  # noqa: F401
 
         live.connect()
+        # The runners of the runners issue register themselves when imported.
+        from executions.runners import git  # noqa: F401
