@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "pipelines.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -233,6 +233,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several "status" fields with different value sets: name each set's enum.
+    "ENUM_NAME_OVERRIDES": {
+        "PipelineExecutionStatusEnum": "executions.choices.PipelineExecutionStatus",
+        "StageExecutionStatusEnum": "executions.choices.StageExecutionStatus",
+        "ActionExecutionStatusEnum": "executions.choices.ActionExecutionStatus",
+    },
     # The docs page is served from this server (drf-spectacular-sidecar), no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
