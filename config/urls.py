@@ -11,6 +11,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("nested_admin/", include("nested_admin.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("api/", include("approvals.api.urls")),
     path("api/", include("pipelines.api.urls")),
     path("api/", include("executions.api.urls")),
     path("aws/", include("awsapi.urls")),

@@ -1,0 +1,32 @@
+"""Listeners of the engine's signals (sent after the engine's transaction commits).
+
+``executions`` never imports ``approvals``: it announces ended and abandoned
+actions, and these receivers close the pending request of a Manual approval
+that ended without a decision (timeout, stop and abandon, rule 10).
+"""
+
+from django.dispatch import receiver
+
+from approvals import services
+from executions import signals
+
+
+def _is_manual_approval(action_execution) -> bool:
+    return action_execution.category == "Approval" and action_execution.provider == "Manual"
+
+
+@receiver(signals.action_abandoned, dispatch_uid="approvals.action_abandoned")
+def close_abandoned_approval(sender, action_execution, reason, superseded_by=None, **kwargs):
+    """Stop-and-abandon → Abandoned; a newer execution (rule 10) → Superseded, naming it."""
+    if _is_manual_approval(action_execution):
+        services.approval_close_for_action(
+            action_execution=action_execution, status=action_execution.status, summary=reason,
+            superseded_by=superseded_by)
+
+
+@receiver(signals.action_ended, dispatch_uid="approvals.action_ended")
+def close_ended_approval(sender, action_execution, status, summary, **kwargs):
+    """Any other end without a decision: the timeout ("approval expired") → Expired."""
+    if _is_manual_approval(action_execution):
+        services.approval_close_for_action(
+            action_execution=action_execution, status=status, summary=summary)
