@@ -6,7 +6,6 @@ signed link only shows what it would do; the reviewer confirms with a POST.
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,6 +23,7 @@ from approvals.errors import (
 
 HTTP_STATUS = {ApprovalForbidden: 403, ApprovalClosed: 409, ApprovalNotFound: 404,
                ApprovalInvalid: 400}
+NOTICE_KEY = "approvals.notice"
 LINK_STATUS = {"forged": 400, "not_yours": 403, "used": 409, "expired": 410}
 
 
@@ -49,8 +49,12 @@ def approval_card(approval, user) -> dict:
 def _inbox(request, *, error: str = "", status: int = 200):
     approvals = services.approval_list(user=request.user, status=ApprovalStatus.PENDING)
     cards = [approval_card(a, request.user) for a in approvals]
+    # The outcome of the POST that redirected here (kept in the session, not in
+    # django.contrib.messages, so a base template that lists messages does not
+    # show it twice).
+    notice = request.session.pop(NOTICE_KEY, "")
     return render(request, "approvals/inbox.html", {
-        "cards": cards, "error": error,
+        "cards": cards, "error": error, "notice": notice,
         "is_reviewer": request.user.has_perm(services.DECIDE_PERMISSION),
     }, status=status)
 
@@ -81,10 +85,11 @@ def _flash(request, approval) -> None:
     approval.refresh_from_db()
     where = f"{approval.pipeline_name} / {approval.stage_name} / {approval.action_name}"
     if approval.status == ApprovalStatus.PENDING:
-        messages.success(request, f"Your approval of {where} is recorded; it needs "
-                                  f"{approval.required_approvals} in all.")
+        notice = (f"Your approval of {where} is recorded; it needs "
+                  f"{approval.required_approvals} in all.")
     else:
-        messages.success(request, f"{where}: {approval.status}.")
+        notice = f"{where}: {approval.status}."
+    request.session[NOTICE_KEY] = notice
 
 
 @login_required
