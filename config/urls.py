@@ -3,10 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from pipelines import views as pipeline_views
+from executions import views as dashboard_views
 
 urlpatterns = [
-    path("", pipeline_views.home, name="home"),
+    # The home page is the live Pipelines list of the dashboard.
+    path("", dashboard_views.pipeline_list, name="home"),
+    path("", include("executions.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,61 @@
+"""Small formatting helpers of the dashboard's templates (no queries, no rules)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+def human_seconds(value: float | None) -> str:
+    """3 → "3 s", 75 → "1 min 15 s", 3725 → "1 h 2 min"; sub-second values in ms."""
+    if value is None:
+        return "–"
+    value = float(value)
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+    minutes, secs = divmod(int(round(value)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+@register.filter
+def duration(value: float | None) -> str:
+    return human_seconds(value)
+
+
+@register.simple_tag
+def elapsed(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
+    """How long from ``start`` to ``end`` (or to now, while it runs)."""
+    if start is None:
+        return "–"
+    return human_seconds(((end or now or timezone.now()) - start).total_seconds())
+
+
+@register.filter
+def short_revision(value: str) -> str:
+    """A commit id shortened like git does; other revision ids as they are."""
+    value = value or ""
+    if len(value) == 40 and all(c in "0123456789abcdef" for c in value.lower()):
+        return value[:8]
+    return value if len(value) <= 24 else value[:21] + "…"
+
+
+@register.filter
+def first_line(value: str) -> str:
+    return (value or "").strip().splitlines()[0] if (value or "").strip() else ""
+
+
+@register.filter
+def get(mapping, key):
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
