@@ -170,7 +170,8 @@ def test_an_invalid_definition_raises_invalid_structure_with_every_problem_and_i
     document = aws_definition("demo")
     document["stages"][1]["actions"][0]["inputArtifacts"] = [{"name": "Nowhere"}]
     document["stages"][1]["actions"].append(
-        {"name": "Compile", "actionTypeId": document["stages"][1]["actions"][0]["actionTypeId"]})
+        {"name": "Compile", "actionTypeId": document["stages"][1]["actions"][0]["actionTypeId"],
+         "commands": ["true"]})
     with pytest.raises(client.exceptions.InvalidStructureException) as caught:
         client.create_pipeline(pipeline=document)
     message = caught.value.response["Error"]["Message"]
