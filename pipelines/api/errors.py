@@ -26,6 +26,10 @@ def _flatten(data, prefix: str = "") -> list[dict]:
     out = []
     if isinstance(data, dict):
         for key, value in data.items():
+            if isinstance(key, int):
+                # DRF reports the failing items of a list serializer by index.
+                out += _flatten(value, f"{prefix}[{key}]")
+                continue
             path = key if not prefix else (f"{prefix}.{key}" if key != "non_field_errors"
                                            else prefix)
             if key == "non_field_errors" and not prefix:
