@@ -425,11 +425,12 @@ class PipelineAdmin(NestedModelAdmin):
         return form
 
     def get_deleted_objects(self, objs, request):
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        # Versions are read-only in the admin (nobody may delete one on its own), but
-        # they go with their pipeline: that must not block deleting the pipeline.
-        perms_needed.discard(PipelineVersion._meta.verbose_name)
-        return deleted, counts, perms_needed, protected
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Versions (and the executions and approvals of other apps) are read-only in
+        # the admin: nobody may delete one on its own, but they are the pipeline's
+        # history and go with it, as DELETE /api/pipelines/{name}/ does with
+        # delete_pipeline alone. The confirmation page still lists them all.
+        return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
         services.pipeline_delete(pipeline=obj)

@@ -151,7 +151,7 @@ def five_stage_definition() -> dict:
 
 
 @pytest.fixture
-def browser(client, owner):
+def admin_session(client, owner):
     client.force_login(owner)
     return client
 
@@ -159,16 +159,16 @@ def browser(client, owner):
 # --- building a pipeline by clicking ----------------------------------------------------
 
 
-def test_a_five_stage_pipeline_built_in_the_admin_exports_and_reimports_unchanged(browser):
+def test_a_five_stage_pipeline_built_in_the_admin_exports_and_reimports_unchanged(admin_session):
     doc = five_stage_definition()
-    response = browser.post(ADD, add_form_data(doc))
+    response = admin_session.post(ADD, add_form_data(doc))
     assert response.status_code == 302, [m.message for m in response.wsgi_request._messages]
     pipeline = Pipeline.objects.get(name="release")
     assert pipeline.version == 1
     assert [s.name for s in pipeline.stages.all()] == [
         "Source", "Build", "Test", "Approve", "Deploy"]
 
-    exported = browser.get(export_url(pipeline))
+    exported = admin_session.get(export_url(pipeline))
     assert exported["Content-Disposition"] == 'attachment; filename="release.json"'
     body = json.loads(exported.content)
     expected = {**services.pipeline_export(pipeline=pipeline)["pipeline"]}
@@ -177,22 +177,22 @@ def test_a_five_stage_pipeline_built_in_the_admin_exports_and_reimports_unchange
     assert {k: v for k, v in body["pipeline"].items() if k != "version"} == normalize(doc)
 
     for fmt in ("json", "yaml"):
-        text = browser.get(export_url(pipeline, fmt)).content.decode()
-        response = browser.post(IMPORT, {"document": text})
+        text = admin_session.get(export_url(pipeline, fmt)).content.decode()
+        response = admin_session.post(IMPORT, {"document": text})
         assert response.status_code == 302
         pipeline.refresh_from_db()
         assert pipeline.version == 1
         assert pipeline.versions.count() == 1
-    follow = browser.get(change_url(pipeline))
+    follow = admin_session.get(change_url(pipeline))
     assert follow.status_code == 200
 
 
-def test_a_broken_definition_is_not_saved_and_every_problem_is_shown(browser):
+def test_a_broken_definition_is_not_saved_and_every_problem_is_shown(admin_session):
     doc = five_stage_definition()
     doc["stages"][2]["actions"][1]["inputArtifacts"] = [{"name": "Missing"}]
     doc["stages"][4]["actions"][0]["runOrder"] = 1000
     doc["stages"][1]["actions"][0]["environmentVariables"][0]["value"] = "#{Nope.Dir}"
-    response = browser.post(ADD, add_form_data(doc))
+    response = admin_session.post(ADD, add_form_data(doc))
     assert response.status_code == 200
     page = response.content.decode()
     assert "The definition was not saved: 3 problems." in page
@@ -228,45 +228,45 @@ def _inline_form(response, prefix):
     raise AssertionError(f"no form {prefix}")
 
 
-def test_two_stages_with_one_name_are_refused_on_the_form(browser):
+def test_two_stages_with_one_name_are_refused_on_the_form(admin_session):
     doc = five_stage_definition()
     doc["stages"][2]["name"] = "Build"
-    response = browser.post(ADD, add_form_data(doc))
+    response = admin_session.post(ADD, add_form_data(doc))
     assert response.status_code == 200
     assert "Please correct the duplicate data for name" in response.content.decode()
     assert not Pipeline.objects.exists()
 
 
-def test_a_stage_without_actions_is_reported_on_the_stage(browser):
+def test_a_stage_without_actions_is_reported_on_the_stage(admin_session):
     doc = definition()
     doc["stages"].append({"name": "Empty", "actions": []})
-    response = browser.post(ADD, add_form_data(doc))
+    response = admin_session.post(ADD, add_form_data(doc))
     assert response.status_code == 200
     assert _inline_form(response, "stages-2").non_field_errors() == [
         "stages[2].actions: a stage needs at least one action"]
 
 
-def test_an_unknown_provider_is_reported_on_its_field(browser):
+def test_an_unknown_provider_is_reported_on_its_field(admin_session):
     doc = definition()
     doc["stages"][1]["actions"][0]["actionTypeId"]["provider"] = "Gradle"
-    response = browser.post(ADD, add_form_data(doc))
+    response = admin_session.post(ADD, add_form_data(doc))
     assert response.status_code == 200
     assert _inline_form(response, "stages-1-actions-0").errors["provider"] == [
         'stages[1].actions[0].actionTypeId.provider: "Gradle" is not a provider of category '
         "Build: use Shell"]
 
 
-def test_a_bad_top_level_field_is_reported_on_its_field(browser):
+def test_a_bad_top_level_field_is_reported_on_its_field(admin_session):
     doc = definition(pipelineType="V3")
-    response = browser.post(ADD, add_form_data(doc))
+    response = admin_session.post(ADD, add_form_data(doc))
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["other_fields"] == [
         'pipelineType: "V3" is not a pipeline type: use V1 or V2']
 
 
-def test_aws_only_providers_save_with_warnings_shown(browser):
+def test_aws_only_providers_save_with_warnings_shown(admin_session):
     doc = load_fixture("tic-tac-toe-pipeline-github-v1-ecs.json")["pipeline"]
-    response = browser.post(ADD, add_form_data(doc), follow=True)
+    response = admin_session.post(ADD, add_form_data(doc), follow=True)
     assert response.status_code == 200
     shown = [str(m) for m in response.context["messages"]]
     assert ('stages[2].actions[0].actionTypeId.provider: provider "ECS" exists only on AWS: '
@@ -281,24 +281,24 @@ def saved(doc=None):
     return services.pipeline_save(document=doc or five_stage_definition()).pipeline
 
 
-def test_saving_the_change_form_unchanged_keeps_the_version(browser):
+def test_saving_the_change_form_unchanged_keeps_the_version(admin_session):
     pipeline = saved()
-    form = browser.get(change_url(pipeline))
-    response = browser.post(change_url(pipeline), scrape(form), follow=True)
+    form = admin_session.get(change_url(pipeline))
+    response = admin_session.post(change_url(pipeline), scrape(form), follow=True)
     assert response.status_code == 200
     assert any("No change" in str(m) for m in response.context["messages"])
     pipeline.refresh_from_db()
     assert pipeline.version == 1 and pipeline.versions.count() == 1
 
 
-def test_editing_an_action_makes_a_new_version_and_keeps_transitions(browser, owner):
+def test_editing_an_action_makes_a_new_version_and_keeps_transitions(admin_session, owner):
     pipeline = saved()
     build = pipeline.stages.get(name="Build")
     services.stage_transition_set(stage=build, enabled=False, reason="freeze", user=owner)
-    data = scrape(browser.get(change_url(pipeline)))
+    data = scrape(admin_session.get(change_url(pipeline)))
     assert data["stages-1-actions-0-commands"].split() == ["[", '"make"', "]"]
     data["stages-1-actions-0-commands"] = '["make", "make check"]'
-    response = browser.post(change_url(pipeline), data)
+    response = admin_session.post(change_url(pipeline), data)
     assert response.status_code == 302
     pipeline.refresh_from_db()
     assert pipeline.version == 2
@@ -310,21 +310,21 @@ def test_editing_an_action_makes_a_new_version_and_keeps_transitions(browser, ow
         "make"]
 
 
-def test_the_change_form_shows_each_stage_transition_read_only(browser, owner):
+def test_the_change_form_shows_each_stage_transition_read_only(admin_session, owner):
     pipeline = saved()
     services.stage_transition_set(stage=pipeline.stages.get(name="Deploy"), enabled=False,
                                   reason="release freeze", user=owner)
-    page = browser.get(change_url(pipeline)).content.decode()
+    page = admin_session.get(change_url(pipeline)).content.decode()
     assert "Disabled by olivia at " in page and ": release freeze" in page
     assert page.count(">Enabled<") == 4
     assert "transition_enabled" not in page
 
 
-def test_deleting_a_stage_in_the_form_saves_a_version_without_it(browser):
+def test_deleting_a_stage_in_the_form_saves_a_version_without_it(admin_session):
     pipeline = saved()
-    data = scrape(browser.get(change_url(pipeline)))
+    data = scrape(admin_session.get(change_url(pipeline)))
     data["stages-3-DELETE"] = "on"  # the approval stage
-    response = browser.post(change_url(pipeline), data)
+    response = admin_session.post(change_url(pipeline), data)
     assert response.status_code == 302
     pipeline.refresh_from_db()
     assert pipeline.version == 2
@@ -332,11 +332,11 @@ def test_deleting_a_stage_in_the_form_saves_a_version_without_it(browser):
         "Source", "Build", "Test", "Deploy"]
 
 
-def test_reordering_stages_by_position_is_validated(browser):
+def test_reordering_stages_by_position_is_validated(admin_session):
     pipeline = saved()
-    data = scrape(browser.get(change_url(pipeline)))
+    data = scrape(admin_session.get(change_url(pipeline)))
     data["stages-0-position"], data["stages-1-position"] = "1", "0"  # Build before Source
-    response = browser.post(change_url(pipeline), data)
+    response = admin_session.post(change_url(pipeline), data)
     assert response.status_code == 200
     page = response.content.decode()
     assert "stages[0].actions[0].actionTypeId.category: the first stage holds only Source " \
@@ -346,12 +346,12 @@ def test_reordering_stages_by_position_is_validated(browser):
     assert [s.name for s in pipeline.stages.all()][:2] == ["Source", "Build"]
 
 
-def test_a_broken_edit_leaves_the_rows_and_version_untouched(browser):
+def test_a_broken_edit_leaves_the_rows_and_version_untouched(admin_session):
     pipeline = saved()
     before = list(pipeline.stages.values_list("pk", "name", "position"))
-    data = scrape(browser.get(change_url(pipeline)))
+    data = scrape(admin_session.get(change_url(pipeline)))
     data["stages-1-actions-0-output_artifacts"] = '[{"name": "Src"}]'
-    response = browser.post(change_url(pipeline), data)
+    response = admin_session.post(change_url(pipeline), data)
     assert response.status_code == 200
     assert ('stages[1].actions[0].outputArtifacts[0].name: artifact "Src" is already '
             "produced by stages[0].actions[0]") in [str(m) for m in response.context["messages"]]
@@ -362,54 +362,55 @@ def test_a_broken_edit_leaves_the_rows_and_version_untouched(browser):
         {"name": "App", "files": ["dist/**"]}]
 
 
-def test_invalid_json_in_a_field_is_an_error_on_that_field(browser):
+def test_invalid_json_in_a_field_is_an_error_on_that_field(admin_session):
     pipeline = saved()
-    data = scrape(browser.get(change_url(pipeline)))
+    data = scrape(admin_session.get(change_url(pipeline)))
     data["stages-0-actions-0-configuration"] = '{"RepositoryUrl": '
-    response = browser.post(change_url(pipeline), data)
+    response = admin_session.post(change_url(pipeline), data)
     assert response.status_code == 200
     assert _inline_form(response, "stages-0-actions-0").errors["configuration"] == [
         "Enter a valid JSON."]
 
 
-def test_json_fields_are_shown_as_indented_json(browser):
+def test_json_fields_are_shown_as_indented_json(admin_session):
     pipeline = saved()
-    data = scrape(browser.get(change_url(pipeline)))
-    assert data["stages-0-actions-0-configuration"] == (
-        '{\n  "RepositoryUrl": "/srv/app.git",\n  "BranchName": "main"\n}')
+    data = scrape(admin_session.get(change_url(pipeline)))
+    shown = data["stages-0-actions-0-configuration"]
+    assert json.loads(shown) == {"RepositoryUrl": "/srv/app.git", "BranchName": "main"}
+    assert shown == json.dumps(json.loads(shown), indent=2)  # key order is the database's
 
 
-def test_the_version_history_links_every_version(browser):
+def test_the_version_history_links_every_version(admin_session):
     pipeline = saved()
     services.pipeline_save(document=five_stage_definition() | {"executionMode": "PARALLEL"})
-    page = browser.get(change_url(pipeline)).content.decode()
+    page = admin_session.get(change_url(pipeline)).content.decode()
     assert ">v2</a>" in page and ">v1</a>" in page
     assert "All 2 versions" in page
-    old = browser.get(export_url(pipeline, "yaml", 1))
+    old = admin_session.get(export_url(pipeline, "yaml", 1))
     assert yaml.safe_load(old.content)["pipeline"]["executionMode"] == "QUEUED"
     assert old["Content-Disposition"] == 'attachment; filename="release-v1.yaml"'
 
 
-def test_a_version_is_readable_but_not_editable(browser):
+def test_a_version_is_readable_but_not_editable(admin_session):
     pipeline = saved()
     version = pipeline.versions.get()
     url = reverse("admin:pipelines_pipelineversion_change", args=[version.pk])
-    page = browser.get(url)
+    page = admin_session.get(url)
     assert page.status_code == 200
     assert "&quot;Checkout&quot;" in page.content.decode()
-    assert browser.post(url, {}).status_code == 403
+    assert admin_session.post(url, {}).status_code == 403
     delete = reverse("admin:pipelines_pipelineversion_delete", args=[version.pk])
-    assert browser.post(delete, {"post": "yes"}).status_code == 403
-    assert browser.get(reverse("admin:pipelines_pipelineversion_add")).status_code == 403
+    assert admin_session.post(delete, {"post": "yes"}).status_code == 403
+    assert admin_session.get(reverse("admin:pipelines_pipelineversion_add")).status_code == 403
 
 
 # --- the list ----------------------------------------------------------------------------
 
 
-def test_the_list_shows_what_an_owner_scans_for(browser):
+def test_the_list_shows_what_an_owner_scans_for(admin_session):
     saved()
     saved(definition(name="tiny"))
-    response = browser.get("/admin/pipelines/pipeline/")
+    response = admin_session.get("/admin/pipelines/pipeline/")
     page = response.content.decode()
     for header in ("Name", "Execution mode", "Stages", "Version", "Updated at"):
         assert header in page
@@ -419,11 +420,11 @@ def test_the_list_shows_what_an_owner_scans_for(browser):
     assert "Import a definition" in page
 
 
-def test_the_list_searches_stage_action_and_provider_names(browser):
+def test_the_list_searches_stage_action_and_provider_names(admin_session):
     saved()
     saved(definition(name="tiny"))
     def names(**query):
-        return [p.name for p in browser.get("/admin/pipelines/pipeline/", query)
+        return [p.name for p in admin_session.get("/admin/pipelines/pipeline/", query)
                 .context["cl"].result_list]
     assert names(q="Directory") == ["release"]
     assert names(q="Approve") == ["release"]
@@ -431,19 +432,19 @@ def test_the_list_searches_stage_action_and_provider_names(browser):
     assert sorted(names(stages__actions__provider="Shell")) == ["release", "tiny"]
 
 
-def test_deleting_in_the_admin_removes_the_pipeline(browser):
+def test_deleting_in_the_admin_removes_the_pipeline(admin_session):
     pipeline = saved()
     url = reverse("admin:pipelines_pipeline_delete", args=[pipeline.pk])
-    assert browser.post(url, {"post": "yes"}).status_code == 302
+    assert admin_session.post(url, {"post": "yes"}).status_code == 302
     assert not Pipeline.objects.exists()
 
 
-def test_the_export_action_downloads_one_document_or_a_zip(browser):
+def test_the_export_action_downloads_one_document_or_a_zip(admin_session):
     one, two = saved(), saved(definition(name="tiny"))
-    response = browser.post("/admin/pipelines/pipeline/", {
+    response = admin_session.post("/admin/pipelines/pipeline/", {
         "action": "export_yaml", "_selected_action": [one.pk]})
     assert yaml.safe_load(response.content)["pipeline"]["name"] == "release"
-    response = browser.post("/admin/pipelines/pipeline/", {
+    response = admin_session.post("/admin/pipelines/pipeline/", {
         "action": "export_json", "_selected_action": [one.pk, two.pk]})
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert sorted(archive.namelist()) == ["release.json", "tiny.json"]
@@ -453,35 +454,35 @@ def test_the_export_action_downloads_one_document_or_a_zip(browser):
 # --- import page -------------------------------------------------------------------------------
 
 
-def test_importing_pasted_yaml_creates_the_pipeline(browser):
+def test_importing_pasted_yaml_creates_the_pipeline(admin_session):
     text = yaml.safe_dump({"pipeline": definition(name="pasted")})
-    response = browser.post(IMPORT, {"document": text}, follow=True)
+    response = admin_session.post(IMPORT, {"document": text}, follow=True)
     assert response.status_code == 200
     assert 'Imported "pasted": created, version 1.' in [
         str(m) for m in response.context["messages"]]
     assert Pipeline.objects.get().name == "pasted"
 
 
-def test_importing_an_uploaded_file_updates_the_pipeline(browser):
+def test_importing_an_uploaded_file_updates_the_pipeline(admin_session):
     saved(definition(name="up"))
     upload = SimpleUploadedFile("up.json", json.dumps(definition(
         name="up", executionMode="PARALLEL")).encode(), content_type="application/json")
-    response = browser.post(IMPORT, {"file": upload}, follow=True)
+    response = admin_session.post(IMPORT, {"file": upload}, follow=True)
     assert 'Imported "up": updated to version 2.' in [
         str(m) for m in response.context["messages"]]
 
 
-def test_an_aws_export_imports_with_its_warnings(browser):
+def test_an_aws_export_imports_with_its_warnings(admin_session):
     text = json.dumps(load_fixture("secureops-pipeline-ecs-deploy.json"))
-    response = browser.post(IMPORT, {"document": text}, follow=True)
+    response = admin_session.post(IMPORT, {"document": text}, follow=True)
     shown = [str(m) for m in response.context["messages"]]
     assert 'Imported "secureops-pipeline": created, version 1.' in shown
     assert len([m for m in shown if "exists only on AWS" in m]) == 3
 
 
-def test_an_import_with_problems_shows_them_and_saves_nothing(browser):
+def test_an_import_with_problems_shows_them_and_saves_nothing(admin_session):
     text = json.dumps(load_fixture("awsdocs-trigger-filters-MyServicePipeline-partial.json"))
-    response = browser.post(IMPORT, {"document": text})
+    response = admin_session.post(IMPORT, {"document": text})
     assert response.status_code == 200
     page = response.content.decode()
     assert "The definition was not saved: 2 problems." in page
@@ -491,13 +492,13 @@ def test_an_import_with_problems_shows_them_and_saves_nothing(browser):
     assert not Pipeline.objects.exists()
 
 
-def test_an_import_of_text_that_is_not_yaml_says_where(browser):
-    response = browser.post(IMPORT, {"document": "name: [x"})
+def test_an_import_of_text_that_is_not_yaml_says_where(admin_session):
+    response = admin_session.post(IMPORT, {"document": "name: [x"})
     assert "not valid JSON or YAML at line 1" in response.content.decode()
 
 
-def test_the_import_page_needs_a_document(browser):
-    response = browser.post(IMPORT, {"document": "  "})
+def test_the_import_page_needs_a_document(admin_session):
+    response = admin_session.post(IMPORT, {"document": "  "})
     assert "Paste a document or choose a file." in response.content.decode()
 
 

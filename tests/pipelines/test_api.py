@@ -363,3 +363,10 @@ def test_the_role_groups_hold_the_pipeline_permissions():
     assert "view_pipeline" in perms["viewers"] and "change_pipeline" not in perms["viewers"]
     assert "change_pipeline" not in perms["operators"]
     assert {"add_pipeline", "change_pipeline", "delete_pipeline"} <= perms["owners"]
+
+
+def test_every_name_character_works_in_the_url(api, owner):
+    name = "team.app@2_x-1"
+    assert create(api(owner), definition(name=name)).status_code == 201
+    assert api(owner).get(detail(name)).json()["pipeline"]["name"] == name
+    assert api(owner).delete(detail(name)).status_code == 204

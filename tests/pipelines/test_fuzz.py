@@ -59,13 +59,13 @@ def check(doc) -> None:
         documents.normalize(doc)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(doc=json_values)
 def test_arbitrary_json_gets_problems_not_a_crash(doc):
     check(doc)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=mutated_definitions())
 def test_a_definition_broken_anywhere_gets_problems_not_a_crash(doc):
     check(doc)
@@ -76,7 +76,7 @@ class _Rollback(Exception):
 
 
 @pytest.mark.django_db
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(doc=mutated_definitions())
 def test_whatever_validation_accepts_saves(doc):

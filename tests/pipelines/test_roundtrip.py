@@ -47,7 +47,7 @@ def assert_round_trip(document, fmt: str) -> None:
     assert documents.normalize(services.document_from_rows(fresh)) == fresh.document
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(document=definitions())
 def test_generated_definitions_are_valid_and_round_trip_in_json_and_yaml(document):
