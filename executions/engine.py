@@ -56,7 +56,13 @@ from executions.choices import (
     StageExecutionStatus,
     WaitingReason,
 )
-from executions.errors import ExecutionConflict
+from executions.errors import (
+    ExecutionConflict,
+    ExecutionNotLatest,
+    ExecutionNotStoppable,
+    StageNotRetryable,
+    StopAlreadyRequested,
+)
 from executions.models import (
     ActionExecution,
     Artifact,
@@ -963,10 +969,10 @@ def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
         who = getattr(user, "username", "") or "a client"
         summary = (reason or "").strip() or f"Stopped by {who}"
         if ex.status in E.TERMINAL:
-            raise ExecutionConflict(
+            raise ExecutionNotStoppable(
                 f"Execution #{ex.number} has already ended ({ex.status}): it cannot be stopped.")
         if ex.status == E.STOPPING and not abandon:
-            raise ExecutionConflict(
+            raise StopAlreadyRequested(
                 f"Execution #{ex.number} is already stopping; stop and abandon to end its "
                 "running actions at once.")
         if ex.inbound_stage_name:
@@ -1007,23 +1013,23 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
         ex = _fetch(execution.pk)
         if ex.status == E.SUPERSEDED:
             by = f" by #{ex.superseded_by.number}" if ex.superseded_by_id else ""
-            raise ExecutionConflict(
+            raise ExecutionNotLatest(
                 f"Execution #{ex.number} was superseded{by}: it cannot be retried.")
         if ex.status in E.ACTIVE:
-            raise ExecutionConflict(
+            raise StageNotRetryable(
                 f"Execution #{ex.number} is {ex.status}: only a Failed or Stopped execution "
                 "can be retried.")
         if ex.status == E.SUCCEEDED:
-            raise ExecutionConflict(
+            raise StageNotRetryable(
                 f"Execution #{ex.number} succeeded: there is nothing to retry.")
         latest = (StageExecution.objects.filter(execution=ex, stage_name=stage_name)
                   .order_by("-attempt").first())
         if latest is None:
-            raise ExecutionConflict(
+            raise StageNotRetryable(
                 f'Execution #{ex.number} never entered stage "{stage_name}": it cannot be '
                 "retried there.")
         if latest.status not in (S.FAILED, S.STOPPED):
-            raise ExecutionConflict(
+            raise StageNotRetryable(
                 f'Stage "{stage_name}" of execution #{ex.number} is {latest.status}: only a '
                 "Failed or Stopped stage can be retried.")
         newer = (StageExecution.objects.filter(
@@ -1031,7 +1037,7 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
             execution__number__gt=ex.number).select_related("execution")
             .order_by("execution__number").first())
         if newer is not None:
-            raise ExecutionConflict(
+            raise ExecutionNotLatest(
                 f'Execution #{newer.execution.number} has entered stage "{stage_name}" since: '
                 f"execution #{ex.number} can no longer be retried there.")
         if not _set_status(fx, ex, E.IN_PROGRESS, ended_at=None,

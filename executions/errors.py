@@ -27,3 +27,34 @@ class ExecutionInvalid(ExecutionError):
 
 class ExecutionNotFound(ExecutionError):
     """A stage, execution or action execution named by the request does not exist."""
+
+
+# --- the kinds of conflict a caller may want to tell apart --------------------------------
+# Each is an ExecutionConflict (the REST API answers all of them 409); the AWS
+# endpoint names each with CodePipeline's own exception.
+
+
+class ExecutionNotStoppable(ExecutionConflict):
+    """Stopping an execution that has already ended."""
+
+
+class StopAlreadyRequested(ExecutionConflict):
+    """Stop and wait, again, for an execution that is already Stopping."""
+
+
+class StageNotRetryable(ExecutionConflict):
+    """The stage cannot be retried: the execution is running or succeeded, or the
+    stage's latest attempt did not fail or stop, or the execution never entered it."""
+
+
+class ExecutionNotLatest(ExecutionConflict):
+    """A newer execution has passed this one: it was superseded, or a newer one has
+    entered the stage since, so this one can no longer be retried there."""
+
+
+class RollbackTargetInvalid(ExecutionConflict):
+    """The target execution did not succeed in the stage to roll back."""
+
+
+class RollbackTargetOutdated(ExecutionConflict):
+    """The target execution ran on another version of the pipeline than the current one."""

@@ -23,6 +23,8 @@ from executions.errors import (
     ExecutionError,
     ExecutionInvalid,
     ExecutionNotFound,
+    RollbackTargetInvalid,
+    RollbackTargetOutdated,
 )
 from executions.models import ActionExecution, PipelineExecution, StageExecution
 from pipelines import services as pipeline_services
@@ -109,7 +111,8 @@ def execution_stop(
       processes killed; the execution is Stopped.
     - Stopping an execution that is Stopping escalates it when ``abandon``
       (and is a conflict otherwise); an inbound execution stops at once.
-    - An execution that has ended is ``ExecutionConflict``.
+    - An execution that has ended is ``ExecutionNotStoppable``; stop and wait
+      of one already Stopping is ``StopAlreadyRequested`` (both ExecutionConflict).
     """
     return engine.execution_stop(execution, abandon=abandon, reason=reason, user=user)
 
@@ -120,9 +123,10 @@ def stage_retry(
     """Retry a Failed or Stopped stage of an execution (rule 8); return the new attempt.
 
     ``mode`` is ``FAILED_ACTIONS`` (succeeded actions keep their results) or
-    ``ALL_ACTIONS``. Refused with ``ExecutionConflict`` when the execution was
-    superseded, is still running, the stage's latest attempt did not fail or
-    stop, or a newer execution has entered that stage since.
+    ``ALL_ACTIONS``. Refused with an ``ExecutionConflict``: ``ExecutionNotLatest``
+    when the execution was superseded or a newer execution has entered that
+    stage since; ``StageNotRetryable`` when it is still running or succeeded, or
+    the stage's latest attempt did not fail or stop.
     """
     if mode not in RetryMode.values:
         raise ExecutionInvalid(
@@ -170,9 +174,10 @@ def stage_rollback(
 
     The new execution (type ROLLBACK, trigger ManualRollback) runs only
     ``stage_name`` again, with the artifacts and variables of
-    ``target_execution``. Refused (``ExecutionConflict``) when the target did not
-    succeed in that stage or ran on another pipeline version; the source stage
-    cannot be rolled back (``ExecutionInvalid``).
+    ``target_execution``. Refused with an ``ExecutionConflict`` when the target
+    did not succeed in that stage (``RollbackTargetInvalid``) or ran on another
+    pipeline version (``RollbackTargetOutdated``); the source stage cannot be
+    rolled back (``ExecutionInvalid``).
     """
     document = pipeline.document
     index, _ = _stage_doc(document, stage_name)
@@ -187,7 +192,7 @@ def stage_rollback(
             f'"{pipeline.name}".'
         )
     if target_execution.pipeline_version.number != pipeline.version:
-        raise ExecutionConflict(
+        raise RollbackTargetOutdated(
             f"Execution #{target_execution.number} ran on version "
             f"{target_execution.pipeline_version.number} of the pipeline, not on the "
             f"current version {pipeline.version}: it cannot be a rollback target."
@@ -197,7 +202,7 @@ def stage_rollback(
         .order_by("-attempt").values_list("status", flat=True).first()
     )
     if succeeded != "Succeeded":
-        raise ExecutionConflict(
+        raise RollbackTargetInvalid(
             f'Execution #{target_execution.number} did not succeed in stage "{stage_name}": '
             "only a successful execution can be a rollback target."
         )
