@@ -101,8 +101,8 @@ def link(request, signed: str):
     except ApprovalLinkInvalid as exc:
         return render(request, "approvals/link.html", {"error": exc.detail},
                       status=_status_of(exc))
-    context = approval_card(target.request, request.user) | {
-        "decision": target.status, "signed": signed}
+    context = {"card": approval_card(target.request, request.user),
+               "decision": target.status}
     if request.method == "GET":
         return render(request, "approvals/link.html", context)
     try:
