@@ -238,6 +238,8 @@ SPECTACULAR_SETTINGS = {
         "PipelineExecutionStatusEnum": "executions.choices.PipelineExecutionStatus",
         "StageExecutionStatusEnum": "executions.choices.StageExecutionStatus",
         "ActionExecutionStatusEnum": "executions.choices.ActionExecutionStatus",
+        "ApprovalStatusEnum": "approvals.choices.ApprovalStatus",
+        "DecisionStatusEnum": "approvals.choices.DecisionStatus",
     },
     # The docs page is served from this server (drf-spectacular-sidecar), no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
