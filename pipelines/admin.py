@@ -39,14 +39,24 @@ _OWN_KEYS = ("name", "executionMode", "stages", "version", "variables", "trigger
 # --- JSON edited as pretty JSON ---------------------------------------------------
 
 
+class JSONTextarea(forms.Textarea):
+    """A textarea as tall as the JSON it holds (2 to 20 lines)."""
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        lines = str(value or "").count("\n") + 1
+        context["widget"]["attrs"]["rows"] = min(max(lines, 2), 20)
+        return context
+
+
 class PrettyJSONField(forms.JSONField):
     """A JSON textarea that shows indented JSON; empty means ``empty`` ({} or [])."""
 
     def __init__(self, *args, empty=None, **kwargs):
         self.empty = empty
         kwargs.setdefault("required", False)
-        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3, "cols": 70,
-                                                          "class": "vLargeTextField json"}))
+        kwargs.setdefault("widget", JSONTextarea(attrs={"cols": 70,
+                                                        "class": "vLargeTextField json"}))
         kwargs.pop("max_length", None)
         super().__init__(*args, **kwargs)
 
@@ -266,7 +276,7 @@ class _ScratchRolledBack(Exception):
 class PipelineAdmin(NestedModelAdmin):
     form = PipelineAdminForm
     inlines = [StageInline]
-    list_display = ["name", "execution_mode", "stage_count", "version", "updated_at"]
+    list_display = ["name", "execution_mode", "stage_count", "version", "last_changed"]
     list_filter = ["execution_mode",
                    ("stages__actions__provider", admin.AllValuesFieldListFilter),
                    "updated_at"]
@@ -298,6 +308,10 @@ class PipelineAdmin(NestedModelAdmin):
     @admin.display(description="Stages", ordering="stage_count")
     def stage_count(self, pipeline: Pipeline) -> int:
         return pipeline.stage_count
+
+    @admin.display(description="Last changed", ordering="updated_at")
+    def last_changed(self, pipeline: Pipeline):
+        return pipeline.updated_at
 
     @admin.display(description="Versions")
     def version_history(self, pipeline: Pipeline) -> str:

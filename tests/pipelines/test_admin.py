@@ -412,7 +412,7 @@ def test_the_list_shows_what_an_owner_scans_for(admin_session):
     saved(definition(name="tiny"))
     response = admin_session.get("/admin/pipelines/pipeline/")
     page = response.content.decode()
-    for header in ("Name", "Execution mode", "Stages", "Version", "Updated at"):
+    for header in ("Name", "Execution mode", "Stages", "Version", "Last changed"):
         assert header in page
     rows = response.context["cl"].result_list
     assert [(p.name, p.stage_count, p.version) for p in rows] == [("tiny", 2, 1),
