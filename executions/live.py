@@ -367,7 +367,11 @@ class Hub:
         while True:
             try:
                 if channel is None:
-                    channel = await layer.new_channel("conveyor.hub.")
+                    # The default prefix: channels-redis serves every process-local
+                    # channel of a layer from one Redis list, read by whichever
+                    # receive holds its lock; a channel with another prefix would
+                    # starve while a consumer's receive holds that lock.
+                    channel = await layer.new_channel()
                 # Group membership expires (a day by default): renew it.
                 if time.monotonic() - joined > 600:
                     await layer.group_add(GROUP, channel)

@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from approvals.models import ApprovalRequest
-from tests.approvals.conftest import (  # noqa: F401  (fixtures)
-    _inline_approval_tasks,
-    alice,
-    mallory,
-    release,
-    release_pipeline,
-)
+from tests.approvals.conftest import release_pipeline
 
 pytestmark = pytest.mark.django_db
 
