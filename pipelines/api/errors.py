@@ -2,7 +2,8 @@
 
 Every error answer is ``{"detail": "...", "errors": [{"path": ..., "message": ...}]}``:
 ``detail`` is a sentence for people, ``errors`` (validation only) names each field
-by its JSON path.
+by its JSON path. A refused definition also lists its ``warnings`` (AWS-only
+providers), which a successful save returns as well.
 """
 
 from django.core.exceptions import PermissionDenied
