@@ -17,6 +17,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -462,19 +463,31 @@ def approval_get(*, approval_id, user) -> ApprovalRequest:
     return request
 
 
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a local Git source between the deployed revision and this one."""
+
+    sha: str
+    author: str
+    subject: str
+
+
 @dataclass
 class Changes:
     """What an approval would ship compared with the last successful production deploy.
 
     ``deployed`` is the execution that last succeeded in the pipeline's last
     stage (None: nothing deployed yet); ``revisions`` the source revisions the
-    executions after it up to this one carried, newest first, each revision once.
+    executions after it up to this one carried, newest first, each revision once;
+    ``commits`` (None when unknown) the ``git log`` between the deployed commit
+    and this one, for Git sources whose repository is a local path.
     """
 
     stage_name: str
     deployed: PipelineExecution | None
     deployed_revisions: list[SourceRevision]
     revisions: list[SourceRevision]
+    commits: list[Commit] | None = None
 
 
 def approval_changes(*, request: ApprovalRequest, limit: int = 50) -> Changes:
@@ -501,4 +514,42 @@ def approval_changes(*, request: ApprovalRequest, limit: int = 50) -> Changes:
         revisions.append(revision)
         if len(revisions) >= limit:
             break
-    return Changes(last_stage, deployed, deployed_revisions, revisions)
+    changes = Changes(last_stage, deployed, deployed_revisions, revisions)
+    changes.commits = _local_git_log(ex, deployed_revisions, limit=limit)
+    return changes
+
+
+def _local_git_log(ex: PipelineExecution, deployed_revisions: list[SourceRevision], *,
+                   limit: int) -> list[Commit] | None:
+    """``git log deployed..this`` of the Git sources whose repository is a local path.
+
+    None when there is no deployed commit to compare with, no local Git
+    source, or git cannot answer (a repository moved, a history rewritten):
+    the page then lists the revision ids instead.
+    """
+    from executions.runners.git import GitError, git
+
+    base = {r.action_name: r.revision_id for r in deployed_revisions}
+    heads = {r.action_name: r.revision_id for r in _revisions(ex)}
+    sources = ActionExecution.objects.filter(
+        execution=ex.rollback_target if ex.rollback_target_id else ex, category="Source",
+        provider="Git", status=ActionExecutionStatus.SUCCEEDED)
+    commits: list[Commit] = []
+    found = False
+    for source in sources.order_by("id"):
+        url = str(((source.configuration or {}).get("configuration") or {}).get(
+            "RepositoryUrl", ""))
+        path = Path(url.removeprefix("file://"))
+        old, new = base.get(source.action_name), heads.get(source.action_name)
+        if not (path.is_absolute() and path.is_dir() and old and new):
+            continue
+        try:
+            out = git(["log", f"--max-count={limit}", "--format=%H%x00%an%x00%s",
+                       f"{old}..{new}", "--"], cwd=path, timeout=10)
+        except (GitError, OSError):
+            continue
+        found = True
+        for line in out.splitlines():
+            sha, author, subject = (line.split("\x00") + ["", ""])[:3]
+            commits.append(Commit(sha, author, subject))
+    return commits if found else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import timedelta
 
 import time_machine
@@ -12,7 +13,10 @@ from approvals import services
 from approvals.models import ApprovalLink
 from executions import services as execution_services
 from executions.models import PipelineExecution
-from tests.approvals.conftest import release_pipeline
+from pipelines.services import pipeline_save
+from tests.approvals.conftest import manual, release_pipeline
+from tests.executions.conftest import sim
+from tests.factories import action, definition
 
 BASE = "https://conveyor.example.com"
 
@@ -204,3 +208,52 @@ def test_a_signed_link_asks_an_anonymous_visitor_to_sign_in(release, client, mai
     approve = links_for(mailoutbox, alice)["Approve"]
     response = client.get(approve)
     assert response.status_code == 302 and response.url.startswith("/login/?next=")
+
+
+def _commit(repo, message: str) -> str:
+    (repo / "app.txt").write_text(message)
+    env = {"GIT_AUTHOR_NAME": "Dana Dev", "GIT_AUTHOR_EMAIL": "dana@example.com",
+           "GIT_COMMITTER_NAME": "Dana Dev", "GIT_COMMITTER_EMAIL": "dana@example.com",
+           "PATH": "/usr/bin:/bin"}
+    subprocess.run(["git", "add", "."], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, check=True, env=env)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, env=env,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_the_inbox_lists_the_commits_since_the_deployed_one_for_a_local_git_source(
+    release, client, alice, tmp_path,
+):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    deployed_sha = _commit(repo, "First release")
+    _commit(repo, "Add the checkout page")
+    head_sha = _commit(repo, "Fix the price rounding")
+    pipeline = pipeline_save(document=definition("shop", stages=[
+        ("Source", [action("Checkout", "Source", "Git", namespace="SourceVariables",
+                           outputArtifacts=[{"name": "Src"}],
+                           configuration={"RepositoryUrl": str(repo), "BranchName": "main"})]),
+        ("Production", [manual(CustomData="#{SourceVariables.CommitMessage}"),
+                        sim("DeployProduction", "Deploy", runOrder=2)]),
+    ])).pipeline
+
+    first = release.start(pipeline, source_revisions=[
+        {"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": deployed_sha}])
+    release.run_action("Source", "Checkout", first)
+    release.run_action("Production", "Approve", first)
+    release.call(services.approval_decide, request=first.approval_requests.get(), user=alice,
+                 status="Approved", surface="api")
+    release.run()
+    second = release.start(pipeline)
+    release.run_action("Source", "Checkout", second)
+    release.run_action("Production", "Approve", second)
+    request = second.approval_requests.get()
+    assert request.revision == head_sha and request.custom_data == "Fix the price rounding"
+
+    client.force_login(alice)
+    html = client.get("/approvals/").content.decode()
+    changes = html[html.index("Changed since the last deploy"):]
+    assert "Add the checkout page" in changes and "Fix the price rounding" in changes
+    assert changes.index("Fix the price rounding") < changes.index("Add the checkout page")
+    assert "First release" not in changes and "(Dana Dev)" in changes
