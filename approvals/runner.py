@@ -10,7 +10,7 @@ keys providers by (category, provider) only.
 
 from __future__ import annotations
 
-import secrets
+import uuid
 
 from django.conf import settings
 from django.urls import reverse
@@ -45,7 +45,9 @@ class ManualApprovalRunner(Runner):
             raise ActionFailed(f"Invalid approval configuration: {exc}") from None
         ae = ActionExecution.objects.select_related("execution", "execution__pipeline").get(
             action_execution_id=ctx.action_execution_id)
-        token = secrets.token_urlsafe(24)
+        # CodePipeline's ApprovalToken is a UUID (its model's pattern), and SDKs that
+        # check patterns refuse anything else; uuid4 draws 122 bits from os.urandom.
+        token = str(uuid.uuid4())
         request = services.approval_request_open(action_execution=ae, config=config,
                                                  token=token)
         who = config.reviewers.spec().replace(",", ", ") or "any reviewer"
