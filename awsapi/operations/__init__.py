@@ -7,12 +7,12 @@ operation; rules stay in those services. Register one with::
     @operation("GetPipeline", permission="pipelines.view_pipeline")
     def get_pipeline(caller, body): ...
 
-``permission`` is the Django permission the REST API requires for the same
-action; a caller without it gets ``AccessDeniedException``.
+``permission`` is the Django permission (or tuple of permissions, all
+needed) the REST API requires for the same action; a caller without it gets
+``AccessDeniedException``.
 
 Modules of operations, by the app whose services they call (imported at the
-bottom, so that they can register): ``pipelines`` now; ``executions`` and
-``approvals`` join the same table.
+bottom, so that they can register): ``pipelines``, ``executions``, ``approvals``.
 """
 
 import re
@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 
 from awsapi import errors
 from awsapi.auth import Caller
@@ -33,13 +34,14 @@ Handler = Callable[[Caller, dict], dict]
 class Operation:
     name: str
     handler: Handler
-    permission: str | None
+    permission: str | tuple[str, ...] | None
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
-def operation(name: str, *, permission: str | None) -> Callable[[Handler], Handler]:
+def operation(name: str, *,
+              permission: str | tuple[str, ...] | None) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name} is registered twice")
@@ -54,7 +56,8 @@ def dispatch(name: str, caller: Caller, body: dict) -> dict:
     op = OPERATIONS.get(name)
     if op is None:
         raise errors.unknown_operation(f"Operation {name} is not supported by Conveyor.")
-    if op.permission and not caller.user.has_perm(op.permission):
+    needed = (op.permission,) if isinstance(op.permission, str) else op.permission or ()
+    if needed and not caller.user.has_perms(needed):
         raise errors.access_denied(user=caller.user, operation=name)
     return op.handler(caller, body)
 
@@ -132,5 +135,82 @@ def field_object(body: dict, member: str, *, required: bool = False) -> dict | N
     return value
 
 
+def field_list(body: dict, member: str, *, max_length: int | None = None) -> list:
+    """A list member (absent: empty); ``max_length`` as the model's ``max``."""
+    value = body.get(member)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _constraint(value, member, "Member must be a list")
+    if max_length is not None and len(value) > max_length:
+        raise _constraint(value, member,
+                          f"Member must have length less than or equal to {max_length}")
+    return value
+
+
+def field_bool(body: dict, member: str) -> bool | None:
+    value = body.get(member)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _constraint(value, member, "Member must be a boolean")
+    return value
+
+
+def field_enum(body: dict, member: str, values: list[str] | tuple[str, ...], *,
+               required: bool = False) -> str | None:
+    value = field_string(body, member, required=required)
+    if value is not None and value not in values:
+        raise _constraint(value, member,
+                          f"Member must satisfy enum value set: [{', '.join(values)}]")
+    return value
+
+
+def compact(value: Any) -> Any:
+    """Drop the members that have no value (None), recursively, as AWS leaves them out."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
+# --- names shared by the operation modules --------------------------------------
+
+NAME = r"[A-Za-z0-9.@\-_]+"
+EXECUTION_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def pipeline_not_found(name: str) -> errors.AwsError:
+    return errors.AwsError("PipelineNotFoundException",
+                           f"Pipeline with name '{name}' does not exist.")
+
+
+def pipeline_named(name: str):
+    """The pipeline called ``name``, or ``PipelineNotFoundException``."""
+    from pipelines.models import Pipeline
+
+    pipeline = Pipeline.objects.filter(name=name).first()
+    if pipeline is None:
+        raise pipeline_not_found(name)
+    return pipeline
+
+
+def page_token_dump(value: Any, *, salt: str) -> str:
+    """A ``nextToken``: the signed position after which the next page starts."""
+    return signing.dumps(value, salt=salt)
+
+
+def page_token_load(token: str | None, *, salt: str, operation: str) -> Any:
+    """The position a ``nextToken`` names; ``InvalidNextTokenException`` if it was not ours."""
+    if token is None:
+        return None
+    try:
+        return signing.loads(token, salt=salt)
+    except signing.BadSignature:
+        raise errors.AwsError("InvalidNextTokenException",
+                              f"The nextToken was not returned by {operation}.") from None
+
+
 # Registration by import: each module adds its functions to OPERATIONS.
-from awsapi.operations import pipelines  # noqa: E402, F401
+from awsapi.operations import approvals, executions, pipelines  # noqa: E402, F401, I001

@@ -5,12 +5,15 @@ from django.db.models import OuterRef, Subquery
 
 from awsapi import errors
 from awsapi.operations import (
+    NAME,
     epoch,
     field_int,
     field_object,
     field_string,
     operation,
     pipeline_arn,
+    pipeline_named,
+    pipeline_not_found,
 )
 from pipelines import providers
 from pipelines.models import Pipeline, PipelineVersion
@@ -23,14 +26,8 @@ from pipelines.services import (
 )
 from pipelines.validation import errors as error_problems
 
-NAME = r"[A-Za-z0-9.@\-_]+"
 LIST_PIPELINES_DEFAULT = 100
 _TOKEN_SALT = "awsapi.ListPipelines.nextToken"
-
-
-def _not_found(name: str) -> errors.AwsError:
-    return errors.AwsError("PipelineNotFoundException",
-                           f"Pipeline with name '{name}' does not exist.")
 
 
 def _invalid_structure(exc: DefinitionInvalid) -> errors.AwsError:
@@ -39,13 +36,6 @@ def _invalid_structure(exc: DefinitionInvalid) -> errors.AwsError:
     return errors.AwsError("InvalidStructureException",
                            f"The pipeline definition has {count}: "
                            + "; ".join(str(p) for p in problems))
-
-
-def _pipeline(name: str) -> Pipeline:
-    pipeline = Pipeline.objects.filter(name=name).first()
-    if pipeline is None:
-        raise _not_found(name)
-    return pipeline
 
 
 def _declaration(body: dict) -> dict:
@@ -78,7 +68,7 @@ def create_pipeline(caller, body: dict) -> dict:
 def get_pipeline(caller, body: dict) -> dict:
     name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
     version = field_int(body, "version", minimum=1)
-    pipeline = _pipeline(name)
+    pipeline = pipeline_named(name)
     try:
         exported = pipeline_export(pipeline=pipeline, version=version)
     except PipelineVersion.DoesNotExist:
@@ -103,7 +93,7 @@ def update_pipeline(caller, body: dict) -> dict:
     try:
         result = pipeline_save(document=document, user=caller.user, create=False)
     except PipelineNotFound:
-        raise _not_found(document["name"]) from None
+        raise pipeline_not_found(document["name"]) from None
     except DefinitionInvalid as exc:
         raise _invalid_structure(exc) from None
     return {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
