@@ -1,11 +1,19 @@
 """Fixtures for driving ``/aws/`` through real boto3 against a live server."""
 
+import queue
+import threading
+import time
+import traceback
+
 import boto3
 import pytest
 from botocore.config import Config
+from django.contrib.auth.models import Group, User
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from approvals import tasks as approval_tasks
 from awsapi.services import access_key_create
+from executions import tasks
 from pipelines import providers
 from tests.factories import definition
 
@@ -77,3 +85,89 @@ def aws(live_server, monkeypatch):
     yield make
     for client in clients:
         client.close()
+
+
+# --- running executions behind the live server --------------------------------------
+
+
+class Worker:
+    """Runs the action executions the engine dispatches, in a thread of this process.
+
+    It stands in for the django-q2 cluster, the edge these tests hold: the engine
+    hands new action executions to ``executions.tasks.enqueue`` on commit (from
+    the live server's thread, or from this worker's own continuations), and
+    this thread runs each through ``executions.tasks.action_run``, the real task
+    body (claim, runner, heartbeat, outputs, the engine's finish). A separate
+    cluster process could not share the test database on SQLite (in memory).
+    """
+
+    def __init__(self):
+        self.queue: queue.Queue[int | None] = queue.Queue()
+        self.crashed: list[str] = []
+        self.thread = threading.Thread(target=self._loop, name="test-worker", daemon=True)
+
+    def enqueue(self, pk: int) -> None:
+        self.queue.put(pk)
+
+    def _loop(self) -> None:
+        while True:
+            pk = self.queue.get()
+            if pk is None:
+                break
+            try:
+                tasks.action_run(pk)
+            except Exception:  # the test fails on it, with the traceback
+                self.crashed.append(traceback.format_exc())
+            finally:
+                connections.close_all()
+
+
+@pytest.fixture
+def worker(monkeypatch, settings):
+    """A worker thread running dispatched actions; the approvals queue runs inline.
+
+    Heartbeats are quick (0.2 s) so that an abandoned Simulate action, which
+    sleeps until its heartbeat sees the abandonment, lets the worker go at once.
+
+    On SQLite the test database must be a file (``CONVEYOR_TEST_SQLITE``): an
+    in-memory one is a shared cache whose table locks fail a second writer at
+    once ("database table is locked") instead of waiting, so a worker beside
+    the live server cannot work on it, as no real deployment would.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "sqlite" and db.is_in_memory_db():
+        pytest.skip("needs a file-based SQLite test database for the worker thread: "
+                    "set CONVEYOR_TEST_SQLITE=/path/to/test.sqlite3 (or use PostgreSQL)")
+    settings.CONVEYOR_HEARTBEAT_SECONDS = 0.2
+    settings.CONVEYOR_RECORD_PROCESS_AFTER = 0.05
+    settings.CONVEYOR_BASE_URL = "https://conveyor.example.com"
+    w = Worker()
+    monkeypatch.setattr(tasks, "enqueue", w.enqueue)
+    monkeypatch.setattr(approval_tasks, "enqueue",
+                        lambda name, *args: getattr(approval_tasks, name)(*args))
+    w.thread.start()
+    yield w
+    w.queue.put(None)
+    w.thread.join(timeout=60)
+    assert not w.thread.is_alive(), "the worker thread did not finish its last action"
+    assert not w.crashed, "\n".join(w.crashed)
+
+
+def wait_for(check, *, timeout: float = 30.0, interval: float = 0.1, what: str = ""):
+    """Call ``check()`` until it returns something truthy; return that (fail after timeout)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or check}: {last!r}")
+
+
+@pytest.fixture
+def reviewer(db):
+    """May decide approvals (group "reviewers") and look at pipelines and executions."""
+    user = User.objects.create_user("rita", "rita@example.com", "pw-rita")
+    user.groups.add(Group.objects.get(name="reviewers"))
+    return user
