@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,39 @@ def test_aws_cli_reports_a_missing_pipeline_and_a_bad_secret(cli, owner):
     forged = cli(None, "list-pipelines", key_id=key.access_key_id, secret="y" * 40)
     assert forged.returncode != 0
     assert "InvalidSignatureException" in forged.stderr
+
+
+def test_aws_cli_starts_an_execution_and_watches_it_through_get_pipeline_state(
+        cli, aws, owner, operator, aws_definition, worker):
+    from tests.awsapi.conftest import wait_for
+    from tests.executions.conftest import sim
+
+    aws(owner).create_pipeline(pipeline=aws_definition("cli-run", stages=[
+        ("Source", [sim("Checkout", "Source", outputArtifacts=[{"name": "Src"}])]),
+        ("Build", [sim("Compile")]),
+    ]))
+    started = cli(operator, "start-pipeline-execution", "--name", "cli-run",
+                  "--source-revisions",
+                  "actionName=Checkout,revisionType=COMMIT_ID,revisionValue=abc1234")
+    assert started.returncode == 0, started.stderr
+    execution_id = json.loads(started.stdout)["pipelineExecutionId"]
+
+    def build_succeeded():
+        state = cli(operator, "get-pipeline-state", "--name", "cli-run")
+        assert state.returncode == 0, state.stderr
+        answer = json.loads(state.stdout)
+        build = answer["stageStates"][1]
+        return answer if build.get("latestExecution", {}).get("status") == "Succeeded" else None
+
+    answer = wait_for(build_succeeded, what="Build to succeed (seen through aws-cli)")
+    source, build = answer["stageStates"]
+    assert build["latestExecution"]["pipelineExecutionId"] == execution_id
+    assert source["actionStates"][0]["currentRevision"] == {"revisionId": "abc1234"}
+    # aws-cli v1 prints the timestamps as they travel: seconds since the epoch.
+    changed = build["actionStates"][0]["latestExecution"]["lastStatusChange"]
+    assert abs(changed - time.time()) < 120
+
+    again = cli(operator, "stop-pipeline-execution", "--pipeline-name", "cli-run",
+                "--pipeline-execution-id", execution_id, "--abandon")
+    assert again.returncode != 0
+    assert "PipelineExecutionNotStoppableException" in again.stderr
