@@ -18,17 +18,45 @@ and its exit code. Lines ``name=value`` written to the file ``$CONVEYOR_OUTPUT``
 become the action's output variables. Each output artifact collects the
 workspace files matching its ``files`` globs (all files when it names none).
 On stop or timeout the whole process group is killed, grandchildren included.
+
+Configuration (all optional):
+
+- ``WorkingDirectory``: a folder of the workspace (relative, no ``..``) the
+  commands run in; output ``files`` globs and ``Reports`` globs stay relative
+  to the workspace root.
+- ``Reports``: JUnit XML globs (separated by commas or new lines). After the
+  commands, the matching reports are parsed into passed/failed/skipped counts
+  and the failing tests' names, which become the action's summary and the
+  output variables ``TestsPassed``, ``TestsFailed``, ``TestsSkipped``. A report
+  with failures fails the action even when the commands exited 0; reports
+  configured but not found fail it too (the tests did not run).
+
+Secrets: an ``environmentVariables`` entry of type ``SECRETS_MANAGER`` names a
+secret (``name`` or CodeBuild's ``name:json-key``) instead of holding a value.
+The worker looks the secret up, in this order, in its own environment as
+``CONVEYOR_SECRET_<NAME>`` (upper case, other characters as ``_``) and in the
+file ``<CONVEYOR_SECRETS_DIR>/<name>`` (default ``var/secrets/``; a trailing
+new line is dropped); with a json-key the secret is a JSON object and the
+key's value is used. Only the action that declares a secret sees it, as the
+environment variable it names. Every secret value (each of its lines of 4
+characters or more) is replaced by ``***`` in the log, the summary and the
+output variables.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import threading
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from django.conf import settings
 
 from executions.runners import register
 from executions.runners.base import (
@@ -73,20 +101,203 @@ def read_output_variables(path: Path) -> dict[str, str]:
     return values
 
 
-def collect(workspace: Path, patterns: list[str], into: Path) -> int:
-    """Copy the workspace files matching the globs into ``into``; return how many."""
+def collect(workspace: Path, patterns: list[str], into: Path, log=None) -> int:
+    """Copy the workspace files matching the globs into ``into``; return how many.
+
+    A match that resolves outside the workspace (through a link) is skipped.
+    """
     count = 0
     seen: set[Path] = set()
+    root = workspace.resolve()
     for pattern in patterns or ["**/*"]:
+        if glob_problem(pattern):
+            continue
         for path in sorted(workspace.glob(pattern)):
             if not path.is_file() or path in seen:
                 continue
             seen.add(path)
+            if not path.resolve().is_relative_to(root):
+                if log is not None:
+                    log.line(f"Not collected (it leads outside the workspace): "
+                             f"{path.relative_to(workspace)}")
+                continue
             target = into / path.relative_to(workspace)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
             count += 1
     return count
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why a files/Reports glob may not be used: it must stay inside the workspace."""
+    if not pattern.strip():
+        return "is empty"
+    if pattern.startswith("/"):
+        return f'"{pattern}" is absolute: globs are relative to the workspace'
+    if ".." in pattern.replace("\\", "/").split("/"):
+        return f'"{pattern}" leads outside the workspace'
+    return None
+
+
+def split_globs(value: str) -> list[str]:
+    return [g.strip() for g in re.split(r"[,\n]", value or "") if g.strip()]
+
+
+# --- secrets ---------------------------------------------------------------------
+
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_+=.@/-]{1,512}$")
+MIN_MASKED = 4
+
+
+def secrets_dir() -> Path:
+    configured = getattr(settings, "CONVEYOR_SECRETS_DIR", None)
+    return Path(configured) if configured else Path(settings.VAR_DIR) / "secrets"
+
+
+def secret_value(reference: str) -> str:
+    """The value of a SECRETS_MANAGER reference (``name`` or ``name:json-key[:…]``).
+
+    Raises ``ActionFailed`` naming the places looked in when it is not set.
+    """
+    name, _, rest = reference.partition(":")
+    json_key = rest.split(":", 1)[0] if rest else ""
+    if not SECRET_NAME_RE.match(name) or ".." in name.split("/") or name.startswith("/"):
+        raise ActionFailed(f'"{name}" is not a secret name')
+    env_key = "CONVEYOR_SECRET_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+    if env_key in os.environ:
+        raw = os.environ[env_key]
+    else:
+        path = secrets_dir() / name
+        try:
+            raw = path.read_text()
+        except OSError:
+            raise ActionFailed(
+                f'Secret "{name}" is not set: give the worker the environment variable '
+                f"{env_key} or the file {path}") from None
+        raw = raw[:-1] if raw.endswith("\n") else raw
+    if not json_key:
+        return raw
+    try:
+        value = json.loads(raw)[json_key]
+    except (ValueError, KeyError, TypeError):
+        raise ActionFailed(f'Secret "{name}" is not a JSON object with the key '
+                           f'"{json_key}"') from None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class Masker:
+    """Replaces every secret value by ``***`` (each line of a multi-line secret)."""
+
+    def __init__(self, values: list[str]):
+        parts = {line.strip() for v in values for line in v.splitlines()}
+        self.texts = sorted((p for p in parts if len(p) >= MIN_MASKED), key=len, reverse=True)
+        self.raw = [t.encode() for t in self.texts]
+        self.longest = max((len(b) for b in self.raw), default=0)
+
+    def __bool__(self) -> bool:
+        return bool(self.texts)
+
+    def text(self, value: str) -> str:
+        for secret in self.texts:
+            value = value.replace(secret, "***")
+        return value
+
+    def data(self, value: bytes) -> bytes:
+        for secret in self.raw:
+            value = value.replace(secret, b"***")
+        return value
+
+
+# --- JUnit reports ---------------------------------------------------------------
+
+MAX_REPORT_BYTES = 50 << 20
+MAX_NAMED_FAILURES = 20
+
+
+@dataclass
+class TestReport:
+    """Counts and failing test names from JUnit XML files."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failing: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+    def summary(self) -> str:
+        text = f"Tests: {self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+        if self.failing:
+            named = ", ".join(self.failing[:MAX_NAMED_FAILURES])
+            more = len(self.failing) - MAX_NAMED_FAILURES
+            text += f"; failing: {named}" + (f" and {more} more" if more > 0 else "")
+        return text
+
+
+def _test_name(case: ET.Element) -> str:
+    name, classname = case.get("name", "?"), case.get("classname", "")
+    return f"{classname}.{name}" if classname else name
+
+
+def parse_junit(paths: list[Path], workspace: Path) -> TestReport:
+    """Read JUnit XML (``<testsuites>``/``<testsuite>``/``<testcase>``) into a TestReport."""
+    report = TestReport()
+    for path in paths:
+        rel = str(path.relative_to(workspace))
+        try:
+            if path.stat().st_size > MAX_REPORT_BYTES:
+                raise ValueError("too large")
+            root = ET.parse(path).getroot()
+        except (OSError, ValueError, ET.ParseError):
+            report.unreadable.append(rel)
+            continue
+        report.files.append(rel)
+        cases = list(root.iter("testcase"))
+        if not cases:  # counts only, as some tools write for empty suites
+            for suite in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
+                tests = int(suite.get("tests", 0) or 0)
+                bad = int(suite.get("failures", 0) or 0) + int(suite.get("errors", 0) or 0)
+                skipped = int(suite.get("skipped", 0) or 0)
+                report.failed += bad
+                report.skipped += skipped
+                report.passed += max(0, tests - bad - skipped)
+            continue
+        for case in cases:
+            if case.find("failure") is not None or case.find("error") is not None:
+                report.failed += 1
+                report.failing.append(_test_name(case))
+            elif case.find("skipped") is not None:
+                report.skipped += 1
+            else:
+                report.passed += 1
+    return report
+
+
+def find_reports(workspace: Path, patterns: list[str]) -> list[Path]:
+    root = workspace.resolve()
+    found: list[Path] = []
+    for pattern in patterns:
+        if glob_problem(pattern):
+            continue
+        for path in sorted(workspace.glob(pattern)):
+            if path.is_file() and path not in found and path.resolve().is_relative_to(root):
+                found.append(path)
+    return found
+
+
+# --- the runner ------------------------------------------------------------------
+
+CONFIG_KEYS = ("WorkingDirectory", "Reports")
+# One read of the commands' output; lines are stamped per read (see _pump).
+READ_SIZE = 1 << 16
+# A line longer than this is written out in pieces (a progress bar without new lines).
+MAX_PENDING = 1 << 20
 
 
 @register
@@ -97,16 +308,40 @@ class ShellRunner(Runner):
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         commands = action_doc.get("commands")
-        if not commands:
-            return [("commands", "a Shell action needs at least one command")]
         problems = []
+        if not commands:
+            problems.append(("commands", "a Shell action needs at least one command"))
         for i, item in enumerate(action_doc.get("environmentVariables") or []):
-            if isinstance(item, dict) and item.get("type", "PLAINTEXT") != "PLAINTEXT":
-                problems.append((f"environmentVariables[{i}].type",
-                                 "only PLAINTEXT values are supported by Shell"))
+            if isinstance(item, dict) and item.get("type") == "SECRETS_MANAGER":
+                value = item.get("value")
+                name = value.partition(":")[0] if isinstance(value, str) else ""
+                if isinstance(value, str) and "#{" not in value and (
+                        not SECRET_NAME_RE.match(name) or ".." in name.split("/")
+                        or name.startswith("/")):
+                    problems.append((f"environmentVariables[{i}].value",
+                                     f'"{value}" is not a secret name'))
+        config = action_doc.get("configuration") or {}
+        wd = config.get("WorkingDirectory")
+        if isinstance(wd, str) and "#{" not in wd and (problem := glob_problem(wd)):
+            problems.append(("configuration.WorkingDirectory",
+                             problem.replace("globs are", "it is")))
+        for pattern in split_globs(config.get("Reports", "")):
+            if "#{" not in pattern and (problem := glob_problem(pattern)):
+                problems.append(("configuration.Reports", problem))
+        for j, item in enumerate(action_doc.get("outputArtifacts") or []):
+            files = item.get("files") if isinstance(item, dict) else None
+            for k, pattern in enumerate(files if isinstance(files, list) else []):
+                if isinstance(pattern, str) and (problem := glob_problem(pattern)):
+                    problems.append((f"outputArtifacts[{j}].files[{k}]", problem))
+        for key in config:
+            if key not in CONFIG_KEYS:
+                problems.append((f"configuration.{key}",
+                                 f'"{key}" is not a setting of the Shell provider: use '
+                                 + ", ".join(CONFIG_KEYS)))
         return problems
 
-    def environment(self, ctx: RunContext, references: set[str], output_file: Path) -> dict:
+    def environment(self, ctx: RunContext, references: set[str], output_file: Path,
+                    secrets: list[str] | None = None) -> dict:
         env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         env.update({
@@ -124,8 +359,27 @@ class ShellRunner(Runner):
             # The engine checked every reference resolves before the action started.
             env[env_name(ref)] = ctx.variables.get(ref, "")
         for item in ctx.action.get("environmentVariables") or []:
-            env[item["name"]] = item.get("value", "")
+            if item.get("type") == "SECRETS_MANAGER":
+                value = secret_value(item.get("value", ""))
+                if secrets is not None:
+                    secrets.append(value)
+                env[item["name"]] = value
+            else:
+                env[item["name"]] = item.get("value", "")
         return env
+
+    def working_directory(self, ctx: RunContext) -> Path:
+        wd = ctx.configuration.get("WorkingDirectory", "")
+        if not wd:
+            return ctx.workspace
+        if problem := glob_problem(wd):
+            raise ActionFailed(f"WorkingDirectory {problem.replace('globs are', 'it is')}")
+        path = (ctx.workspace / wd).resolve()
+        if not path.is_relative_to(ctx.workspace.resolve()):
+            raise ActionFailed(f'WorkingDirectory "{wd}" leads outside the workspace')
+        if not path.is_dir():
+            raise ActionFailed(f'WorkingDirectory "{wd}" is not a folder of the workspace')
+        return path
 
     def run(self, ctx: RunContext) -> Result:
         commands = list(ctx.action.get("commands") or [])
@@ -134,38 +388,72 @@ class ShellRunner(Runner):
         output_file = ctx.workspace.parent / "conveyor-output-variables"
         prepared = [command_with_env_references(c) for c in commands]
         references = set().union(*(refs for _, refs in prepared))
-        env = self.environment(ctx, references, output_file)
+        secrets: list[str] = []
+        env = self.environment(ctx, references, output_file, secrets)
+        masker = Masker(secrets)
+        for value in secrets:
+            if 0 < len(value.strip()) < MIN_MASKED:
+                ctx.log.line(f"A secret shorter than {MIN_MASKED} characters is not masked")
+        cwd = self.working_directory(ctx)
+        patterns = split_globs(ctx.configuration.get("Reports", ""))
+        failure = None
         for index, (command, _) in enumerate(prepared):
             if ctx.should_stop():
                 raise ActionFailed(f"Stopped: {ctx.stop_reason}")
             original = commands[index]
-            ctx.log.line(f"$ {original}")
-            code = self._run_one(ctx, command, env)
+            ctx.log.line(masker.text(f"$ {original}"))
+            code = self._run_one(ctx, command, env, cwd=cwd, masker=masker)
             if code != 0:
                 if ctx.should_stop():
                     raise ActionFailed(f"Stopped: {ctx.stop_reason}")
                 shown = original if len(original) <= MAX_SUMMARY_COMMAND else (
                     original[:MAX_SUMMARY_COMMAND] + "…")
-                raise ActionFailed(
-                    f"Command {index + 1} of {len(commands)} failed with exit code {code}: "
-                    f"{shown}", output_variables=read_output_variables(output_file))
+                failure = (f"Command {index + 1} of {len(commands)} failed with exit code "
+                           f"{code}: {masker.text(shown)}")
+                break
+        variables = {k: masker.text(v) for k, v in read_output_variables(output_file).items()}
+        report = None
+        if patterns:
+            report = parse_junit(find_reports(ctx.workspace, patterns), ctx.workspace)
+            for name in report.unreadable:
+                ctx.log.line(f"Not a JUnit XML report: {name}")
+            if report.files:
+                ctx.log.line(f"{report.summary()} (from {', '.join(report.files)})")
+                for key, value in (("TestsPassed", report.passed),
+                                   ("TestsFailed", report.failed),
+                                   ("TestsSkipped", report.skipped)):
+                    variables.setdefault(key, str(value))
+        if failure is not None:
+            if report is not None and report.files:
+                failure = f"{masker.text(report.summary())}. {failure}"
+            raise ActionFailed(failure[:2000], output_variables=variables)
+        if report is not None and not report.files:
+            raise ActionFailed("No JUnit report matched " + ", ".join(patterns)
+                               + ": the tests did not run or wrote their report elsewhere",
+                               output_variables=variables)
+        if report is not None and report.failed:
+            raise ActionFailed(masker.text(report.summary())[:2000], output_variables=variables)
         for item in ctx.action.get("outputArtifacts") or []:
             directory = ctx.output_dirs[item["name"]]
-            count = collect(ctx.workspace, item.get("files") or [], directory)
+            count = collect(ctx.workspace, item.get("files") or [], directory, ctx.log)
             ctx.log.line(f"Collected {count} file(s) into {item['name']}")
         n = len(commands)
-        return Result(summary=f"{n} command{'s' if n != 1 else ''} succeeded",
-                      output_variables=read_output_variables(output_file))
+        summary = f"{n} command{'s' if n != 1 else ''} succeeded"
+        if report is not None:
+            summary = f"{masker.text(report.summary())} ({summary})"
+        return Result(summary=summary[:2000], output_variables=variables)
 
-    def _run_one(self, ctx: RunContext, command: str, env: dict) -> int:
+    def _run_one(self, ctx: RunContext, command: str, env: dict, *, cwd: Path | None = None,
+                 masker: Masker | None = None) -> int:
         proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=ctx.workspace, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            ["bash", "-c", command], cwd=cwd or ctx.workspace, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         # start_new_session: the bash is the leader of a new process group, so
         # one killpg reaches everything it starts.
         ctx.set_process_group(proc.pid)
-        pump = threading.Thread(target=self._pump, args=(proc, ctx), daemon=True)
+        pump = threading.Thread(target=self._pump, args=(proc, ctx, masker), daemon=True)
         pump.start()
         try:
             code = proc.wait()
@@ -178,8 +466,33 @@ class ShellRunner(Runner):
         return code
 
     @staticmethod
-    def _pump(proc: subprocess.Popen, ctx: RunContext) -> None:
+    def _pump(proc: subprocess.Popen, ctx: RunContext, masker: Masker | None = None) -> None:
+        """Copy the commands' output to the log in large reads, whole lines at a time.
+
+        Reading 64 KiB at once (not line by line) keeps a chatty command as fast
+        as one writing to /dev/null (bench/log_throughput.py); only whole lines
+        are masked, so a secret is never split between two reads.
+        """
         assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
-            ctx.log.write(raw.decode("utf-8", errors="replace"))
+        fd = proc.stdout.fileno()
+        pending = b""
+        while True:
+            data = os.read(fd, READ_SIZE)
+            if not data:
+                break
+            pending += data
+            cut = pending.rfind(b"\n") + 1
+            if not cut:
+                if len(pending) < MAX_PENDING:
+                    continue
+                # A very long line: write most of it, keep a tail a secret could span.
+                cut = len(pending) - (masker.longest if masker else 0)
+            block, pending = pending[:cut], pending[cut:]
+            if masker:
+                block = masker.data(block)
+            ctx.log.write(block.decode("utf-8", errors="replace"))
+        if pending:  # the last line had no new line: it is a line all the same
+            if masker:
+                pending = masker.data(pending)
+            ctx.log.write(pending.decode("utf-8", errors="replace") + "\n")
         proc.stdout.close()
