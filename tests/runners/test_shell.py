@@ -229,15 +229,18 @@ def test_a_multi_line_secret_is_masked_line_by_line_even_across_large_reads(
         tmp_path, monkeypatch):
     key = "-----BEGIN KEY-----\nMIIEabcdefghijk\n-----END KEY-----"
     monkeypatch.setenv("CONVEYOR_SECRET_SSH", key)
-    # 65530 characters then the secret on the same line: the secret straddles the
-    # pump's 64 KiB read boundary.
+    # 3 MB without a new line, then the secret on the same line: the pump must cut
+    # this line (it holds at most 1 MiB) and the secret straddles reads.
     ctx = make_ctx(tmp_path, shell([
-        "head -c 65530 /dev/zero | tr '\\0' x; echo \"$KEY\"", 'printf %s "$KEY"'],
+        "head -c 3000000 /dev/zero | tr '\\0' x; echo \"$KEY\"",
+        # ... and here it starts 6 bytes before the first 1 MiB cut.
+        "head -c 1048570 /dev/zero | tr '\\0' x; echo \"$KEY\"",
+        'printf %s "$KEY"'],
         environmentVariables=[secret_env("KEY", "SSH")]))
     runner.run(ctx)
     log = log_text(ctx)
     assert "MIIEabcdefghijk" not in log and "BEGIN KEY" not in log
-    assert log.count("***") == 6
+    assert log.count("***") == 9
 
 
 def test_masking_replaces_the_longest_secret_first():
@@ -308,3 +311,17 @@ def test_the_log_is_readable_while_the_command_runs(tmp_path):
     partial = Path(ctx.log.path).read_text()
     thread.join()
     assert re.search(r"Z one$", partial, re.M) and not re.search(r"Z two$", partial, re.M)
+
+
+def test_a_block_of_lines_is_stamped_once_per_line_after_any_unfinished_line(tmp_path):
+    from executions.runners.base import LogWriter
+
+    log = LogWriter(tmp_path / "a.log")
+    log.write("unfinished")
+    log.write_block(b"one\ntwo\n")
+    log.write_block("caf\xe9 \u2713\n".encode() + b"bad \xff byte")
+    log.close()
+    lines = (tmp_path / "a.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "unfinished", "one", "two", "caf\xe9 \u2713", "bad \ufffd byte"]
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", line) for line in lines)

@@ -1,0 +1,99 @@
+"""Log throughput: an action printing 50 MB against the same command writing to /dev/null.
+
+Runs the real Shell runner (bash in its own process group, the output pump, the
+timestamping LogWriter) on a RunContext, the way a worker does, for each
+producer below, alternating the two variants ``--rounds`` times and keeping
+the best time of each (the least disturbed by other processes on the
+machine). Prints the times, the overhead and the log's size.
+
+    .venv/bin/python bench/log_throughput.py [--rounds 5] [--mb 50]
+
+The acceptance figure (DESIGN/issue 4): printing must cost at most 10% more
+than writing to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from executions.runners.base import LogWriter, RunContext  # noqa: E402
+from executions.runners.shell import ShellRunner  # noqa: E402
+
+
+def producers(mb: int) -> dict[str, str]:
+    size = mb * 1024 * 1024
+    line = "x" * 79  # 80-byte lines with the new line
+    return {
+        # A compiler-like log: 80-character lines, as fast as the machine can write them.
+        "yes | head (80-byte lines)": f"yes {line} | head -c {size}",
+        # Short lines (the worst case for per-line timestamps): "1\n2\n3\n..." ~7 bytes.
+        "seq (short lines)": f"seq 1 {int(size / 7.9)}",
+        # A program that formats what it prints (Python, 100-byte lines).
+        "python print loop": (f"{sys.executable} -c \"import sys\n"
+                              f"w = sys.stdout.write\n"
+                              f"for i in range({size // 100}): w(f'line {{i:>10}} ' + 'y' * 83 + "
+                              f"chr(10))\""),
+    }
+
+
+def once(command: str, tmp: Path) -> tuple[float, int]:
+    base = tmp / uuid.uuid4().hex
+    (base / "ws").mkdir(parents=True)
+    log = LogWriter(base / "action.log")
+    ctx = RunContext(
+        pipeline_name="bench", pipeline_execution_id=str(uuid.uuid4()), execution_number=1,
+        pipeline_version=1, stage_name="Build", action_name="Print",
+        action_execution_id=str(uuid.uuid4()), attempt=1, category="Build",
+        provider="Shell", action={"name": "Print", "commands": [command]}, variables={},
+        input_dirs={}, output_dirs={}, workspace=base / "ws", log=log)
+    started = time.perf_counter()
+    ShellRunner().run(ctx)
+    log.close()
+    elapsed = time.perf_counter() - started
+    size = (base / "action.log").stat().st_size
+    (base / "action.log").unlink()
+    return elapsed, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mb", type=int, default=50)
+    parser.add_argument("--only", help="run only producers whose name contains this")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+          f"best of {args.rounds} rounds each")
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, command in producers(args.mb).items():
+            if args.only and args.only not in name:
+                continue
+            logged, devnull = [], []
+            size = 0
+            for _ in range(args.rounds):
+                t, size = once(command, Path(tmp))
+                logged.append(t)
+                devnull.append(once(f"{{ {command}; }} > /dev/null", Path(tmp))[0])
+            best_log, best_null = min(logged), min(devnull)
+            overhead = (best_log / best_null - 1) * 100
+            worst = max(worst, overhead)
+            print(f"{name:30s} to the log {best_log:6.3f} s   to /dev/null {best_null:6.3f} s"
+                  f"   overhead {overhead:+6.1f}%   log {size / 1e6:6.1f} MB")
+    print(f"worst overhead {worst:+.1f}% (limit +10%)")
+
+
+if __name__ == "__main__":
+    main()
