@@ -358,8 +358,12 @@ class PipelineExecutionSerializer(PipelineExecutionSummarySerializer):
 
     @extend_schema_field(ExecutionVariableSerializer(many=True))
     def get_variables(self, execution):
-        return [{"name": name, "resolvedValue": str(value)}
-                for name, value in (execution.variables or {}).items()]
+        # In the order the pinned document declares them (jsonb keeps no key order).
+        values = dict(execution.variables or {})
+        declared = [v["name"] for v in execution.pipeline_version.document.get("variables", [])
+                    if v.get("name") in values]
+        names = declared + sorted(set(values) - set(declared))
+        return [{"name": name, "resolvedValue": str(values[name])} for name in names]
 
     @extend_schema_field(ExecutionStageSerializer(many=True))
     def get_stages(self, execution):
@@ -451,12 +455,14 @@ class ActionExecutionSerializer(serializers.ModelSerializer):
     def get_input(self, ae):
         doc = _action_doc(ae)
         type_id = doc.get("actionTypeId") or {}
-        resolved = (ae.configuration or {}).get("configuration") if ae.configuration else None
+        # ae.configuration is the whole action document as the worker resolved it at
+        # its claim; empty until then.
+        resolved = (ae.configuration.get("configuration") or {}) if ae.configuration else None
         return {
             "actionTypeId": {"category": ae.category, "owner": ae.owner,
                              "provider": ae.provider, "version": str(type_id.get("version", "1"))},
             "configuration": doc.get("configuration") or {},
-            "resolvedConfiguration": (resolved or {}) if ae.configuration else None,
+            "resolvedConfiguration": resolved,
             "namespace": ae.namespace or None,
             "inputArtifacts": [{"name": a["name"]} for a in doc.get("inputArtifacts", [])],
         }
