@@ -16,4 +16,4 @@ class ExecutionsConfig(AppConfig):
 
         live.connect()
         # The runners of the runners issue register themselves when imported.
-        from executions.runners import directory, git, python  # noqa: F401
+        from executions.runners import directory, git, python, webhook  # noqa: F401

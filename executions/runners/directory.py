@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from executions.runners import register
 from executions.runners.base import ActionFailed, Result, RunContext, Runner
+from executions.runners.checks import configuration_of, list_of
 
 CONFIG_KEYS = ("TargetDirectory", "KeepReleases")
 RELEASE_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9_.-]+$")
@@ -184,7 +185,7 @@ class DirectoryDeployRunner(Runner):
     default_timeout_minutes = 30
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
-        config = action_doc.get("configuration") or {}
+        config = configuration_of(action_doc)
         problems: list[tuple[str, str]] = []
         target = config.get("TargetDirectory")
         if not isinstance(target, str) or not target:
@@ -204,7 +205,7 @@ class DirectoryDeployRunner(Runner):
                 problems.append((f"configuration.{key}",
                                  f'"{key}" is not a setting of the Directory provider: use '
                                  + ", ".join(CONFIG_KEYS)))
-        if len(action_doc.get("inputArtifacts") or []) != 1:
+        if len(list_of(action_doc.get("inputArtifacts"))) != 1:
             problems.append(("inputArtifacts",
                              "a Directory deploy takes exactly one input artifact"))
         return problems

@@ -53,6 +53,7 @@ from executions.runners.base import (
     Runner,
     kill_process_group,
 )
+from executions.runners.checks import configuration_of, list_of
 
 CONFIG_KEYS = ("RepositoryUrl", "BranchName", "DetectChanges")
 URL_RE = re.compile(r"^(https?|ssh|git|file)://[^\s]+$")
@@ -107,6 +108,8 @@ def repository_key(url: str) -> str:
         url = url[len("file://"):]
     if url.startswith("/"):
         path = os.path.realpath(url).rstrip("/")
+        if path.endswith("/.git"):  # a working repository's git folder names the repository
+            return path[:-5]
         return path[:-4] if path.endswith(".git") else path
     match = re.match(r"^[a-z+]+://(?:[^@/]+@)?([^/:]+)(?::\d+)?/(.*)$", url)
     if match:
@@ -360,7 +363,7 @@ class GitSourceRunner(Runner):
     default_timeout_minutes = 30
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
-        config = action_doc.get("configuration") or {}
+        config = configuration_of(action_doc)
         problems: list[tuple[str, str]] = []
         url = config.get("RepositoryUrl")
         if not isinstance(url, str) or not url:
@@ -381,7 +384,7 @@ class GitSourceRunner(Runner):
                 problems.append((f"configuration.{key}",
                                  f'"{key}" is not a setting of the Git provider: use '
                                  + ", ".join(CONFIG_KEYS)))
-        if len(action_doc.get("outputArtifacts") or []) != 1:
+        if len(list_of(action_doc.get("outputArtifacts"))) != 1:
             problems.append(("outputArtifacts",
                              "a Git source action produces exactly one output artifact"))
         if action_doc.get("inputArtifacts"):

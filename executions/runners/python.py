@@ -32,6 +32,7 @@ from typing import Any
 
 from executions.runners import register
 from executions.runners.base import ActionFailed, Result, RunContext, Runner
+from executions.runners.checks import configuration_of
 
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
                          r"([.:][A-Za-z_][A-Za-z0-9_]*)$")
@@ -87,9 +88,9 @@ class PythonInvokeRunner(Runner):
     default_timeout_minutes = 60
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
-        config = action_doc.get("configuration") or {}
+        config = configuration_of(action_doc)
         function = config.get("Function")
-        if not function:
+        if not function or not isinstance(function, str):
             return [("configuration.Function", "is required")]
         if "#{" not in function and not FUNCTION_RE.match(function):
             return [("configuration.Function",

@@ -68,6 +68,7 @@ from executions.runners.base import (
     Runner,
     kill_process_group,
 )
+from executions.runners.checks import configuration_of, list_of
 
 REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")
@@ -316,7 +317,7 @@ class ShellRunner(Runner):
         problems = []
         if not commands:
             problems.append(("commands", "a Shell action needs at least one command"))
-        for i, item in enumerate(action_doc.get("environmentVariables") or []):
+        for i, item in enumerate(list_of(action_doc.get("environmentVariables"))):
             if isinstance(item, dict) and item.get("type") == "SECRETS_MANAGER":
                 value = item.get("value")
                 name = value.partition(":")[0] if isinstance(value, str) else ""
@@ -325,7 +326,7 @@ class ShellRunner(Runner):
                         or name.startswith("/")):
                     problems.append((f"environmentVariables[{i}].value",
                                      f'"{value}" is not a secret name'))
-        config = action_doc.get("configuration") or {}
+        config = configuration_of(action_doc)
         wd = config.get("WorkingDirectory")
         if isinstance(wd, str) and "#{" not in wd and (problem := glob_problem(wd)):
             problems.append(("configuration.WorkingDirectory",
@@ -333,7 +334,7 @@ class ShellRunner(Runner):
         for pattern in split_globs(config.get("Reports", "")):
             if "#{" not in pattern and (problem := glob_problem(pattern)):
                 problems.append(("configuration.Reports", problem))
-        for j, item in enumerate(action_doc.get("outputArtifacts") or []):
+        for j, item in enumerate(list_of(action_doc.get("outputArtifacts"))):
             files = item.get("files") if isinstance(item, dict) else None
             for k, pattern in enumerate(files if isinstance(files, list) else []):
                 if isinstance(pattern, str) and (problem := glob_problem(pattern)):

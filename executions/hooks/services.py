@@ -1,0 +1,117 @@
+"""The operations behind the hook endpoints; the views only translate HTTP.
+
+Errors are ``HookError`` with the HTTP status the view answers and a
+sentence for the caller.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from executions import services, triggers
+from executions.choices import ActionExecutionStatus
+from executions.models import ActionExecution
+from executions.runners import webhook
+from pipelines.models import Pipeline
+
+
+class HookError(Exception):
+    """A refused hook call: ``status`` is the HTTP status, ``detail`` the reason."""
+
+    def __init__(self, status: int, detail: str, path: str | None = None):
+        self.status, self.detail, self.path = status, detail, path
+        super().__init__(detail)
+
+
+@dataclass
+class PushOutcome:
+    """What a push did: the decisions per Git source action (or a note, for a ping)."""
+
+    decisions: list[triggers.Decision]
+    note: str = ""
+
+    @property
+    def started(self) -> list[triggers.Decision]:
+        return [d for d in self.decisions if d.started]
+
+
+def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
+    """Verify and act on a push webhook for one pipeline.
+
+    1. The pipeline must exist (404) and have a webhook secret; the request
+       must be signed with it (``X-Hub-Signature-256``, ``X-Gitea-Signature``
+       or ``X-Gitlab-Token``, compared in constant time): otherwise 401 and
+       nothing starts.
+    2. A ping, or an event other than a push, is acknowledged and ignored.
+    3. A push is parsed (400 if it is not one) and each Git source action
+       decides by its repository, DetectChanges and the trigger filters;
+       at most one execution starts per commit (``triggers.change_start``).
+    """
+    pipeline = Pipeline.objects.filter(name=pipeline_name).first()
+    if pipeline is None:
+        raise HookError(404, f'No pipeline is named "{pipeline_name}".')
+    if not pipeline.webhook_secret:
+        raise HookError(401, f'Pipeline "{pipeline_name}" has no webhook secret: set one '
+                             "before sending it webhooks.")
+    if not triggers.signature_valid(pipeline.webhook_secret, body, headers):
+        raise HookError(401, "The webhook signature is missing or wrong.")
+    sender, event = triggers.event_kind(headers)
+    if event == "ping":
+        return PushOutcome([], note="pong")
+    if event != "push":
+        return PushOutcome([], note=f'"{event}" events are ignored: only pushes start '
+                                    "executions")
+    try:
+        data = json.loads(body or b"null")
+    except ValueError as exc:
+        raise HookError(400, f"The payload is not JSON: {exc}") from None
+    push = triggers.push_parse(sender, data)
+    if isinstance(push, str):
+        raise HookError(400, f"Not a push: {push}.")
+    return PushOutcome(triggers.push_decide(pipeline, push))
+
+
+def job_report(*, token: str, data) -> ActionExecution:
+    """Complete a waiting Invoke Webhook action with the result its receiver reports.
+
+    1. The token must be genuine (404 otherwise) and name a Webhook action.
+    2. It is good for one report: an action that has ended answers 409.
+    3. It expires with the action's timeout (410 after ``deadline_at``; the
+       sweeper then fails the action as timed out).
+    4. The report is ``{"status": "Succeeded"|"Failed", "summary",
+       "outputVariables", "externalExecutionUrl"}`` (400 naming the wrong
+       field); it ends the action through ``executions.services.action_complete``.
+    """
+    action_execution_id = webhook.job_token_action_id(token)
+    ae = (ActionExecution.objects.filter(action_execution_id=action_execution_id).first()
+          if action_execution_id else None)
+    if ae is None or ae.provider != "Webhook" or (
+            ae.token and not hmac.compare_digest(ae.token, token)):
+        raise HookError(404, "No job has this token.")
+    if ae.status != ActionExecutionStatus.IN_PROGRESS:
+        raise HookError(409, f"This job has already ended ({ae.status}): its token was good "
+                             "for one report.")
+    if ae.deadline_at is not None and ae.deadline_at <= timezone.now():
+        raise HookError(410, f"This job's token expired at {ae.deadline_at.isoformat()}, "
+                             "with the action's timeout.")
+    try:
+        status, summary, variables, url = webhook.parse_report(data)
+    except webhook.ReportInvalid as exc:
+        raise HookError(400, str(exc), path=exc.path) from None
+    succeeded = status == "Succeeded"
+    done = services.action_complete(
+        action_execution=ae, succeeded=succeeded,
+        summary=summary or ("The receiver reported success" if succeeded
+                            else "The receiver reported a failure"),
+        output_variables=variables, external_url=url)
+    if not done:
+        ae.refresh_from_db(fields=["status"])
+        raise HookError(409, f"This job has already ended ({ae.status}): its token was good "
+                             "for one report.")
+    ae.refresh_from_db()
+    return ae
