@@ -687,25 +687,19 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
     None when the action was already claimed or has ended (a second delivery
     of the same task changes nothing). An unresolvable variable reference or
     missing input artifact or runner fails the action instead, naming it.
+    The claim is one compare-and-set UPDATE (worker, lease, deadline, resolved
+    configuration, log path): one commit before the runner starts.
     """
-    now = timezone.now()
-    row = ActionExecution.objects.filter(pk=action_execution_pk).values_list(
-        "timeout_minutes", flat=True).first()
-    if row is None:
-        return None
-    claimed = ActionExecution.objects.filter(
-        pk=action_execution_pk, status=A.IN_PROGRESS, worker=""
-    ).update(
-        worker=worker, started_at=now, updated_at=now,
-        lease_expires_at=now + timedelta(seconds=lease_seconds()),
-        deadline_at=now + timedelta(minutes=row or 60),
-    )
-    if not claimed:
-        return None
-    ae = ActionExecution.objects.select_related(
+    ae = (ActionExecution.objects.select_related(
         "execution", "execution__pipeline_version", "execution__pipeline",
-        "execution__rollback_target").get(pk=action_execution_pk)
+        "execution__rollback_target").filter(pk=action_execution_pk).first())
+    if ae is None or ae.status != A.IN_PROGRESS or ae.worker:
+        return None
     ex = ae.execution
+    problem = ""
+    resolved: dict = {}
+    variables: dict[str, str] = {}
+    inputs: dict[str, str] = {}
     try:
         if runners.get(ae.category, ae.provider) is None:
             raise Unresolvable(f'No runner for provider "{ae.provider}" of category '
@@ -715,10 +709,24 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
         resolved = _resolve(doc, variables)
         inputs = _inputs(ex, doc)
     except Unresolvable as exc:
-        _finish(action_execution_pk, worker=worker, status=A.FAILED, summary=str(exc))
+        problem = str(exc)
+    now = timezone.now()
+    fields = {
+        "worker": worker, "started_at": now, "updated_at": now,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds()),
+        "deadline_at": now + timedelta(minutes=ae.timeout_minutes or 60),
+        "configuration": resolved,
+        "log_path": f"{ex.pipeline.name}/{ex.execution_id}/{ae.action_execution_id}.log",
+    }
+    claimed = ActionExecution.objects.filter(
+        pk=action_execution_pk, status=A.IN_PROGRESS, worker="").update(**fields)
+    if not claimed:
         return None
-    ae.configuration = resolved
-    ActionExecution.objects.filter(pk=ae.pk).update(configuration=resolved)
+    if problem:
+        _finish(action_execution_pk, worker=worker, status=A.FAILED, summary=problem)
+        return None
+    for key, value in fields.items():
+        setattr(ae, key, value)
     override = next((o for o in ex.source_revision_overrides
                      if o.get("actionName") == ae.action_name), None)
     return Claim(ae, ex, resolved, variables, inputs, override)
@@ -808,11 +816,6 @@ def action_record_process(action_execution_pk: int, *, worker: str, pid: int, pg
     if log_path:
         fields["log_path"] = log_path
     ActionExecution.objects.filter(pk=action_execution_pk, worker=worker).update(**fields)
-
-
-def action_set_log(action_execution_pk: int, *, worker: str, log_path: str) -> None:
-    ActionExecution.objects.filter(pk=action_execution_pk, worker=worker).update(
-        log_path=log_path)
 
 
 @dataclass

@@ -119,12 +119,6 @@ class Heartbeat(threading.Thread):
                 connection.close()
 
 
-def _log_path(claim: engine.Claim) -> str:
-    ae = claim.action_execution
-    return f"{claim.execution.pipeline.name}/{claim.execution.execution_id}/" \
-           f"{ae.action_execution_id}.log"
-
-
 def run_action(pk: int, *, worker: str | None = None) -> str | None:
     """Claim and run one action execution; returns its final status (None: not claimed)."""
     worker = worker or engine.worker_name()
@@ -134,9 +128,7 @@ def run_action(pk: int, *, worker: str | None = None) -> str | None:
     ae, ex = claim.action_execution, claim.execution
     runner = runners.get(ae.category, ae.provider)
     base = Path(settings.WORKSPACE_ROOT) / str(ae.action_execution_id)
-    log_rel = _log_path(claim)
-    engine.action_set_log(pk, worker=worker, log_path=log_rel)
-    log = LogWriter(Path(settings.LOG_ROOT) / log_rel)
+    log = LogWriter(Path(settings.LOG_ROOT) / ae.log_path)
     heartbeat = None
     try:
         workspace = base / "workspace"
