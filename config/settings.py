@@ -184,6 +184,16 @@ CONVEYOR_HEARTBEAT_SECONDS = float(os.environ.get("CONVEYOR_HEARTBEAT_SECONDS", 
 # Timeout of an action that sets no timeoutInMinutes and whose runner has no default.
 CONVEYOR_DEFAULT_TIMEOUT_MINUTES = int(os.environ.get("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", "60"))
 
+# --- Runners and change detection -------------------------------------------
+# How often Git sources with DetectChanges "true" are polled (0: never). The
+# django-q2 schedule counts whole minutes; `manage.py poll_sources --loop` any period.
+CONVEYOR_POLL_SECONDS = float(os.environ.get("CONVEYOR_POLL_SECONDS", "60"))
+# Bare mirrors of the repositories Git sources fetch from.
+CONVEYOR_GIT_CACHE_ROOT = Path(os.environ.get("CONVEYOR_GIT_CACHE_ROOT", VAR_DIR / "git-cache"))
+# SECRETS_MANAGER variables: CONVEYOR_SECRET_<NAME> in the worker's environment,
+# else the file <CONVEYOR_SECRETS_DIR>/<name>.
+CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "secrets"))
+
 # --- Auth, static, i18n -----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

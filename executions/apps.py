@@ -15,5 +15,12 @@ class ExecutionsConfig(AppConfig):
         from executions import live
 
         live.connect()
-        # The runners of the runners issue register themselves when imported.
+        # The runners of the runners issue register themselves when imported, and
+        # `migrate` makes the polling schedule follow CONVEYOR_POLL_SECONDS.
+        from django.db.models.signals import post_migrate
+
         from executions.runners import directory, git, python, webhook  # noqa: F401
+        from executions.triggers import poll_schedule_ensure
+
+        post_migrate.connect(poll_schedule_ensure, sender=self,
+                             dispatch_uid="conveyor-poll-schedule")
