@@ -20,6 +20,21 @@ from tests.factories import definition
 ROLE_ARN = "arn:aws:iam::123456789012:role/conveyor"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix,
+                                 tmp_path_factory):
+    """On SQLite, a test database in a file when none is configured (see ``worker``).
+
+    This takes effect when these tests are the first to need the database (e.g.
+    ``pytest tests/awsapi``); in a run where an earlier directory already made an
+    in-memory one, ``worker`` skips and names CONVEYOR_TEST_SQLITE.
+    """
+    settings_dict = connections.settings[DEFAULT_DB_ALIAS]
+    test = settings_dict.setdefault("TEST", {})
+    if settings_dict["ENGINE"].endswith("sqlite3") and not test.get("NAME"):
+        test["NAME"] = str(tmp_path_factory.mktemp("awsapi-db") / "test.sqlite3")
+
+
 @pytest.fixture
 def runnable_providers():
     """Make sure Source/Git and Build/Shell can be validated.
