@@ -114,3 +114,20 @@ def test_an_invalid_configuration_known_only_at_start_fails_the_action(release):
     assert ae.summary == ('Invalid approval configuration: RequiredApprovals must be a whole '
                           'number, not "abc"')
     assert not ApprovalRequest.objects.exists()
+
+
+def test_stop_and_wait_lets_the_waiting_approval_be_decided_then_the_execution_stops(
+    release, alice, owner,
+):
+    """Rule 7 as the engine has it: a waiting approval is a running action, so stop-and-wait
+    waits for it (the lead may choose to abandon waiting actions instead; see the report)."""
+    request = release.to_approval(release_pipeline())
+    release.call(execution_services.execution_stop, execution=request.execution, abandon=False,
+                 reason="Hold on", user=owner)
+    request.refresh_from_db()
+    assert request.status == "Pending"
+    assert PipelineExecution.objects.get(pk=request.execution_id).status == "Stopping"
+    decide(release, request, alice)
+    ex = PipelineExecution.objects.get(pk=request.execution_id)
+    assert ex.status == "Stopped"
+    assert not ActionExecution.objects.filter(execution=ex, action_name="DeployProduction").exists()
