@@ -170,7 +170,8 @@ def event_json(row: dict) -> dict:
         "pipelineExecutionId": str(row["execution__execution_id"])
         if row["execution__execution_id"] else None,
         "executionNumber": row["execution__number"],
-        "stageName": row["stage_name"],
+        # An inbound wait is an execution's event about a stage: name the stage.
+        "stageName": row["stage_name"] or (row["data"] or {}).get("stageName", ""),
         "actionName": row["action_name"],
         "status": row["status"],
         "previousStatus": row["previous_status"],

@@ -714,8 +714,8 @@ def pipeline_insights(request, name: str):
     days = {}
     for row in (PipelineExecution.objects.filter(
             pipeline=pipeline, status__in=E.TERMINAL,
-            created_at__date__gte=since.date()).order_by()
-            .annotate(day=TruncDate("created_at")).values("day")
+            started_at__date__gte=since.date()).order_by()
+            .annotate(day=TruncDate("started_at")).values("day")
             .annotate(total=Count("id"), ok=Count("id", filter=Q(status=E.SUCCEEDED)))):
         days[row["day"]] = row
     rate = Chart("Success rate per day", "%", height=160)

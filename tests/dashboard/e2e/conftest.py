@@ -1,0 +1,230 @@
+"""Browser tests: Debian's Chromium driven by Playwright against a real Conveyor.
+
+A session-wide server is started the way ``manage.py serve`` runs it — daphne
+(HTTP and websockets) and a django-q2 cluster (``qcluster``), each its own
+process — on pytest-django's test database, which is a file for SQLite so the
+three processes share it (PostgreSQL and Redis when ``DATABASE_URL`` and
+``REDIS_URL`` are set, as in CI). Executions really run in the worker process;
+the browser sees them only through the web process. Tests create their own
+pipelines (unique names), so nothing is flushed between them.
+
+Everything here is skipped, with the reason, where /usr/bin/chromium is absent
+(``apt-get install chromium``; never ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+BASE_DIR = Path(__file__).resolve().parents[3]
+
+# Playwright's sync API runs an event loop in this thread; the test's own ORM
+# calls (creating users and pipelines, checking statuses) are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "dashboard/e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} "
+                    "(apt-get install chromium): browser tests skipped")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("conveyor-e2e")
+
+
+@pytest.fixture(scope="session")
+def e2e_database(e2e_dir, django_test_environment, django_db_blocker):
+    """The test database, created here for the whole session (no test transaction).
+
+    pytest-django creates databases only for tests marked ``django_db``, whose
+    transaction or flush would hide the test's writes from the server or wipe
+    the personas between tests; these tests share one database instead, and
+    each makes its own pipelines. SQLite: a file, which the web and worker
+    processes open too (an in-memory database is private to one process).
+    """
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(e2e_dir / "conveyor.sqlite3")
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    try:
+        yield
+    finally:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """daphne + qcluster on the test database; ``restart_web`` cuts every websocket."""
+
+    def __init__(self, env: dict, port: int, logs: Path):
+        self.env, self.port, self.logs = env, port, logs
+        self.url = f"http://127.0.0.1:{port}"
+        self.web: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+
+    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(cmd, cwd=BASE_DIR, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_web(self) -> None:
+        self.web = self._spawn("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1",
+                                       "-p", str(self.port), "config.asgi:application"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.web.poll() is not None:
+                raise RuntimeError("daphne exited: see " + str(self.logs / "web.log"))
+            try:
+                urllib.request.urlopen(self.url + "/login/", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not answer within 30 s")
+
+    def stop_web(self) -> None:
+        self._stop(self.web)
+        self.web = None
+
+    def restart_web(self) -> None:
+        self.stop_web()
+        self.start_web()
+
+    def start_worker(self) -> None:
+        self.worker = self._spawn("worker", [sys.executable, "manage.py", "qcluster"])
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen | None) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop(self) -> None:
+        self._stop(self.web)
+        self._stop(self.worker)
+
+
+@pytest.fixture(scope="session")
+def conveyor(browser_type_launch_args, e2e_database, django_db_blocker, e2e_dir):
+    """The running server (session-wide); skipped with the browser."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = dict(os.environ)
+    env.update({
+        "SECRET_KEY": settings.SECRET_KEY,  # sessions made here are valid there
+        "CONVEYOR_VAR_DIR": str(e2e_dir),
+        "CONVEYOR_WORKERS": "2",
+        "CONVEYOR_HEARTBEAT_SECONDS": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+    })
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "postgresql":
+
+        base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        env["DATABASE_URL"] = f"{base}/{name}"
+    else:
+        assert str(name) == str(e2e_dir / "conveyor.sqlite3"), name
+        env.pop("DATABASE_URL", None)
+    server = Server(env, _free_port(), e2e_dir)
+    try:
+        server.start_worker()
+        server.start_web()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _db(django_db_blocker):
+    """The test process writes straight to the shared database (no test transaction)."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture(scope="session")
+def people(conveyor, django_db_blocker):
+    """Personas, created once: a viewer, an operator, a reviewer (also an operator)."""
+    from django.contrib.auth.models import Group, User
+
+    with django_db_blocker.unblock():
+        made = {}
+        for username, groups in (("vera", ["viewers"]), ("oscar", ["operators"]),
+                                 ("rita", ["operators", "reviewers"])):
+            user, _ = User.objects.get_or_create(username=username,
+                                                 defaults={"email": f"{username}@example.com"})
+            user.groups.set([Group.objects.get(name=g) for g in groups])
+            made[username] = user
+        return made
+
+
+@pytest.fixture
+def login(conveyor, people, context):
+    """``login("oscar")`` signs the browser context in (a real session row)."""
+    from django.test import Client
+
+    def sign_in(username: str) -> None:
+        client = Client()
+        client.force_login(people[username])
+        context.clear_cookies()
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                              "url": conveyor.url}])
+
+    return sign_in
+
+
+@pytest.fixture
+def unique() -> str:
+    return "p" + uuid.uuid4().hex[:8]
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
