@@ -1,5 +1,6 @@
 """Fixtures for driving ``/aws/`` through real boto3 against a live server."""
 
+import json
 import queue
 import threading
 import time
@@ -68,6 +69,64 @@ def aws_definition(runnable_providers):
     return make
 
 
+# The operations whose answers are checked member by member against botocore's
+# model (``model_mismatches``) by every client ``aws`` makes. The definition
+# operations are left out on purpose: a pipeline document keeps the fields
+# Conveyor has no use for, as it was imported.
+CHECKED_OPERATIONS = frozenset({
+    "StartPipelineExecution", "StopPipelineExecution", "GetPipelineExecution",
+    "ListPipelineExecutions", "GetPipelineState", "ListActionExecutions",
+    "RetryStageExecution", "PutApprovalResult", "EnableStageTransition",
+    "DisableStageTransition", "RollbackStage",
+})
+
+
+def model_mismatches(value, shape, path: str = "") -> list[str]:
+    """Where an answer's JSON leaves botocore's output shape.
+
+    botocore's parser drops members the model does not know and keeps a
+    string outside its enum, so a client would never notice either; this
+    notices: unknown members, wrong types, enum values the model does not list.
+    """
+    problems = []
+    kind = shape.type_name
+    if value is None:
+        return [f"{path or '.'}: null (AWS leaves a member without a value out)"]
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return [f"{path}: {type(value).__name__}, not an object"]
+        for key, item in value.items():
+            if key not in shape.members:
+                problems.append(f"{path}.{key}: not a member of {shape.name}")
+            else:
+                problems += model_mismatches(item, shape.members[key], f"{path}.{key}")
+    elif kind == "list":
+        if not isinstance(value, list):
+            return [f"{path}: {type(value).__name__}, not a list"]
+        for i, item in enumerate(value):
+            problems += model_mismatches(item, shape.member, f"{path}[{i}]")
+    elif kind == "map":
+        if not isinstance(value, dict):
+            return [f"{path}: {type(value).__name__}, not a map"]
+        for key, item in value.items():
+            problems += model_mismatches(item, shape.value, f"{path}.{key}")
+    elif kind == "string":
+        if not isinstance(value, str):
+            problems.append(f"{path}: {value!r} is not a string")
+        elif shape.enum and value not in shape.enum:
+            problems.append(f"{path}: {value!r} is not one of {shape.enum}")
+    elif kind in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{path}: {value!r} is not an integer")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"{path}: {value!r} is not a boolean")
+    elif kind == "timestamp" and (not isinstance(value, int | float)
+                                  or isinstance(value, bool)):
+        problems.append(f"{path}: {value!r} is not epoch seconds")
+    return problems
+
+
 @pytest.fixture
 def aws(live_server, monkeypatch):
     """``aws(user)`` is a boto3 CodePipeline client signing with a new key of ``user``.
@@ -81,6 +140,20 @@ def aws(live_server, monkeypatch):
     """
     monkeypatch.setitem(connections.settings[DEFAULT_DB_ALIAS], "CONN_MAX_AGE", 0)
     clients = []
+    mismatches: list[str] = []
+
+    def check_answer(operation_model, response_dict, **kwargs):
+        if operation_model.name not in CHECKED_OPERATIONS or response_dict["status_code"] != 200:
+            return
+        body = json.loads(response_dict["body"] or b"{}")
+        output = operation_model.output_shape
+        if output is None:
+            if body != {}:
+                mismatches.append(f"{operation_model.name}: answers {body!r}, the model "
+                                  "declares no output")
+            return
+        mismatches.extend(f"{operation_model.name}{problem}"
+                          for problem in model_mismatches(body, output))
 
     def make(user=None, *, key_id: str | None = None, secret: str | None = None):
         if user is not None:
@@ -94,12 +167,14 @@ def aws(live_server, monkeypatch):
             aws_secret_access_key=secret,
             config=Config(retries={"total_max_attempts": 1}),
         )
+        client.meta.events.register("before-parse.codepipeline", check_answer)
         clients.append(client)
         return client
 
     yield make
     for client in clients:
         client.close()
+    assert not mismatches, "answers that leave the model:\n" + "\n".join(mismatches)
 
 
 # --- running executions behind the live server --------------------------------------
