@@ -340,6 +340,7 @@ def approval_decide_by_token(*, pipeline_name: str, stage_name: str, action_name
 
 
 def link_max_age() -> timedelta:
+    """The longest a signed link lives (``CONVEYOR_APPROVAL_LINK_MAX_AGE`` s, default 7 days)."""
     return timedelta(seconds=int(getattr(django_settings, "CONVEYOR_APPROVAL_LINK_MAX_AGE",
                                          7 * 24 * 3600)))
 
@@ -360,6 +361,8 @@ def link_sign(link: ApprovalLink, status: str) -> str:
 
 @dataclass
 class LinkTarget:
+    """What a valid signed link asks: its link row, the decision, and the request."""
+
     link: ApprovalLink
     status: str
     request: ApprovalRequest = field(init=False)
