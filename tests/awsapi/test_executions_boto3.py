@@ -6,6 +6,7 @@ django-q2 cluster. The tests watch executions the way a script would, by
 polling GetPipelineState and GetPipelineExecution.
 """
 
+import threading
 import uuid
 from datetime import datetime
 
@@ -595,6 +596,32 @@ def test_a_repeated_client_request_token_answers_the_same_execution(
     for execution_id in (first["pipelineExecutionId"], other["pipelineExecutionId"],
                          unnamed["pipelineExecutionId"]):
         finished(client, "once", execution_id)
+
+
+def test_starts_racing_with_one_client_request_token_start_one_execution(
+        aws, owner, operator, aws_definition, worker):
+    aws(owner).create_pipeline(pipeline=three_stages(aws_definition, "race"))
+    clients = [aws(operator) for _ in range(4)]
+    barrier = threading.Barrier(len(clients))
+    answers, failures = [], []
+
+    def start(client):
+        barrier.wait()
+        try:
+            answers.append(client.start_pipeline_execution(
+                name="race", clientRequestToken="same-token")["pipelineExecutionId"])
+        except Exception as exc:  # reported below, with the others
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=start, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert len(answers) == 4 and len(set(answers)) == 1
+    assert PipelineExecution.objects.count() == 1
+    assert finished(clients[0], "race", answers[0]) == "Succeeded"
 
 
 def test_start_refusals_are_raised_as_codepipelines_exceptions(aws, owner, operator, viewer,
