@@ -129,6 +129,8 @@ class PythonInvokeRunner(Runner):
             if ctx.should_stop():
                 raise ActionFailed(f"Stopped: {ctx.stop_reason} ({path} was left to finish "
                                    "on its own: a thread cannot be killed)")
+        if ctx.should_stop():  # it returned because it saw the stop: the stop is the outcome
+            raise ActionFailed(f"Stopped: {ctx.stop_reason}")
         if "error" in outcome:
             exc = outcome["error"]
             if isinstance(exc, ActionFailed):

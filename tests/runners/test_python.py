@@ -76,7 +76,7 @@ def test_a_stopped_action_returns_at_once_and_the_function_sees_it(tmp_path):
     started = time.monotonic()
     with pytest.raises(ActionFailed, match="^Stopped: abandoned"):
         runner.run(ctx)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # the function itself would never return
 
 
 def test_the_function_path_is_checked_when_the_pipeline_is_saved():
