@@ -169,6 +169,63 @@ def test_a_release_runs_waits_for_approval_by_token_and_succeeds(
     assert approved["summary"] == "Approved by rita: Looks good"
 
 
+def approval_token(client, pipeline: str, execution_id: str) -> str:
+    """Wait until the approval of ``execution_id`` waits; its token, from GetPipelineState."""
+    def token():
+        state = client.get_pipeline_state(name=pipeline)
+        latest = action_state(state, "Production", "Approve").get("latestExecution", {})
+        return latest.get("token") if stage(state, "Production").get(
+            "latestExecution", {}).get("pipelineExecutionId") == execution_id else None
+    return wait_for(token, what=f"the approval of {execution_id} to wait")
+
+
+def test_a_rejection_fails_the_execution_and_a_superseded_approval_is_already_completed(
+        aws, owner, operator, reviewer, aws_definition, worker):
+    aws(owner).create_pipeline(pipeline=release_definition(aws_definition))
+    client, decider = aws(operator), aws(reviewer)
+    rejected = client.start_pipeline_execution(name="shop")["pipelineExecutionId"]
+    decider.put_approval_result(
+        pipelineName="shop", stageName="Production", actionName="Approve",
+        token=approval_token(client, "shop", rejected),
+        result={"status": "Rejected", "summary": "Not on a Friday"})
+    assert finished(client, "shop", rejected) == "Failed"
+    state = client.get_pipeline_state(name="shop")
+    assert action_state(state, "Production", "Approve")["latestExecution"]["summary"] == \
+        "Not on a Friday"
+    assert "latestExecution" not in action_state(state, "Production", "Release")
+
+    # An older execution waiting for approval gives way to a newer one arriving
+    # (Conveyor's rule 10): its token no longer decides anything.
+    older = client.start_pipeline_execution(name="shop")["pipelineExecutionId"]
+    stale = approval_token(client, "shop", older)
+    client.disable_stage_transition(pipelineName="shop", stageName="Production",
+                                    transitionType="Inbound", reason="Hold the newer one")
+    newer = client.start_pipeline_execution(name="shop")["pipelineExecutionId"]
+    wait_for(lambda: stage(client.get_pipeline_state(name="shop"), "Production").get(
+        "inboundExecution", {}).get("pipelineExecutionId") == newer)
+    client.enable_stage_transition(pipelineName="shop", stageName="Production",
+                                   transitionType="Inbound")
+    fresh = approval_token(client, "shop", newer)
+    assert status_of(client, "shop", older) == "Superseded"
+    with pytest.raises(decider.exceptions.ApprovalAlreadyCompletedException) as caught:
+        decider.put_approval_result(pipelineName="shop", stageName="Production",
+                                    actionName="Approve", token=stale,
+                                    result={"status": "Approved", "summary": "late"})
+    assert "Superseded" in caught.value.response["Error"]["Message"]
+    with pytest.raises(decider.exceptions.StageNotFoundException):
+        decider.put_approval_result(pipelineName="shop", stageName="Staging",
+                                    actionName="Approve", token=fresh,
+                                    result={"status": "Approved", "summary": ""})
+    with pytest.raises(decider.exceptions.ActionNotFoundException):
+        decider.put_approval_result(pipelineName="shop", stageName="Production",
+                                    actionName="Sign-off", token=fresh,
+                                    result={"status": "Approved", "summary": ""})
+    decider.put_approval_result(pipelineName="shop", stageName="Production",
+                                actionName="Approve", token=fresh,
+                                result={"status": "Approved", "summary": ""})
+    assert finished(client, "shop", newer) == "Succeeded"
+
+
 def test_list_action_executions_gives_inputs_and_outputs_in_codepipelines_shape(
         aws, owner, operator, reviewer, aws_definition, worker):
     aws(owner).create_pipeline(pipeline=release_definition(aws_definition))
