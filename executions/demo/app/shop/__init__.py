@@ -1,0 +1,1 @@
+"""The demo shop: prices an order."""
