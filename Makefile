@@ -16,6 +16,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py ensure_superuser
+	$(PY) manage.py load_demo
 	PORT=$(PORT) $(PY) manage.py serve
 
 # The whole suite: everything but the browser tests, then the browser tests in
