@@ -21,6 +21,7 @@ when to read.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -83,12 +84,16 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.log_task is not None:
             self.log_task.cancel()
 
-    async def deliver(self, rows: list[dict], *, resync: bool = False) -> None:
+    async def deliver(self, rows: list[dict], *, resync: bool = False,
+                      text: str | None = None) -> None:
+        """Called by the hub: ``text`` is the message already encoded for ``rows``."""
         if resync:
             await self.send_json({"type": "resync", "last": self.last})
             return
-        await self.send_json({"type": "events", "last": self.last,
-                              "events": [live.event_json(r) for r in rows]})
+        if text is None:
+            text = json.dumps({"type": "events", "last": self.last,
+                               "events": [live.event_json(r) for r in rows]})
+        await self.send(text_data=text)
 
     async def receive_json(self, content, **kwargs) -> None:
         """Browsers only talk to follow a log (execution sockets)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -211,7 +212,8 @@ class Subscriber(Protocol):
     key: tuple
     last: int
 
-    async def deliver(self, rows: list[dict], *, resync: bool = False) -> None: ...
+    async def deliver(self, rows: list[dict], *, resync: bool = False,
+                      text: str | None = None) -> None: ...
 
 
 class Hub:
@@ -305,16 +307,24 @@ class Hub:
             subs = [s for s in subs if s not in behind]
         else:
             return
+        # Subscribers that were at the same sequence get the same message: encode
+        # it once (100 browsers on one pipeline page must not cost 100 encodings).
+        texts: dict[int, str] = {}
         for sub in subs:
             mine = [r for r in rows if r["id"] > sub.last]
             if mine:
+                if sub.last not in texts:
+                    texts[sub.last] = json.dumps({"type": "events", "last": mine[-1]["id"],
+                                                  "events": [event_json(r) for r in mine]})
+                text = texts[sub.last]
                 sub.last = mine[-1]["id"]
-                await self._hand(sub, mine)
+                await self._hand(sub, mine, text=text)
 
     @staticmethod
-    async def _hand(sub: Subscriber, rows: list[dict], *, resync: bool = False) -> None:
+    async def _hand(sub: Subscriber, rows: list[dict], *, resync: bool = False,
+                    text: str | None = None) -> None:
         try:
-            await sub.deliver(rows, resync=resync)
+            await sub.deliver(rows, resync=resync, text=text)
         except asyncio.CancelledError:
             raise
         except Exception:  # one broken socket must not starve the others
