@@ -404,7 +404,9 @@ class GitSourceRunner(Runner):
         if revision and override.get("revisionType", "COMMIT_ID") not in ("COMMIT_ID", ""):
             raise ActionFailed(f'A Git source takes a revision of type COMMIT_ID, not '
                                f'"{override.get("revisionType")}"')
-        timeout = max(1.0, ctx.remaining_seconds() or 600.0)
+        # The worker enforces the action's deadline (it stops us, and the action
+        # ends "timed out"); git's own timeout is only a backstop behind it.
+        timeout = max(1.0, ctx.remaining_seconds() or 600.0) + 30
         ctx.log.line(f"Fetching {url}")
         try:
             mirror = mirror_fetch(url, ctx=ctx, timeout=timeout)

@@ -125,3 +125,4 @@ def _quiet_heartbeat(settings):
     lock: keep heartbeats off the database (deadlines are still enforced)."""
     settings.CONVEYOR_HEARTBEAT_SECONDS = 3600
     settings.CONVEYOR_LEASE_SECONDS = 3 * 3600
+    settings.CONVEYOR_RECORD_PROCESS_AFTER = 3600

@@ -297,3 +297,33 @@ def test_a_second_repository_is_a_different_mirror(tmp_path):
     rb = runner.run(make_ctx(tmp_path, git_action(b.path)))
     assert ra.output_variables["CommitId"] == a.head()
     assert rb.output_variables["CommitId"] == b.head()
+
+
+def test_a_fetch_running_past_the_actions_timeout_fails_it_as_timed_out(
+        driver, silent_server, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from executions import engine
+
+    doc = definition("git-timeout", stages=[
+        ("Source", [{**git_action(silent_server), "timeoutInMinutes": 1}]),
+        ("Build", [action("Compile", "Build", "Simulate", inputArtifacts=[{"name": "Src"}])]),
+    ])
+    execution = driver.start(pipeline_save(document=doc).pipeline)
+    original = engine.action_claim
+
+    def claim_near_deadline(pk, *, worker):  # a minute is long for a test: 0.5 s it is
+        claim = original(pk, worker=worker)
+        claim.action_execution.deadline_at = timezone.now() + timedelta(seconds=0.5)
+        return claim
+
+    monkeypatch.setattr(engine, "action_claim", claim_near_deadline)
+    started = time.monotonic()
+    assert driver.run_action("Source", "Checkout") == "Failed"
+    assert time.monotonic() - started < 5
+    source = ActionExecution.objects.get(execution=execution)
+    assert source.summary == "Action timed out after 1 min"
+    execution.refresh_from_db()
+    assert execution.status == "Failed"
