@@ -264,7 +264,8 @@ def _set_status(fx: _Effects, obj: models.Model, to: str, *, summary: str | None
         values[summary_field] = summary[:2000]
     if to in table.TERMINAL:
         values.setdefault("ended_at", now)
-    with transaction.atomic():
+    # Callers hold the engine's transaction: no savepoint, the event commits with it.
+    with transaction.atomic(savepoint=False):
         if model.objects.filter(pk=obj.pk, status=previous, **(where or {})).update(
                 **values) != 1:
             return False
@@ -427,12 +428,10 @@ def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str) -> None:
         ):
             _wait(fx, ex, stage_name, WaitingReason.QUEUED_BEHIND)
             return
-        holder = _holder(pipeline_id, stage_name)
-        if holder is not None and not _supersede_pending_approval(fx, holder, newer=ex):
+        if not _enter_locked(fx, ex, stage_name):
             _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
-            return
-    if not _enter(fx, ex, stage_name):
-        _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
+        return
+    _enter(fx, ex, stage_name)
 
 
 def _wait(fx: _Effects, ex: PipelineExecution, stage_name: str, reason: str) -> None:
@@ -481,14 +480,27 @@ def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int
     return se
 
 
+def _enter_locked(fx: _Effects, ex: PipelineExecution, stage_name: str) -> bool:
+    """Enter a locking stage; if it is held, try rule 10 on the holder, then give up.
+
+    Entering first and asking who holds the stage only when the constraint
+    refused spares a query on every uncontended boundary.
+    """
+    if _enter(fx, ex, stage_name) is not None:
+        return True
+    holder = _holder(ex.pipeline_id, stage_name)
+    if holder is not None and not _supersede_pending_approval(fx, holder, newer=ex):
+        return False
+    return _enter(fx, ex, stage_name) is not None
+
+
 def _admit(fx: _Effects, pipeline_id: int, stage_name: str) -> None:
     """A stage unlocked or its transition was enabled: let inbound executions in (rule 4)."""
-    enabled, _ = _transition(pipeline_id, stage_name)
-    if not enabled:
-        return
     waiting = list(PipelineExecution.objects.select_related("pipeline_version")
                    .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name,
                            status=E.IN_PROGRESS).order_by("number"))
+    if not waiting or not _transition(pipeline_id, stage_name)[0]:
+        return
     blocked = False
     for ex in waiting:
         if not _locks(ex):
@@ -498,12 +510,7 @@ def _admit(fx: _Effects, pipeline_id: int, stage_name: str) -> None:
             _wait(fx, ex, stage_name, WaitingReason.QUEUED_BEHIND
                   if ex.execution_mode == ExecutionMode.QUEUED else WaitingReason.STAGE_LOCKED)
             continue
-        holder = _holder(pipeline_id, stage_name)
-        if holder is not None and not _supersede_pending_approval(fx, holder, newer=ex):
-            _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
-            blocked = True
-            continue
-        if _enter(fx, ex, stage_name) is None:
+        if not _enter_locked(fx, ex, stage_name):
             _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
         blocked = True
 
@@ -554,11 +561,13 @@ def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
 # --- inside a stage (rules 5, 6, 7) ------------------------------------------------
 
 
-def _effective(se: StageExecution, ex: PipelineExecution) -> list[ActionView]:
+def _effective(se: StageExecution, ex: PipelineExecution) -> tuple[list[ActionView],
+                                                                   dict[str, int]]:
     """Each action of the stage with its status for this attempt.
 
     A FAILED_ACTIONS retry carries the actions that succeeded in an earlier
     attempt as Succeeded; anything else not run in this attempt is None.
+    Also returns each action's highest attempt number so far.
     """
     rows = list(ActionExecution.objects.filter(execution=ex, stage_name=se.stage_name)
                 .only("action_name", "status", "stage_execution_id", "attempt")
@@ -573,7 +582,10 @@ def _effective(se: StageExecution, ex: PipelineExecution) -> list[ActionView]:
                 and earlier.get(name) == A.SUCCEEDED:
             status = A.SUCCEEDED
         views.append(ActionView(name, action.get("runOrder", 1), status))
-    return views
+    attempts: dict[str, int] = {}
+    for r in rows:
+        attempts[r.action_name] = max(attempts.get(r.action_name, 0), r.attempt)
+    return views, attempts
 
 
 def _stage_advance(fx: _Effects, se: StageExecution) -> None:
@@ -581,9 +593,10 @@ def _stage_advance(fx: _Effects, se: StageExecution) -> None:
     ex = se.execution
     if se.status not in S.ACTIVE:
         return
-    decision = stage_step(_effective(se, ex), stopping=se.status == S.STOPPING)
+    views, attempts = _effective(se, ex)
+    decision = stage_step(views, stopping=se.status == S.STOPPING)
     if decision.start:
-        _start_actions(fx, se, ex, decision.start)
+        _start_actions(fx, se, ex, decision.start, attempts)
     elif decision.status is not None:
         summary = _stage_summary(se, decision.status)
         if _set_status(fx, se, decision.status, summary=summary):
@@ -600,10 +613,8 @@ def _stage_summary(se: StageExecution, status: str) -> str | None:
 
 
 def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
-                   names: Iterable[str]) -> list[ActionExecution]:
+                   names: Iterable[str], attempts: dict[str, int]) -> list[ActionExecution]:
     names = set(names)
-    attempts = dict(ActionExecution.objects.filter(execution=ex, stage_name=se.stage_name)
-                    .values_list("action_name").annotate(n=Max("attempt")))
     now = timezone.now()
     started = []
     for action in _stages(ex)[se.stage_index]["actions"]:
@@ -830,7 +841,8 @@ class ProducedArtifact:
 def action_finish(action_execution_pk: int, *, worker: str, status: str, summary: str = "",
                   output_variables: dict | None = None, external_url: str = "",
                   external_id: str = "", error: str = "", traceback: str = "",
-                  artifacts: Iterable[ProducedArtifact] = (), revision=None) -> bool:
+                  artifacts: Iterable[ProducedArtifact] = (), revision=None,
+                  pipeline_id: int | None = None) -> bool:
     """A worker reports the end of the action it claimed; the stage moves on.
 
     False (nothing changed) when the action is no longer this worker's
@@ -840,16 +852,17 @@ def action_finish(action_execution_pk: int, *, worker: str, status: str, summary
     return _finish(action_execution_pk, worker=worker, status=status, summary=summary,
                    output_variables=output_variables, external_url=external_url,
                    external_id=external_id, error=error, traceback=traceback,
-                   artifacts=artifacts, revision=revision)
+                   artifacts=artifacts, revision=revision, pipeline_id=pipeline_id)
 
 
 def _finish(action_execution_pk: int, *, worker: str | None, status: str, summary: str = "",
             output_variables: dict | None = None, external_url: str = "",
             external_id: str = "", error: str = "", traceback: str = "",
             artifacts: Iterable[ProducedArtifact] = (), revision=None,
-            where: dict | None = None) -> bool:
-    pipeline_id = ActionExecution.objects.filter(pk=action_execution_pk).values_list(
-        "pipeline_id", flat=True).first()
+            where: dict | None = None, pipeline_id: int | None = None) -> bool:
+    if pipeline_id is None:
+        pipeline_id = ActionExecution.objects.filter(pk=action_execution_pk).values_list(
+            "pipeline_id", flat=True).first()
     if pipeline_id is None:
         return False
     with _Transaction(pipeline_id) as fx:
@@ -886,8 +899,7 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
                               "revision_change_identifier": revision.change_identifier[:200],
                               "artifact_name": revision.artifact_name[:100]})
         _ended(fx, ae)
-        se = ae.stage_execution
-        se.refresh_from_db(fields=["status"])
+        se = ae.stage_execution      # read after the pipeline lock: current
         se.execution = ae.execution
         _stage_advance(fx, se)
     return True

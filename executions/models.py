@@ -32,6 +32,10 @@ from pipelines.models import Pipeline, PipelineVersion
 _LOCKING = sorted(StageExecutionStatus.ACTIVE)
 
 
+# Default orderings are by primary key only: an ordering through a relation
+# would join (and sort by) the related tables in every .first() the engine runs.
+
+
 class PipelineExecution(models.Model):
     """One traversal of a pipeline's stages, pinned to the version it started on.
 
@@ -92,7 +96,7 @@ class PipelineExecution(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["pipeline", "-number"]
+        ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["pipeline", "number"], name="executions_pipelineexecution_unique_number"
@@ -168,7 +172,7 @@ class StageExecution(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["execution", "stage_index", "attempt"]
+        ordering = ["id"]
         constraints = [
             # The stage lock. No code path, buggy or not, can put two executions in
             # one stage: the second INSERT (or status change) fails.
@@ -253,7 +257,7 @@ class ActionExecution(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["execution", "stage_execution", "run_order", "id"]
+        ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "stage_name", "action_name", "attempt"],
@@ -311,7 +315,7 @@ class Artifact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["execution", "name", "id"]
+        ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["produced_by", "name"], name="executions_artifact_unique_output"
@@ -347,7 +351,7 @@ class SourceRevision(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["execution", "action_name"]
+        ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "action_name"],

@@ -192,7 +192,7 @@ def run_action(pk: int, *, worker: str | None = None) -> str | None:
                              output_variables=result.output_variables,
                              external_url=result.external_url,
                              external_id=result.external_id, artifacts=produced,
-                             revision=result.revision)
+                             revision=result.revision, pipeline_id=ex.pipeline_id)
         return A.SUCCEEDED
     except Exception as exc:  # the worker's own machinery failed (storage, extract, ...)
         logger.exception("action execution %s crashed in the worker", pk)
