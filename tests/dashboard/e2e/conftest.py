@@ -30,15 +30,19 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 BASE_DIR = Path(__file__).resolve().parents[3]
 
-# Playwright's sync API runs an event loop in this thread; the test's own ORM
-# calls (creating users and pipelines, checking statuses) are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "dashboard/e2e" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
+@pytest.fixture(scope="session", autouse=True)
+def _async_unsafe_allowed():
+    """Playwright's sync API runs an event loop in this thread; the test's own ORM
+    calls (creating users and pipelines, checking statuses) are still synchronous."""
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if before is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ from tests.dashboard.e2e.conftest import shot
 from tests.executions.conftest import sim
 from tests.factories import action, definition
 
+pytestmark = pytest.mark.e2e
+
 SLOW = 20_000  # ms: generous for a loaded 2-core machine
 
 
@@ -373,3 +375,32 @@ def test_pages_read_without_javascript(browser, conveyor, people, unique, width)
     css = page.evaluate("getComputedStyle(document.querySelector('.stage')).borderTopWidth")
     assert css == "4px", "the stylesheet is served by the app itself"
     context.close()
+
+
+def test_the_pipelines_list_and_the_execution_page_follow_an_execution(
+        page, context, conveyor, login, unique, people):
+    from executions import services
+
+    pipeline = make_pipeline(unique, [("Build", [sim("Compile", DurationSeconds=1.5)]),
+                                      ("Deploy", [sim("Release", "Deploy")])])
+    login("vera")
+    page.goto(f"{conveyor.url}/?q={unique}")
+    live(page)
+    mark_no_reload(page)
+    ex = services.execution_start(pipeline=pipeline, user=people["oscar"])
+    detail = context.new_page()
+    detail.goto(f"{conveyor.url}/pipelines/{unique}/executions/{ex.number}/")
+    live(detail)
+    mark_no_reload(detail)
+    squares = page.locator(f"#pipeline-{unique} .square")
+    expect(squares.nth(1)).to_have_attribute("data-status", "InProgress", timeout=SLOW)
+    expect(detail.locator("#part-header .status").first).to_have_text("InProgress")
+    for i in range(3):
+        expect(squares.nth(i)).to_have_attribute("data-status", "Succeeded", timeout=SLOW)
+    expect(page.locator(f"#pipeline-{unique}")).to_contain_text("Succeeded")
+    expect(detail.locator("#part-header .status").first).to_have_text("Succeeded",
+                                                                      timeout=SLOW)
+    expect(detail.locator("#part-timeline .g-bar[data-status=Succeeded]")).to_have_count(6)
+    expect(detail.locator("#part-artifacts")).to_contain_text("Src")
+    assert_not_reloaded(page)
+    assert_not_reloaded(detail)
