@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -33,10 +34,13 @@ def duration(value: float | None) -> str:
 
 @register.simple_tag
 def elapsed(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
-    """How long from ``start`` to ``end`` (or to now, while it runs)."""
+    """How long from ``start`` to ``end``; while it runs, a span the page's script ticks."""
     if start is None:
         return "–"
-    return human_seconds(((end or now or timezone.now()) - start).total_seconds())
+    text = human_seconds(((end or now or timezone.now()) - start).total_seconds())
+    if end is not None:
+        return text
+    return format_html('<span class="elapsed" data-start="{}">{}</span>', start.isoformat(), text)
 
 
 @register.filter

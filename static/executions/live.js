@@ -109,5 +109,21 @@
     return client;
   }
 
+  /* Running durations tick once a second (the server rendered them at first paint). */
+  function human(seconds) {
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 60) return (seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)) + " s";
+    var m = Math.floor(Math.round(seconds) / 60), s = Math.round(seconds) % 60;
+    if (m < 60) return m + " min" + (s ? " " + s + " s" : "");
+    return Math.floor(m / 60) + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+  }
+  setInterval(function () {
+    var now = Date.now();
+    document.querySelectorAll(".elapsed[data-start]").forEach(function (el) {
+      var start = Date.parse(el.dataset.start);
+      if (!isNaN(start)) el.textContent = human(Math.max(0, now - start) / 1000);
+    });
+  }, 1000);
+
   window.Conveyor = { root: root, connect: connect, refresh: refresh };
 })();
