@@ -325,3 +325,22 @@ def test_a_block_of_lines_is_stamped_once_per_line_after_any_unfinished_line(tmp
     assert [line.split(" ", 1)[1] for line in lines] == [
         "unfinished", "one", "two", "caf\xe9 \u2713", "bad \ufffd byte"]
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", line) for line in lines)
+
+
+def test_a_shell_deploy_runs_the_artifacts_script_and_names_the_failing_step(driver, tmp_path):
+    from executions.models import ActionExecution as AE
+
+    target = tmp_path / "served"
+    doc = definition("shell-deploy", stages=[
+        ("Source", [action("S", "Source", "Simulate", outputArtifacts=[{"name": "Src"}],
+                           configuration={"OutputContent": "v1"})]),
+        ("Deploy", [shell([f'mkdir -p "{target}" && cp Src.txt "{target}/"',
+                           f'test "$(cat "{target}/Src.txt")" = v2'], "Deploy",
+                          inputArtifacts=[{"name": "Src"}])]),
+    ])
+    execution = driver.start(pipeline_save(document=doc).pipeline)
+    driver.run()
+    deploy = AE.objects.get(execution=execution, action_name="Run")
+    assert (target / "Src.txt").read_text() == "v1"
+    assert deploy.status == "Failed"
+    assert deploy.summary.startswith("Command 2 of 2 failed with exit code 1: test ")

@@ -485,3 +485,14 @@ def test_two_pollers_racing_for_one_commit_start_one_execution(repo, monkeypatch
     assert errors == []
     assert PipelineExecution.objects.filter(pipeline=pipeline).count() == 1
     assert len({execution.pk for execution, _ in outcomes}) == 1
+
+
+def test_forges_need_no_csrf_token(hooked, driver):
+    from django.test import Client
+
+    pipeline, repo = hooked
+    body = json.dumps(github_push(str(repo.path), repo.head())).encode()
+    response = driver.call(Client(enforce_csrf_checks=True).post, "/api/hooks/hooked/", body,
+                           content_type="application/json", HTTP_X_GITHUB_EVENT="push",
+                           HTTP_X_HUB_SIGNATURE_256=signed(body))
+    assert response.status_code == 202
