@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# Tests on SQLite use a file, not memory: the worker-thread, crash and browser
+# tests need a second connection (or process) writing to the same database.
+export CONVEYOR_TEST_SQLITE ?= $(CURDIR)/var/test.sqlite3
 
 .PHONY: run test test-fast lint check bench clean
 
