@@ -496,3 +496,20 @@ def test_forges_need_no_csrf_token(hooked, driver):
                            content_type="application/json", HTTP_X_GITHUB_EVENT="push",
                            HTTP_X_HUB_SIGNATURE_256=signed(body))
     assert response.status_code == 202
+
+
+def test_the_poll_sources_command_reports_what_it_started(driver, repo):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    make_pipeline("polled-by-command", str(repo.path))
+    out = io.StringIO()
+    driver.call(call_command, "poll_sources", "polled-by-command", stdout=out)
+    assert out.getvalue() == "polled-by-command / Checkout: started #1\n"
+    out = io.StringIO()
+    driver.call(call_command, "poll_sources", stdout=out)
+    assert out.getvalue() == "polled-by-command / Checkout: no new commit\n"
+    with pytest.raises(CommandError, match="No pipeline is named nope"):
+        call_command("poll_sources", "nope")
