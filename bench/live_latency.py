@@ -20,6 +20,10 @@ its commit returned to the arrival of the message carrying its sequence number.
 
 Prints p50/p95/max over every (change, client) pair, the p95 of the slowest
 client per change, and how many messages never arrived.
+
+Measured on the 2-core machine while other work kept its load average at 5–8
+(100 clients × 200 changes, 50 ms apart): embedded p50 48.5 ms, p95 85.9 ms;
+Redis (PostgreSQL + channels-redis) p50 21.2 ms, p95 35.8 ms; none missing.
 """
 
 from __future__ import annotations
