@@ -183,6 +183,9 @@ CONVEYOR_DISPATCH_SECONDS = float(os.environ.get("CONVEYOR_DISPATCH_SECONDS", "3
 CONVEYOR_HEARTBEAT_SECONDS = float(os.environ.get("CONVEYOR_HEARTBEAT_SECONDS", "2"))
 # Timeout of an action that sets no timeoutInMinutes and whose runner has no default.
 CONVEYOR_DEFAULT_TIMEOUT_MINUTES = int(os.environ.get("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", "60"))
+# Ended executions older than this many days are pruned daily, with their logs and
+# unreferenced artifacts (executions.retention; unset or 0: kept forever).
+CONVEYOR_RETENTION_DAYS = int(os.environ.get("CONVEYOR_RETENTION_DAYS", "0") or 0)
 
 # --- Runners and change detection -------------------------------------------
 # How often Git sources with DetectChanges "true" are polled (0: never). The

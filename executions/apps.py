@@ -24,3 +24,8 @@ class ExecutionsConfig(AppConfig):
 
         post_migrate.connect(poll_schedule_ensure, sender=self,
                              dispatch_uid="conveyor-poll-schedule")
+        # ... and the daily prune schedule follow CONVEYOR_RETENTION_DAYS.
+        from executions.retention import retention_schedule_ensure
+
+        post_migrate.connect(retention_schedule_ensure, sender=self,
+                             dispatch_uid="conveyor-retention-schedule")
