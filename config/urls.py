@@ -22,4 +22,5 @@ urlpatterns = [
     path("aws/", include("awsapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", include("config.health")),  # /healthz, /healthz/workers (no auth)
 ]
