@@ -11,6 +11,7 @@ enforces the deadline; either way it kills the runner's process groups.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -34,7 +35,6 @@ from executions.runners.base import (
 logger = logging.getLogger("conveyor.worker")
 
 
-
 def record_process_after() -> float:
     """A process group is recorded in the database only if it still runs this long
     after it started (seconds): `true` never pays a write for it."""
@@ -46,29 +46,34 @@ def heartbeat_seconds() -> float:
         settings, "CONVEYOR_HEARTBEAT_SECONDS", 2.0)))
 
 
-class Heartbeat(threading.Thread):
-    """Keeps a running action's lease and stops the runner when it must stop."""
+class Watch:
+    """One running action the heartbeat service looks after."""
 
-    def __init__(self, pk: int, worker: str, ctx: RunContext, runner: Runner):
-        super().__init__(name=f"heartbeat-{pk}", daemon=True)
-        self.pk, self.worker, self.ctx, self.runner = pk, worker, ctx, runner
-        self._done = threading.Event()
-        self._wake = threading.Event()
-        self._pending: list[tuple[int, float]] = []
-        self._lock = threading.Lock()
+    def __init__(self, service: HeartbeatService, pk: int, worker: str, ctx: RunContext,
+                 runner: Runner):
+        self.service, self.pk, self.worker, self.ctx, self.runner = (
+            service, pk, worker, ctx, runner)
+        self.active = True
         self.timed_out = False
         self.lost = False
+        self.next_beat = time.monotonic() + heartbeat_seconds()
+        self.deadline = ctx.deadline.timestamp() if ctx.deadline else None
+        self.pending: list[tuple[int, float]] = []
 
     def process_started(self, pgid: int) -> None:
-        with self._lock:
-            self._pending.append((pgid, time.monotonic() + record_process_after()))
-        self._wake.set()
+        self.service.process_started(self, pgid)
 
     def stop(self) -> None:
-        self._done.set()
-        self._wake.set()
+        self.service.unwatch(self)
 
-    def _stop_runner(self, reason: str) -> None:
+    def due(self, now: float) -> float:
+        due = min([at for _, at in self.pending], default=self.next_beat)
+        if self.deadline is not None and not self.timed_out:
+            # Wake at the deadline itself, not at the next beat.
+            due = min(due, now + max(0.0, self.deadline - time.time()))
+        return min(due, self.next_beat)
+
+    def stop_runner(self, reason: str) -> None:
         if self.ctx.should_stop():
             return
         self.ctx.request_stop(reason)
@@ -77,46 +82,84 @@ class Heartbeat(threading.Thread):
         except Exception:
             logger.exception("cancel of action execution %s failed", self.pk)
 
-    def run(self) -> None:
-        interval = heartbeat_seconds()
-        next_beat = time.monotonic() + interval
-        deadline = self.ctx.deadline.timestamp() if self.ctx.deadline else None
-        used_db = False
-        try:
-            while not self._done.is_set():
+
+class HeartbeatService:
+    """One thread per worker process keeps the leases of its running actions.
+
+    For each watched action it renews the lease every ``heartbeat_seconds``
+    (a renewal refused means the action was ended elsewhere: abandoned,
+    timed out by the sweeper — the runner is stopped and its process groups
+    killed), stops the runner at the deadline, and records a process group
+    that is still running ``record_process_after`` seconds after it started.
+    One long-lived thread instead of one per action: starting and joining a
+    thread for every `true` would cost more than the command.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: set[Watch] = set()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def watch(self, pk: int, worker: str, ctx: RunContext, runner: Runner) -> Watch:
+        watch = Watch(self, pk, worker, ctx, runner)
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                # A forked worker inherits no threads: start its own.
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._loop, name="conveyor-heartbeat",
+                                                daemon=True)
+                self._thread.start()
+            self._watches.add(watch)
+            self._cond.notify()
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        with self._cond:
+            watch.active = False
+            self._watches.discard(watch)
+
+    def process_started(self, watch: Watch, pgid: int) -> None:
+        with self._cond:
+            watch.pending.append((pgid, time.monotonic() + record_process_after()))
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
                 now = time.monotonic()
-                with self._lock:
-                    due = min([at for _, at in self._pending], default=next_beat)
-                if deadline is not None and not self.timed_out:
-                    # Wake at the deadline itself, not at the next beat.
-                    due = min(due, now + max(0.0, deadline - time.time()))
-                self._wake.wait(max(0.0, min(next_beat, due) - now))
-                self._wake.clear()
-                if self._done.is_set():
-                    break
-                now = time.monotonic()
-                with self._lock:
-                    ready = [p for p in self._pending if p[1] <= now]
-                    self._pending = [p for p in self._pending if p[1] > now]
-                for pgid, _ in ready:
-                    if pgid in self.ctx._process_groups:
-                        used_db = True
-                        engine.action_record_process(self.pk, worker=self.worker,
-                                                     pid=pgid, pgid=pgid)
-                if deadline is not None and not self.timed_out and time.time() >= deadline:
-                    self.timed_out = True
-                    self._stop_runner("timed out")
-                if now >= next_beat:
-                    next_beat = now + interval
-                    used_db = True
-                    if not engine.lease_renew(self.pk, worker=self.worker):
-                        self.lost = True
-                        self._stop_runner("the action was ended elsewhere")
-        except Exception:
-            logger.exception("heartbeat of action execution %s failed", self.pk)
-        finally:
-            if used_db:
-                connection.close()
+                due = min((w.due(now) for w in self._watches), default=now + 60)
+                if due > now:
+                    self._cond.wait(due - now)
+                watches = list(self._watches)
+            for watch in watches:
+                try:
+                    self._tend(watch)
+                except Exception:
+                    logger.exception("heartbeat of action execution %s failed", watch.pk)
+                    connection.close()
+
+    def _tend(self, watch: Watch) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if not watch.active:
+                return
+            ready = [p for p in watch.pending if p[1] <= now]
+            watch.pending = [p for p in watch.pending if p[1] > now]
+        for pgid, _ in ready:
+            if pgid in watch.ctx._process_groups:
+                engine.action_record_process(watch.pk, worker=watch.worker, pid=pgid, pgid=pgid)
+        if watch.deadline is not None and not watch.timed_out and time.time() >= watch.deadline:
+            watch.timed_out = True
+            watch.stop_runner("timed out")
+        if now >= watch.next_beat and watch.active:
+            watch.next_beat = now + heartbeat_seconds()
+            if not engine.lease_renew(watch.pk, worker=watch.worker):
+                watch.lost = True
+                watch.stop_runner("the action was ended elsewhere")
+
+
+heartbeats = HeartbeatService()
 
 
 def run_action(pk: int, *, worker: str | None = None) -> str | None:
@@ -154,9 +197,8 @@ def run_action(pk: int, *, worker: str | None = None) -> str | None:
             workspace=workspace, log=log, deadline=ae.deadline_at,
             source_override=claim.source_override,
         )
-        heartbeat = Heartbeat(pk, worker, ctx, runner)
+        heartbeat = heartbeats.watch(pk, worker, ctx, runner)
         ctx._on_process = heartbeat.process_started
-        heartbeat.start()
         try:
             result = runner.run(ctx)
         except ActionFailed as failure:
@@ -201,12 +243,11 @@ def run_action(pk: int, *, worker: str | None = None) -> str | None:
     finally:
         if heartbeat is not None:
             heartbeat.stop()
-            heartbeat.join(timeout=5)
         log.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _failed(pk: int, worker: str, heartbeat: Heartbeat | None, ctx: RunContext | None,
+def _failed(pk: int, worker: str, heartbeat: Watch | None, ctx: RunContext | None,
             log: LogWriter, summary: str, **fields) -> str:
     if heartbeat is not None:
         heartbeat.stop()
