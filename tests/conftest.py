@@ -6,9 +6,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import definition  # noqa: F401  (re-exported for tests)
+from tests.roles import ensure_role_groups
 
 
 def _user(username: str, group: str | None = None, **extra) -> User:
+    ensure_role_groups()
     user = User.objects.create_user(username, f"{username}@example.com", "pw-" + username, **extra)
     if group:
         user.groups.add(Group.objects.get(name=group))

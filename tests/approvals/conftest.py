@@ -17,6 +17,7 @@ from executions import tasks
 from pipelines.services import pipeline_save
 from tests.executions.conftest import Driver, sim
 from tests.factories import action, definition
+from tests.roles import ensure_role_groups
 
 
 def manual(name: str = "Approve", runOrder: int = 1, timeoutInMinutes: int | None = None,  # noqa: N803
@@ -80,6 +81,7 @@ def _quiet_heartbeat(settings):
 
 
 def _person(username: str, *groups: str) -> User:
+    ensure_role_groups()
     user = User.objects.create_user(username, f"{username}@example.com", "pw-" + username)
     for name in groups:
         user.groups.add(Group.objects.get_or_create(name=name)[0])

@@ -17,6 +17,7 @@ from awsapi.services import access_key_create
 from executions import tasks
 from pipelines import providers
 from tests.factories import definition
+from tests.roles import ensure_role_groups
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/conveyor"
 
@@ -258,6 +259,7 @@ def wait_for(check, *, timeout: float = 30.0, interval: float = 0.1, what: str =
 @pytest.fixture
 def reviewer(db):
     """May decide approvals (group "reviewers") and look at pipelines and executions."""
+    ensure_role_groups()
     user = User.objects.create_user("rita", "rita@example.com", "pw-rita")
     user.groups.add(Group.objects.get(name="reviewers"))
     return user

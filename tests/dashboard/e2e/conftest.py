@@ -196,7 +196,10 @@ def people(conveyor, django_db_blocker):
     """Personas, created once: a viewer, an operator, a reviewer (also an operator)."""
     from django.contrib.auth.models import Group, User
 
+    from tests.roles import ensure_role_groups
+
     with django_db_blocker.unblock():
+        ensure_role_groups()
         made = {}
         for username, groups in (("vera", ["viewers"]), ("oscar", ["operators"]),
                                  ("rita", ["operators", "reviewers"])):
