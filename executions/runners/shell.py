@@ -50,10 +50,12 @@ import fcntl
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,6 +304,10 @@ CONFIG_KEYS = ("WorkingDirectory", "Reports")
 # blocks less often and the pump wakes up less often.
 READ_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# A read smaller than this is a trickle: wait COALESCE_SECONDS for more before
+# stamping and writing (the log is still live to within a few milliseconds).
+TRICKLE = 1 << 14
+COALESCE_SECONDS = 0.005
 # A line longer than this is written out in pieces (a progress bar without new lines).
 MAX_PENDING = 1 << 20
 
@@ -484,11 +490,22 @@ class ShellRunner(Runner):
         with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
             fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)
         pending = b""
-        while True:
+        ended = False
+        while not ended:
             data = os.read(fd, READ_SIZE)
             if not data:
                 break
             pending += data
+            if len(data) < TRICKLE:
+                # Output arriving a line at a time (a line-flushed program): let a few
+                # milliseconds of it gather, then pay for one pass instead of one per line.
+                time.sleep(COALESCE_SECONDS)
+                while len(pending) < READ_SIZE and select.select([fd], [], [], 0)[0]:
+                    more = os.read(fd, READ_SIZE)
+                    if not more:
+                        ended = True
+                        break
+                    pending += more
             cut = pending.rfind(b"\n") + 1
             if not cut:
                 if len(pending) < MAX_PENDING:
