@@ -219,7 +219,10 @@ EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "conveyor@localhost")
-CONVEYOR_BASE_URL = os.environ.get("CONVEYOR_BASE_URL", "http://127.0.0.1:8000")
+# Where people and git hooks reach this installation (links in emails, the demo hook).
+CONVEYOR_BASE_URL = os.environ.get(
+    "CONVEYOR_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
