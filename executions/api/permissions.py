@@ -24,6 +24,9 @@ class ExecutionPermissions(BasePermission):
         if user is None or not user.is_authenticated:
             return False
         needed = list(getattr(view, "read_permissions", READ))
-        if request.method not in SAFE_METHODS:
-            needed.append(view.command_permission)
+        command = getattr(view, "command_permission", None)
+        # A read-only endpoint has no command to permit: for an unsafe method the
+        # reader then gets DRF's 405 (the method has no handler), not a crash.
+        if request.method not in SAFE_METHODS and command is not None:
+            needed.append(command)
         return user.has_perms(needed)
