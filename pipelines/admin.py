@@ -137,6 +137,15 @@ class PipelineAdminForm(_ProblemsOnForm, forms.ModelForm):
         "pipelineType, ...), as a JSON object.",
     )
 
+    new_webhook_secret = forms.CharField(
+        required=False, label="Webhook secret", strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="A new HMAC-SHA256 secret for push webhooks (at least 16 characters); "
+        "leave blank to keep the current one. Never shown again.",
+    )
+    remove_webhook_secret = forms.BooleanField(
+        required=False, label="Turn push webhooks off (remove the secret)")
+
     class Meta:
         model = Pipeline
         fields = ["name", "execution_mode"]
@@ -148,6 +157,13 @@ class PipelineAdminForm(_ProblemsOnForm, forms.ModelForm):
         self.fields["triggers"].initial = doc.get("triggers", [])
         self.fields["other_fields"].initial = {k: v for k, v in doc.items()
                                                if k not in _OWN_KEYS}
+
+    def clean_new_webhook_secret(self):
+        secret = self.cleaned_data["new_webhook_secret"]
+        if secret and len(secret) < services.MIN_WEBHOOK_SECRET:
+            raise forms.ValidationError(
+                f"Use at least {services.MIN_WEBHOOK_SECRET} characters.")
+        return secret
 
     def clean_other_fields(self):
         value = self.cleaned_data["other_fields"]
@@ -283,13 +299,15 @@ class PipelineAdmin(NestedModelAdmin):
     search_fields = ["name", "stages__name", "stages__actions__name",
                      "stages__actions__provider"]
     ordering = ["-updated_at", "name"]
-    readonly_fields = ["version", "created_at", "updated_at", "version_history"]
+    readonly_fields = ["version", "created_at", "updated_at", "version_history", "webhook"]
     actions = ["export_json", "export_yaml"]
     save_on_top = True
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
             (None, {"fields": ["name", "execution_mode"] + (["version"] if obj else [])}),
+            ("Push webhook", {"fields": (["webhook"] if obj else [])
+                              + ["new_webhook_secret", "remove_webhook_secret"]}),
             ("Definition", {"fields": ["variables", "triggers", "other_fields"],
                             "classes": ["collapse"] if obj is None else []}),
         ]
@@ -312,6 +330,11 @@ class PipelineAdmin(NestedModelAdmin):
     @admin.display(description="Last changed", ordering="updated_at")
     def last_changed(self, pipeline: Pipeline):
         return pipeline.updated_at
+
+    @admin.display(description="Webhook URL")
+    def webhook(self, pipeline: Pipeline) -> str:
+        state = "secret set" if pipeline.webhook_secret else "no secret: pushes are refused"
+        return f"/api/hooks/{pipeline.name}/ ({state})"
 
     @admin.display(description="Versions")
     def version_history(self, pipeline: Pipeline) -> str:
@@ -387,6 +410,13 @@ class PipelineAdmin(NestedModelAdmin):
             return
         pipeline.pk = result.pipeline.pk
         pipeline.refresh_from_db()
+        secret = form.cleaned_data.get("new_webhook_secret")
+        if secret or form.cleaned_data.get("remove_webhook_secret"):
+            try:
+                services.pipeline_set_webhook_secret(pipeline=pipeline, secret=secret or "")
+            except services.DefinitionInvalid as exc:
+                self.message_user(request, f"The webhook secret was not changed: "
+                                  f"{exc.problems[0]}", messages.ERROR)
         request._conveyor_admin = {"problems": [], "result": result}
         for warning in result.warnings:
             self.message_user(request, str(warning), messages.WARNING)

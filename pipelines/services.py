@@ -112,6 +112,25 @@ def pipeline_save(
         return SaveResult(pipeline, created=False, changed=True, warnings=warnings)
 
 
+MIN_WEBHOOK_SECRET = 16
+
+
+def pipeline_set_webhook_secret(*, pipeline: Pipeline, secret: str) -> None:
+    """Set the secret push webhooks must sign their body with; "" turns push webhooks off.
+
+    The secret is never part of the definition document (it would be exported).
+    """
+    secret = (secret or "").strip()
+    if secret and len(secret) < MIN_WEBHOOK_SECRET:
+        raise DefinitionInvalid([Problem(
+            "secret", f"must be at least {MIN_WEBHOOK_SECRET} characters, or empty to turn "
+            "push webhooks off")])
+    if len(secret) > 200:
+        raise DefinitionInvalid([Problem("secret", "must be at most 200 characters")])
+    Pipeline.objects.filter(pk=pipeline.pk).update(webhook_secret=secret)
+    pipeline.webhook_secret = secret
+
+
 def pipeline_delete(*, pipeline: Pipeline) -> None:
     """Delete a pipeline with its versions (executions go with it, by cascade)."""
     pipeline.delete()

@@ -144,3 +144,16 @@ class PipelineVersionSummarySerializer(serializers.ModelSerializer):
 
     def get_createdBy(self, obj) -> str | None:  # noqa: N802 (the API field's name)
         return obj.created_by.get_username() if obj.created_by else None
+
+
+class WebhookSerializer(serializers.Serializer):
+    """Where a forge sends push events, and whether a secret is set (it is never shown)."""
+
+    url = serializers.CharField(read_only=True)
+    secretSet = serializers.BooleanField(read_only=True)  # noqa: N815 (API vocabulary)
+
+
+class WebhookSecretInput(serializers.Serializer):
+    secret = serializers.CharField(allow_blank=True, max_length=200, help_text=(
+        "HMAC-SHA256 secret for X-Hub-Signature-256, at least 16 characters; "
+        '"" turns push webhooks off.'))

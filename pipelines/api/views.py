@@ -25,6 +25,8 @@ from pipelines.api.serializers import (
     PipelineSavedSerializer,
     PipelineSummarySerializer,
     PipelineVersionSummarySerializer,
+    WebhookSecretInput,
+    WebhookSerializer,
 )
 from pipelines.models import Pipeline, PipelineVersion
 
@@ -169,3 +171,32 @@ class PipelineVersionDetailApi(generics.GenericAPIView):
                    responses={200: PipelineDocumentSerializer, 404: ErrorSerializer, **ERRORS})
     def get(self, request, name, number):
         return Response(_export(get_object_or_404(Pipeline, name=name), number))
+
+
+class PipelineWebhookApi(generics.GenericAPIView):
+    """The pipeline's push webhook: its URL, and setting its secret (write-only)."""
+
+    queryset = Pipeline.objects.all()
+    permission_classes = [PipelinePermissions]
+    serializer_class = WebhookSerializer
+    http_method_names = ["get", "put", "head", "options"]
+
+    def _body(self, request, pipeline: Pipeline) -> dict:
+        path = f"/api/hooks/{pipeline.name}/"
+        return {"url": request.build_absolute_uri(path), "secretSet": bool(pipeline.webhook_secret)}
+
+    @extend_schema(summary="Get the push webhook's URL", responses={
+        200: WebhookSerializer, 404: ErrorSerializer, **ERRORS})
+    def get(self, request, name):
+        return Response(self._body(request, get_object_or_404(Pipeline, name=name)))
+
+    @extend_schema(summary="Set the push webhook's secret", request=WebhookSecretInput,
+                   responses={200: WebhookSerializer, 404: ErrorSerializer,
+                              **VALIDATION_ERRORS})
+    def put(self, request, name):
+        pipeline = get_object_or_404(Pipeline, name=name)
+        data = WebhookSecretInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.pipeline_set_webhook_secret(pipeline=pipeline,
+                                             secret=data.validated_data["secret"])
+        return Response(self._body(request, pipeline))
