@@ -407,3 +407,28 @@ class ExecutionEvent(models.Model):
         if self.pk is not None:
             raise ValueError("ExecutionEvent is append-only.")
         super().save(*args, **kwargs)
+
+
+class HookDelivery(models.Model):
+    """A push webhook delivery a pipeline has received, by the sender's delivery id.
+
+    A signed delivery can be captured and sent again: the signature covers the
+    body only, with no time in it. Its id (``X-GitHub-Delivery``,
+    ``X-Gitea-Delivery``, ``X-Gitlab-Event-UUID``, ``X-Conveyor-Delivery``) is
+    recorded once per pipeline and the unique constraint refuses a replay
+    (``executions.hooks.services.push_receive``).
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    delivery_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "delivery_id"],
+                                    name="executions_hookdelivery_unique_delivery"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id}:{self.delivery_id}"

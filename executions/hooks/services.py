@@ -11,11 +11,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from executions import services, triggers
 from executions.choices import ActionExecutionStatus
-from executions.models import ActionExecution
+from executions.models import ActionExecution, HookDelivery
 from executions.runners import webhook
 from pipelines.models import Pipeline
 
@@ -26,6 +28,29 @@ class HookError(Exception):
     def __init__(self, status: int, detail: str, path: str | None = None):
         self.status, self.detail, self.path = status, detail, path
         super().__init__(detail)
+
+
+# The largest push body read (GitHub's push payloads stay well below; a body past
+# it is refused with 413 before its signature is even computed).
+DEFAULT_MAX_BYTES = 1024 * 1024
+# Where each sender puts the id of a delivery (a redelivery from GitHub's own
+# "Redeliver" button reuses it, and is refused too: start the execution by hand).
+DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery",
+                    "X-Gitlab-Event-UUID", "X-Conveyor-Delivery")
+
+
+def push_max_bytes() -> int:
+    """The largest push body accepted (``CONVEYOR_HOOK_MAX_BYTES``, default 1 MiB)."""
+    return int(getattr(settings, "CONVEYOR_HOOK_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def delivery_id(headers: Mapping[str, str]) -> str:
+    """The sender's id of this delivery ("" when it sends none, like the git hook script)."""
+    for name in DELIVERY_HEADERS:
+        value = (headers.get(name) or "").strip()
+        if value:
+            return value
+    return ""
 
 
 @dataclass
@@ -46,12 +71,18 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
     1. The pipeline must exist (404) and have a webhook secret; the request
        must be signed with it (``X-Hub-Signature-256``, ``X-Gitea-Signature``
        or ``X-Gitlab-Token``, compared in constant time): otherwise 401 and
-       nothing starts.
-    2. A ping, or an event other than a push, is acknowledged and ignored.
-    3. A push is parsed (400 if it is not one) and each Git source action
+       nothing starts. A body over ``push_max_bytes()`` is 413.
+    2. A delivery id the pipeline has received before is a replay: 409 and
+       nothing starts (``HookDelivery``, unique per pipeline). The id is
+       recorded only after the signature checks out, and forgotten again if
+       handling the delivery fails, so the sender's retry is handled.
+    3. A ping, or an event other than a push, is acknowledged and ignored.
+    4. A push is parsed (400 if it is not one) and each Git source action
        decides by its repository, DetectChanges and the trigger filters;
        at most one execution starts per commit (``triggers.change_start``).
     """
+    if len(body) > push_max_bytes():
+        raise HookError(413, f"The payload is larger than {push_max_bytes()} bytes.")
     pipeline = Pipeline.objects.filter(name=pipeline_name).first()
     if pipeline is None:
         raise HookError(404, f'No pipeline is named "{pipeline_name}".')
@@ -60,6 +91,26 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
                              "before sending it webhooks.")
     if not triggers.signature_valid(pipeline.webhook_secret, body, headers):
         raise HookError(401, "The webhook signature is missing or wrong.")
+    delivery = delivery_id(headers)
+    if len(delivery) > 200:
+        raise HookError(400, "The delivery id is longer than 200 characters.")
+    recorded = None
+    if delivery:
+        try:
+            with transaction.atomic():
+                recorded = HookDelivery.objects.create(pipeline=pipeline, delivery_id=delivery)
+        except IntegrityError:
+            raise HookError(409, f'Delivery "{delivery}" was received before: a replayed '
+                                 "delivery starts nothing.") from None
+    try:
+        return _push_handle(pipeline, body, headers)
+    except BaseException:
+        if recorded is not None:
+            HookDelivery.objects.filter(pk=recorded.pk).delete()
+        raise
+
+
+def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
     sender, event = triggers.event_kind(headers)
     if event == "ping":
         return PushOutcome([], note="pong")

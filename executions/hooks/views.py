@@ -67,12 +67,26 @@ class PushHookApi(APIView):
                    400: OpenApiResponse(ErrorSerializer, description="Not a push payload."),
                    401: OpenApiResponse(ErrorSerializer, description="Missing or wrong "
                                         "signature: nothing started."),
-                   404: OpenApiResponse(ErrorSerializer, description="No such pipeline.")},
+                   404: OpenApiResponse(ErrorSerializer, description="No such pipeline."),
+                   409: OpenApiResponse(ErrorSerializer, description="A replayed delivery "
+                                        "(its delivery id was received before): nothing "
+                                        "started."),
+                   413: OpenApiResponse(ErrorSerializer, description="The body is larger "
+                                        "than the limit (1 MiB by default): nothing started.")},
         auth=[],
     )
     def post(self, request, pipeline: str):
-        # The signature covers the exact bytes sent: read them before any parsing.
-        body = request.body
+        # The signature covers the exact bytes sent: read them before any parsing, and
+        # no more than the limit (plus one byte, to tell "too large"), whatever
+        # Content-Length claims.
+        limit = services.push_max_bytes()
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            _refuse(services.HookError(413, f"The payload is larger than {limit} bytes."))
+        body = request._request.read(limit + 1)
         try:
             outcome = services.push_receive(pipeline_name=pipeline, body=body,
                                             headers=request.headers)
