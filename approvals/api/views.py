@@ -92,10 +92,14 @@ class ApprovalDecisionApi(APIView):
         },
     )
     def post(self, request, id):  # noqa: A002  (the URL's name for it)
+        # Who may not decide is refused (403/404) before their body is looked at (400).
+        try:
+            approval = services.approval_get(approval_id=id, user=request.user)
+        except ApprovalError as exc:
+            raise api_error(exc) from exc
         body = DecisionInput(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            approval = services.approval_get(approval_id=id, user=request.user)
             services.approval_decide(request=approval, user=request.user,
                                      status=body.validated_data["status"],
                                      summary=body.validated_data["summary"],
