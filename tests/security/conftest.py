@@ -80,7 +80,7 @@ class Route:
 SAMPLES = {
     "name": "demo", "pipeline": "demo", "stage": "Production", "action": "Checkout",
     "number": "1", "id": "{execution}", "pk": "{approval}", "token": "a" * 32,
-    "signed": "not-a-signed-link", "object_id": "1", "content_type_id": "1",
+    "signed": "not-a-signed-link", "object_id": "{object}", "content_type_id": "1",
     "app_label": "pipelines", "url": "no-such-page/",
 }
 BY_ROUTE = {
@@ -129,7 +129,8 @@ def all_routes() -> list[Route]:
     for route in routes:
         probe = route.path.format(execution="00000000-0000-0000-0000-000000000001",
                                   approval="00000000-0000-0000-0000-000000000002",
-                                  action_execution="00000000-0000-0000-0000-000000000003")
+                                  action_execution="00000000-0000-0000-0000-000000000003",
+                                  object="1")
         try:
             match = resolve(probe)
         except Resolver404:
@@ -140,9 +141,13 @@ def all_routes() -> list[Route]:
 
 
 def fill(route: Route, world) -> str:
+    """The route's path with the world's ids (an admin object: the pipeline, or its version)."""
+    pipeline = world["pipeline"]
+    obj = (pipeline.versions.order_by("pk").first().pk
+           if "pipelineversion" in route.pattern else pipeline.pk)
     return route.path.format(
         execution=world["execution"].execution_id, approval=world["approval"].pk,
-        action_execution=world["action_execution"].action_execution_id)
+        action_execution=world["action_execution"].action_execution_id, object=obj)
 
 
 def snapshot() -> dict:
