@@ -8,6 +8,7 @@ edge the tests hold); approval notifications run inline.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -165,3 +166,17 @@ def snapshot() -> dict:
     rows["auth.User"] = list(User.objects.order_by("pk").values_list(
         "username", "is_staff", "is_superuser", "is_active", "password"))
     return rows
+
+
+def error_body(response) -> dict:
+    """The error body, JSON — or YAML where the schema view renders its own errors in the
+    schema's media type (``application/vnd.oai.openapi``)."""
+    if response["Content-Type"].startswith("application/vnd.oai.openapi"):
+        import yaml
+
+        return yaml.safe_load(response.content)
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise AssertionError(f"{response.request['PATH_INFO']}: {response.status_code} "
+                             f"{response['Content-Type']} {response.content[:200]!r}") from None

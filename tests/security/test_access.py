@@ -18,7 +18,7 @@ import json
 import pytest
 from django.test import Client
 
-from tests.security.conftest import all_routes, fill, snapshot
+from tests.security.conftest import all_routes, error_body, fill, snapshot
 
 ROUTES = all_routes()
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
@@ -50,20 +50,6 @@ HTML_API_PAGES = {"api-docs"}
 def _request(client, method: str, path: str, **extra):
     return getattr(client, method.lower())(path, data=json.dumps({}) if method != "GET"
                                            else None, content_type="application/json", **extra)
-
-
-def error_body(response) -> dict:
-    """The error body, JSON — or YAML where the schema view renders its own errors in the
-    schema's media type (``application/vnd.oai.openapi``)."""
-    if response["Content-Type"].startswith("application/vnd.oai.openapi"):
-        import yaml
-
-        return yaml.safe_load(response.content)
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        raise AssertionError(f"{response.request['PATH_INFO']}: {response.status_code} "
-                             f"{response['Content-Type']} {response.content[:200]!r}") from None
 
 
 def _methods(route) -> list[str]:
