@@ -428,9 +428,10 @@ class ShellRunner(Runner):
         if patterns:
             report = parse_junit(find_reports(ctx.workspace, patterns), ctx.workspace)
             for name in report.unreadable:
-                ctx.log.line(f"Not a JUnit XML report: {name}")
+                ctx.log.line(masker.text(f"Not a JUnit XML report: {name}"))
             if report.files:
-                ctx.log.line(f"{report.summary()} (from {', '.join(report.files)})")
+                # Test names carry parameters, a secret among them: masked like the summary.
+                ctx.log.line(masker.text(f"{report.summary()} (from {', '.join(report.files)})"))
                 for key, value in (("TestsPassed", report.passed),
                                    ("TestsFailed", report.failed),
                                    ("TestsSkipped", report.skipped)):
