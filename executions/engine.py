@@ -176,6 +176,18 @@ class _Effects:
     signals: list[tuple[Any, dict]] = field(default_factory=list)
     events: dict[int, int] = field(default_factory=dict)  # pipeline id -> last event id
     event_executions: set[int] = field(default_factory=set)
+    # Events are written in one INSERT just before the transaction commits.
+    pending: list[ExecutionEvent] = field(default_factory=list)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        ExecutionEvent.objects.bulk_create(self.pending)
+        for event in self.pending:
+            if event.pk is not None:
+                self.events[event.pipeline_id] = max(self.events.get(event.pipeline_id, 0),
+                                                     event.pk)
+        self.pending = []
 
     def run(self) -> None:
         if self.dispatch:
@@ -238,6 +250,11 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            try:
+                self.fx.flush()
+            except BaseException:
+                self.atomic.__exit__(*sys.exc_info())
+                raise
             transaction.on_commit(self.fx.run)
         return self.atomic.__exit__(exc_type, exc, tb)
 
@@ -295,14 +312,15 @@ def _event(fx: _Effects, obj, kind: str, previous: str, status: str, summary: st
     else:
         execution_id, stage_name, action_name = obj.execution_id, obj.stage_name, obj.action_name
         stage_execution_id, action_execution_id = obj.stage_execution_id, obj.pk
-    event = ExecutionEvent.objects.create(
+    event = ExecutionEvent(
         pipeline_id=obj.pipeline_id, execution_id=execution_id, kind=kind,
         stage_name=stage_name, action_name=action_name,
         stage_execution_id=stage_execution_id, action_execution_id=action_execution_id,
         previous_status=previous, status=status, summary=(summary or "")[:2000],
         data=data or {},
     )
-    fx.events[obj.pipeline_id] = event.pk
+    # Written by _Transaction before it commits, in this order, in one INSERT.
+    fx.pending.append(event)
     fx.event_executions.add(execution_id)
     return event
 
@@ -410,12 +428,17 @@ def _holder(pipeline_id: int, stage_name: str) -> StageExecution | None:
                     status__in=S.ACTIVE).first())
 
 
-def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str) -> None:
-    """``ex`` has finished the previous stage (or just started): enter or wait (rules 2, 3)."""
+def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str,
+            others: list[PipelineExecution] | None = None) -> None:
+    """``ex`` has finished the previous stage (or just started): enter or wait (rules 2, 3).
+
+    ``others``: the executions already waiting at that stage, if the caller knows.
+    """
     pipeline_id = ex.pipeline_id
-    others = list(PipelineExecution.objects.select_related("pipeline_version")
-                  .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name)
-                  .exclude(pk=ex.pk).order_by("number"))
+    if others is None:
+        others = list(PipelineExecution.objects.select_related("pipeline_version")
+                      .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name)
+                      .exclude(pk=ex.pk).order_by("number"))
     if ex.execution_mode == ExecutionMode.SUPERSEDED:
         # Rule 3: only the most recent inbound execution survives at a boundary.
         newest = max([ex, *[o for o in others if o.execution_mode == ExecutionMode.SUPERSEDED]],
@@ -503,11 +526,13 @@ def _enter_locked(fx: _Effects, ex: PipelineExecution, stage_name: str) -> bool:
     return _enter(fx, ex, stage_name) is not None
 
 
-def _admit(fx: _Effects, pipeline_id: int, stage_name: str) -> None:
+def _admit(fx: _Effects, pipeline_id: int, stage_name: str,
+           waiting: list[PipelineExecution] | None = None) -> None:
     """A stage unlocked or its transition was enabled: let inbound executions in (rule 4)."""
-    waiting = list(PipelineExecution.objects.select_related("pipeline_version")
-                   .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name,
-                           status=E.IN_PROGRESS).order_by("number"))
+    if waiting is None:
+        waiting = list(PipelineExecution.objects.select_related("pipeline_version")
+                       .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name,
+                               status=E.IN_PROGRESS).order_by("number"))
     if not waiting or not _transition(pipeline_id, stage_name)[0]:
         return
     blocked = False
@@ -670,9 +695,18 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
             and se.stage_name != plan[-1]):
         # The common case needs no look at the other stages: an execution only
         # gets past stages whose latest attempt succeeded, and runs one at a time.
-        _arrive(fx, ex, plan[plan.index(se.stage_name) + 1])
+        # One query finds who waits at the next stage and at the one just left.
+        following = plan[plan.index(se.stage_name) + 1]
+        names = [following, se.stage_name] if se.locking else [following]
+        waiting = list(PipelineExecution.objects.select_related("pipeline_version")
+                       .filter(pipeline_id=ex.pipeline_id, inbound_stage_name__in=names)
+                       .exclude(pk=ex.pk).order_by("number"))
+        _arrive(fx, ex, following,
+                others=[w for w in waiting if w.inbound_stage_name == following])
         if se.locking:
-            _admit(fx, ex.pipeline_id, se.stage_name)
+            _admit(fx, ex.pipeline_id, se.stage_name,
+                   waiting=[w for w in waiting if w.inbound_stage_name == se.stage_name
+                            and w.status == E.IN_PROGRESS])
         return
     latest = dict(StageExecution.objects.filter(execution=ex).order_by("attempt")
                   .values_list("stage_name", "status"))
@@ -777,6 +811,8 @@ def _variables(ex: PipelineExecution) -> dict[str, str]:
         "codepipeline.PipelineVersion": str(ex.pipeline_version.number),
     }
     values.update({f"variables.{k}": str(v) for k, v in (ex.variables or {}).items()})
+    if not any(a.get("namespace") for stage in _stages(ex) for a in stage["actions"]):
+        return values    # no action publishes variables: nothing to look up
     # Namespaces: a rollback sees its target's outputs, then its own.
     sources = [ex.rollback_target, ex] if ex.rollback_target_id else [ex]
     for source in sources:
@@ -1107,14 +1143,13 @@ def transition_set(pipeline: Pipeline, *, stage_name: str, enabled: bool, reason
         changed = pipeline_services.stage_transition_set(
             stage=stage, enabled=enabled, reason=reason, user=user)
         if changed:
-            event = ExecutionEvent.objects.create(
+            fx.pending.append(ExecutionEvent(
                 pipeline=pipeline, kind=EventKind.TRANSITION, stage_name=stage_name,
                 status="Enabled" if enabled else "Disabled",
                 previous_status="Disabled" if enabled else "Enabled",
                 summary=(stage.transition_disabled_reason if not enabled else "")[:2000],
                 data={"changedBy": stage.transition_changed_by},
-            )
-            fx.events[pipeline.pk] = event.pk
+            ))
             if enabled:
                 _admit(fx, pipeline.pk, stage_name)
     return changed
