@@ -32,6 +32,9 @@ class ManualApprovalRunner(Runner):
     runs_processes = False
     # The action's summary when its timeout passes (the engine's sweeper ends it).
     timeout_summary = "approval expired"
+    # A stop (even stop-and-wait) closes a pending approval at once: it waits for
+    # people, and nobody should approve a release that was stopped.
+    stop_waits_for_it = False
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         return configuration.check(action_doc)

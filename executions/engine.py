@@ -1075,6 +1075,10 @@ def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
                 # Stop and wait lets *running* actions finish; one still in the
                 # queue has not started and never will.
                 _abandon(fx, ae, f"Not started: {summary}")
+            elif ae.waiting_since is not None and not getattr(
+                    runners.get(ae.category, ae.provider), "stop_waits_for_it", True):
+                # Waiting for people, not for work: nothing to let finish.
+                _abandon(fx, ae, f"Stopped while waiting: {summary}")
         _stage_advance(fx, se)
         ex.refresh_from_db()
     return ex

@@ -250,6 +250,10 @@ class Runner:
     # The summary of an action that ran past its timeout (rule 9); "" keeps the
     # engine's "Action timed out after N min" (an approval says "approval expired").
     timeout_summary: ClassVar[str] = ""
+    # Stop and wait lets running actions finish (rule 7). False for actions that
+    # wait for people, not for work (a manual approval could hold a stop for days):
+    # a stop-and-wait ends them at once, as Abandoned.
+    stop_waits_for_it: ClassVar[bool] = True
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         """Problems of the action's configuration as (relative path, message)."""

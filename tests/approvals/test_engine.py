@@ -116,18 +116,19 @@ def test_an_invalid_configuration_known_only_at_start_fails_the_action(release):
     assert not ApprovalRequest.objects.exists()
 
 
-def test_stop_and_wait_lets_the_waiting_approval_be_decided_then_the_execution_stops(
+def test_stop_and_wait_closes_the_pending_approval_at_once_and_the_execution_stops(
     release, alice, owner,
 ):
-    """Rule 7 as the engine has it: a waiting approval is a running action, so stop-and-wait
-    waits for it (the lead may choose to abandon waiting actions instead; see the report)."""
+    """A pending approval waits for people, not for work: stop-and-wait does not wait for it
+    (it could hold the stop for days); the request is closed and can no longer be decided."""
     request = release.to_approval(release_pipeline())
     release.call(execution_services.execution_stop, execution=request.execution, abandon=False,
                  reason="Hold on", user=owner)
     request.refresh_from_db()
-    assert request.status == "Pending"
-    assert PipelineExecution.objects.get(pk=request.execution_id).status == "Stopping"
-    decide(release, request, alice)
+    assert request.status == "Abandoned" and "Hold on" in request.status_summary
+    assert ActionExecution.objects.get(pk=request.action_execution_id).status == "Abandoned"
+    with pytest.raises(ApprovalClosed, match="Abandoned"):
+        decide(release, request, alice)
     ex = PipelineExecution.objects.get(pk=request.execution_id)
     assert ex.status == "Stopped"
     assert not ActionExecution.objects.filter(execution=ex, action_name="DeployProduction").exists()
