@@ -24,3 +24,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", include("config.health")),  # /healthz, /healthz/workers (no auth)
 ]
+
+# Under /api/, Django's own 400/404/500 answers use the API's error body.
+handler400 = "config.error_pages.bad_request"
+handler404 = "config.error_pages.page_not_found"
+handler500 = "config.error_pages.server_error"

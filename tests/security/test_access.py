@@ -226,3 +226,14 @@ def test_a_reviewer_decides(world, api, release, reviewer):
     assert response.status_code == 201
     approval.refresh_from_db()
     assert approval.status == "Approved"
+
+
+def test_an_api_path_that_matches_no_route_answers_the_error_body(world, api, owner):
+    for path in ("/api/no-such-thing/", "/api/approvals/not-a-uuid/decision/",
+                 "/api/pipelines/demo/versions/one/"):
+        response = api(owner).get(path)
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found."}), path
+    page = Client()
+    page.force_login(owner)
+    response = page.get("/no-such-page/x/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
