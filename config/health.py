@@ -159,6 +159,6 @@ def workers(request):
 # Included at "healthz" by config/urls.py: /healthz and /healthz/workers (a trailing
 # slash is accepted too; probes are configured by hand).
 urlpatterns = [
-    re_path(r"^/?$", web, name="healthz"),
-    re_path(r"^/workers/?$", workers, name="healthz-workers"),
+    re_path(r"^healthz/?$", web, name="healthz"),
+    re_path(r"^healthz/workers/?$", workers, name="healthz-workers"),
 ]

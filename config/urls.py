@@ -22,7 +22,7 @@ urlpatterns = [
     path("aws/", include("awsapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("healthz", include("config.health")),  # /healthz, /healthz/workers (no auth)
+    path("", include("config.health")),  # /healthz, /healthz/workers (no auth)
 ]
 
 # Under /api/, Django's own 400/404/500 answers use the API's error body.
