@@ -21,6 +21,23 @@ class HookRefused(exceptions.APIException):
         super().__init__(error.detail)
 
 
+def _refuse_oversized(request) -> int:
+    """413 for a body declared larger than the limit, before anything reads it; the limit.
+
+    DRF's parsers read as much as Content-Length says (Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE does not apply to them), and these endpoints
+    answer callers nobody has authenticated yet.
+    """
+    limit = services.push_max_bytes()
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        _refuse(services.HookError(413, f"The payload is larger than {limit} bytes."))
+    return limit
+
+
 def _refuse(error: services.HookError):
     if error.status == 400 and error.path:
         raise exceptions.ValidationError({error.path: [error.detail.split(": ", 1)[-1]]})
@@ -79,13 +96,7 @@ class PushHookApi(APIView):
         # The signature covers the exact bytes sent: read them before any parsing, and
         # no more than the limit (plus one byte, to tell "too large"), whatever
         # Content-Length claims.
-        limit = services.push_max_bytes()
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            _refuse(services.HookError(413, f"The payload is larger than {limit} bytes."))
+        limit = _refuse_oversized(request)
         body = request._request.read(limit + 1)
         try:
             outcome = services.push_receive(pipeline_name=pipeline, body=body,
@@ -121,10 +132,13 @@ class JobResultApi(APIView):
                    400: OpenApiResponse(ErrorSerializer, description="Not a result report."),
                    404: OpenApiResponse(ErrorSerializer, description="Unknown token."),
                    409: OpenApiResponse(ErrorSerializer, description="Already reported."),
-                   410: OpenApiResponse(ErrorSerializer, description="The token expired.")},
+                   410: OpenApiResponse(ErrorSerializer, description="The token expired."),
+                   413: OpenApiResponse(ErrorSerializer, description="The body is larger "
+                                        "than the limit (1 MiB by default).")},
         auth=[],
     )
     def post(self, request, token: str):
+        _refuse_oversized(request)
         try:
             ae = services.job_report(token=token, data=request.data)
         except services.HookError as error:

@@ -152,3 +152,15 @@ def test_the_size_limit_is_a_setting_and_counts_the_bytes_read(hooked, api, driv
     assert refused.value.status == 413
     settings.CONVEYOR_HOOK_MAX_BYTES = len(body)
     assert post(api, driver, body).status_code == 202
+
+
+def test_a_job_result_larger_than_the_limit_is_413_before_it_is_parsed(api, db):
+    body = b'{"status": "Succeeded", "summary": "' + b"x" * (1024 * 1024) + b'"}'
+    response = api(None).post("/api/jobs/" + "a" * 32 + "/result/", body,
+                              content_type="application/json")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The payload is larger than 1048576 bytes."}
+    # A small report with an unknown token is judged by its token.
+    small = api(None).post("/api/jobs/" + "a" * 32 + "/result/", {"status": "Succeeded"},
+                           format="json")
+    assert small.status_code == 404
