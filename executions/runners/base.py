@@ -21,9 +21,13 @@ database or the network.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -265,3 +269,27 @@ class Runner:
     def cancel(self, ctx: RunContext) -> None:
         """Stop a running action at once (abandon, timeout): kill its process groups."""
         ctx.kill_process_groups(signal.SIGKILL)
+
+
+@contextmanager
+def file_lock(path: Path, ctx: RunContext | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing), one holder at a time.
+
+    While it waits, a stop of the action (``ctx``) ends the wait with ``ActionFailed``,
+    so an abandoned action never hangs behind another one's lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if ctx is not None and ctx.wait_stop(0.1):
+                    raise ActionFailed(f"Stopped: {ctx.stop_reason}") from None
+                if ctx is None:
+                    time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -25,20 +25,17 @@ back at an earlier release in the same atomic way.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.utils import timezone
 
 from executions.runners import register
-from executions.runners.base import ActionFailed, Result, RunContext, Runner
+from executions.runners.base import ActionFailed, Result, RunContext, Runner, file_lock
 from executions.runners.checks import configuration_of, list_of
 
 CONFIG_KEYS = ("TargetDirectory", "KeepReleases")
@@ -77,23 +74,9 @@ def release_manifest(target: Path, name: str) -> dict:
         return {}
 
 
-@contextmanager
 def _target_lock(target: Path, ctx: RunContext | None = None):
     """One release operation at a time per target directory."""
-    with open(target / ".conveyor-release.lock", "a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if ctx is not None and ctx.wait_stop(0.1):
-                    raise ActionFailed(f"Stopped: {ctx.stop_reason}") from None
-                if ctx is None:
-                    time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(target / ".conveyor-release.lock", ctx)
 
 
 def _point_current(target: Path, name: str) -> None:

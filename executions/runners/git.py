@@ -30,7 +30,6 @@ Only the transports ``file``, ``git``, ``http(s)`` and ``ssh`` are allowed
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -38,7 +37,6 @@ import signal
 import subprocess
 import tarfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +49,7 @@ from executions.runners.base import (
     Revision,
     RunContext,
     Runner,
+    file_lock,
     kill_process_group,
 )
 from executions.runners.checks import configuration_of, list_of
@@ -218,32 +217,13 @@ def git_cache_root() -> Path:
     return Path(configured) if configured else Path(settings.WORKSPACE_ROOT).parent / "git-cache"
 
 
-@contextmanager
-def _locked(path: Path, ctx: RunContext | None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if ctx is not None and ctx.wait_stop(0.1):
-                    raise ActionFailed(f"Stopped: {ctx.stop_reason}") from None
-                if ctx is None:
-                    time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def mirror_fetch(url: str, *, ctx: RunContext | None = None, timeout: float = 600) -> Path:
     """Bring the bare mirror of ``url`` up to date (every branch and tag); return its path."""
     key = repository_key(url)
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]", "-", repository_name(url))[:40] or "repo"
     mirror = git_cache_root() / f"{slug}-{name}.git"
-    with _locked(mirror.with_suffix(".lock"), ctx):
+    with file_lock(mirror.with_suffix(".lock"), ctx):
         if not (mirror / "HEAD").exists():
             mirror.mkdir(parents=True, exist_ok=True)
             git(["init", "--bare", "-q", str(mirror)], ctx=ctx, timeout=60)
