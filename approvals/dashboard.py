@@ -51,9 +51,7 @@ if review_hook not in dashboard.review_hooks:
 @require_POST
 def review(request, pk):
     """Approve or Reject from a dashboard page, then back to that page."""
-    target = request.POST.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):
-        target = reverse("home")
+    target = dashboard.safe_next(request, reverse("home"))
     try:
         approval = services.approval_get(approval_id=pk, user=request.user)
         services.approval_decide(request=approval, user=request.user,

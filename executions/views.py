@@ -36,6 +36,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from executions import live, services
@@ -321,11 +322,21 @@ def _stage_part(context: dict, name: str) -> dict | None:
     return {"box": box} if box else None
 
 
-def _back(request, fallback: str):
+def safe_next(request, fallback: str) -> str:
+    """The form's ``next`` if it is a path on this site, else ``fallback``.
+
+    Django's own check: it also refuses ``/\\evil.example`` that browsers read as
+    ``//evil.example``.
+    """
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(fallback)
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
+def _back(request, fallback: str):
+    return redirect(safe_next(request, fallback))
 
 
 def _refused(request, exc: services.ExecutionError) -> None:
