@@ -31,7 +31,7 @@ STARTERS = 8
 STAGES = ["Source", "Build", "Test", "Deploy"]
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif("connection.vendor != 'postgresql'",
                        reason="the concurrency proof runs on PostgreSQL: set DATABASE_URL"),
 ]

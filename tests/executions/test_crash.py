@@ -41,7 +41,7 @@ def _shared_database() -> bool:
 
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif("not _shared_database()",
                        reason="a worker subprocess needs a shared database: set DATABASE_URL "
                               "or CONVEYOR_TEST_SQLITE=/tmp/conveyor_engine_test.sqlite3"),

@@ -110,7 +110,7 @@ def test_a_running_action_past_its_deadline_is_stopped_by_its_own_worker(driver)
     assert action.summary == "Action timed out after 60 min"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_continuation_runs_the_next_action_in_the_same_task(driver):
     # Transactional: continuation happens at the real commit of the worker's step.
     pipeline = simple_pipeline(stages=[

@@ -322,7 +322,7 @@ def test_the_scheduled_task_prunes_with_the_setting(driver, settings):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED: PostgreSQL only")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_batch_skips_an_execution_the_engine_holds_and_waits_for_nothing(
         driver, django_capture_on_commit_callbacks):
     """Another transaction holds one old execution's row (as the engine's compare-and-set

@@ -455,7 +455,7 @@ def test_the_poll_schedule_follows_the_setting(db, settings):
     assert not Schedule.objects.filter(name=triggers.POLL_SCHEDULE_NAME).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_pollers_racing_for_one_commit_start_one_execution(repo, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("real concurrent writers need PostgreSQL (DATABASE_URL)")
