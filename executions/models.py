@@ -121,6 +121,13 @@ class PipelineExecution(models.Model):
                 condition=Q(status__in=sorted(PipelineExecutionStatus.ACTIVE)),
                 name="executions_pe_active_idx",
             ),
+            # "The executions of pipeline P with status S, newest first, and how many"
+            # (execution history page ?status=, executions list API ?status=). Without
+            # it the page and its count walk all of P's executions and filter them.
+            # The unfiltered page and count use the (pipeline, number) unique
+            # constraint's index and the pipeline foreign key's index.
+            models.Index(fields=["pipeline", "status", "number"],
+                         name="executions_pe_status_idx"),
         ]
         permissions = [
             ("start_pipelineexecution", "Can start executions"),
@@ -324,6 +331,10 @@ class Artifact(models.Model):
         indexes = [
             # "The latest artifact named N of execution E" (a downstream action's inputs).
             models.Index(fields=["execution", "name", "-id"], name="executions_artifact_name_idx"),
+            # "Which of these stored contents does some artifact still name"
+            # (retention's _delete_unreferenced and its dry run: storage_name IN (...)),
+            # asked after each pruned batch; without it, a scan of every artifact.
+            models.Index(fields=["storage_name"], name="executions_art_storage_idx"),
         ]
 
     def __str__(self) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError
+from django.db.models import OuterRef, Subquery
 
 from executions import engine
 from executions.choices import ExecutionType, RetryMode, TriggerType
@@ -28,7 +29,7 @@ from executions.errors import (
 )
 from executions.models import ActionExecution, PipelineExecution, StageExecution
 from pipelines import services as pipeline_services
-from pipelines.models import Pipeline
+from pipelines.models import Action, Pipeline, Stage
 from pipelines.validation import validate_document
 from pipelines.validation import warnings as problem_warnings
 
@@ -265,21 +266,17 @@ def pipeline_state(pipeline: Pipeline) -> dict[str, Any]:
         r.action_name: r
         for r in _latest_revisions(pipeline)
     }
+    latest_stages = {se.stage_name: se for se in latest_stage_executions([pipeline.pk])}
+    latest_actions = {(ae.stage_name, ae.action_name): ae
+                      for ae in latest_action_executions(pipeline.pk)}
     states = []
     for stage_doc in pipeline.document.get("stages", []):
         name = stage_doc["name"]
         stage = stages.get(name)
-        latest_stage = (
-            StageExecution.objects.filter(pipeline=pipeline, stage_name=name)
-            .select_related("execution").order_by("-id").first()
-        )
+        latest_stage = latest_stages.get(name)
         action_states = []
         for action_doc in stage_doc["actions"]:
-            ae = (
-                ActionExecution.objects.filter(
-                    pipeline=pipeline, stage_name=name, action_name=action_doc["name"]
-                ).select_related("execution").order_by("-id").first()
-            )
+            ae = latest_actions.get((name, action_doc["name"]))
             state: dict[str, Any] = {"actionName": action_doc["name"], "latestExecution": None}
             if ae is not None:
                 state["latestExecution"] = {
@@ -332,17 +329,47 @@ def pipeline_state(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
+def latest_stage_executions(pipeline_ids: Iterable[int], *,
+                            select: tuple[str, ...] = ("execution",)) -> list[StageExecution]:
+    """The newest StageExecution of each stage of these pipelines' current definitions.
+
+    One query whatever the history's size: for each ``pipelines.Stage`` row, the
+    newest matching row is one probe of ``executions_se_stage_idx`` (a GROUP BY
+    over the history would read every stage execution of the pipeline).
+    """
+    newest = (StageExecution.objects
+              .filter(pipeline=OuterRef("pipeline_id"), stage_name=OuterRef("name"))
+              .order_by("-id").values("id")[:1])
+    ids = Stage.objects.filter(pipeline_id__in=list(pipeline_ids)).values(latest=Subquery(newest))
+    return list(StageExecution.objects.filter(id__in=ids).select_related(*select))
+
+
+def latest_action_executions(pipeline_id: int) -> list[ActionExecution]:
+    """The newest ActionExecution of each action of a pipeline's current definition.
+
+    One query whatever the history's size: one probe of ``executions_ae_action_idx``
+    per ``pipelines.Action`` row.
+    """
+    newest = (ActionExecution.objects
+              .filter(pipeline=OuterRef("stage__pipeline_id"), stage_name=OuterRef("stage__name"),
+                      action_name=OuterRef("name"))
+              .order_by("-id").values("id")[:1])
+    ids = Action.objects.filter(stage__pipeline_id=pipeline_id).values(latest=Subquery(newest))
+    return list(ActionExecution.objects.filter(id__in=ids).select_related("execution"))
+
+
 # --- helpers -------------------------------------------------------------------
 
 
 def _latest_revisions(pipeline: Pipeline):
+    """The source revisions of the newest execution that has any: one query."""
     from executions.models import SourceRevision
 
     latest = (
         PipelineExecution.objects.filter(pipeline=pipeline, source_revisions__isnull=False)
-        .order_by("-number").first()
+        .order_by("-number").values("pk")[:1]
     )
-    return SourceRevision.objects.filter(execution=latest) if latest else []
+    return list(SourceRevision.objects.filter(execution=Subquery(latest)))
 
 
 def _stage_doc(document: dict, stage_name: str) -> tuple[int, dict]:

@@ -29,7 +29,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -129,18 +129,13 @@ def seconds(start: datetime | None, end: datetime | None, now: datetime | None =
 
 
 def _latest_stage_executions(pipeline_ids, *, select=("execution",)) -> list[StageExecution]:
-    """The newest StageExecution of every (pipeline, stage): one query."""
-    newest = (StageExecution.objects.filter(pipeline_id__in=pipeline_ids).order_by()
-              .values("pipeline_id", "stage_name").annotate(m=Max("id")).values("m"))
-    return list(StageExecution.objects.filter(id__in=Subquery(newest)).select_related(*select))
+    """The newest StageExecution of every stage of these pipelines: one query."""
+    return services.latest_stage_executions(pipeline_ids, select=select)
 
 
 def _latest_action_executions(pipeline_id: int) -> list[ActionExecution]:
-    """The newest ActionExecution of every (stage, action) of a pipeline: one query."""
-    newest = (ActionExecution.objects.filter(pipeline_id=pipeline_id).order_by()
-              .values("stage_name", "action_name").annotate(m=Max("id")).values("m"))
-    return list(ActionExecution.objects.filter(id__in=Subquery(newest))
-                .select_related("execution"))
+    """The newest ActionExecution of every action of a pipeline: one query."""
+    return services.latest_action_executions(pipeline_id)
 
 
 def _revisions(execution_ids) -> dict[int, list[SourceRevision]]:
@@ -436,8 +431,9 @@ def execution_history(request, name: str):
     pipeline = get_object_or_404(Pipeline, name=name)
     seq = live.last_sequence(live.pipeline_key(pipeline.pk))
     status = request.GET.get("status", "")
+    # Prefetched, not joined: a deep page's OFFSET skips rows after the joins.
     qs = (PipelineExecution.objects.filter(pipeline=pipeline)
-          .select_related("superseded_by", "triggered_by").order_by("-number"))
+          .prefetch_related("superseded_by", "triggered_by").order_by("-number"))
     if status in E.values:
         qs = qs.filter(status=status)
     page = Paginator(qs, HISTORY_PAGE).get_page(request.GET.get("page"))
