@@ -571,11 +571,54 @@ class LiveClient:
             self.ws.close()
 
 
+class OwnPostgres:
+    """A PostgreSQL cluster of the drill's own (initdb under /tmp, run as user postgres)."""
+
+    def __init__(self, port: int = 5441):
+        self.port = port
+        self.dir = Path(f"/tmp/conveyor-drill-pg{port}")
+        self.data = self.dir / "data"
+
+    def _as_postgres(self, *cmd: str) -> subprocess.CompletedProcess:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)
+
+    def start(self) -> None:
+        if self.dir.exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m",
+                                  "immediate", "stop")
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+                          "--auth=trust", "-E", "UTF8")
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l",
+                          str(self.dir / "server.log"), "-o",
+                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                          f"-c max_connections=200 -c fsync=off", "start")
+
+    def restart(self) -> float:
+        started = time.monotonic()
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast",
+                          "-l", str(self.dir / "server.log"), "restart")
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast",
+                          "stop")
+
+
 # --- drill 1: SIGKILL the workers ----------------------------------------------------------
 
 
 def drill_kill_workers(args) -> None:
-    url = fresh_database(SHARED_PG, "conveyor_drill_kill")
+    # A PostgreSQL of its own: each worker process holds two connections (its task's
+    # and its heartbeat thread's), and 50 workers exceed the shared server's 100.
+    pg = OwnPostgres(args.pg_port)
+    pg.start()
+    url = fresh_database(f"postgres://postgres@127.0.0.1:{args.pg_port}", "conveyor_drill_kill")
     flush_redis(SHARED_REDIS)
     stack = Stack("kill", database_url=url, redis_url=SHARED_REDIS,
                   CONVEYOR_WORKERS=str(args.workers),
@@ -589,8 +632,8 @@ def drill_kill_workers(args) -> None:
 
     say(f"drill kill-workers: {args.executions} executions on {args.pipelines} PARALLEL "
         f"pipelines (Source, Build: {args.build_seconds:g} s Shell, Deploy: 1 s Shell), one "
-        f"qcluster of {args.workers} workers, PostgreSQL + Redis, lease {args.lease:g} s, "
-        f"sweeper = the django-q2 schedule (every minute)")
+        f"qcluster of {args.workers} workers, PostgreSQL (its own, port {args.pg_port}) + "
+        f"Redis, lease {args.lease:g} s, sweeper = the django-q2 schedule (every minute)")
     say(f"  machine: {machine()}")
     pipelines = [save_pipeline({"name": f"drill-kill-{i}", "executionMode": "PARALLEL",
                                 "stages": [
@@ -646,6 +689,11 @@ def drill_kill_workers(args) -> None:
     check(not ActionExecution.objects.filter(status="InProgress").exists(),
           "no action execution is left InProgress")
     time.sleep(2)  # an orphan the sweeper missed would still be writing
+    ledger = read_ledger(stack.ledger)
+    cut = sum(1 for a in lost if not any(k == "end" for k, _ in
+                                         ledger.get(str(a.action_execution_id), [])))
+    say(f"  commands orphaned by the kill and killed by the sweeper before their end: {cut} of "
+        f"{lost.count()}")
     check_ledger(stack.ledger)
     # The failed executions can resume: retry the failed stage (rule 8), which is allowed
     # only for the newest execution that entered it, one per pipeline here.
@@ -673,6 +721,10 @@ def drill_kill_workers(args) -> None:
         check_ledger(stack.ledger)
     check_history()
     stack.stop_all()
+    from django.db import connections
+
+    connections.close_all()
+    pg.stop()
     say(f"  load average at the end: {load()}")
 
 
@@ -782,45 +834,6 @@ def drill_restart(args) -> None:
 
 
 # --- drill 3: PostgreSQL restarted under load ---------------------------------------------
-
-
-class OwnPostgres:
-    """A PostgreSQL cluster of the drill's own (initdb under /tmp, run as user postgres)."""
-
-    def __init__(self, port: int = 5441):
-        self.port = port
-        self.dir = Path(f"/tmp/conveyor-drill-pg{port}")
-        self.data = self.dir / "data"
-
-    def _as_postgres(self, *cmd: str) -> subprocess.CompletedProcess:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)
-
-    def start(self) -> None:
-        if self.dir.exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m",
-                                  "immediate", "stop")
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                          "--auth=trust", "-E", "UTF8")
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l",
-                          str(self.dir / "server.log"), "-o",
-                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                          f"-c max_connections=200 -c fsync=off", "start")
-
-    def restart(self) -> float:
-        started = time.monotonic()
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast",
-                          "-l", str(self.dir / "server.log"), "restart")
-        return time.monotonic() - started
-
-    def stop(self) -> None:
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast",
-                          "stop")
 
 
 def drill_postgres(args) -> None:
