@@ -17,6 +17,17 @@ def _user(username: str, group: str | None = None, **extra) -> User:
     return user
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Hash test passwords cheaply (tests/hashers.py): the default costs ~0.5 s a user."""
+    from django.conf import settings
+    from django.contrib.auth import hashers
+
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+
+
 @pytest.fixture
 def owner(db) -> User:
     """Defines pipelines (group "owners")."""
