@@ -178,6 +178,9 @@ class _Effects:
     event_executions: set[int] = field(default_factory=set)
     # Events are written in one INSERT just before the transaction commits.
     pending: list[ExecutionEvent] = field(default_factory=list)
+    # An action claimed in this transaction for the worker thread that runs it
+    # next (``tasks`` continuation): handed over on commit, never queued.
+    claim: Claim | None = None
 
     def flush(self) -> None:
         if not self.pending:
@@ -190,10 +193,13 @@ class _Effects:
         self.pending = []
 
     def run(self) -> None:
-        if self.dispatch:
+        if self.claim is not None or self.dispatch:
             from executions import tasks
 
-            tasks.dispatch(list(self.dispatch))
+            if self.claim is not None:
+                tasks.continue_with(self.claim)
+            if self.dispatch:
+                tasks.dispatch(list(self.dispatch))
         for worker, pgid in self.kills:
             # Same machine: kill now. Elsewhere: the worker's heartbeat sees the
             # action ended and kills its own process group.
@@ -241,7 +247,7 @@ class _Transaction:
             if not _serialized_writers():
                 list(
                     Pipeline.objects.select_for_update(no_key=True)
-                    .filter(pk=self.pipeline_id).values_list("pk", flat=True)
+                    .filter(pk=self.pipeline_id).order_by().values_list("pk", flat=True)
                 )
         except BaseException:
             self.atomic.__exit__(*sys.exc_info())
@@ -397,6 +403,16 @@ def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, tr
         )
         ex.pipeline_version = version
         ex.pipeline = pipeline
+        if rollback_target is not None:
+            # A rollback redeploys its target's artifacts: it shows their revisions
+            # (CodePipeline's artifactRevisions of a rollback execution).
+            SourceRevision.objects.bulk_create([
+                SourceRevision(
+                    execution=ex, action_name=r.action_name, artifact_name=r.artifact_name,
+                    revision_id=r.revision_id, revision_summary=r.revision_summary,
+                    revision_url=r.revision_url,
+                    revision_change_identifier=r.revision_change_identifier)
+                for r in SourceRevision.objects.filter(execution=rollback_target)])
         who = getattr(user, "username", "") or trigger_type
         summary = f"Started by {who}" + (f": {trigger_detail}" if trigger_detail else "")
         _event(fx, ex, EventKind.PIPELINE_EXECUTION, "", E.IN_PROGRESS, summary,
@@ -414,8 +430,10 @@ def _user(user):
 
 
 def _transition(pipeline_id: int, stage_name: str) -> tuple[bool, str]:
-    row = Stage.objects.filter(pipeline_id=pipeline_id, name=stage_name).values_list(
-        "transition_enabled", "transition_disabled_reason").first()
+    # order_by(): Stage's default ordering goes through Pipeline (a join for nothing).
+    row = next(iter(Stage.objects.filter(pipeline_id=pipeline_id, name=stage_name).order_by()
+                    .values_list("transition_enabled", "transition_disabled_reason")[:1]),
+               None)
     # A stage no longer in the current definition (an execution pinned to an
     # older version) has no transition to disable.
     return (True, "") if row is None else row
@@ -622,19 +640,25 @@ def _effective(se: StageExecution, ex: PipelineExecution) -> tuple[list[ActionVi
     return views, attempts
 
 
-def _stage_advance(fx: _Effects, se: StageExecution, *, fresh: bool = False) -> None:
+def _stage_advance(fx: _Effects, se: StageExecution, *, fresh: bool = False,
+                   ended: ActionExecution | None = None) -> None:
     """Apply ``stage_step`` to a stage execution: start actions, or end the stage.
 
     ``fresh``: the stage execution was just inserted as a first attempt, so no
     action of this execution has run in the stage (no query needed to know it).
+    ``ended``: the action that just ended in it; when it is the only action of
+    a first attempt, its status is the whole picture (no query either).
     """
     ex = se.execution
     if se.status not in S.ACTIVE:
         return
+    actions = _stages(ex)[se.stage_index]["actions"]
+    attempts: dict[str, int] = {}
     if fresh and se.attempt == 1:
-        views = [ActionView(a["name"], a.get("runOrder", 1), None)
-                 for a in _stages(ex)[se.stage_index]["actions"]]
-        attempts: dict[str, int] = {}
+        views = [ActionView(a["name"], a.get("runOrder", 1), None) for a in actions]
+    elif (ended is not None and se.attempt == 1 and len(actions) == 1
+          and ended.stage_execution_id == se.pk and ended.action_name == actions[0]["name"]):
+        views = [ActionView(ended.action_name, actions[0].get("runOrder", 1), ended.status)]
     else:
         views, attempts = _effective(se, ex)
     decision = stage_step(views, stopping=se.status == S.STOPPING)
@@ -668,7 +692,7 @@ def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
         timeout = action.get("timeoutInMinutes") or (
             runner.default_timeout_minutes if runner else
             int(setting("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", 60)))
-        ae = ActionExecution.objects.create(
+        ae = ActionExecution(
             execution=ex, stage_execution=se, pipeline_id=ex.pipeline_id,
             stage_name=se.stage_name, action_name=action["name"],
             category=type_id["category"], owner=type_id.get("owner", "Custom"),
@@ -680,11 +704,45 @@ def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
             # sit in the queue before the sweeper hands it out again.
             lease_expires_at=now + timedelta(seconds=dispatch_seconds()),
         )
+        claim = _claim_ahead(fx, ae, ex, runner, now)
+        ae.save(force_insert=True)
         _event(fx, ae, EventKind.ACTION_EXECUTION, "", A.IN_PROGRESS, "",
                {"attempt": ae.attempt, "runOrder": ae.run_order})
-        fx.dispatch.append(ae.pk)
+        if claim is not None:
+            fx.claim = claim
+        else:
+            fx.dispatch.append(ae.pk)
         started.append(ae)
     return started
+
+
+def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runner,
+                 now: datetime) -> Claim | None:
+    """Claim a new action for the worker thread whose transaction starts it.
+
+    A worker that has just finished an action runs the next one itself
+    (``tasks`` continuation). Claiming it in the same transaction that creates
+    it spares that worker the claim's read, its compare-and-set and a commit.
+    Only the first action of a transaction, only inside a worker's task, and
+    only when it resolves cleanly: anything else takes the ordinary path
+    (queued, claimed by ``action_claim``, which reports the problem).
+    """
+    if fx.claim is not None or runner is None:
+        return None
+    from executions import tasks
+
+    if not tasks.can_continue():
+        return None
+    try:
+        doc = _action_doc(ex, ae.stage_name, ae.action_name)
+        variables = _variables(ex)
+        resolved = _resolve(doc, variables)
+        inputs = _inputs(ex, doc)
+    except Unresolvable:
+        return None
+    for key, value in _claim_fields(ae, ex, resolved, worker_name(), now).items():
+        setattr(ae, key, value)
+    return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
 
 
 def _stage_ended(fx: _Effects, se: StageExecution) -> None:
@@ -781,14 +839,7 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
         inputs = _inputs(ex, doc)
     except Unresolvable as exc:
         problem = str(exc)
-    now = timezone.now()
-    fields = {
-        "worker": worker, "started_at": now, "updated_at": now,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds()),
-        "deadline_at": now + timedelta(minutes=ae.timeout_minutes or 60),
-        "configuration": resolved,
-        "log_path": f"{ex.pipeline.name}/{ex.execution_id}/{ae.action_execution_id}.log",
-    }
+    fields = _claim_fields(ae, ex, resolved, worker, timezone.now())
     claimed = ActionExecution.objects.filter(
         pk=action_execution_pk, status=A.IN_PROGRESS, worker="").update(**fields)
     if not claimed:
@@ -798,9 +849,24 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
         return None
     for key, value in fields.items():
         setattr(ae, key, value)
-    override = next((o for o in ex.source_revision_overrides
-                     if o.get("actionName") == ae.action_name), None)
-    return Claim(ae, ex, resolved, variables, inputs, override)
+    return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
+
+
+def _claim_fields(ae: ActionExecution, ex: PipelineExecution, resolved: dict, worker: str,
+                  now: datetime) -> dict[str, Any]:
+    """The columns a claim writes: who runs the action, until when, with what."""
+    return {
+        "worker": worker, "started_at": now, "updated_at": now,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds()),
+        "deadline_at": now + timedelta(minutes=ae.timeout_minutes or 60),
+        "configuration": resolved,
+        "log_path": f"{ex.pipeline.name}/{ex.execution_id}/{ae.action_execution_id}.log",
+    }
+
+
+def _source_override(ex: PipelineExecution, ae: ActionExecution) -> dict | None:
+    return next((o for o in ex.source_revision_overrides
+                 if o.get("actionName") == ae.action_name), None)
 
 
 def _variables(ex: PipelineExecution) -> dict[str, str]:
@@ -929,8 +995,8 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
         return False
     with _Transaction(pipeline_id) as fx:
         ae = (ActionExecution.objects.select_related(
-            "execution", "execution__pipeline_version", "stage_execution")
-            .get(pk=action_execution_pk))
+            "execution", "execution__pipeline_version", "execution__pipeline",
+            "stage_execution").get(pk=action_execution_pk))
         if ae.status != A.IN_PROGRESS or (worker is not None and ae.worker != worker):
             return False
         fields: dict[str, Any] = {"lease_expires_at": None}
@@ -953,17 +1019,21 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
                     size=art.size, file_count=art.file_count, storage_name=art.storage_name,
                     produced_by=ae)
             if revision is not None:
-                SourceRevision.objects.update_or_create(
-                    execution_id=ae.execution_id, action_name=ae.action_name,
-                    defaults={"revision_id": revision.revision_id[:200],
-                              "revision_summary": revision.summary[:2000],
-                              "revision_url": revision.url[:2000],
-                              "revision_change_identifier": revision.change_identifier[:200],
-                              "artifact_name": revision.artifact_name[:100]})
+                values = {"revision_id": revision.revision_id[:200],
+                          "revision_summary": revision.summary[:2000],
+                          "revision_url": revision.url[:2000],
+                          "revision_change_identifier": revision.change_identifier[:200],
+                          "artifact_name": revision.artifact_name[:100]}
+                # Under the pipeline lock: no savepoints (update_or_create takes two).
+                # A retried source stage updates its row; a first run inserts it.
+                if not SourceRevision.objects.filter(
+                        execution_id=ae.execution_id, action_name=ae.action_name).update(**values):
+                    SourceRevision.objects.create(execution_id=ae.execution_id,
+                                                  action_name=ae.action_name, **values)
         _ended(fx, ae)
         se = ae.stage_execution      # read after the pipeline lock: current
         se.execution = ae.execution
-        _stage_advance(fx, se)
+        _stage_advance(fx, se, ended=ae)
     return True
 
 

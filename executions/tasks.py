@@ -20,10 +20,29 @@ _local = threading.local()
 
 
 class _Continuation:
-    """The slot for the one action the current worker will run next itself."""
+    """The slot for the one action the current worker will run next itself: an
+    action execution id, or an action the engine already claimed for it."""
 
     def __init__(self) -> None:
-        self.next: int | None = None
+        self.next: int | engine.Claim | None = None
+
+
+def can_continue() -> bool:
+    """True inside a worker's task whose continuation slot is still free."""
+    slot: _Continuation | None = getattr(_local, "slot", None)
+    return slot is not None and slot.next is None
+
+
+def continue_with(claim: engine.Claim) -> None:
+    """The engine claimed an action for this thread (on commit): run it next."""
+    slot: _Continuation | None = getattr(_local, "slot", None)
+    if slot is None or slot.next is not None:
+        # Cannot happen (the engine asked can_continue() in this thread); if it
+        # did, the claim's lease would expire and the sweeper hand it out again.
+        logger.error("no continuation slot for claimed action execution %s",
+                     claim.action_execution.pk)
+        return
+    slot.next = claim
 
 
 def dispatch(action_execution_pks: list[int]) -> None:
@@ -45,15 +64,18 @@ def enqueue(pk: int) -> None:
 
 def action_run(action_execution_pk: int) -> None:
     """The task: claim and run an action execution, then continue with the next one."""
-    pk: int | None = action_execution_pk
-    while pk is not None:
+    work: int | engine.Claim | None = action_execution_pk
+    while work is not None:
         slot = _Continuation()
         _local.slot = slot
         try:
-            worker.run_action(pk)
+            if isinstance(work, engine.Claim):
+                worker.run_claimed(work, engine.worker_name())
+            else:
+                worker.run_action(work)
         finally:
             _local.slot = None
-        pk = slot.next
+        work = slot.next
 
 
 def sweep() -> str:

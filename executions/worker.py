@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -162,12 +163,63 @@ class HeartbeatService:
 heartbeats = HeartbeatService()
 
 
+class Janitor:
+    """Removes finished actions' workspaces on a background thread.
+
+    Deleting a workspace is slow on some disks (rmdir on ext4 mounted with
+    ``discard`` measured 3–4 ms per directory here) and nothing waits for it:
+    each action has its own directory, named by its UUID. A workspace left by a
+    worker that died first is removed by the next ``sweep_workspaces``.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def discard(self, path: Path) -> None:
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                # A forked worker inherits no threads (nor the parent's queue's items).
+                self._pid, self._pending = os.getpid(), 0
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._loop, name="conveyor-janitor",
+                                                daemon=True)
+                self._thread.start()
+            self._pending += 1
+            self._queue.put(path)
+
+    def _loop(self) -> None:
+        work = self._queue
+        while True:
+            shutil.rmtree(work.get(), ignore_errors=True)
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every discarded workspace is gone; False if time ran out."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending <= 0, timeout)
+
+
+janitor = Janitor()
+
+
 def run_action(pk: int, *, worker: str | None = None) -> str | None:
     """Claim and run one action execution; returns its final status (None: not claimed)."""
     worker = worker or engine.worker_name()
     claim = engine.action_claim(pk, worker=worker)
     if claim is None:
         return None
+    return run_claimed(claim, worker)
+
+
+def run_claimed(claim: engine.Claim, worker: str) -> str:
+    """Run an action execution ``worker`` has claimed; returns its final status."""
+    pk = claim.action_execution.pk
     ae, ex = claim.action_execution, claim.execution
     runner = runners.get(ae.category, ae.provider)
     base = Path(settings.WORKSPACE_ROOT) / str(ae.action_execution_id)
@@ -244,7 +296,7 @@ def run_action(pk: int, *, worker: str | None = None) -> str | None:
         if heartbeat is not None:
             heartbeat.stop()
         log.close()
-        shutil.rmtree(base, ignore_errors=True)
+        janitor.discard(base)
 
 
 def _failed(pk: int, worker: str, heartbeat: Watch | None, ctx: RunContext | None,

@@ -140,6 +140,11 @@ def test_rollback_runs_one_stage_again_with_the_target_s_artifacts_and_variables
     release = rollback.action_executions.get()
     good_commit = good.action_executions.get(action_name="Checkout").output_variables["CommitId"]
     assert release.summary == f"deployed {good_commit}"
+    # It shows the revision it redeploys (the target's), not the failed one's.
+    assert list(rollback.source_revisions.values_list("action_name", "revision_id")) == [
+        ("Checkout", good_commit)]
+    assert (SourceRevision.objects.get(execution=bad).revision_id
+            != SourceRevision.objects.get(execution=good).revision_id)
     assert events(rollback) == [
         (PE, "", "", "InProgress"), (SE, "Deploy", "", "InProgress"),
         (AE, "Deploy", "Release", "InProgress"), (AE, "Deploy", "Release", "Succeeded"),

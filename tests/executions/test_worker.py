@@ -124,6 +124,11 @@ def test_continuation_runs_the_next_action_in_the_same_task(driver):
     # Source → Build's A ran in-process; B was enqueued; Release waits for B.
     assert [ActionExecution.objects.get(pk=pk).action_name for pk in driver.pending] == ["B"]
     assert ActionExecution.objects.get(execution=ex, action_name="A").status == "Succeeded"
+    # A was claimed for this thread in the transaction that started it; B waits
+    # unclaimed in the queue for any worker.
+    assert ActionExecution.objects.get(execution=ex, action_name="A").worker == \
+        engine.worker_name()
+    assert ActionExecution.objects.get(execution=ex, action_name="B").worker == ""
     with driver.capture(execute=True):
         tasks.action_run(driver.pending.pop())
     ex.refresh_from_db()
@@ -160,3 +165,54 @@ def test_the_sweep_command_reports_what_it_ended(driver, settings):
         call_command("sweep_actions", stdout=out)
     assert out.getvalue().strip() == "lost 1, timed out 0, redispatched 0"
     assert Schedule.objects.get(name="conveyor-sweep-actions").func == "executions.tasks.sweep"
+
+
+def test_an_action_claimed_ahead_is_not_claimed_again_by_a_second_delivery(driver):
+    pipeline = simple_pipeline(source_namespace="SourceVariables", stages=[
+        ("Build", [sim("Compile", inputArtifacts=[{"name": "Src"}],
+                       Summary="built #{SourceVariables.CommitId}")]),
+    ])
+    ex = driver.start(pipeline)
+    source = driver.take("Source", "Checkout")
+    me = engine.worker_name()
+    tasks._local.slot = slot = tasks._Continuation()     # inside a worker's task
+    try:
+        assert driver.run_one(source) == "Succeeded"
+    finally:
+        tasks._local.slot = None
+    commit = ActionExecution.objects.get(pk=source).output_variables["CommitId"]
+    claim = slot.next
+    assert isinstance(claim, engine.Claim) and driver.pending == []     # nothing queued
+    row = ActionExecution.objects.get(pk=claim.action_execution.pk)
+    assert (row.action_name, row.worker, row.status) == ("Compile", me, "InProgress")
+    assert row.lease_expires_at > timezone.now() + timedelta(seconds=5)
+    assert row.configuration["configuration"]["Summary"] == f"built {commit}"   # resolved
+    assert claim.inputs == {"Src": ex.artifacts.get(name="Src").storage_name}
+    assert driver.run_one(row.pk) is None          # a late delivery finds it claimed
+    assert driver.call(worker.run_claimed, claim, me) == "Succeeded"
+    ex.refresh_from_db()
+    assert ex.status == "Succeeded"
+    assert ActionExecution.objects.get(pk=row.pk).summary == f"built {commit}"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_action_that_cannot_be_resolved_is_not_claimed_ahead_and_fails_naming_it(driver):
+    pipeline = simple_pipeline(source_namespace="SourceVariables", stages=[
+        ("Build", [sim("Compile", Summary="#{SourceVariables.NoSuchVariable}")]),
+    ])
+    ex = driver.start(pipeline)
+    with driver.capture(execute=True):
+        tasks.action_run(driver.pending.pop())
+    ex.refresh_from_db()
+    compile_ = ActionExecution.objects.get(execution=ex, action_name="Compile")
+    assert (ex.status, compile_.status) == ("Failed", "Failed")
+    assert compile_.summary.startswith('Cannot resolve "#{SourceVariables.NoSuchVariable}"')
+    assert driver.pending == []
+
+
+def test_the_workspace_of_a_finished_action_is_removed(driver, settings):
+    driver.start(simple_pipeline())
+    assert driver.run() == 3
+    assert worker.janitor.drain(timeout=10)
+    root = settings.WORKSPACE_ROOT
+    assert not root.exists() or list(root.iterdir()) == []
