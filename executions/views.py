@@ -431,14 +431,17 @@ def execution_history(request, name: str):
     pipeline = get_object_or_404(Pipeline, name=name)
     seq = live.last_sequence(live.pipeline_key(pipeline.pk))
     status = request.GET.get("status", "")
-    # Prefetched, not joined: a deep page's OFFSET skips rows after the joins.
-    qs = (PipelineExecution.objects.filter(pipeline=pipeline)
-          .prefetch_related("superseded_by", "triggered_by").order_by("-number"))
+    qs = PipelineExecution.objects.filter(pipeline=pipeline).order_by("-number")
     if status in E.values:
         qs = qs.filter(status=status)
-    page = Paginator(qs, HISTORY_PAGE).get_page(request.GET.get("page"))
-    revisions = _revisions(ex.pk for ex in page.object_list)
-    rows = [(ex, revisions.get(ex.pk, [])) for ex in page.object_list]
+    # The page is chosen on the ids alone, then its 25 rows are read with their
+    # joins: joined before the OFFSET, a deep page would join every row it skips.
+    page = Paginator(qs.values_list("pk", flat=True), HISTORY_PAGE).get_page(
+        request.GET.get("page"))
+    executions = list(PipelineExecution.objects.filter(pk__in=list(page.object_list))
+                      .select_related("superseded_by", "triggered_by").order_by("-number"))
+    revisions = _revisions(ex.pk for ex in executions)
+    rows = [(ex, revisions.get(ex.pk, [])) for ex in executions]
     context = {"pipeline": pipeline, "page": page, "rows": rows, "status": status,
                "statuses": E.choices, "seq": seq, "now": _now()}
     return _render(request, "executions/history.html", context,
