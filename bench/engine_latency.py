@@ -68,10 +68,23 @@ def topology_env(name: str) -> dict[str, str]:
     return env
 
 
+def ensure_database(url: str) -> None:
+    """Create the benchmark's PostgreSQL database if it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def child(name: str, runs: int) -> dict:
     """Runs inside the topology's environment: set up, start a cluster, measure."""
     import django
 
+    if os.environ.get("DATABASE_URL"):
+        ensure_database(os.environ["DATABASE_URL"])
     django.setup()
     from django.core.management import call_command
     from django.db import connection
@@ -108,11 +121,11 @@ def child(name: str, runs: int) -> dict:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     poll_sql = (f"SELECT status FROM {PipelineExecution._meta.db_table} "
                 "WHERE id = %s")
-    cursor = connection.cursor()
     try:
         def one() -> tuple[float, float, str]:
             started = time.perf_counter()
             ex = services.execution_start(pipeline=pipeline)
+            cursor = connection.cursor()
             while True:
                 # A raw query: the poll must cost the machine (2 cores shared
                 # with the worker and the database) as little as possible.
