@@ -890,7 +890,7 @@ def drill_postgres(args) -> None:
     stack.web.start()
     stack.wait_web()
     say(f"  health before: {stack.health()}")
-    answers: list[tuple[float, int | str]] = []
+    answers: list[tuple[float, int | str]] = []  # (answered at, status code or error)
     stop = threading.Event()
 
     def load_loop() -> None:
@@ -902,7 +902,7 @@ def drill_postgres(args) -> None:
                                  json={}).status_code
             except Exception as exc:
                 code = type(exc).__name__
-            answers.append((at, code))
+            answers.append((time.monotonic(), code))
             i += 1
             stop.wait(max(0.0, args.interval - (time.monotonic() - at)))
 
@@ -912,6 +912,9 @@ def drill_postgres(args) -> None:
     time.sleep(args.restart_after)
     restart_at = time.monotonic()
     took = pg.restart()
+    from django.db import connections
+
+    connections.close_all()  # this script's own connection died with the server too
     say(f"  pg_ctl restart -m fast took {took:.1f} s; health just after: {stack.health()}")
     time.sleep(max(0.0, args.duration - (time.monotonic() - began)))
     stop.set()
@@ -920,10 +923,10 @@ def drill_postgres(args) -> None:
     after = [(at, c) for at, c in answers if at >= restart_at]
     errors = [(at, c) for at, c in after if c != 201]
     first_ok = next((at for at, c in after if c == 201), None)
-    say(f"  API starts before the restart: {dict(before)}; from the restart on: "
+    say(f"  API starts answered before the restart: {dict(before)}; from the restart on: "
         f"{dict(Counter(str(c) for _, c in after))}")
     if errors:
-        say(f"  failed starts from {errors[0][0] - restart_at:.1f} s to "
+        say(f"  failed starts answered from {errors[0][0] - restart_at:.1f} s to "
             f"{errors[-1][0] - restart_at:.1f} s after the restart began")
     if first_ok is not None:
         say(f"  first successful start {first_ok - restart_at:.1f} s after the restart began")
@@ -954,7 +957,7 @@ def drill_postgres(args) -> None:
     for name in ("qcluster", "daphne"):
         text = (stack.logs / f"{name}.log").read_text(errors="replace")
         kinds = Counter(re.findall(r"(OperationalError|InterfaceError|AdminShutdown|"
-                                   r"reincarnated \w+|Traceback)", text))
+                                   r"reincarnated \w+|Traceback|database unavailable)", text))
         say(f"  {name} log: {dict(kinds)}")
     from django.db import connections
 

@@ -20,7 +20,7 @@ import traceback as tb
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from executions import artifacts, engine, runners
 from executions.choices import ActionExecutionStatus as A
@@ -163,6 +163,35 @@ class HeartbeatService:
 heartbeats = HeartbeatService()
 
 
+def _riding_out(call, *args, **kwargs):
+    """Call an engine entry point, riding out a database restart or a dropped connection.
+
+    An OperationalError or InterfaceError (the server restarted under us: "terminating
+    connection due to administrator command", then "connection refused" until it is
+    back) closes this thread's connection and tries again, with backoff, for up to half
+    a lease. Safe because every entry point is one transaction and a compare-and-set:
+    a failed try wrote nothing, and a report whose commit did land changes nothing the
+    second time (rule 11). Without this, one PostgreSQL restart failed every action
+    that reported its end during it ("Worker lost" one lease later) and left every
+    claim it interrupted to the dispatch lease (5 minutes by default): see the
+    postgres drill in docs/reliability.md. Past half a lease the error propagates and
+    the sweeper ends the action as before.
+    """
+    deadline = time.monotonic() + engine.lease_seconds() / 2
+    delay = 0.1
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("database unavailable in %s (%s): retrying in %.1f s",
+                           getattr(call, "__name__", call), exc, delay)
+            connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 class Janitor:
     """Removes finished actions' workspaces on a background thread.
 
@@ -211,7 +240,7 @@ janitor = Janitor()
 def run_action(pk: int, *, worker: str | None = None) -> str | None:
     """Claim and run one action execution; returns its final status (None: not claimed)."""
     worker = worker or engine.worker_name()
-    claim = engine.action_claim(pk, worker=worker)
+    claim = _riding_out(engine.action_claim, pk, worker=worker)
     if claim is None:
         return None
     return run_claimed(claim, worker)
@@ -267,9 +296,9 @@ def run_claimed(claim: engine.Claim, worker: str) -> str:
             return _failed(pk, worker, heartbeat, ctx, log, "")
         if isinstance(result, Waiting):
             log.line(f"Waiting: {result.summary}")
-            engine.action_wait(pk, worker=worker, summary=result.summary,
-                               external_url=result.external_url,
-                               external_id=result.external_id, token=result.token)
+            _riding_out(engine.action_wait, pk, worker=worker, summary=result.summary,
+                        external_url=result.external_url,
+                        external_id=result.external_id, token=result.token)
             return A.IN_PROGRESS
         if not isinstance(result, Result):
             return _failed(pk, worker, heartbeat, ctx, log,
@@ -282,11 +311,10 @@ def run_claimed(claim: engine.Claim, worker: str) -> str:
                                                     stored.file_count, stored.storage_name))
             log.line(f"Output artifact {name}: {stored.file_count} file(s), "
                      f"sha256 {stored.sha256[:12]}")
-        engine.action_finish(pk, worker=worker, status=A.SUCCEEDED, summary=result.summary,
-                             output_variables=result.output_variables,
-                             external_url=result.external_url,
-                             external_id=result.external_id, artifacts=produced,
-                             revision=result.revision, pipeline_id=ex.pipeline_id)
+        _riding_out(engine.action_finish, pk, worker=worker, status=A.SUCCEEDED,
+                    summary=result.summary, output_variables=result.output_variables,
+                    external_url=result.external_url, external_id=result.external_id,
+                    artifacts=produced, revision=result.revision, pipeline_id=ex.pipeline_id)
         return A.SUCCEEDED
     except Exception as exc:  # the worker's own machinery failed (storage, extract, ...)
         logger.exception("action execution %s crashed in the worker", pk)
@@ -305,12 +333,13 @@ def _failed(pk: int, worker: str, heartbeat: Watch | None, ctx: RunContext | Non
         heartbeat.stop()
     if heartbeat is not None and heartbeat.timed_out:
         log.line("Timed out")
-        engine.action_time_out(pk, worker=worker)
+        _riding_out(engine.action_time_out, pk, worker=worker)
         return A.FAILED
     if ctx is not None and ctx.should_stop():
         # Ended elsewhere (abandoned, swept): the engine already has its status.
         log.line(f"Stopped: {ctx.stop_reason}")
         return ""
     log.line(f"Failed: {summary}")
-    engine.action_finish(pk, worker=worker, status=A.FAILED, summary=summary, **fields)
+    _riding_out(engine.action_finish, pk, worker=worker, status=A.FAILED, summary=summary,
+                **fields)
     return A.FAILED
