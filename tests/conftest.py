@@ -1,5 +1,7 @@
 """Shared fixtures: personas for access control and a factory for definitions."""
 
+import os
+
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
@@ -26,6 +28,26 @@ def _fast_password_hashing():
     settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
     hashers.get_hashers.cache_clear()
     hashers.get_hashers_by_algorithm.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_channel_layer():
+    """A channels-redis layer of this test process only (its own key prefix).
+
+    The live doorbell is one group for every process on the Redis database: without a
+    prefix of its own, a test here would hear the rings of another test process
+    (a parallel worker of this run, or another run on the same machine).
+    """
+    from django.conf import settings
+
+    layer = settings.CHANNEL_LAYERS.get("default", {})
+    if layer.get("BACKEND", "").startswith("channels_redis."):
+        layer.setdefault("CONFIG", {})["prefix"] = private_channel_prefix()
+
+
+def private_channel_prefix() -> str:
+    """The channels-redis key prefix of this test process (see ``_private_channel_layer``)."""
+    return f"conveyor-test-{os.getpid()}"
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
 from config.asgi import application
+from tests.conftest import private_channel_prefix
 from tests.executions.conftest import Driver, simple_pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -290,9 +291,12 @@ def redis_layer(settings):
         pytest.skip(f"no Redis at {url}")
     if not os.environ.get("REDIS_URL"):
         # The project's configuration for REDIS_URL (config/settings.py), on db 9.
+        # With this test process's own key prefix (tests/conftest.py): the doorbell
+        # group is shared by every process on that Redis database.
         settings.CHANNEL_LAYERS = {"default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}]}}}
+            "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}],
+                       "prefix": private_channel_prefix()}}}
     # The safety-net tailer must not be what delivers here.
     settings.CONVEYOR_LIVE_SAFETY_SECONDS = 60
     from executions import live

@@ -240,7 +240,8 @@ def test_a_stage_not_yet_entered_shows_no_status_and_no_action_executions(driver
     assert body["endTime"] is None
 
 
-@pytest.mark.parametrize("execution_id", ["not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize("execution_id", ["not-a-uuid", "0b9e3c1e-5d0a-4c55-9f4e-6c1f2a7d8e90"],
+                         ids=["not-a-uuid", "unknown-uuid"])
 def test_an_unknown_execution_answers_404_in_the_error_body(api, viewer, execution_id):
     response = api(viewer).get(f"/api/executions/{execution_id}/")
     assert response.status_code == 404
