@@ -940,6 +940,17 @@ def _inputs(ex: PipelineExecution, doc: dict) -> dict[str, str]:
     return found
 
 
+def dispatch_failed(action_execution_pk: int) -> None:
+    """Queuing an unclaimed action failed (broker down): let the next sweep re-send it."""
+    try:
+        ActionExecution.objects.filter(
+            pk=action_execution_pk, status=A.IN_PROGRESS, worker="", waiting_since__isnull=True,
+        ).update(lease_expires_at=timezone.now())
+    except Exception:   # the database too: the dispatch lease still bounds the wait
+        logger.warning("could not mark action execution %s for re-dispatch",
+                       action_execution_pk, exc_info=True)
+
+
 def lease_renew(action_execution_pk: int, *, worker: str) -> bool:
     """Extend a running action's lease; False if the action is no longer this worker's."""
     now = timezone.now()

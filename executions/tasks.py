@@ -56,10 +56,21 @@ def dispatch(action_execution_pks: list[int]) -> None:
 
 
 def enqueue(pk: int) -> None:
-    """Put one action execution on the django-q2 queue (tests replace this)."""
+    """Put one action execution on the django-q2 queue (tests replace this).
+
+    The broker being down (Redis restarting) must not fail the caller: the
+    action is already committed, InProgress and unclaimed, so the sweeper hands
+    it out again. Its dispatch lease is cut short so that happens at the next
+    sweep, not after ``CONVEYOR_DISPATCH_SECONDS``.
+    """
     from django_q.tasks import async_task
 
-    async_task("executions.tasks.action_run", pk, task_name=f"action-execution-{pk}")
+    try:
+        async_task("executions.tasks.action_run", pk, task_name=f"action-execution-{pk}")
+    except Exception:
+        logger.warning("could not queue action execution %s: the sweeper will hand it out "
+                       "again", pk, exc_info=True)
+        engine.dispatch_failed(pk)
 
 
 def action_run(action_execution_pk: int) -> None:
