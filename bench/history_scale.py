@@ -177,7 +177,7 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
         SourceRevision,
         StageExecution,
     )
-    from pipelines.models import Pipeline, PipelineVersion
+    from pipelines.models import PipelineVersion
     from pipelines.services import pipeline_save
     from tests.roles import ensure_role_groups
 
@@ -188,8 +188,7 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
 
     pg = connection.vendor == "postgresql"
     names = [f"{PREFIX}{i}" for i in range(pipelines)]
-    # Stale rows of an earlier, different-sized seed go first.
-    Pipeline.objects.filter(name__startswith=PREFIX).delete()
+    _clear(connection)
     objs = [pipeline_save(document=document(n)).pipeline for n in names]
     versions = {p.pk: PipelineVersion.objects.get(pipeline=p, number=1).pk for p in objs}
 
@@ -385,6 +384,37 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
             "PipelineExecution": w_pe.count, "StageExecution": w_se.count,
             "ActionExecution": w_ae.count, "ExecutionEvent": w_ev.count,
             "SourceRevision": w_rev.count, "Artifact": w_art.count}
+
+
+def _clear(connection) -> None:
+    """Remove an earlier seed (this script's pipelines and their history) with a few
+    DELETEs: the ORM's cascade would load millions of rows into memory first."""
+    from django.db import transaction
+
+    from executions.models import (
+        ActionExecution,
+        Artifact,
+        ExecutionEvent,
+        PipelineExecution,
+        SourceRevision,
+        StageExecution,
+    )
+    from pipelines.models import Pipeline
+
+    old = list(Pipeline.objects.filter(name__startswith=PREFIX).values_list("pk", flat=True))
+    if not old:
+        return
+    marks = ", ".join(["%s"] * len(old))
+    executions = (f'SELECT id FROM "{PipelineExecution._meta.db_table}" '
+                  f"WHERE pipeline_id IN ({marks})")
+    with transaction.atomic(), connection.cursor() as cursor:
+        for model in (Artifact, SourceRevision):
+            cursor.execute(f'DELETE FROM "{model._meta.db_table}" '
+                           f"WHERE execution_id IN ({executions})", old)
+        for model in (ExecutionEvent, ActionExecution, StageExecution, PipelineExecution):
+            cursor.execute(f'DELETE FROM "{model._meta.db_table}" '
+                           f"WHERE pipeline_id IN ({marks})", old)
+        Pipeline.objects.filter(pk__in=old).delete()
 
 
 def _vacuum(connection) -> None:
