@@ -1,5 +1,8 @@
 """A probe inside benchmark worker processes (``BENCH_PROFILE_DIR``): cProfile + SQL counts.
 
+``BENCH_PROFILE_CLOCK``: ``cpu`` (default, ``time.thread_time`` of the task's thread)
+or ``wall``.
+
 Installed only through ``bench._bench_settings``. It connects to django-q2's
 ``pre_execute`` / ``post_execute_in_worker`` signals to profile each task it
 runs and adds an execute wrapper to every database connection of the process to count
@@ -79,7 +82,13 @@ def _dump(profile: bool) -> None:
 def _pre_execute(sender, func=None, task=None, **kwargs):
     global _profiler, _task_started
     if _profiler is None:
-        _profiler = cProfile.Profile()
+        # BENCH_PROFILE_CLOCK=wall counts time waiting (database round trips, locks);
+        # the default, cpu, counts the CPU of the task's own thread (time.thread_time:
+        # not the heartbeat's or the doorbell sender's): steadier on a busy machine.
+        if os.environ.get("BENCH_PROFILE_CLOCK", "cpu") == "wall":
+            _profiler = cProfile.Profile()
+        else:
+            _profiler = cProfile.Profile(time.thread_time)
     _task_started = time.perf_counter()
     _profiler.enable()
 

@@ -10,8 +10,9 @@ anew) and Redis db (``--redis-url``, default db 13, flushed), beside a real
 
 1. **Worker sweep** (``--workers 2,3,4,5,6``): for each count, a fresh cluster,
    warm-up (2 executions per pipeline), then ``--executions`` (500) executions
-   started as fast as one thread can call ``services.execution_start``,
-   round-robin over the 50 pipelines. Throughput = N / (last execution's
+   started as fast as ``--starters`` (4) threads can call
+   ``services.execution_start`` (as concurrent API requests would), round-robin
+   over the 50 pipelines. Throughput = N / (last execution's
    ``ended_at`` − first one's ``created_at``) × 60.
 2. **Full run** with the best count: the same throughput figure again, then
    the orchestration overhead per action — trigger → Succeeded minus the
@@ -32,7 +33,12 @@ anew) and Redis db (``--redis-url``, default db 13, flushed), beside a real
 
 ``--profile`` instead runs one throughput batch with the worker probe
 (``bench/_worker_probe.py``: cProfile per task, SQL statements per action) and
-prints where the time goes.
+prints where the time goes (``BENCH_PROFILE_CLOCK=wall`` to count waiting too).
+
+Each batch also reports CPU seconds per execution: the cluster's process tree
+(with its reaped ``bash`` children), the starting threads, and the PostgreSQL
+backends of the benchmark database. On a shared machine that is the steadier
+figure: 2 idle cores can run at most 2 × 60 s / (CPU per execution) a minute.
 
     .venv/bin/python bench/throughput.py                 # everything (~10 min)
     .venv/bin/python bench/throughput.py --workers 4 --no-buildbot --memory-actions 0
@@ -109,17 +115,22 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system, with reaped children such as `bash -c true`) of a tree."""
+def tree_cpu_by_pid(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system, with reaped children such as `bash -c true`) per
+    process of a tree."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    out = {}
     for p in tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-    return total / tick
+        out[p] = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    return sum(tree_cpu_by_pid(pid).values())
 
 
 class PgCpu:
@@ -221,7 +232,8 @@ def document(name: str) -> dict:
 
 
 class Bench:
-    def __init__(self, workers: int, recycle: int | None, profile_dir: str | None):
+    def __init__(self, workers: int, recycle: int | None, profile_dir: str | None,
+                 starters: int = 1):
         import django
 
         django.setup()
@@ -230,6 +242,7 @@ class Bench:
         from pipelines.services import pipeline_save
 
         call_command("migrate", verbosity=0)
+        self.starters = starters
         self.pipelines = [pipeline_save(document=document(f"tput-{i:02d}")).pipeline
                           for i in range(PIPELINES)]
         import redis
@@ -258,15 +271,31 @@ class Bench:
             self.cluster.wait()
 
     def start(self, n: int, offset: int = 0) -> list[int]:
+        """Start n executions round-robin over the pipelines, from ``starters`` threads
+        (as several web requests would), each with its own database connection."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from django.db import connection
+
         from executions import services
 
-        pks = []
-        for i in range(n):
-            pks.append(services.execution_start(
-                pipeline=self.pipelines[(offset + i) % PIPELINES]).pk)
-            if i % 25 == 24 and hasattr(self, "pg"):
+        def part(k: int) -> list[int]:
+            try:
+                return [services.execution_start(
+                    pipeline=self.pipelines[(offset + i) % PIPELINES]).pk
+                    for i in range(k, n, self.starters)]
+            finally:
+                connection.close()
+
+        if self.starters <= 1 or n < self.starters:
+            return [services.execution_start(
+                pipeline=self.pipelines[(offset + i) % PIPELINES]).pk for i in range(n)]
+        with ThreadPoolExecutor(self.starters) as pool:
+            futures = [pool.submit(part, k) for k in range(self.starters)]
+            while not all(f.done() for f in futures):
                 self.pg.sample()
-        return pks
+                time.sleep(0.25)
+            return sorted(pk for f in futures for pk in f.result())
 
     def wait(self, pks: list[int], timeout: float = 1800) -> None:
         from executions.models import PipelineExecution
@@ -290,14 +319,20 @@ class Bench:
         from executions.models import ActionExecution, PipelineExecution
 
         self.pg.begin()
-        cpu0 = (tree_cpu(self.cluster.pid), sum(os.times()[:2]), 0.0)
+        by_pid0 = tree_cpu_by_pid(self.cluster.pid)
+        cpu0 = (sum(by_pid0.values()), sum(os.times()[:2]), 0.0)
         t0 = time.perf_counter()
         pks = self.start(n, offset)
         submit = time.perf_counter() - t0
         self.wait(pks)
         wall = time.perf_counter() - t0
         self.pg.sample()
-        cpu1 = (tree_cpu(self.cluster.pid), sum(os.times()[:2]), self.pg.seconds())
+        by_pid1 = tree_cpu_by_pid(self.cluster.pid)
+        cpu1 = (sum(by_pid1.values()), sum(os.times()[:2]), self.pg.seconds())
+        # per process of the cluster, busiest first: the workers, then django-q2's
+        # sentinel / pusher / monitor and the qcluster parent
+        per_process = sorted(((by_pid1[p] - by_pid0.get(p, 0.0)) / n * 1000
+                              for p in by_pid1), reverse=True)
         cpu = {k: (y - x) / n
                for k, x, y in zip(("cluster", "driver", "postgres"), cpu0, cpu1, strict=True)}
         rows = PipelineExecution.objects.filter(pk__in=pks)
@@ -308,6 +343,7 @@ class Bench:
         return {"executions": n, "actions": actions, "submit_s": submit, "wall_s": wall,
                 "span_s": seconds, "per_min": n / seconds * 60, "statuses": statuses,
                 "cpu_per_execution": cpu,
+                "cluster_cpu_ms_per_process": [round(x, 1) for x in per_process if x >= 0.05],
                 **self.breakdown(pks)}
 
     def breakdown(self, pks: list[int]) -> dict:
@@ -393,7 +429,7 @@ def child(args) -> dict:
         profile_dir = str(Path(os.environ["CONVEYOR_VAR_DIR"]) / "profile")
         shutil.rmtree(profile_dir, ignore_errors=True)
         os.makedirs(profile_dir)
-    bench = Bench(args.workers, recycle, profile_dir)
+    bench = Bench(args.workers, recycle, profile_dir, args.starters)
     out: dict = {"workers": args.workers, "phase": args.phase, "load_before": load()}
     try:
         bench.batch(2 * PIPELINES)  # warm-up: workers started, imports and caches warm
@@ -502,7 +538,7 @@ def run_child(args, phase: str, workers: int) -> dict | None:
     var.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--child", phase, "--workers", str(workers),
            "--executions", str(args.executions), "--overhead-runs", str(args.overhead_runs),
-           "--memory-actions", str(args.memory_actions)]
+           "--memory-actions", str(args.memory_actions), "--starters", str(args.starters)]
     out = subprocess.run(cmd, env=child_env(args, var), cwd=ROOT, capture_output=True,
                          text=True)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -523,7 +559,8 @@ def fmt_batch(b: dict) -> str:
             f"execution: workers {c['cluster'] * 1000:.0f} ms + starting it "
             f"{c['driver'] * 1000:.0f} ms + PostgreSQL {c['postgres'] * 1000:.0f} ms "
             f"= {total * 1000:.0f} ms "
-            f"(2 idle cores would allow ≈{2 * 60 / total:.0f}/min)")
+            f"(2 idle cores would allow ≈{2 * 60 / total:.0f}/min); cluster CPU ms per "
+            f"execution by process, busiest first: {b['cluster_cpu_ms_per_process']}")
 
 
 def fmt_overhead(o: dict) -> str:
@@ -543,8 +580,11 @@ def fmt_mem(m: dict) -> str:
             f"over {len(m['pids'])} processes")
 
 
-def buildbot(args) -> float | None:
-    print(f"\nBuildbot peer: {BUILDBOT} (load average before: {load()})", flush=True)
+def buildbot(args) -> dict | None:
+    """Run the Buildbot peer's run.sh; its batch-50 (4 workers) figures, even from a
+    run.sh that failed part-way (each batch run leaves its own SUMMARY line)."""
+    print(f"\nBuildbot peer: {BUILDBOT} --batch-runs {args.buildbot_runs} "
+          f"(load average before: {load()})", flush=True)
     if not BUILDBOT.exists():
         print("  not found")
         return None
@@ -553,14 +593,34 @@ def buildbot(args) -> float | None:
     out = subprocess.run(["bash", str(BUILDBOT), "--batch-runs", str(args.buildbot_runs),
                           str(workdir)], capture_output=True, text=True)
     text = out.stdout + out.stderr
-    summary = text[text.find("=== SUMMARY"):] if "=== SUMMARY" in text else text[-3000:]
-    print("  " + "\n  ".join(summary.strip().splitlines()))
-    m = re.search(r"batch of \d+, concurrency 4 \(builder true3_4w.*?\n\s*throughput\s+"
-                  r"([\d.]+) builds/min", text, re.S)
-    if out.returncode != 0 or not m:
-        print(f"  run.sh failed (rc {out.returncode}); files in {workdir}")
+    if "=== SUMMARY" in text:
+        print("  " + "\n  ".join(text[text.find("=== SUMMARY"):].strip().splitlines()))
+    else:
+        print(f"  run.sh exited with status {out.returncode}; last lines:\n  "
+              + "\n  ".join(text.strip().splitlines()[-8:]))
+    runs = []
+    for f in sorted((workdir / "results").glob("batch_4w_r*.txt")):
+        m = re.search(r"^SUMMARY (\{.*\})$", f.read_text(), re.M)
+        if m:
+            runs.append(json.loads(m.group(1)))
+    single = None
+    f = workdir / "results" / "single_true3.txt"
+    if f.exists():
+        m = re.search(r"^SUMMARY (\{.*\})$", f.read_text(), re.M)
+        single = json.loads(m.group(1)) if m else None
+    if not runs:
+        print(f"  no batch run completed; files in {workdir}")
         return None
-    return float(m.group(1))
+    per_min = [r["throughput_per_min"] for r in runs]
+    cpu = [r["cpu_s_master_workers"] / r["n"] for r in runs if "cpu_s_master_workers" in r]
+    print(f"  {len(runs)} of {args.buildbot_runs} batch-50 runs completed (run.sh exit status "
+          f"{out.returncode}): {', '.join(f'{x:.0f}' for x in per_min)} builds/min; master + "
+          f"workers CPU per build {statistics.median(cpu) * 1000:.0f} ms" if cpu else "")
+    if single:
+        print(f"  one build of 3 x true: latency median {single['latency_median']:.3f} s, "
+              f"per-step overhead median {single['per_step_overhead_median'] * 1000:.0f} ms")
+    return {"per_min": statistics.median(per_min),
+            "cpu": statistics.median(cpu) if cpu else None, "single": single}
 
 
 def main() -> None:
@@ -571,6 +631,8 @@ def main() -> None:
                         help="CONVEYOR_WORKERS values to sweep (comma list; default 2,3,4,5,6)")
     parser.add_argument("--executions", type=int, default=500,
                         help="executions per throughput batch (default 500)")
+    parser.add_argument("--starters", type=int, default=4,
+                        help="threads starting the executions of a batch (default 4)")
     parser.add_argument("--overhead-runs", type=int, default=20,
                         help="sequential runs for the overhead at 1 concurrent (default 20)")
     parser.add_argument("--memory-actions", type=int, default=10000,
@@ -664,13 +726,20 @@ def main() -> None:
     print(f"  load average after: {r['load_after']}", flush=True)
 
     if args.buildbot:
-        theirs = buildbot(args)
-        if theirs:
-            print(f"\nConveyor {ours:.0f} executions/min vs Buildbot {theirs:.0f} builds/min "
-                  f"(batch 50, 4 workers): ratio {ours / theirs:.1f}x")
+        bb = buildbot(args)
+        if bb:
+            ours_cpu = sum(r["batch"]["cpu_per_execution"].values())
+            print(f"\nConveyor {ours:.0f} executions/min vs Buildbot {bb['per_min']:.0f} "
+                  f"builds/min (median, batch 50 on 4 workers), same run: ratio "
+                  f"{ours / bb['per_min']:.1f}x")
+            if bb["cpu"]:
+                print(f"CPU per run: Conveyor {ours_cpu * 1000:.0f} ms (workers + start + "
+                      f"PostgreSQL) vs Buildbot {bb['cpu'] * 1000:.0f} ms (master + workers, "
+                      f"without its SQLite, which is in-process): ratio "
+                      f"{bb['cpu'] / ours_cpu:.1f}x less for Conveyor")
         else:
-            print(f"\nBuildbot did not run here; reference figure from its README: ≈240 "
-                  f"builds/min -> ratio {ours / 240:.1f}x")
+            print(f"\nBuildbot gave no figure here; the reference figure in its README is "
+                  f"≈240 builds/min -> ratio {ours / 240:.1f}x")
     print(f"load average at the end: {load()}")
 
 
