@@ -6,6 +6,9 @@ PORT ?= 8000
 # Tests on SQLite use a file, not memory: the worker-thread, crash and browser
 # tests need a second connection (or process) writing to the same database.
 export CONVEYOR_TEST_SQLITE ?= $(CURDIR)/var/test.sqlite3
+# The suite runs in parallel processes (pytest-xdist), one per core; each gets its
+# own test database (pytest-django suffixes its name: test.sqlite3_gw0, ..._gw1).
+TEST_WORKERS ?= auto
 
 .PHONY: run test test-fast lint check bench clean
 
@@ -28,11 +31,11 @@ test: $(VENV)/.installed
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -m "not e2e"
+	$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS)
 	$(VENV)/bin/pytest -m e2e; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/pytest -m "not e2e" -x
+	$(VENV)/bin/pytest -m "not e2e" -x -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
