@@ -18,7 +18,7 @@ from django.db import IntegrityError
 from django.db.models import OuterRef, Subquery
 
 from executions import engine
-from executions.choices import ExecutionType, RetryMode, TriggerType
+from executions.choices import ExecutionType, RetryMode, TriggerType, WaitingReason
 from executions.errors import (
     ExecutionConflict,
     ExecutionError,
@@ -27,7 +27,13 @@ from executions.errors import (
     RollbackTargetInvalid,
     RollbackTargetOutdated,
 )
-from executions.models import ActionExecution, PipelineExecution, StageExecution
+from executions.models import (
+    ActionExecution,
+    PipelineExecution,
+    SourceRevision,
+    StageExecution,
+)
+from executions.prepared import Prepared
 from pipelines import services as pipeline_services
 from pipelines.models import Action, Pipeline, Stage
 from pipelines.validation import validate_document
@@ -244,7 +250,7 @@ def action_complete(
     )
 
 
-def pipeline_state(pipeline: Pipeline) -> dict[str, Any]:
+def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]:
     """The pipeline's state in GetPipelineState's shape (times are datetimes).
 
     ``{"pipelineName", "pipelineVersion", "created", "updated", "stageStates": [
@@ -255,69 +261,70 @@ def pipeline_state(pipeline: Pipeline) -> dict[str, Any]:
     "actionStates": [{"actionName", "currentRevision", "latestExecution":
     {"actionExecutionId", "status", "summary", "lastStatusChange", "token",
     "externalExecutionUrl", "externalExecutionId"} | None}]}]}``
+
+    ``types``: the inbound and latest executions also carry ``"type"``, the
+    execution's STANDARD or ROLLBACK (the ``/aws/`` answer shows it).
+
+    Five queries whatever the history's size, each compiled once per process
+    (``executions.prepared``): this is read on every look at a pipeline.
     """
-    stages = {s.name: s for s in pipeline.stages.all()}
-    inbound: dict[str, list[PipelineExecution]] = {}
-    for ex in PipelineExecution.objects.filter(pipeline=pipeline).exclude(
-        inbound_stage_name=""
-    ).order_by("number"):
-        inbound.setdefault(ex.inbound_stage_name, []).append(ex)
-    revisions = {
-        r.action_name: r
-        for r in _latest_revisions(pipeline)
-    }
-    latest_stages = {se.stage_name: se for se in latest_stage_executions([pipeline.pk])}
-    latest_actions = {(ae.stage_name, ae.action_name): ae
-                      for ae in latest_action_executions(pipeline.pk)}
+    pk = pipeline.pk
+    stages = {row[0]: row for row in _STATE_STAGES(pk)}
+    inbound: dict[str, list[dict]] = {}
+    for stage_name, execution_id, status, reason, since, kind in _STATE_INBOUND(pk):
+        waiting = {"pipelineExecutionId": str(execution_id), "status": status,
+                   "waitingReason": _WAITING_REASONS.get(reason, reason),
+                   "waitingSince": since}
+        if types:
+            waiting["type"] = kind
+        inbound.setdefault(stage_name, []).append(waiting)
+    revisions = dict(_STATE_REVISIONS(pk))
+    latest_stages = {row[0]: row for row in _STATE_LATEST_STAGES(pk)}
+    latest_actions = {(row[0], row[1]): row for row in _STATE_LATEST_ACTIONS(pk)}
+    document_stages = pipeline.document.get("stages", [])
     states = []
-    for stage_doc in pipeline.document.get("stages", []):
+    for index, stage_doc in enumerate(document_stages):
         name = stage_doc["name"]
         stage = stages.get(name)
-        latest_stage = latest_stages.get(name)
         action_states = []
         for action_doc in stage_doc["actions"]:
             ae = latest_actions.get((name, action_doc["name"]))
             state: dict[str, Any] = {"actionName": action_doc["name"], "latestExecution": None}
             if ae is not None:
+                (_, _, action_execution_id, execution_id, status, summary, updated_at,
+                 token, waiting_since, external_url, external_id) = ae
                 state["latestExecution"] = {
-                    "actionExecutionId": str(ae.action_execution_id),
-                    "pipelineExecutionId": str(ae.execution.execution_id),
-                    "status": ae.status,
-                    "summary": ae.summary,
-                    "lastStatusChange": ae.updated_at,
-                    "token": ae.token if (ae.waiting_since and ae.status == "InProgress")
-                    else None,
-                    "externalExecutionUrl": ae.external_url or None,
-                    "externalExecutionId": ae.external_id or None,
+                    "actionExecutionId": str(action_execution_id),
+                    "pipelineExecutionId": str(execution_id),
+                    "status": status,
+                    "summary": summary,
+                    "lastStatusChange": updated_at,
+                    "token": token if (waiting_since and status == "InProgress") else None,
+                    "externalExecutionUrl": external_url or None,
+                    "externalExecutionId": external_id or None,
                 }
-            rev = revisions.get(action_doc["name"]) if stage_doc is pipeline.document[
-                "stages"][0] else None
+            rev = revisions.get(action_doc["name"]) if index == 0 else None
             if rev is not None:
-                state["currentRevision"] = {"revisionId": rev.revision_id}
+                state["currentRevision"] = {"revisionId": rev}
             action_states.append(state)
-        waiting = [
-            {
-                "pipelineExecutionId": str(ex.execution_id),
-                "status": ex.status,
-                "waitingReason": ex.get_inbound_reason_display(),
-                "waitingSince": ex.inbound_since,
-            }
-            for ex in inbound.get(name, [])
-        ]
+        waiting = inbound.get(name, [])
+        latest = latest_stages.get(name)
+        latest_execution = None
+        if latest is not None:
+            latest_execution = {"pipelineExecutionId": str(latest[2]), "status": latest[1]}
+            if types:
+                latest_execution["type"] = latest[3]
         states.append({
             "stageName": name,
             "inboundTransitionState": {
-                "enabled": stage.transition_enabled if stage else True,
-                "disabledReason": (stage.transition_disabled_reason or None) if stage else None,
-                "lastChangedBy": (stage.transition_changed_by or None) if stage else None,
-                "lastChangedAt": stage.transition_changed_at if stage else None,
+                "enabled": stage[1] if stage else True,
+                "disabledReason": (stage[2] or None) if stage else None,
+                "lastChangedBy": (stage[3] or None) if stage else None,
+                "lastChangedAt": stage[4] if stage else None,
             },
             "inboundExecution": waiting[0] if waiting else None,
             "inboundExecutions": waiting,
-            "latestExecution": {
-                "pipelineExecutionId": str(latest_stage.execution.execution_id),
-                "status": latest_stage.status,
-            } if latest_stage else None,
+            "latestExecution": latest_execution,
             "actionStates": action_states,
         })
     return {
@@ -329,6 +336,55 @@ def pipeline_state(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
+_WAITING_REASONS = {value: str(label) for value, label in WaitingReason.choices}
+
+
+def _newest_stage_execution():
+    """The id of the newest StageExecution of the outer ``pipelines.Stage`` row
+    (one probe of ``executions_se_stage_idx``)."""
+    return (StageExecution.objects
+            .filter(pipeline=OuterRef("pipeline_id"), stage_name=OuterRef("name"))
+            .order_by("-id").values("id")[:1])
+
+
+def _newest_action_execution():
+    """The id of the newest ActionExecution of the outer ``pipelines.Action`` row
+    (one probe of ``executions_ae_action_idx``)."""
+    return (ActionExecution.objects
+            .filter(pipeline=OuterRef("stage__pipeline_id"), stage_name=OuterRef("stage__name"),
+                    action_name=OuterRef("name"))
+            .order_by("-id").values("id")[:1])
+
+
+_STATE_STAGES = Prepared(lambda pipeline_id: Stage.objects.filter(pipeline_id=pipeline_id)
+                         .order_by().values_list(
+                             "name", "transition_enabled", "transition_disabled_reason",
+                             "transition_changed_by", "transition_changed_at"))
+# The inbound executions, oldest first: executions_pe_inbound_idx.
+_STATE_INBOUND = Prepared(lambda pipeline_id: PipelineExecution.objects
+                          .filter(pipeline_id=pipeline_id).exclude(inbound_stage_name="")
+                          .order_by("number").values_list(
+                              "inbound_stage_name", "execution_id", "status", "inbound_reason",
+                              "inbound_since", "execution_type"))
+# The source revisions of the newest execution that has any.
+_STATE_REVISIONS = Prepared(lambda pipeline_id: SourceRevision.objects.filter(
+    execution=Subquery(PipelineExecution.objects
+                       .filter(pipeline_id=pipeline_id, source_revisions__isnull=False)
+                       .order_by("-number").values("pk")[:1]))
+    .order_by("id").values_list("action_name", "revision_id"))
+_STATE_LATEST_STAGES = Prepared(lambda pipeline_id: StageExecution.objects.filter(
+    id__in=Stage.objects.filter(pipeline_id=pipeline_id)
+    .values(latest=Subquery(_newest_stage_execution())))
+    .order_by().values_list("stage_name", "status", "execution__execution_id",
+                            "execution__execution_type"))
+_STATE_LATEST_ACTIONS = Prepared(lambda pipeline_id: ActionExecution.objects.filter(
+    id__in=Action.objects.filter(stage__pipeline_id=pipeline_id)
+    .values(latest=Subquery(_newest_action_execution())))
+    .order_by().values_list("stage_name", "action_name", "action_execution_id",
+                            "execution__execution_id", "status", "summary", "updated_at",
+                            "token", "waiting_since", "external_url", "external_id"))
+
+
 def latest_stage_executions(pipeline_ids: Iterable[int], *,
                             select: tuple[str, ...] = ("execution",)) -> list[StageExecution]:
     """The newest StageExecution of each stage of these pipelines' current definitions.
@@ -337,10 +393,8 @@ def latest_stage_executions(pipeline_ids: Iterable[int], *,
     newest matching row is one probe of ``executions_se_stage_idx`` (a GROUP BY
     over the history would read every stage execution of the pipeline).
     """
-    newest = (StageExecution.objects
-              .filter(pipeline=OuterRef("pipeline_id"), stage_name=OuterRef("name"))
-              .order_by("-id").values("id")[:1])
-    ids = Stage.objects.filter(pipeline_id__in=list(pipeline_ids)).values(latest=Subquery(newest))
+    ids = (Stage.objects.filter(pipeline_id__in=list(pipeline_ids))
+           .values(latest=Subquery(_newest_stage_execution())))
     return list(StageExecution.objects.filter(id__in=ids).select_related(*select))
 
 
@@ -350,26 +404,12 @@ def latest_action_executions(pipeline_id: int) -> list[ActionExecution]:
     One query whatever the history's size: one probe of ``executions_ae_action_idx``
     per ``pipelines.Action`` row.
     """
-    newest = (ActionExecution.objects
-              .filter(pipeline=OuterRef("stage__pipeline_id"), stage_name=OuterRef("stage__name"),
-                      action_name=OuterRef("name"))
-              .order_by("-id").values("id")[:1])
-    ids = Action.objects.filter(stage__pipeline_id=pipeline_id).values(latest=Subquery(newest))
+    ids = (Action.objects.filter(stage__pipeline_id=pipeline_id)
+           .values(latest=Subquery(_newest_action_execution())))
     return list(ActionExecution.objects.filter(id__in=ids).select_related("execution"))
 
 
 # --- helpers -------------------------------------------------------------------
-
-
-def _latest_revisions(pipeline: Pipeline):
-    """The source revisions of the newest execution that has any: one query."""
-    from executions.models import SourceRevision
-
-    latest = (
-        PipelineExecution.objects.filter(pipeline=pipeline, source_revisions__isnull=False)
-        .order_by("-number").values("pk")[:1]
-    )
-    return list(SourceRevision.objects.filter(execution=Subquery(latest)))
 
 
 def _stage_doc(document: dict, stage_name: str) -> tuple[int, dict]:

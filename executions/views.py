@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from executions import live, services
@@ -44,6 +46,7 @@ from executions.choices import (
     PipelineExecutionStatus,
     RetryMode,
     StageExecutionStatus,
+    TriggerType,
     WaitingReason,
 )
 from executions.consumers import read_log
@@ -54,6 +57,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.templatetags.dashboard import elapsed, first_line, short_revision
 from pipelines.models import Pipeline
 
 VIEW = "pipelines.view_pipeline"
@@ -425,6 +429,70 @@ def stage_retry(request, name: str, number: int, stage: str):
 # --- Execution history -----------------------------------------------------------------
 
 
+_TRIGGER_LABELS = {value: str(label) for value, label in TriggerType.choices}
+_HISTORY_FIELDS = ("pk", "number", "execution_type", "status", "superseded_by__number",
+                   "inbound_stage_name", "trigger_type", "trigger_detail", "triggered_by_id",
+                   "triggered_by__username", "started_at", "ended_at")
+
+
+def _history_rows(pipeline_name: str, ids: list[int], now: datetime) -> list[dict]:
+    """The history page's rows of these executions, newest first, ready to print.
+
+    Two queries (the rows' columns, their source revisions). Everything the
+    template would work out per row (links, labels, shortened revisions, dates,
+    durations) is worked out here once: filters, ``{% url %}`` and includes
+    run for each of 25 rows were most of the page's CPU time.
+    """
+    url = _execution_url(pipeline_name)
+    revisions: dict[int, list[dict]] = {}
+    for execution_pk, revision_url, revision_id, summary in (
+            SourceRevision.objects.filter(execution_id__in=ids).order_by("id")
+            .values_list("execution_id", "revision_url", "revision_id", "revision_summary")):
+        revisions.setdefault(execution_pk, []).append({
+            "url": revision_url, "id": revision_id, "short": short_revision(revision_id),
+            "summary": _truncate(first_line(summary), 72)})
+    rows = []
+    for (pk, number, execution_type, status, superseded, inbound_stage, trigger_type,
+         trigger_detail, triggered_by, username, started_at, ended_at) in (
+            PipelineExecution.objects.filter(pk__in=ids).order_by("-number")
+            .values_list(*_HISTORY_FIELDS)):
+        started = timezone.localtime(started_at) if started_at else None
+        rows.append({
+            "number": number,
+            "url": url(number),
+            "rollback": execution_type == "ROLLBACK",
+            "status": status,
+            "superseded": superseded,
+            "superseded_url": url(superseded) if superseded is not None else "",
+            "inbound_stage_name": inbound_stage,
+            "trigger": "Released" if triggered_by and trigger_type == "StartPipelineExecution"
+            else _TRIGGER_LABELS.get(trigger_type, trigger_type),
+            "by": username if triggered_by else _truncate(trigger_detail, 60),
+            "revisions": revisions.get(pk, []),
+            "started_iso": started.isoformat() if started else "",
+            "started": f"{started.year:04d}-{started.month:02d}-{started.day:02d} "
+                       f"{started.hour:02d}:{started.minute:02d}:{started.second:02d}"
+            if started else "",
+            "elapsed": elapsed(started_at, ended_at, now),
+        })
+    return rows
+
+
+def _execution_url(pipeline_name: str) -> Callable[[int], str]:
+    """``reverse("dashboard:execution", args=[pipeline_name, number])``, reversed once."""
+    marker = 918273645
+    head, tail = reverse("dashboard:execution", args=[pipeline_name, marker]).rsplit(
+        str(marker), 1)
+    return lambda number: f"{head}{number}{tail}"
+
+
+def _truncate(value: str, length: int) -> str:
+    """The ``truncatechars`` filter, without its machinery for the short strings it keeps."""
+    if len(value) <= length:
+        return unicodedata.normalize("NFC", value)
+    return Truncator(value).chars(length)
+
+
 @viewer_required
 def execution_history(request, name: str):
     """The executions of a pipeline, newest first, paginated, filterable by status."""
@@ -438,10 +506,7 @@ def execution_history(request, name: str):
     # joins: joined before the OFFSET, a deep page would join every row it skips.
     page = Paginator(qs.values_list("pk", flat=True), HISTORY_PAGE).get_page(
         request.GET.get("page"))
-    executions = list(PipelineExecution.objects.filter(pk__in=list(page.object_list))
-                      .select_related("superseded_by", "triggered_by").order_by("-number"))
-    revisions = _revisions(ex.pk for ex in executions)
-    rows = [(ex, revisions.get(ex.pk, [])) for ex in executions]
+    rows = _history_rows(pipeline.name, list(page.object_list), _now())
     context = {"pipeline": pipeline, "page": page, "rows": rows, "status": status,
                "statuses": E.choices, "seq": seq, "now": _now()}
     return _render(request, "executions/history.html", context,

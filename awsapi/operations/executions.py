@@ -323,17 +323,13 @@ def get_pipeline_state(caller, body: dict) -> dict:
     (why and since when an inbound execution waits) are left out.
     """
     pipeline = pipeline_named(_name(body, "name"))
-    state = services.pipeline_state(pipeline)
-    ids = {ex["pipelineExecutionId"] for stage in state["stageStates"]
-           for ex in [*stage["inboundExecutions"], stage["latestExecution"]] if ex}
-    types = {str(uuid): kind for uuid, kind in PipelineExecution.objects.filter(
-        execution_id__in=ids).values_list("execution_id", "execution_type")}
+    state = services.pipeline_state(pipeline, types=True)
 
     def stage_execution(ex: dict | None) -> dict | None:
         if ex is None:
             return None
         return {"pipelineExecutionId": ex["pipelineExecutionId"], "status": ex["status"],
-                "type": types.get(ex["pipelineExecutionId"], ExecutionType.STANDARD)}
+                "type": ex["type"] or ExecutionType.STANDARD}
 
     def action_state(action: dict) -> dict:
         latest = action["latestExecution"]
