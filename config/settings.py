@@ -201,6 +201,8 @@ CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "se
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# ModelBackend with a user's permissions in one query compiled once (config/auth_backends.py).
+AUTHENTICATION_BACKENDS = ["config.auth_backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

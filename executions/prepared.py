@@ -29,8 +29,9 @@ from django.db import connections
 from django.db.models import QuerySet
 
 # Markers stand for the arguments while the query is compiled: negative
-# integers far outside any primary key's range.
-_MARKER = -7_340_000_000_000
+# integers no primary key takes, within a 32-bit integer column's range (out of
+# its range, the ORM would compile a lookup to "no rows").
+_MARKER = -2_073_741_000
 
 
 class Prepared:
