@@ -524,11 +524,13 @@ def profile_report(profile_dir: str, before: dict, actions: int) -> dict:
 def child_env(args, var: Path) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "CONVEYOR_VAR_DIR", "BENCH_Q_RECYCLE",
-                        "BENCH_PROFILE_DIR")}
+                        "BENCH_PROFILE_DIR", "BENCH_Q_SAVE_LIMIT")}
     env.update({"CONVEYOR_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "bench._bench_settings",
                 "PYTHONPATH": str(ROOT), "DATABASE_URL": args.database_url,
                 "REDIS_URL": args.redis_url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
                 "SECRET_KEY": "bench-throughput-" + os.urandom(16).hex()})
+    if args.q_save_limit is not None:
+        env["BENCH_Q_SAVE_LIMIT"] = str(args.q_save_limit)
     return env
 
 
@@ -643,6 +645,9 @@ def main() -> None:
                         help="batch-50 runs of the Buildbot peer (default 3)")
     parser.add_argument("--buildbot-workdir", default="/tmp/conveyor-bench-buildbot",
                         help="run.sh's WORKDIR (its venv is reused between runs)")
+    parser.add_argument("--q-save-limit", type=int,
+                        help="override django-q2's save_limit in the clusters (an experiment: "
+                             "config.settings has 1000; -1 stores no successful task)")
     parser.add_argument("--profile", action="store_true",
                         help="one batch with cProfile + SQL counts inside the workers")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL,
@@ -664,6 +669,8 @@ def main() -> None:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"machine: {machine()}")
     print(f"code: {code_state()}", flush=True)
+    if args.q_save_limit is not None:
+        print(f"EXPERIMENT: django-q2 save_limit {args.q_save_limit} (config.settings: 1000)")
 
     if args.profile:
         r = run_child(args, "profile", counts[0])
