@@ -9,6 +9,7 @@ them); the API shows UUIDs and per-pipeline numbers, never primary keys.
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -175,9 +176,15 @@ class PipelineStateSerializer(serializers.Serializer):
 _DATETIME = serializers.DateTimeField()
 
 
-def _time(value) -> str | None:
-    """A time as the serializers' DateTimeField writes it (ISO 8601, UTC as Z)."""
-    return None if value is None else _DATETIME.to_representation(value)
+def _time(value, tz=None) -> str | None:
+    """A time as the serializers' DateTimeField writes it: in the current time zone
+    (``tz``, when the caller looked it up once for many), ISO 8601, UTC as Z."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return _DATETIME.to_representation(value)
+    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _or_none(value) -> str | None:
@@ -353,7 +360,7 @@ SUMMARY_FIELDS = (
 SUMMARY_REVISION_FIELDS = ("action_name", "revision_id", "revision_summary", "revision_url")
 
 
-def execution_summary_data(row: tuple, revisions: list[tuple]) -> dict:
+def execution_summary_data(row: tuple, revisions: list[tuple], tz=None) -> dict:
     """``PipelineExecutionSummarySerializer(execution).data`` from a ``SUMMARY_FIELDS`` row
     and its ``SUMMARY_REVISION_FIELDS`` rows, built directly: the same JSON, field for
     field and in the same order (``tests/executions/test_read_shapes.py`` compares them),
@@ -370,9 +377,9 @@ def execution_summary_data(row: tuple, revisions: list[tuple]) -> dict:
         "number": int(number),
         "status": status,
         "statusSummary": str(status_summary),
-        "startTime": _time(started_at),
-        "lastUpdateTime": _time(updated_at),
-        "endTime": _time(ended_at),
+        "startTime": _time(started_at, tz),
+        "lastUpdateTime": _time(updated_at, tz),
+        "endTime": _time(ended_at, tz),
         "sourceRevisions": [
             {"actionName": str(action_name), "revisionId": str(revision_id),
              "revisionSummary": str(summary), "revisionUrl": str(url)}

@@ -25,6 +25,7 @@ import uuid
 
 from django.http import FileResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -235,7 +236,8 @@ def _summaries(ids: list[int]) -> list[dict]:
                                     .order_by("id")
                                     .values_list("execution_id", *SUMMARY_REVISION_FIELDS)):
         revisions[execution_pk].append(tuple(revision))
-    return [execution_summary_data(rows[pk], revisions[pk]) for pk in ids]
+    tz = timezone.get_current_timezone()
+    return [execution_summary_data(rows[pk], revisions[pk], tz) for pk in ids]
 
 
 @extend_schema(parameters=[NAME])
