@@ -189,11 +189,19 @@ def _filter(key: tuple) -> dict:
     return {}
 
 
-def read_events(key: tuple, after: int, limit: int = MAX_REPLAY + 1) -> list[dict]:
-    """The events of a key after a sequence number, oldest first (raw rows)."""
+def read_events(key: tuple, after: int, limit: int = MAX_REPLAY + 1,
+                also: Iterable[int] = ()) -> list[dict]:
+    """The events of a key after a sequence number (and those of ``also``, sequence
+    numbers below it not seen yet), oldest first (raw rows)."""
+    from django.db.models import Q
+
     from executions.models import ExecutionEvent
 
-    return list(ExecutionEvent.objects.filter(id__gt=after, **_filter(key))
+    condition = Q(id__gt=after)
+    also = list(also)
+    if also:
+        condition |= Q(id__in=also)
+    return list(ExecutionEvent.objects.filter(condition, **_filter(key))
                 .order_by("id").values(*EVENT_FIELDS)[:limit])
 
 
@@ -226,6 +234,11 @@ class Hub:
         self.wake = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.rings = 0
+        # Every-pipeline subscribers: sequence numbers below their last one not
+        # seen yet, until when to look for them. One pipeline's events commit in
+        # sequence order (its row lock), two pipelines' may not on PostgreSQL:
+        # 174 can commit after 177. A rolled-back insert leaves a hole forever.
+        self.holes: dict[Subscriber, dict[int, float]] = {}
 
     # subscribing (called by consumers, in the loop) -----------------------------
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -234,6 +247,7 @@ class Hub:
         self._mark([subscriber.key])
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.holes.pop(subscriber, None)
         subs = self.subscribers.get(subscriber.key)
         if subs is not None:
             subs.discard(subscriber)
@@ -292,9 +306,11 @@ class Hub:
 
     async def _deliver(self, key: tuple) -> None:
         subs = list(self.subscribers.get(key, ()))
+        unordered = key == ALL
         while subs:
             after = min(s.last for s in subs)
-            rows = await database_sync_to_async(read_events)(key, after)
+            also = sorted({h for s in subs for h in self._holes(s)})[:500] if unordered else []
+            rows = await database_sync_to_async(read_events)(key, after, also=also)
             if len(rows) <= MAX_REPLAY:
                 break
             # Far behind (a long disconnection): reloading beats replaying. The
@@ -309,16 +325,43 @@ class Hub:
             return
         # Subscribers that were at the same sequence get the same message: encode
         # it once (100 browsers on one pipeline page must not cost 100 encodings).
-        texts: dict[int, str] = {}
+        texts: dict[tuple, str] = {}
         for sub in subs:
-            mine = [r for r in rows if r["id"] > sub.last]
+            mine = (self._unseen(sub, rows) if unordered
+                    else [r for r in rows if r["id"] > sub.last])
             if mine:
-                if sub.last not in texts:
-                    texts[sub.last] = json.dumps({"type": "events", "last": mine[-1]["id"],
-                                                  "events": [event_json(r) for r in mine]})
-                text = texts[sub.last]
-                sub.last = mine[-1]["id"]
-                await self._hand(sub, mine, text=text)
+                last = max(sub.last, mine[-1]["id"])
+                ids = (last, *(r["id"] for r in mine))
+                if ids not in texts:
+                    texts[ids] = json.dumps({"type": "events", "last": last,
+                                             "events": [event_json(r) for r in mine]})
+                sub.last = last
+                await self._hand(sub, mine, text=texts[ids])
+
+    def _holes(self, sub: Subscriber) -> dict[int, float]:
+        holes = self.holes.setdefault(sub, {})
+        now = time.monotonic()
+        for hole in [h for h, until in holes.items() if until < now]:
+            del holes[hole]
+        return holes
+
+    def _unseen(self, sub: Subscriber, rows: list[dict]) -> list[dict]:
+        """The rows ``sub`` has not had, noting the holes the new ones leave behind."""
+        holes = self._holes(sub)
+        now = time.monotonic()
+        last = sub.last
+        mine = []
+        for row in rows:                      # oldest first
+            seq = row["id"]
+            if seq > last:
+                for hole in range(max(last + 1, seq - 100), seq):
+                    holes.setdefault(hole, now + GAP_SECONDS)
+                last = seq
+                mine.append(row)
+            elif seq in holes:
+                mine.append(row)
+            holes.pop(seq, None)
+        return mine
 
     @staticmethod
     async def _hand(sub: Subscriber, rows: list[dict], *, resync: bool = False,

@@ -178,6 +178,42 @@ def test_an_event_committed_by_another_process_arrives_through_the_tailer(client
     assert events[0]["kind"] == "Transition" and events[0]["summary"] == "freeze"
 
 
+def test_the_pipelines_page_gets_an_event_committed_after_a_higher_sequence(client, viewer):
+    """On PostgreSQL two pipelines' transactions may commit out of sequence order:
+    174 after 177. The row with the lower sequence is written here after the
+    higher one, as that late commit makes it appear, and must still arrive."""
+    from channels.db import database_sync_to_async
+
+    from executions import live
+    from executions.models import ExecutionEvent
+
+    first, second = simple_pipeline("web"), simple_pipeline("api")
+    cookie = session_cookie(client, viewer)
+    base = live.last_sequence() + 1
+
+    def commit(pipeline, seq, summary):
+        # bulk_create: an explicit sequence number (save() refuses a set id: append-only).
+        ExecutionEvent.objects.bulk_create([ExecutionEvent(
+            id=seq, pipeline=pipeline, kind="Transition", stage_name="Build",
+            status="Disabled", previous_status="Enabled", summary=summary)])
+        live.ring(pipeline_id=pipeline.pk)
+
+    async def scenario():
+        comm = communicator("/ws/pipelines/", cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from()
+        await database_sync_to_async(commit)(second, base + 3, "later sequence, first commit")
+        early = await collect(comm, lambda ev: bool(ev), timeout=3)
+        await database_sync_to_async(commit)(first, base, "earlier sequence, late commit")
+        late = await collect(comm, lambda ev: bool(ev), timeout=3)
+        await comm.disconnect()
+        return early, late
+
+    early, late = async_to_sync(scenario)()
+    assert [(e["seq"], e["pipelineName"]) for e in early] == [(base + 3, "api")]
+    assert [(e["seq"], e["pipelineName"]) for e in late] == [(base, "web")]
+
+
 def test_a_far_behind_browser_is_told_to_resync_instead_of_replaying(client, viewer, settings):
     from executions import live
     from executions.models import ExecutionEvent
