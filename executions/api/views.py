@@ -30,6 +30,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from executions import artifacts as artifact_storage
@@ -227,17 +228,41 @@ def _started(execution: PipelineExecution) -> Response:
     )
 
 
-def _summaries(ids: list[int]) -> list[dict]:
-    """ListPipelineExecutions' rows of these executions, in this order: two queries."""
-    rows = {row[0]: row for row in PipelineExecution.objects.filter(pk__in=ids)
-            .order_by().values_list(*SUMMARY_FIELDS)}
-    revisions: dict[int, list[tuple]] = {pk: [] for pk in ids}
-    for execution_pk, *revision in (SourceRevision.objects.filter(execution_id__in=ids)
-                                    .order_by("id")
-                                    .values_list("execution_id", *SUMMARY_REVISION_FIELDS)):
-        revisions[execution_pk].append(tuple(revision))
+def _summaries(ids) -> list[dict]:
+    """ListPipelineExecutions' rows of these executions, newest first: two queries.
+
+    ``ids``: a list, or the page's slice of a ``values_list("pk", flat=True)``
+    QuerySet (``_IdsPagination``), read as a subquery of the rows' query.
+    """
+    rows = list(PipelineExecution.objects.filter(pk__in=ids).order_by("-number")
+                .values_list(*SUMMARY_FIELDS))
+    revisions: dict[int, list[tuple]] = {row[0]: [] for row in rows}
+    if rows:
+        for execution_pk, *revision in (
+                SourceRevision.objects.filter(execution_id__in=list(revisions))
+                .order_by("id").values_list("execution_id", *SUMMARY_REVISION_FIELDS)):
+            revisions[execution_pk].append(tuple(revision))
     tz = timezone.get_current_timezone()
-    return [execution_summary_data(rows[pk], revisions[pk], tz) for pk in ids]
+    return [execution_summary_data(row, revisions[row[0]], tz) for row in rows]
+
+
+class _IdsPagination(LimitOffsetPagination):
+    """DRF's limit/offset pagination (same parameters, count, next and previous links)
+    answering the page unread: the slice of the ids QuerySet, which ``_summaries``
+    reads as a subquery. The page is still chosen on the ids alone."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.limit = self.get_limit(request)
+        if self.limit is None:
+            return None
+        self.count = self.get_count(queryset)
+        self.offset = self.get_offset(request)
+        if self.count > self.limit and self.template is not None:
+            self.display_page_controls = True
+        if self.count == 0 or self.offset > self.count:
+            return []
+        return queryset[self.offset:self.offset + self.limit]
 
 
 @extend_schema(parameters=[NAME])
@@ -246,6 +271,7 @@ class PipelineExecutionListApi(generics.ListAPIView):
 
     serializer_class = PipelineExecutionSummarySerializer
     filterset_class = PipelineExecutionFilter
+    pagination_class = _IdsPagination
     permission_classes = [ExecutionPermissions]
     read_permissions = READ
     command_permission = "executions.start_pipelineexecution"
@@ -261,13 +287,13 @@ class PipelineExecutionListApi(generics.ListAPIView):
 
         Joined before the OFFSET, a deep page (``?offset=5000``) would join every
         row it skips; read this way, a page costs the same queries wherever it is:
-        the count, the page's ids, its rows (only the columns shown) and their
-        source revisions.
+        the count, its rows (only the columns shown, the page's ids a subquery)
+        and their source revisions.
         """
         queryset = self.filter_queryset(self.get_queryset()).values_list("pk", flat=True)
         ids = self.paginate_queryset(queryset)
         if ids is None:  # no pagination: the plain list
-            return Response(_summaries(list(queryset)))
+            return Response(_summaries(queryset))
         return self.get_paginated_response(_summaries(ids))
 
     @extend_schema(summary="List a pipeline's executions",
