@@ -22,7 +22,7 @@ separate pass with CaptureQueriesContext, so the counting costs nothing in
 the timings). ``DEBUG`` is off as in production.
 
     .venv/bin/python bench/history_scale.py [--executions 100000] [--requests 200]
-                                            [--reuse] [--sqlite] [--explain]
+                                            [--reuse] [--sqlite] [--explain] [--profile N]
 
 PostgreSQL: ``BENCH_DATABASE_URL``, default
 postgres://postgres@127.0.0.1:5432/conveyor_history (created if missing,
@@ -515,6 +515,26 @@ def measure(label, make, requests: int, warmup: int) -> dict:
             "queries": len(captured), "sql": [q["sql"] for q in captured]}
 
 
+def profile(surface, requests: int, warmup: int) -> None:
+    """cProfile one surface's reads (in this process: client and server), top 40 by
+    cumulative time. The profiler roughly triples the time; read the shares."""
+    import cProfile
+    import pstats
+
+    label, make = surface
+    for i in range(warmup):
+        send(make(i))
+    profiler = cProfile.Profile()
+    c = time.process_time()
+    profiler.enable()
+    for i in range(requests):
+        send(make(i))
+    profiler.disable()
+    print(f"{label}: {(time.process_time() - c) * 1000 / requests:.2f} ms CPU a read, "
+          "profiled")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
 def explain(results: list[dict]) -> None:
     """EXPLAIN ANALYZE every query of every surface (PostgreSQL), slowest first."""
     from django.db import connection
@@ -545,6 +565,9 @@ def main() -> None:
     parser.add_argument("--no-events", action="store_true", help="seed no ExecutionEvents")
     parser.add_argument("--explain", action="store_true",
                         help="EXPLAIN ANALYZE the slowest queries (PostgreSQL)")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="only profile surface N (0 = the floor, 1 = REST state, ...) "
+                        "with cProfile over --requests reads: where the CPU time goes")
     args = parser.parse_args()
     database = configure(args)
 
@@ -585,6 +608,10 @@ def main() -> None:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"{args.requests} requests per surface after {args.warmup} warm-up, "
           f"round-robin over {len(names)} pipelines, Django test Client, DEBUG off\n")
+    if args.profile is not None:
+        profile(surfaces(names, (key.access_key_id, secret))[args.profile], args.requests,
+                args.warmup)
+        return
     results = []
     print(f"{'surface':58} {'median':>8} {'p95':>8} {'max':>8} {'cpu':>8} {'queries':>8}")
     for label, make in surfaces(names, (key.access_key_id, secret)):
