@@ -45,6 +45,24 @@ def _private_channel_layer():
         layer.setdefault("CONFIG", {})["prefix"] = private_channel_prefix()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets new channel layer instances.
+
+    A test's websockets run on an event loop of their own (``async_to_sync`` per
+    test). channels-redis keeps one ``receive_lock`` per layer instance, bound to
+    the loop that first waited on it; a receive cancelled when a test's loop ended
+    left it held and bound, and every later test of the process failed with "Lock
+    ... is bound to a different event loop" (one daphne process has one loop: a
+    test-harness problem, not a production one).
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 def private_channel_prefix() -> str:
     """The channels-redis key prefix of this test process (see ``_private_channel_layer``)."""
     return f"conveyor-test-{os.getpid()}"
