@@ -240,3 +240,19 @@ def shot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test shows the end of the server's logs (the session's
+    temporary folder, where they are, is deleted after a few runs)."""
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("conveyor") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or server is None:
+        return
+    for name in ("worker", "web"):
+        path = server.logs / f"{name}.log"
+        if path.exists():
+            tail = path.read_bytes()[-6000:].decode("utf-8", errors="replace")
+            report.sections.append((f"server {name}.log (end)", tail))
