@@ -68,6 +68,27 @@ def topology_env(name: str) -> dict[str, str]:
     return env
 
 
+def document(name: str, mode: str) -> dict:
+    """The benchmarked pipeline: Source (Simulate) then three stages of one Shell `true`
+    (also used by bench/throughput.py)."""
+    def shell(action, category):
+        return {"name": action, "actionTypeId": {"category": category, "owner": "Custom",
+                                                 "provider": "Shell", "version": "1"},
+                "commands": ["true"]}
+
+    return {"name": name, "executionMode": mode, "stages": [
+        {"name": "Source", "actions": [{
+            "name": "Checkout", "actionTypeId": {"category": "Source", "owner": "Custom",
+                                                 "provider": "Simulate", "version": "1"},
+            "configuration": {"OutputContent": "bench\n"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{**shell("Compile", "Build"),
+                                       "inputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Test", "actions": [shell("Check", "Test")]},
+        {"name": "Deploy", "actions": [shell("Release", "Deploy")]},
+    ]}
+
+
 def ensure_database(url: str) -> None:
     """Create the benchmark's PostgreSQL database if it does not exist yet."""
     import psycopg
@@ -95,23 +116,7 @@ def child(name: str, runs: int) -> dict:
 
     call_command("migrate", verbosity=0)
 
-    def shell(name, category):
-        return {"name": name, "actionTypeId": {"category": category, "owner": "Custom",
-                                               "provider": "Shell", "version": "1"},
-                "commands": ["true"]}
-
-    document = {"name": PIPELINE, "executionMode": "QUEUED", "stages": [
-        {"name": "Source", "actions": [{
-            "name": "Checkout", "actionTypeId": {"category": "Source", "owner": "Custom",
-                                                 "provider": "Simulate", "version": "1"},
-            "configuration": {"OutputContent": "bench\n"},
-            "outputArtifacts": [{"name": "Src"}]}]},
-        {"name": "Build", "actions": [{**shell("Compile", "Build"),
-                                       "inputArtifacts": [{"name": "Src"}]}]},
-        {"name": "Test", "actions": [shell("Check", "Test")]},
-        {"name": "Deploy", "actions": [shell("Release", "Deploy")]},
-    ]}
-    pipeline = pipeline_save(document=document).pipeline
+    pipeline = pipeline_save(document=document(PIPELINE, "QUEUED")).pipeline
     if name == "scaled":
         import redis
 

@@ -62,6 +62,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from engine_latency import document as latency_document  # noqa: E402
 from engine_latency import machine  # noqa: E402
 
 PIPELINES = 50
@@ -212,24 +213,6 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def document(name: str) -> dict:
-    def shell(action, category):
-        return {"name": action, "actionTypeId": {"category": category, "owner": "Custom",
-                                                 "provider": "Shell", "version": "1"},
-                "commands": ["true"]}
-
-    return {"name": name, "executionMode": "PARALLEL", "stages": [
-        {"name": "Source", "actions": [{
-            "name": "Checkout", "actionTypeId": {"category": "Source", "owner": "Custom",
-                                                 "provider": "Simulate", "version": "1"},
-            "configuration": {"OutputContent": "bench\n"},
-            "outputArtifacts": [{"name": "Src"}]}]},
-        {"name": "Build", "actions": [{**shell("Compile", "Build"),
-                                       "inputArtifacts": [{"name": "Src"}]}]},
-        {"name": "Test", "actions": [shell("Check", "Test")]},
-        {"name": "Deploy", "actions": [shell("Release", "Deploy")]},
-    ]}
-
 
 class Bench:
     def __init__(self, workers: int, recycle: int | None, profile_dir: str | None,
@@ -243,8 +226,9 @@ class Bench:
 
         call_command("migrate", verbosity=0)
         self.starters = starters
-        self.pipelines = [pipeline_save(document=document(f"tput-{i:02d}")).pipeline
-                          for i in range(PIPELINES)]
+        self.pipelines = [
+            pipeline_save(document=latency_document(f"tput-{i:02d}", "PARALLEL")).pipeline
+            for i in range(PIPELINES)]
         import redis
 
         redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
