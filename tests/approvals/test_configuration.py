@@ -17,7 +17,7 @@ from tests.approvals.conftest import manual
 from tests.executions.conftest import sim
 from tests.factories import definition
 
-FIXTURES = Path("/work/shared/fixtures/codepipeline")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codepipeline"
 
 
 def problems(**fields) -> list[tuple[str, str]]:
@@ -49,7 +49,7 @@ def test_a_definition_with_an_aws_or_custom_manual_approval_validates():
         assert [p for p in validate_document(doc) if p.severity == "error"] == []
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="the shared CodePipeline fixtures are absent")
+@pytest.mark.skipif(not FIXTURES.exists(), reason="the CodePipeline fixtures are absent")
 def test_the_manual_approval_of_an_aws_export_is_runnable_here():
     doc = json.loads((FIXTURES / "moto-create-pipeline-response-s3-source-manual-approval.json")
                      .read_text())

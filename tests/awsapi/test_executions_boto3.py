@@ -709,7 +709,7 @@ def test_a_pipeline_with_an_aws_only_action_cannot_start(aws, owner, operator):
 
     path = FIXTURES / "awscli-get-pipeline-MyFirstPipeline.json"
     if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+        pytest.skip(f"fixtures not found at {FIXTURES}")
     import json
 
     aws(owner).create_pipeline(pipeline=json.loads(path.read_text())["pipeline"])

@@ -8,7 +8,7 @@ import pytest
 
 from tests.awsapi.conftest import model_mismatches
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "codepipeline"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codepipeline"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def output(model, operation: str):
 def test_answers_recorded_from_aws_pass_the_check(model, operation, fixture):
     path = FIXTURES / fixture
     if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+        pytest.skip(f"fixtures not found at {FIXTURES}")
     assert model_mismatches(json.loads(path.read_text()), output(model, operation)) == []
 
 

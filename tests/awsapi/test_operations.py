@@ -10,7 +10,7 @@ from pipelines.models import Pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "codepipeline"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codepipeline"
 
 
 def test_create_pipeline_answers_the_stored_definition_with_version_1(aws, owner,
@@ -128,7 +128,7 @@ def test_delete_pipeline_removes_it(aws, owner, aws_definition):
 def test_a_document_exported_from_aws_imports_as_it_is(aws, owner):
     path = FIXTURES / "awscli-get-pipeline-MyFirstPipeline.json"
     if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+        pytest.skip(f"fixtures not found at {FIXTURES}")
     document = json.loads(path.read_text())["pipeline"]
     client = aws(owner)
     client.create_pipeline(pipeline=document)

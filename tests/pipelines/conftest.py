@@ -13,8 +13,8 @@ import pytest
 
 from pipelines import providers
 
-# shared/ lies beside the repository (here and in CI's fresh clone).
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "codepipeline"
+# Copies of real CodePipeline documents and API answers (sources in SOURCES.md there).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codepipeline"
 
 
 def load_fixture(name: str):

@@ -1,4 +1,4 @@
-"""Real CodePipeline documents (shared/fixtures/codepipeline) import as they are."""
+"""Real CodePipeline documents (tests/fixtures/codepipeline) import as they are."""
 
 import pytest
 

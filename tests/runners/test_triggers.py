@@ -24,7 +24,7 @@ from tests.runners.conftest import GitRepo
 from tests.runners.receiver import start_receiver
 
 SECRET = "webhook-s3cret"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "codepipeline"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codepipeline"
 HOOK_SCRIPT = Path(__file__).resolve().parents[2] / "executions" / "demo" / "hooks" / \
     "conveyor_hook.py"
 
