@@ -53,6 +53,7 @@ import re
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -62,7 +63,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from executions.runners import register
+from executions.runners import register, sandbox
 from executions.runners.base import (
     ActionFailed,
     Result,
@@ -70,7 +71,7 @@ from executions.runners.base import (
     Runner,
     kill_process_group,
 )
-from executions.runners.checks import configuration_of, list_of
+from executions.runners.checks import configuration_of, deploy_target_refusal, list_of
 
 REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")
@@ -93,12 +94,29 @@ def command_with_env_references(command: str) -> tuple[str, set[str]]:
     return REFERENCE_RE.sub(sub, command), refs
 
 
+MAX_OUTPUT_VARIABLES_BYTES = 1 << 20
+
+
 def read_output_variables(path: Path) -> dict[str, str]:
-    """``name=value`` lines (blank lines and ``#`` comments ignored)."""
+    """``name=value`` lines (blank lines and ``#`` comments ignored).
+
+    The file is written by the build, so it is read as an untrusted one: not
+    through a link (it could name the server's secret key), only a regular file
+    (a FIFO would block the worker), at most 1 MiB.
+    """
     values: dict[str, str] = {}
-    if not path.exists():
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
         return values
-    for line in path.read_text(errors="replace").splitlines():
+    except OSError as exc:
+        raise ActionFailed(f"The output variables file {path.name} cannot be read: it must be "
+                           f"a plain file ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ActionFailed(f"The output variables file {path.name} is not a plain file")
+        text = handle.read(MAX_OUTPUT_VARIABLES_BYTES).decode(errors="replace")
+    for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
             continue
         name, _, value = line.partition("=")
@@ -298,7 +316,16 @@ def find_reports(workspace: Path, patterns: list[str]) -> list[Path]:
 
 # --- the runner ------------------------------------------------------------------
 
-CONFIG_KEYS = ("WorkingDirectory", "Reports")
+
+@dataclass
+class Ended:
+    """How one command ended: its exit code and the limit that ended it, if one did."""
+
+    code: int
+    limit: str | None = None
+
+
+CONFIG_KEYS = ("WorkingDirectory", "Reports", "WritablePaths", *sandbox.SANDBOX_KEYS)
 # One read of the commands' output; lines are stamped per read (see _pump).
 # The pipe is enlarged to match (Linux F_SETPIPE_SZ), so a chatty command
 # blocks less often and the pump wakes up less often.
@@ -345,6 +372,10 @@ class ShellRunner(Runner):
             for k, pattern in enumerate(files if isinstance(files, list) else []):
                 if isinstance(pattern, str) and (problem := glob_problem(pattern)):
                     problems.append((f"outputArtifacts[{j}].files[{k}]", problem))
+        for path in split_globs(config.get("WritablePaths", "")):
+            if "#{" not in path and (refusal := deploy_target_refusal(path)):
+                problems.append(("configuration.WritablePaths", refusal))
+        problems += sandbox.limits_problems(config)
         for key in config:
             if key not in CONFIG_KEYS:
                 problems.append((f"configuration.{key}",
@@ -393,11 +424,29 @@ class ShellRunner(Runner):
             raise ActionFailed(f'WorkingDirectory "{wd}" is not a folder of the workspace')
         return path
 
+    def writable_paths(self, ctx: RunContext) -> list[Path]:
+        """``WritablePaths``: folders outside the workspace the commands may write (a Shell
+        deploy's targets), checked as Directory targets are, made when missing."""
+        paths = []
+        for raw in split_globs(ctx.configuration.get("WritablePaths", "")):
+            if refusal := deploy_target_refusal(raw):
+                raise ActionFailed(f"WritablePaths {refusal}")
+            path = Path(raw)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ActionFailed(f"WritablePaths: cannot create {path}: {exc.strerror}") from exc
+            paths.append(path)
+        return paths
+
     def run(self, ctx: RunContext) -> Result:
         commands = list(ctx.action.get("commands") or [])
         if not commands:
             raise ActionFailed("There is no command to run")
         output_file = ctx.workspace.parent / "conveyor-output-variables"
+        # Made here and bound into the sandbox as a file: the build writes to it but
+        # cannot put a link or a FIFO in its place.
+        output_file.touch()
         prepared = [command_with_env_references(c) for c in commands]
         references = set().union(*(refs for _, refs in prepared))
         secrets: list[str] = []
@@ -407,6 +456,7 @@ class ShellRunner(Runner):
             if 0 < len(value.strip()) < MIN_MASKED:
                 ctx.log.line(f"A secret shorter than {MIN_MASKED} characters is not masked")
         cwd = self.working_directory(ctx)
+        writable = self.writable_paths(ctx)
         patterns = split_globs(ctx.configuration.get("Reports", ""))
         failure = None
         for index, (command, _) in enumerate(prepared):
@@ -414,14 +464,18 @@ class ShellRunner(Runner):
                 raise ActionFailed(f"Stopped: {ctx.stop_reason}")
             original = commands[index]
             ctx.log.line(masker.text(f"$ {original}"))
-            code = self._run_one(ctx, command, env, cwd=cwd, masker=masker)
-            if code != 0:
+            ended = self._run_one(ctx, command, env, cwd=cwd, masker=masker,
+                                  read_write=[output_file, *writable])
+            if ended.code != 0:
                 if ctx.should_stop():
                     raise ActionFailed(f"Stopped: {ctx.stop_reason}")
                 shown = original if len(original) <= MAX_SUMMARY_COMMAND else (
                     original[:MAX_SUMMARY_COMMAND] + "…")
                 failure = (f"Command {index + 1} of {len(commands)} failed with exit code "
-                           f"{code}: {masker.text(shown)}")
+                           f"{ended.code}: {masker.text(shown)}")
+                if ended.limit:
+                    failure = f"{failure} ({masker.text(ended.limit)})"
+                    ctx.log.line(masker.text(f"Limit: {ended.limit}"))
                 break
         variables = {k: masker.text(v) for k, v in read_output_variables(output_file).items()}
         report = None
@@ -457,16 +511,22 @@ class ShellRunner(Runner):
         return Result(summary=summary[:2000], output_variables=variables)
 
     def _run_one(self, ctx: RunContext, command: str, env: dict, *, cwd: Path | None = None,
-                 masker: Masker | None = None) -> int:
+                 masker: Masker | None = None, read_write: list[Path] | None = None) -> Ended:
+        cwd = cwd or ctx.workspace
+        launch = sandbox.wrap(["bash", "-c", command], ctx, env=env, cwd=cwd,
+                              read_write=read_write or ())
         proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=cwd or ctx.workspace, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            launch.argv, cwd=cwd, env=launch.env, preexec_fn=launch.preexec_fn,
+            pass_fds=launch.pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
-        # start_new_session: the bash is the leader of a new process group, so
-        # one killpg reaches everything it starts.
+        launch.close()
+        # start_new_session: the bash (or the bwrap holding it) is the leader of a new
+        # process group, so one killpg reaches everything it starts; in the sandbox
+        # bwrap's death also ends its pid namespace, setsid daemons included.
         ctx.set_process_group(proc.pid)
-        pump = threading.Thread(target=self._pump, args=(proc, ctx, masker), daemon=True)
+        tail = bytearray()
+        pump = threading.Thread(target=self._pump, args=(proc, ctx, masker, tail), daemon=True)
         pump.start()
         try:
             code = proc.wait()
@@ -476,15 +536,17 @@ class ShellRunner(Runner):
             kill_process_group(proc.pid, signal.SIGKILL)
             ctx.clear_process_group(proc.pid)
             pump.join(timeout=5)
-        return code
+        return Ended(code, sandbox.limit_exceeded(launch, code, bytes(tail)))
 
     @staticmethod
-    def _pump(proc: subprocess.Popen, ctx: RunContext, masker: Masker | None = None) -> None:
+    def _pump(proc: subprocess.Popen, ctx: RunContext, masker: Masker | None = None,
+              tail: bytearray | None = None) -> None:
         """Copy the commands' output to the log in large reads, whole lines at a time.
 
         Reading up to 1 MiB at once (not line by line) keeps a chatty command as fast
         as one writing to /dev/null (bench/log_throughput.py); only whole lines
-        are masked, so a secret is never split between two reads.
+        are masked, so a secret is never split between two reads. ``tail`` keeps
+        the last bytes read (to tell which limit, if any, ended the command).
         """
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
@@ -514,10 +576,14 @@ class ShellRunner(Runner):
                 # A very long line: write most of it, keep a tail a secret could span.
                 cut = len(pending) - (masker.longest if masker else 0)
             block, pending = pending[:cut], pending[cut:]
+            if tail is not None:
+                tail[:] = (bytes(tail) + block[-sandbox.MAX_TAIL:])[-sandbox.MAX_TAIL:]
             if masker:
                 block = masker.data(block)
             ctx.log.write_block(block)
         if pending:  # the last line had no new line: it is a line all the same
+            if tail is not None:
+                tail[:] = (bytes(tail) + pending[-sandbox.MAX_TAIL:])[-sandbox.MAX_TAIL:]
             if masker:
                 pending = masker.data(pending)
             ctx.log.write_block(pending)
