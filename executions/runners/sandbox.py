@@ -25,9 +25,10 @@ limit that ended it (or None). What the command sees (docs/security.md says why)
 
 Not inside: Conveyor's code, ``var/`` (database, secret key, secrets, logs,
 artifacts, other workspaces), the server's home, environment and processes, its
-open file descriptors (``close_fds``; ``pass_fds`` is empty). When the worker runs as root the command runs as
-``CONVEYOR_SANDBOX_UID`` (default 65534, nobody): the kernel does not enforce a
-process limit on root, and root could read root's files among the system's.
+open file descriptors (``close_fds``; ``pass_fds`` is empty). When the worker runs
+as root the command runs as ``CONVEYOR_SANDBOX_UID`` (default 65534, nobody): the
+kernel does not enforce a process limit on root, and root could read root's files
+among the system's.
 
 Modes (``CONVEYOR_SANDBOX``): ``auto`` (default) sandboxes when bubblewrap works
 here and otherwise runs the command unsandboxed with a warning (a line in the

@@ -126,3 +126,9 @@ def _quiet_heartbeat(settings):
     settings.CONVEYOR_HEARTBEAT_SECONDS = 3600
     settings.CONVEYOR_LEASE_SECONDS = 3 * 3600
     settings.CONVEYOR_RECORD_PROCESS_AFTER = 3600
+
+
+@pytest.fixture(autouse=True)
+def _invoke_targets_allowed(settings):
+    """The Python invoke runner calls only modules the operator allows: the tests' targets."""
+    settings.CONVEYOR_INVOKE_MODULES = ["tests.runners"]
