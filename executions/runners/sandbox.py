@@ -21,7 +21,8 @@ limit that ended it (or None). What the command sees (docs/security.md says why)
   further user namespaces;
 - the network of the machine, or none at all with ``configuration.Network = "none"``;
 - only the environment the spawn site gives (``HOME`` and ``TMPDIR`` replaced);
-- the limits of ``limits_for(ctx)``, set with ``prlimit`` inside the sandbox.
+- the limits of ``limits_for(ctx)``, set inside the sandbox by bash's ``ulimit`` for a
+  ``bash -c`` command, by ``prlimit`` for any other.
 
 Not inside: Conveyor's code, ``var/`` (database, secret key, secrets, logs,
 artifacts, other workspaces), the server's home, environment and processes, its
@@ -99,6 +100,18 @@ class Limits:
             # No core files: a core pattern may hand them to a program outside.
             "--core=0",
         ]
+
+    def ulimit_prefix(self) -> str:
+        """The same limits as bash's own ``ulimit`` (KiB, 1 KiB blocks), to put before a
+        ``bash -c`` command: one exec fewer than ``prlimit`` for the common case."""
+        kib = 1024
+        cpu = self.cpu_seconds
+        # Soft first: a hard limit below the current soft one is refused (EINVAL).
+        return (f"ulimit -S -d {self.memory_mib * kib} -u {self.processes} "
+                f"-f {self.file_size_mib * kib} -n {self.open_files} -t {cpu} -c 0 "
+                f"&& ulimit -H -d {self.memory_mib * kib} -u {self.processes} "
+                f"-f {self.file_size_mib * kib} -n {self.open_files} -t {cpu + 5} -c 0 "
+                "|| exit 125; ")
 
 
 # The configuration keys an action sets its limits with, and the field each sets.
@@ -374,7 +387,8 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
        with the limits but the process count set by ``preexec_fn``, and one line
        in the action's log saying it runs unsandboxed. Unavailable under
        ``required``: ``ActionFailed``.
-    2. Otherwise ``bwrap … -- [setpriv …] prlimit … -- argv``: the workspace,
+    2. Otherwise ``bwrap … -- [setpriv …] prlimit … -- argv`` (for ``bash -c``, the
+       limits are set by a ``ulimit`` before the command instead): the workspace,
        the input artifacts and ``read_write`` bound read-write at the same paths
        (a ``(source, destination)`` pair binds elsewhere), ``read_only``
        read-only, ``/tmp`` and ``$HOME`` from the action's own directory.
@@ -428,7 +442,12 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
     args += ["--chdir", str(cwd)]
     env["HOME"] = HOME
     env["TMPDIR"] = "/tmp"
-    full = [*args, "--", *_become(uid), "prlimit", *limits.prlimit_args(), "--", *argv]
+    if len(argv) >= 3 and argv[0] == "bash" and argv[1] == "-c":
+        # bash sets the limits itself (one exec fewer); same line, so line numbers hold.
+        limited = ["bash", "-c", limits.ulimit_prefix() + argv[2], *argv[3:]]
+    else:
+        limited = ["prlimit", *limits.prlimit_args(), "--", *argv]
+    full = [*args, "--", *_become(uid), *limited]
     return Launch(argv=full, env=env, preexec_fn=None, pass_fds=(), limits=limits,
                   sandboxed=True)
 
