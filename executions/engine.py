@@ -41,6 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import runners
+from executions import queue
 from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
 from executions.choices import EventKind
 from executions.errors import (
@@ -500,9 +501,7 @@ def sweep(now: datetime | None = None) -> SweepReport:
                 pk=pk, status=A.IN_PROGRESS, worker="", lease_expires_at=lease,
             ).update(lease_expires_at=now + timedelta(seconds=dispatch_seconds()))
             if moved:
-                from executions import tasks
-
-                transaction.on_commit(lambda pk=pk: tasks.dispatch([pk]))
+                transaction.on_commit(lambda pk=pk: queue.dispatch([pk]))
                 report.redispatched += 1
             continue
         summary = (f"Worker lost: no heartbeat from {worker} since "

@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 import runners
-from executions import signals
+from executions import queue, signals
 from executions.aggregation import ActionView, execution_outcome, stage_step
 from executions.choices import (
     EventKind,
@@ -397,7 +397,7 @@ def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runne
     """Claim a new action for the worker thread whose transaction starts it.
 
     A worker that has just finished an action runs the next one itself
-    (``tasks`` continuation). Claiming it in the same transaction that creates
+    (the queue's continuation). Claiming it in the same transaction that creates
     it spares that worker the claim's read, its compare-and-set and a commit.
     Only the first action of a transaction, only inside a worker's task, and
     only when it resolves cleanly: anything else takes the ordinary path
@@ -405,9 +405,7 @@ def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runne
     """
     if fx.claim is not None or runner is None:
         return None
-    from executions import tasks
-
-    if not tasks.can_continue():
+    if not queue.can_continue():
         return None
     try:
         doc = _action_doc(ex, ae.stage_name, ae.action_name)
