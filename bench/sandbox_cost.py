@@ -41,14 +41,16 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from executions.runners import sandbox  # noqa: E402
-from executions.runners.base import LogWriter, RunContext  # noqa: E402
-from executions.runners.shell import ShellRunner  # noqa: E402
+from runners import sandbox  # noqa: E402
+from runners.base import LogWriter, RunContext  # noqa: E402
+from runners.shell import ShellRunner  # noqa: E402
 
-FLOOR = ("bwrap --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib "
-         "--symlink usr/lib64 /lib64 --ro-bind /etc /etc --tmpfs /tmp --proc /proc --dev /dev "
-         "--unshare-pid --unshare-ipc --unshare-uts --die-with-parent --new-session "
-         "bash -c true").split()
+# The command the issue measured (8.7 ms median against 2.5 ms for bash -c true).
+FLOOR = ["bwrap", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+         "--ro-bind", "/etc", "/etc", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
+         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+         "--new-session", "bash", "-c", "true"]
 
 
 def context(tmp: Path) -> RunContext:
@@ -91,7 +93,8 @@ def main() -> None:
     ok, why = sandbox.probe()
     if not ok:
         sys.exit(f"the sandbox does not work here: {why}")
-    print(f"{os.cpu_count()} CPUs, load average before {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+    loads = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average before {loads}; "
           f"{args.runs} runs each, interleaved; worker uid {os.geteuid()}"
           + (" (root: the command also goes through setpriv to uid "
              f"{sandbox.sandbox_uid()})" if os.geteuid() == 0 else ""))
@@ -118,7 +121,8 @@ def main() -> None:
         median, p95 = stats(values)
         print(f"{name:36s} median {median:6.2f} ms   p95 {p95:6.2f} ms")
     bash, floor = stats(times["bash -c true"]), stats(times["bwrap floor (the issue's command)"])
-    off, on = stats(times["Shell true, CONVEYOR_SANDBOX=none"]), stats(times["Shell true, sandboxed"])
+    off = stats(times["Shell true, CONVEYOR_SANDBOX=none"])
+    on = stats(times["Shell true, sandboxed"])
     line = stats(times["Conveyor's bwrap line"])
     floor_cost = floor[0] - bash[0]
     print(f"bubblewrap's floor (floor - bash, medians): {floor_cost:.2f} ms")

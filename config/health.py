@@ -84,7 +84,7 @@ def web(request):
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    from executions.runners import sandbox
+    from runners import sandbox
 
     # Whether build commands run sandboxed here: "on", "unavailable" (bubblewrap does
     # not work; CONVEYOR_SANDBOX=auto runs them anyway, required refuses), "off" (none).

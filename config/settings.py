@@ -61,8 +61,11 @@ INSTALLED_APPS = [
     "django_q",
     "channels",
     "pipelines",
+    "runners",
     "executions",
+    "triggers",
     "approvals",
+    "dashboard",
     "awsapi",
 ]
 
@@ -91,7 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "config.context_processors.sandbox_warning",
+                "dashboard.context_processors.sandbox_warning",
             ],
         },
     },
@@ -198,7 +201,7 @@ CONVEYOR_GIT_CACHE_ROOT = Path(os.environ.get("CONVEYOR_GIT_CACHE_ROOT", VAR_DIR
 # else the file <CONVEYOR_SECRETS_DIR>/<name>.
 CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "secrets"))
 
-# --- The sandbox of build commands (executions/runners/sandbox.py, docs/security.md) --
+# --- The sandbox of build commands (runners/sandbox.py, docs/security.md) --
 # auto: bubblewrap when it works here, else run unsandboxed and warn; required: refuse
 # to run commands without it (production); none: run unsandboxed on purpose.
 CONVEYOR_SANDBOX = os.environ.get("CONVEYOR_SANDBOX", "auto").strip().lower()

@@ -123,19 +123,3 @@ def _isolated_storage(settings, tmp_path):
         },
     }
 
-
-@pytest.fixture(autouse=True)
-def _sandbox_user_passes_through(tmp_path, tmp_path_factory):
-    """Let the sandbox's user through the test's temporary folders when tests run as root.
-
-    A root worker runs build commands as an unprivileged user (executions/runners/
-    sandbox.py), and bubblewrap, running as that user, must reach the action's
-    folders; pytest makes its folders 0700. Traverse only (o+x), no listing.
-    """
-    if os.geteuid() != 0:
-        return
-    top = tmp_path_factory.getbasetemp().parent
-    for folder in (tmp_path, *tmp_path.parents):
-        folder.chmod(folder.stat().st_mode | 0o001)
-        if folder == top:
-            break

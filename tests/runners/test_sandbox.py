@@ -25,10 +25,10 @@ from django.test import Client
 
 from approvals.models import ApprovalRequest
 from executions.models import ActionExecution
-from executions.runners import ActionFailed, sandbox
-from executions.runners.shell import ShellRunner
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
+from runners import ActionFailed, sandbox
+from runners.shell import ShellRunner
 from tests.factories import action, definition
 from tests.runners.conftest import log_text, make_ctx
 
@@ -161,7 +161,8 @@ def test_a_build_sees_only_its_own_processes_and_cannot_signal_the_worker(tmp_pa
         "ls /proc | grep -E '^[0-9]+$' | wc -l > count.txt",
         f"kill -0 {os.getpid()} 2> kill.txt; echo $? >> kill.txt"])
     assert failure is None
-    assert int((ctx.workspace / "count.txt").read_text()) <= 4  # init, bash, ls, grep, wc: in turn
+    # bwrap's init, bash, and the pipeline's ls, grep and wc (the machine has hundreds)
+    assert int((ctx.workspace / "count.txt").read_text()) <= 5
     assert (ctx.workspace / "kill.txt").read_text().strip().endswith("1")
     assert "No such process" in (ctx.workspace / "kill.txt").read_text()
 
@@ -391,7 +392,8 @@ def test_an_ordinary_build_works_in_the_sandbox(driver, settings):
                            configuration={"OutputContent": "tools"})]),
         ("Build", [shell([
             "cat Src.txt > /tmp/from-command-1",
-            'cp /tmp/from-command-1 built.txt && cat "$CONVEYOR_INPUT_Tools/Tools.txt" >> built.txt',
+            "cp /tmp/from-command-1 built.txt",
+            'cat "$CONVEYOR_INPUT_Tools/Tools.txt" >> built.txt',
             f"mkdir -p reports && echo '{xml}' > reports/junit.xml",
             'echo "Version=$(cat Src.txt)" >> "$CONVEYOR_OUTPUT"',
             "for i in 1 2 3; do echo line-$i; done"],
@@ -403,7 +405,7 @@ def test_an_ordinary_build_works_in_the_sandbox(driver, settings):
     driver.run()
     build = ActionExecution.objects.get(execution=execution, action_name="Run")
     assert build.status == "Succeeded", build.summary
-    assert build.summary == "Tests: 2 passed, 0 failed, 0 skipped (5 commands succeeded)"
+    assert build.summary == "Tests: 2 passed, 0 failed, 0 skipped (6 commands succeeded)"
     assert build.output_variables["Version"] == "v1"
     log = (Path(settings.LOG_ROOT) / build.log_path).read_text()
     assert "line-3" in log and "Warning" not in log

@@ -53,7 +53,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from executions.runners.base import ActionFailed, RunContext
+from runners.base import ActionFailed, RunContext
 
 MODES = ("auto", "required", "none")
 NETWORKS = ("host", "none")

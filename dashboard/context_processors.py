@@ -9,6 +9,6 @@ def sandbox_warning(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_staff:
         return {"sandbox_warning": ""}
-    from executions.runners import sandbox
+    from runners import sandbox
 
     return {"sandbox_warning": sandbox.warning()}
