@@ -28,15 +28,24 @@ def list_of(value) -> list:
 
 
 def protected_paths() -> list[Path]:
-    """Conveyor's own code and state: no deploy may write into them or above them."""
+    """Conveyor's own code and state: no deploy may write into them or above them.
+
+    Code: every file and folder of the installation (but ``var/``) and the Python it
+    runs on. State: the secret key, the SQLite database, artifacts, logs,
+    workspaces, git mirrors, secrets, static files. Other folders of ``var/`` (the
+    demo's deploy targets) are not state.
+    """
     from django.conf import settings
 
-    found = [settings.BASE_DIR, settings.VAR_DIR, settings.ARTIFACT_ROOT, settings.LOG_ROOT,
-             settings.WORKSPACE_ROOT, settings.CONVEYOR_GIT_CACHE_ROOT,
-             settings.CONVEYOR_SECRETS_DIR, settings.STATIC_ROOT, Path(sys.prefix)]
+    var = Path(os.path.realpath(settings.VAR_DIR))
+    code = [entry for entry in Path(settings.BASE_DIR).iterdir()
+            if Path(os.path.realpath(entry)) != var]
+    found = [*code, Path(sys.prefix), var / "secret_key", settings.ARTIFACT_ROOT,
+             settings.LOG_ROOT, settings.WORKSPACE_ROOT, settings.CONVEYOR_GIT_CACHE_ROOT,
+             settings.CONVEYOR_SECRETS_DIR, settings.STATIC_ROOT]
     for database in settings.DATABASES.values():
         if "sqlite" in database.get("ENGINE", "") and database.get("NAME"):
-            found.append(Path(str(database["NAME"])).parent)
+            found.append(Path(str(database["NAME"])))
     return [Path(os.path.realpath(p)) for p in found]
 
 
@@ -45,8 +54,8 @@ def deploy_target_refusal(target: str) -> str | None:
 
     A pure rule every surface asks (validation, and each run: a link may have
     changed since). Refused: a path that is not absolute or holds ``..``; a folder
-    inside Conveyor's code or state (``var/``: database, secret key, secrets,
-    artifacts, logs, workspaces) or one holding them; with ``CONVEYOR_DEPLOY_ROOTS``
+    inside Conveyor's code or state (``protected_paths``: database, secret key,
+    secrets, artifacts, logs, workspaces, …) or one holding them; with ``CONVEYOR_DEPLOY_ROOTS``
     set, a folder outside every root. Links are followed to where they lead.
     """
     from django.conf import settings

@@ -325,7 +325,8 @@ class Ended:
     limit: str | None = None
 
 
-CONFIG_KEYS = ("WorkingDirectory", "Reports", "WritablePaths", *sandbox.SANDBOX_KEYS)
+CONFIG_KEYS = ("WorkingDirectory", "Reports", "WritablePaths", "ReadablePaths",
+               *sandbox.SANDBOX_KEYS)
 # One read of the commands' output; lines are stamped per read (see _pump).
 # The pipe is enlarged to match (Linux F_SETPIPE_SZ), so a chatty command
 # blocks less often and the pump wakes up less often.
@@ -372,9 +373,10 @@ class ShellRunner(Runner):
             for k, pattern in enumerate(files if isinstance(files, list) else []):
                 if isinstance(pattern, str) and (problem := glob_problem(pattern)):
                     problems.append((f"outputArtifacts[{j}].files[{k}]", problem))
-        for path in split_globs(config.get("WritablePaths", "")):
-            if "#{" not in path and (refusal := deploy_target_refusal(path)):
-                problems.append(("configuration.WritablePaths", refusal))
+        for key in ("WritablePaths", "ReadablePaths"):
+            for path in split_globs(config.get(key, "")):
+                if "#{" not in path and (refusal := deploy_target_refusal(path)):
+                    problems.append((f"configuration.{key}", refusal))
         problems += sandbox.limits_problems(config)
         for key in config:
             if key not in CONFIG_KEYS:
@@ -424,18 +426,22 @@ class ShellRunner(Runner):
             raise ActionFailed(f'WorkingDirectory "{wd}" is not a folder of the workspace')
         return path
 
-    def writable_paths(self, ctx: RunContext) -> list[Path]:
-        """``WritablePaths``: folders outside the workspace the commands may write (a Shell
-        deploy's targets), checked as Directory targets are, made when missing."""
+    def outside_paths(self, ctx: RunContext, key: str) -> list[Path]:
+        """``WritablePaths`` / ``ReadablePaths``: folders outside the workspace the commands
+        may write (a Shell deploy's targets; made when missing) or read (what a smoke
+        test checks), each checked as a Directory target is, at every run."""
         paths = []
-        for raw in split_globs(ctx.configuration.get("WritablePaths", "")):
+        for raw in split_globs(ctx.configuration.get(key, "")):
             if refusal := deploy_target_refusal(raw):
-                raise ActionFailed(f"WritablePaths {refusal}")
+                raise ActionFailed(f"{key} {refusal}")
             path = Path(raw)
             try:
-                path.mkdir(parents=True, exist_ok=True)
+                if key == "WritablePaths":
+                    path.mkdir(parents=True, exist_ok=True)
+                elif not path.is_dir():
+                    raise ActionFailed(f"{key}: {path} is not a folder")
             except OSError as exc:
-                raise ActionFailed(f"WritablePaths: cannot create {path}: {exc.strerror}") from exc
+                raise ActionFailed(f"{key}: cannot create {path}: {exc.strerror}") from exc
             paths.append(path)
         return paths
 
@@ -456,7 +462,8 @@ class ShellRunner(Runner):
             if 0 < len(value.strip()) < MIN_MASKED:
                 ctx.log.line(f"A secret shorter than {MIN_MASKED} characters is not masked")
         cwd = self.working_directory(ctx)
-        writable = self.writable_paths(ctx)
+        writable = self.outside_paths(ctx, "WritablePaths")
+        readable = self.outside_paths(ctx, "ReadablePaths")
         patterns = split_globs(ctx.configuration.get("Reports", ""))
         failure = None
         for index, (command, _) in enumerate(prepared):
@@ -465,7 +472,7 @@ class ShellRunner(Runner):
             original = commands[index]
             ctx.log.line(masker.text(f"$ {original}"))
             ended = self._run_one(ctx, command, env, cwd=cwd, masker=masker,
-                                  read_write=[output_file, *writable])
+                                  read_write=[output_file, *writable], read_only=readable)
             if ended.code != 0:
                 if ctx.should_stop():
                     raise ActionFailed(f"Stopped: {ctx.stop_reason}")
@@ -511,10 +518,11 @@ class ShellRunner(Runner):
         return Result(summary=summary[:2000], output_variables=variables)
 
     def _run_one(self, ctx: RunContext, command: str, env: dict, *, cwd: Path | None = None,
-                 masker: Masker | None = None, read_write: list[Path] | None = None) -> Ended:
+                 masker: Masker | None = None, read_write: list[Path] | None = None,
+                 read_only: list[Path] | None = None) -> Ended:
         cwd = cwd or ctx.workspace
         launch = sandbox.wrap(["bash", "-c", command], ctx, env=env, cwd=cwd,
-                              read_write=read_write or ())
+                              read_write=read_write or (), read_only=read_only or ())
         proc = subprocess.Popen(
             launch.argv, cwd=cwd, env=launch.env, preexec_fn=launch.preexec_fn,
             pass_fds=launch.pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

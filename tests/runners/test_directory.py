@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -232,13 +234,17 @@ def _target_problems(target: str) -> list[str]:
 
 
 def test_a_target_inside_conveyors_state_or_code_is_refused_at_validation(settings, tmp_path):
-    settings.VAR_DIR = tmp_path / "var"
-    for target in (f"{settings.VAR_DIR}/secrets", str(settings.BASE_DIR / "config"),
-                   str(settings.WORKSPACE_ROOT / "other")):
-        assert any("inside Conveyor's own code or state" in p for p in _target_problems(target)), \
-            target
-    # ... and one above it (the deploy could write beside the database).
+    for target in (settings.CONVEYOR_SECRETS_DIR / "prod", settings.BASE_DIR / "config",
+                   settings.WORKSPACE_ROOT / "other", settings.ARTIFACT_ROOT / "sha256",
+                   Path(sys.prefix) / "lib"):
+        assert any("inside Conveyor's own code or state" in p
+                   for p in _target_problems(str(target))), target
+    # ... and one above it (the deploy could write beside the secret key).
+    assert any("holds Conveyor's own code or state" in p
+               for p in _target_problems(str(settings.VAR_DIR)))
     assert any("holds Conveyor's own code or state" in p for p in _target_problems("/"))
+    # A folder of var/ that is no state of Conveyor's (the demo deploys there) is fine.
+    assert _target_problems(str(Path(settings.VAR_DIR) / "demo" / "staging")) == []
 
 
 def test_a_link_into_conveyors_state_is_followed_and_refused_at_run(settings, tmp_path):
