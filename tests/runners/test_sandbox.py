@@ -232,7 +232,27 @@ def _run_catching(ctx) -> str:
 # --- approvals -------------------------------------------------------------------
 
 
-def test_a_build_cannot_approve_the_approval_waiting_beside_it(driver, settings, live_server,
+@pytest.fixture
+def conveyor_http():
+    """Conveyor's own WSGI application on 127.0.0.1, in a thread of this test (not
+    pytest-django's live_server: that makes the test transactional)."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from django.core.wsgi import get_wsgi_application
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = make_server("127.0.0.1", 0, get_wsgi_application(), handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_build_cannot_approve_the_approval_waiting_beside_it(driver, settings, conveyor_http,
                                                                 tmp_path):
     """A Test action runs while the production approval of its own execution is pending
     (same stage, same runOrder); it tries every route it could reach."""
@@ -251,13 +271,13 @@ def test_a_build_cannot_approve_the_approval_waiting_beside_it(driver, settings,
                 f"cat {key} || true",
                 # the API and the AWS endpoint, with whatever credentials the build has
                 f"python3 -c \"import urllib.request as u, json; [print(e) for e in "
-                f"[u.urlopen(u.Request('{live_server.url}/api/approvals/', "
+                f"[u.urlopen(u.Request('{conveyor_http}/api/approvals/', "
                 f"headers={{'Accept': 'application/json'}})).status]]\" || true",
                 f"python3 - <<'EOF' || true\n"
                 "import json, urllib.request as u, urllib.error as e\n"
                 "for path in ('/api/approvals/', '/aws/'):\n"
                 "    try:\n"
-                f"        r = u.urlopen(u.Request('{live_server.url}' + path, data=b'{{}}',\n"
+                f"        r = u.urlopen(u.Request('{conveyor_http}' + path, data=b'{{}}',\n"
                 "            headers={'Content-Type': 'application/json'}))\n"
                 "        print(path, r.status)\n"
                 "    except e.HTTPError as err:\n"
