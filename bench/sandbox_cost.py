@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,20 +65,33 @@ def context(tmp: Path) -> RunContext:
         input_dirs={}, output_dirs={}, workspace=base / "ws", log=LogWriter(base / "log"))
 
 
+CPU: dict[str, list[float]] = {}
+
+
+def cpu_now() -> float:
+    """CPU seconds of this process and its reaped children (user + system)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def action(tmp: Path, mode: str) -> float:
     settings.CONVEYOR_SANDBOX = mode
     ctx = context(tmp)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_now()
     ShellRunner().run(ctx)
     elapsed = time.perf_counter() - started
+    CPU.setdefault(f"action-{mode}", []).append(cpu_now() - cpu)
     ctx.log.close()
     return elapsed
 
 
-def spawn(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> float:
-    started = time.perf_counter()
+def spawn(argv: list[str], env: dict | None = None, cwd: Path | None = None,
+          name: str = "") -> float:
+    started, cpu = time.perf_counter(), cpu_now()
     subprocess.run(argv, env=env or {"PATH": "/usr/bin:/bin"}, cwd=cwd,
                    start_new_session=True, check=True)
+    CPU.setdefault(name, []).append(cpu_now() - cpu)
     return time.perf_counter() - started
 
 
@@ -111,15 +125,21 @@ def main() -> None:
             action(tmp_path, "auto")
             action(tmp_path, "none")
         for _ in range(args.runs):
-            times["bash -c true"].append(spawn(["bash", "-c", "true"]))
-            times["bwrap floor (the issue's command)"].append(spawn(FLOOR))
+            times["bash -c true"].append(spawn(["bash", "-c", "true"], name="bash -c true"))
+            times["bwrap floor (the issue's command)"].append(
+                spawn(FLOOR, name="bwrap floor (the issue's command)"))
             times["Conveyor's bwrap line"].append(
-                spawn(launch.argv, env=launch.env, cwd=line_ctx.workspace))
+                spawn(launch.argv, env=launch.env, cwd=line_ctx.workspace,
+                      name="Conveyor's bwrap line"))
             times["Shell true, CONVEYOR_SANDBOX=none"].append(action(tmp_path, "none"))
             times["Shell true, sandboxed"].append(action(tmp_path, "auto"))
+    CPU["Shell true, CONVEYOR_SANDBOX=none"] = CPU.pop("action-none")[5:]
+    CPU["Shell true, sandboxed"] = CPU.pop("action-auto")[5:]
     for name, values in times.items():
         median, p95 = stats(values)
-        print(f"{name:36s} median {median:6.2f} ms   p95 {p95:6.2f} ms")
+        cpu = statistics.median(CPU[name]) * 1000
+        print(f"{name:36s} median {median:6.2f} ms   p95 {p95:6.2f} ms   "
+              f"CPU median {cpu:6.2f} ms")
     bash, floor = stats(times["bash -c true"]), stats(times["bwrap floor (the issue's command)"])
     off = stats(times["Shell true, CONVEYOR_SANDBOX=none"])
     on = stats(times["Shell true, sandboxed"])
@@ -130,6 +150,12 @@ def main() -> None:
           f"{on[0] - off[0]:.2f} ms; p95 {on[1] - off[1]:.2f} ms")
     print(f"  above bubblewrap's floor: {on[0] - off[0] - floor_cost:+.2f} ms (target <= +2 ms)")
     print(f"  Conveyor's bwrap line alone above the floor: {line[0] - floor[0]:+.2f} ms")
+    cpu = {k: statistics.median(v) * 1000 for k, v in CPU.items()}
+    cost = cpu["Shell true, sandboxed"] - cpu["Shell true, CONVEYOR_SANDBOX=none"]
+    floor_cpu = cpu["bwrap floor (the issue's command)"] - cpu["bash -c true"]
+    print(f"the same in CPU time (steadier on a busy machine; medians): the sandbox's cost "
+          f"{cost:.2f} ms, bubblewrap's floor {floor_cpu:.2f} ms, "
+          f"above it {cost - floor_cpu:+.2f} ms")
     print(f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -101,17 +101,19 @@ class Limits:
             "--core=0",
         ]
 
-    def ulimit_prefix(self) -> str:
+    def ulimit_prefix(self, processes: bool = True) -> str:
         """The same limits as bash's own ``ulimit`` (KiB, 1 KiB blocks), to put before a
-        ``bash -c`` command: one exec fewer than ``prlimit`` for the common case."""
+        ``bash -c`` command: one exec fewer than ``prlimit``, no ``preexec_fn`` (which
+        makes Python fork the whole worker instead of vfork). ``processes=False``
+        leaves the process count alone (unsandboxed, it would count every process of
+        the worker's user)."""
         kib = 1024
-        cpu = self.cpu_seconds
+        nproc = f"-u {self.processes} " if processes else ""
+        common = (f"-d {self.memory_mib * kib} {nproc}-f {self.file_size_mib * kib} "
+                  f"-n {self.open_files} -c 0")
         # Soft first: a hard limit below the current soft one is refused (EINVAL).
-        return (f"ulimit -S -d {self.memory_mib * kib} -u {self.processes} "
-                f"-f {self.file_size_mib * kib} -n {self.open_files} -t {cpu} -c 0 "
-                f"&& ulimit -H -d {self.memory_mib * kib} -u {self.processes} "
-                f"-f {self.file_size_mib * kib} -n {self.open_files} -t {cpu + 5} -c 0 "
-                "|| exit 125; ")
+        return (f"ulimit -S {common} -t {self.cpu_seconds} && "
+                f"ulimit -H {common} -t {self.cpu_seconds + 5} || exit 125; ")
 
 
 # The configuration keys an action sets its limits with, and the field each sets.
@@ -384,7 +386,8 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
     """How to start ``argv`` for ``ctx``'s action (see the module's docstring).
 
     1. Sandbox off (``none``) or unavailable under ``auto``: the command as it is,
-       with the limits but the process count set by ``preexec_fn``, and one line
+       with the limits but the process count (bash's ``ulimit`` for ``bash -c``,
+       else ``preexec_fn``), and one line
        in the action's log saying it runs unsandboxed. Unavailable under
        ``required``: ``ActionFailed``.
     2. Otherwise ``bwrap … -- [setpriv …] prlimit … -- argv`` (for ``bash -c``, the
@@ -407,6 +410,9 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
         if not ctx._sandbox_noted:
             ctx._sandbox_noted = True
             ctx.log.line("Warning: " + warning())
+        if _is_bash_c(argv):
+            return Launch(argv=_bash_limited(argv, limits, processes=False), env=env,
+                          preexec_fn=None, pass_fds=(), limits=limits, sandboxed=False)
         return Launch(argv=list(argv), env=env, preexec_fn=_rlimits(limits), pass_fds=(),
                       limits=limits, sandboxed=False)
 
@@ -442,14 +448,22 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
     args += ["--chdir", str(cwd)]
     env["HOME"] = HOME
     env["TMPDIR"] = "/tmp"
-    if len(argv) >= 3 and argv[0] == "bash" and argv[1] == "-c":
-        # bash sets the limits itself (one exec fewer); same line, so line numbers hold.
-        limited = ["bash", "-c", limits.ulimit_prefix() + argv[2], *argv[3:]]
+    if _is_bash_c(argv):
+        limited = _bash_limited(argv, limits)
     else:
         limited = ["prlimit", *limits.prlimit_args(), "--", *argv]
     full = [*args, "--", *_become(uid), *limited]
     return Launch(argv=full, env=env, preexec_fn=None, pass_fds=(), limits=limits,
                   sandboxed=True)
+
+
+def _is_bash_c(argv: list[str]) -> bool:
+    return len(argv) >= 3 and argv[0] == "bash" and argv[1] == "-c"
+
+
+def _bash_limited(argv: list[str], limits: Limits, processes: bool = True) -> list[str]:
+    """bash sets the limits itself; on the command's own line, so line numbers hold."""
+    return ["bash", "-c", limits.ulimit_prefix(processes) + argv[2], *argv[3:]]
 
 
 def _rlimits(limits: Limits) -> Callable[[], None]:
