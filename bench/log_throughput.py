@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -46,6 +47,9 @@ from runners import sandbox  # noqa: E402
 from runners.base import LogWriter, RunContext  # noqa: E402
 from runners.shell import ShellRunner  # noqa: E402
 
+# The system's Python: the sandbox shows a command the system, not Conveyor's virtualenv.
+PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+
 
 def producers(mb: int) -> dict[str, str]:
     size = mb * 1024 * 1024
@@ -57,13 +61,13 @@ def producers(mb: int) -> dict[str, str]:
         "seq (short lines)": f"seq 1 {int(size / 7.9)}",
         # A program that formats what it prints (Python, 100-byte lines, block-buffered
         # as stdio is on a pipe).
-        "python print loop": (f"{sys.executable} -c \"import sys\n"
+        "python print loop": (f"{PYTHON} -c \"import sys\n"
                               f"w = sys.stdout.write\n"
                               f"for i in range({size // 100}): w(f'line {{i:>10}} ' + 'y' * 83 + "
                               f"chr(10))\""),
         # The same, each line flushed as it is printed (python -u, a live test runner):
         # what a live log is for.
-        "python, line-flushed": (f"{sys.executable} -u -c \"import sys\n"
+        "python, line-flushed": (f"{PYTHON} -u -c \"import sys\n"
                                  f"w = sys.stdout.write\n"
                                  f"for i in range({size // 100}): w(f'line {{i:>10}} ' + "
                                  f"'y' * 83 + chr(10))\""),
@@ -85,7 +89,7 @@ def once(command: str, tmp: Path) -> tuple[float, int]:
     log.close()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     size = (base / "action.log").stat().st_size
-    (base / "action.log").unlink()
+    shutil.rmtree(base)
     return elapsed, size, cpu
 
 
@@ -116,8 +120,9 @@ def main() -> None:
                 # Floors that store the output without Conveyor: the shell's own
                 # redirect to a file, and a pipe into `cat > file` (the least any
                 # logger reading a pipe does).
-                to_file.append(once(f"{{ {command}; }} > {out}", Path(tmp))[0])
-                piped.append(once(f"{{ {command}; }} | cat > {out}", Path(tmp))[0])
+                # (into the action's workspace: the sandbox shows a command nothing else)
+                to_file.append(once(f"{{ {command}; }} > floor.out", Path(tmp))[0])
+                piped.append(once(f"{{ {command}; }} | cat > floor.out", Path(tmp))[0])
                 # The restated floor: the same pipe without Conveyor at all.
                 started = time.perf_counter()
                 subprocess.run(["bash", "-c", f"{{ {command}; }} | cat > {out}"], check=True)
