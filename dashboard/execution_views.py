@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from dashboard import live
+from dashboard import live, review
 from dashboard.consumers import read_log
 from dashboard.views import (
     INSIGHTS_DAYS,
@@ -26,7 +26,6 @@ from dashboard.views import (
     _execution,
     _now,
     _render,
-    review_hooks,
     seconds,
     viewer_required,
 )
@@ -111,11 +110,10 @@ def execution_detail(request, name: str, number: int):
     action_executions = list(ActionExecution.objects.filter(execution=ex)
                              .order_by("stage_execution_id", "run_order", "id"))
     rows, span = _gantt(ex, stage_executions, action_executions, now)
-    for hook in review_hooks:
-        found = hook(request, action_executions)
-        for row in rows:
-            for bar in row.bars:
-                bar.review = found.get(bar.ae.pk)
+    found = review.review_forms(request, action_executions)
+    for row in rows:
+        for bar in row.bars:
+            bar.review = found.get(bar.ae.pk)
     artifacts = list(Artifact.objects.filter(execution=ex).select_related("produced_by")
                      .order_by("name", "id"))
     revisions = list(SourceRevision.objects.filter(execution=ex))
@@ -198,9 +196,7 @@ def action_detail(request, name: str, number: int, stage: str, action: str):
         if truncated:  # begin at a whole line
             cut = text.find("\n")
             text = text[cut + 1:] if cut >= 0 else text
-    reviews: dict = {}
-    for hook in review_hooks:
-        reviews.update(hook(request, [ae]))
+    reviews = review.review_forms(request, [ae])
     context = {
         "pipeline": ex.pipeline, "ex": ex, "ae": ae, "attempts": attempts, "seq": seq,
         "now": _now(), "log": text, "log_offset": offset, "log_truncated": truncated,

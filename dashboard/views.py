@@ -7,7 +7,7 @@ and receives ``{"a": "<html>", ...}`` rendered from the same ``_partials/``
 templates as the first paint. Forms are plain POST + redirect with CSRF.
 
 Views hold no rules: buttons call ``executions.services`` (and, through the
-review hook, the approvals services); a refusal (``ExecutionError``) becomes a
+``dashboard.review``, the approvals services); a refusal (``ExecutionError``) becomes a
 message on the page. Reading needs ``pipelines.view_pipeline``; each button is
 shown and accepted only for users with its operator permission.
 
@@ -37,7 +37,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
-from dashboard import live
+from approvals import services as approval_services
+from approvals.choices import ApprovalStatus, DecisionSurface
+from approvals.errors import ApprovalError
+from dashboard import live, review
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
 from executions import services
 from executions.choices import (
@@ -68,11 +71,6 @@ LOG_TAIL_BYTES = 256 * 1024
 INSIGHTS_EXECUTIONS = 60
 INSIGHTS_DAYS = 30
 
-# Review hooks: the approvals app registers one (imports point approvals ->
-# executions, never back). A hook takes (request, [ActionExecution]) and
-# answers {action_execution.pk: {"url": POST target, "request": label}} for
-# the approval actions the user may decide.
-review_hooks: list[Callable[[Any, list[ActionExecution]], dict[int, dict]]] = []
 
 
 def viewer_required(view):
@@ -280,11 +278,10 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         box.inbound = [Inbound(ex, _why(ex, box, k)) for k, ex in enumerate(waiting, 1)]
         boxes.append(box)
     cards = [c for b in boxes for c in b.cards if c.ae is not None]
-    for hook in review_hooks:
-        found = hook(request, [c.ae for c in cards])
-        for card in cards:
-            if card.ae.pk in found:
-                card.review = found[card.ae.pk]
+    found = review.review_forms(request, [c.ae for c in cards])
+    for card in cards:
+        if card.ae.pk in found:
+            card.review = found[card.ae.pk]
     shown = {ex.pk for ex in active} | ({latest.pk} if latest else set())
     revisions = _revisions(shown)
     user = request.user
@@ -510,3 +507,32 @@ def execution_history(request, name: str):
                "statuses": E.choices, "seq": seq, "now": _now()}
     return _render(request, "executions/history.html", context,
                    {"table": "executions/_partials/history_table.html"})
+
+
+# --- Review (an approval decided from a dashboard page) ------------------------------
+
+
+@login_required
+@require_POST
+def review_decide(request, pk):
+    """Approve or Reject from a dashboard page, then back to that page."""
+    target = safe_next(request, reverse("home"))
+    try:
+        approval = approval_services.approval_get(approval_id=pk, user=request.user)
+        approval_services.approval_decide(request=approval, user=request.user,
+                                          status=request.POST.get("status", ""),
+                                          summary=request.POST.get("summary", ""),
+                                          surface=DecisionSurface.DASHBOARD)
+    except ApprovalError as exc:
+        messages.error(request, exc.detail)
+        return redirect(target)
+    approval.refresh_from_db()
+    where = f"{approval.stage_name} / {approval.action_name}"
+    if approval.status == ApprovalStatus.PENDING:
+        messages.success(request, f"Your approval of {where} is recorded; it needs "
+                                  f"{approval.required_approvals} in all.")
+    else:
+        messages.success(request, f"{where}: {approval.status}.")
+    return redirect(target)
+
+
