@@ -41,15 +41,11 @@ from django.db import transaction
 from django.utils import timezone
 
 import runners
-from executions import queue
+from executions import queue, selectors
 from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
 from executions.choices import EventKind
 from executions.errors import (
     ExecutionConflict,
-    ExecutionNotLatest,
-    ExecutionNotStoppable,
-    StageNotRetryable,
-    StopAlreadyRequested,
 )
 from executions.models import (
     ActionExecution,
@@ -59,6 +55,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.refusals import stage_retry_refusal, stop_refusal
 from executions.stages import (
     _admit,
     _clear_inbound,
@@ -336,13 +333,9 @@ def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
         ex = _fetch(execution.pk)
         who = getattr(user, "username", "") or "a client"
         summary = (reason or "").strip() or f"Stopped by {who}"
-        if ex.status in E.TERMINAL:
-            raise ExecutionNotStoppable(
-                f"Execution #{ex.number} has already ended ({ex.status}): it cannot be stopped.")
-        if ex.status == E.STOPPING and not abandon:
-            raise StopAlreadyRequested(
-                f"Execution #{ex.number} is already stopping; stop and abandon to end its "
-                "running actions at once.")
+        refusal = stop_refusal(number=ex.number, status=ex.status, abandon=abandon)
+        if refusal is not None:
+            raise refusal.error()
         if ex.inbound_stage_name:
             # An inbound execution has nothing running: it stops at once.
             _set_status(fx, ex, E.STOPPED, summary=summary, **_clear_inbound(ex))
@@ -383,35 +376,16 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
     """Retry a Failed or Stopped stage; see ``services.stage_retry``."""
     with _Transaction(execution.pipeline_id) as fx:
         ex = _fetch(execution.pk)
-        if ex.status == E.SUPERSEDED:
-            by = f" by #{ex.superseded_by.number}" if ex.superseded_by_id else ""
-            raise ExecutionNotLatest(
-                f"Execution #{ex.number} was superseded{by}: it cannot be retried.")
-        if ex.status in E.ACTIVE:
-            raise StageNotRetryable(
-                f"Execution #{ex.number} is {ex.status}: only a Failed or Stopped execution "
-                "can be retried.")
-        if ex.status == E.SUCCEEDED:
-            raise StageNotRetryable(
-                f"Execution #{ex.number} succeeded: there is nothing to retry.")
         latest = (StageExecution.objects.filter(execution=ex, stage_name=stage_name)
                   .order_by("-attempt").first())
-        if latest is None:
-            raise StageNotRetryable(
-                f'Execution #{ex.number} never entered stage "{stage_name}": it cannot be '
-                "retried there.")
-        if latest.status not in (S.FAILED, S.STOPPED):
-            raise StageNotRetryable(
-                f'Stage "{stage_name}" of execution #{ex.number} is {latest.status}: only a '
-                "Failed or Stopped stage can be retried.")
-        newer = (StageExecution.objects.filter(
-            pipeline_id=ex.pipeline_id, stage_name=stage_name,
-            execution__number__gt=ex.number).select_related("execution")
-            .order_by("execution__number").first())
-        if newer is not None:
-            raise ExecutionNotLatest(
-                f'Execution #{newer.execution.number} has entered stage "{stage_name}" since: '
-                f"execution #{ex.number} can no longer be retried there.")
+        newer = selectors.stage_entered_since(ex, stage_name)
+        refusal = stage_retry_refusal(
+            number=ex.number, status=ex.status, stage_name=stage_name,
+            latest_stage_status=latest.status if latest is not None else None,
+            superseded_by=ex.superseded_by.number if ex.superseded_by_id else None,
+            newer_number=newer)
+        if refusal is not None:
+            raise refusal.error()
         if not _set_status(fx, ex, E.IN_PROGRESS, ended_at=None,
                            summary=f'Retrying stage "{stage_name}" ({mode})',
                            data={"retryMode": mode, "stageName": stage_name}):
