@@ -236,7 +236,7 @@ class StageBox:
 
 
 def _why(ex: PipelineExecution, box: StageBox, position: int) -> str:
-    """Why an inbound execution waits, in words (rule 2)."""
+    """Why an inbound execution waits, in words (docs/semantics.md §2)."""
     if ex.inbound_reason == WaitingReason.TRANSITION_DISABLED and box.stage is not None:
         who = box.stage.transition_changed_by or "someone"
         reason = box.stage.transition_disabled_reason
