@@ -307,6 +307,12 @@ class CodeBuildRunner(Runner):
                                      discard_paths=chosen.discard_paths,
                                      exclude_paths=chosen.exclude_paths,
                                      into=ctx.output_dirs[name], values=values, where=where)
+            if not count:
+                # As CodeBuild's UPLOAD_ARTIFACTS: "no matching artifact paths found".
+                raise ActionFailed(f"{where}: no file matched "
+                                   + ", ".join(chosen.files)
+                                   + (f" under {chosen.base_directory}"
+                                      if chosen.base_directory else ""))
             label = f' (named "{chosen.name}" in the buildspec)' if chosen.name else ""
             ctx.log.line(f"[Container] Collected {count} file(s) of {where} into output "
                          f"artifact {name}{label}")

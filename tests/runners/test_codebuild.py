@@ -483,3 +483,19 @@ def test_a_project_inline_buildspec_and_a_secondary_source(driver, tmp_path):
 def test_batch_enabled_is_refused_with_a_clear_message(value):
     assert 'configuration.BatchEnabled: batch builds do not run here' in " ".join(validation(
         codebuild(configuration={"BatchEnabled": value, "PrimarySource": "Src"})))
+
+
+def test_artifacts_that_match_no_file_fail_the_build_as_on_codebuild(driver, tmp_path):
+    repo = repo_with(tmp_path, """\
+        version: 0.2
+        phases:
+          build:
+            commands: [mkdir -p dist]
+        artifacts:
+          files: ['*.jar']
+          base-directory: dist
+        """)
+    build = build_of(run_pipeline(driver, tmp_path, repo, codebuild(
+        outputArtifacts=[{"name": "Jar"}])))
+    assert build.status == "Failed"
+    assert build.summary == "artifacts: no file matched *.jar under dist"
