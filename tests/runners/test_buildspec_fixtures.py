@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from executions.runners.base import ActionFailed, LogWriter, RunContext
-from executions.runners.codebuild import CodeBuildRunner
 from pipelines.buildspec import buildspec_parse
+from runners.base import ActionFailed, LogWriter, RunContext
+from runners.codebuild import CodeBuildRunner
 from tests.runners.conftest import GitRepo
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "buildspec"

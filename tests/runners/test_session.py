@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from executions.runners.session import ShellSession
+from runners.session import ShellSession
 from tests.executions.test_shell import alive
 from tests.runners.conftest import log_text, make_ctx
 

@@ -1,0 +1,169 @@
+"""The operations behind the hook endpoints; the views only translate HTTP.
+
+Errors are ``HookError`` with the HTTP status the view answers and a
+sentence for the caller.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from executions import services
+from executions.choices import ActionExecutionStatus
+from executions.models import ActionExecution, HookDelivery
+from pipelines.models import Pipeline
+from runners import webhook
+from triggers import changes
+
+
+class HookError(Exception):
+    """A refused hook call: ``status`` is the HTTP status, ``detail`` the reason."""
+
+    def __init__(self, status: int, detail: str, path: str | None = None):
+        self.status, self.detail, self.path = status, detail, path
+        super().__init__(detail)
+
+
+# The largest push body read (GitHub's push payloads stay well below; a body past
+# it is refused with 413 before its signature is even computed).
+DEFAULT_MAX_BYTES = 1024 * 1024
+# Where each sender puts the id of a delivery (a redelivery from GitHub's own
+# "Redeliver" button reuses it, and is refused too: start the execution by hand).
+DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery",
+                    "X-Gitlab-Event-UUID", "X-Conveyor-Delivery")
+
+
+def push_max_bytes() -> int:
+    """The largest push body accepted (``CONVEYOR_HOOK_MAX_BYTES``, default 1 MiB)."""
+    return int(getattr(settings, "CONVEYOR_HOOK_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def delivery_id(headers: Mapping[str, str]) -> str:
+    """The sender's id of this delivery ("" when it sends none, like the git hook script)."""
+    for name in DELIVERY_HEADERS:
+        value = (headers.get(name) or "").strip()
+        if value:
+            return value
+    return ""
+
+
+@dataclass
+class PushOutcome:
+    """What a push did: the decisions per Git source action (or a note, for a ping)."""
+
+    decisions: list[changes.Decision]
+    note: str = ""
+
+    @property
+    def started(self) -> list[changes.Decision]:
+        return [d for d in self.decisions if d.started]
+
+
+def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
+    """Verify and act on a push webhook for one pipeline.
+
+    1. The pipeline must exist (404) and have a webhook secret; the request
+       must be signed with it (``X-Hub-Signature-256``, ``X-Gitea-Signature``
+       or ``X-Gitlab-Token``, compared in constant time): otherwise 401 and
+       nothing starts. A body over ``push_max_bytes()`` is 413.
+    2. A delivery id the pipeline has received before is a replay: 409 and
+       nothing starts (``HookDelivery``, unique per pipeline). The id is
+       recorded only after the signature checks out, and forgotten again if
+       handling the delivery fails, so the sender's retry is handled.
+    3. A ping, or an event other than a push, is acknowledged and ignored.
+    4. A push is parsed (400 if it is not one) and each Git source action
+       decides by its repository, DetectChanges and the trigger filters;
+       at most one execution starts per commit (``changes.change_start``).
+    """
+    if len(body) > push_max_bytes():
+        raise HookError(413, f"The payload is larger than {push_max_bytes()} bytes.")
+    pipeline = Pipeline.objects.filter(name=pipeline_name).first()
+    if pipeline is None:
+        raise HookError(404, f'No pipeline is named "{pipeline_name}".')
+    if not pipeline.webhook_secret:
+        raise HookError(401, f'Pipeline "{pipeline_name}" has no webhook secret: set one '
+                             "before sending it webhooks.")
+    if not changes.signature_valid(pipeline.webhook_secret, body, headers):
+        raise HookError(401, "The webhook signature is missing or wrong.")
+    delivery = delivery_id(headers)
+    if len(delivery) > 200:
+        raise HookError(400, "The delivery id is longer than 200 characters.")
+    recorded = None
+    if delivery:
+        try:
+            with transaction.atomic():
+                recorded = HookDelivery.objects.create(pipeline=pipeline, delivery_id=delivery)
+        except IntegrityError:
+            raise HookError(409, f'Delivery "{delivery}" was received before: a replayed '
+                                 "delivery starts nothing.") from None
+    try:
+        return _push_handle(pipeline, body, headers)
+    except BaseException:
+        if recorded is not None:
+            HookDelivery.objects.filter(pk=recorded.pk).delete()
+        raise
+
+
+def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
+    sender, event = changes.event_kind(headers)
+    if event == "ping":
+        return PushOutcome([], note="pong")
+    if event != "push":
+        return PushOutcome([], note=f'"{event}" events are ignored: only pushes start '
+                                    "executions")
+    try:
+        data = json.loads(body or b"null")
+    except ValueError as exc:
+        raise HookError(400, f"The payload is not JSON: {exc}") from None
+    push = changes.push_parse(sender, data)
+    if isinstance(push, str):
+        raise HookError(400, f"Not a push: {push}.")
+    return PushOutcome(changes.push_decide(pipeline, push))
+
+
+def job_report(*, token: str, data) -> ActionExecution:
+    """Complete a waiting Invoke Webhook action with the result its receiver reports.
+
+    1. The token must be genuine (404 otherwise) and name a Webhook action.
+    2. It is good for one report: an action that has ended answers 409.
+    3. It expires with the action's timeout (410 after ``deadline_at``; the
+       sweeper then fails the action as timed out).
+    4. The report is ``{"status": "Succeeded"|"Failed", "summary",
+       "outputVariables", "externalExecutionUrl"}`` (400 naming the wrong
+       field); it ends the action through ``executions.services.action_complete``.
+    """
+    action_execution_id = webhook.job_token_action_id(token)
+    ae = (ActionExecution.objects.filter(action_execution_id=action_execution_id).first()
+          if action_execution_id else None)
+    if ae is None or ae.provider != "Webhook" or (
+            ae.token and not hmac.compare_digest(ae.token, token)):
+        raise HookError(404, "No job has this token.")
+    if ae.status != ActionExecutionStatus.IN_PROGRESS:
+        raise HookError(409, f"This job has already ended ({ae.status}): its token was good "
+                             "for one report.")
+    if ae.deadline_at is not None and ae.deadline_at <= timezone.now():
+        raise HookError(410, f"This job's token expired at {ae.deadline_at.isoformat()}, "
+                             "with the action's timeout.")
+    try:
+        status, summary, variables, url = webhook.parse_report(data)
+    except webhook.ReportInvalid as exc:
+        raise HookError(400, str(exc), path=exc.path) from None
+    succeeded = status == "Succeeded"
+    done = services.action_complete(
+        action_execution=ae, succeeded=succeeded,
+        summary=summary or ("The receiver reported success" if succeeded
+                            else "The receiver reported a failure"),
+        output_variables=variables, external_url=url)
+    if not done:
+        ae.refresh_from_db(fields=["status"])
+        raise HookError(409, f"This job has already ended ({ae.status}): its token was good "
+                             "for one report.")
+    ae.refresh_from_db()
+    return ae
