@@ -206,3 +206,11 @@ def stage_entered_since(execution: PipelineExecution, stage_name: str) -> int | 
         execution__number__gt=execution.number)
         .order_by("execution__number").values_list("execution__number", flat=True).first())
 
+
+
+def artifact_revisions(pipeline_execution_id: str) -> dict[str, str]:
+    """Artifact name → the revision its source action resolved in the execution (by UUID);
+    what CodeBuild's ``CODEBUILD_SOURCE_VERSION`` variables read."""
+    return dict(SourceRevision.objects
+                .filter(execution__execution_id=pipeline_execution_id)
+                .exclude(artifact_name="").values_list("artifact_name", "revision_id"))

@@ -44,11 +44,9 @@ OWN_SHELL_FUNCTION = '__conveyor_own_shell() { ( eval "$1" ); }'
 
 def source_versions(ctx: RunContext) -> dict[str, str]:
     """Artifact name → the revision (commit id) its source action resolved in this execution."""
-    from executions.models import SourceRevision
+    from executions.selectors import artifact_revisions
 
-    return dict(SourceRevision.objects
-                .filter(execution__execution_id=ctx.pipeline_execution_id)
-                .exclude(artifact_name="").values_list("artifact_name", "revision_id"))
+    return artifact_revisions(ctx.pipeline_execution_id)
 
 
 def input_layout(ctx: RunContext, primary: str | None) -> tuple[str, Path, dict[str, Path]]:
