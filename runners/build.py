@@ -49,6 +49,14 @@ def source_versions(ctx: RunContext) -> dict[str, str]:
     return artifact_revisions(ctx.pipeline_execution_id)
 
 
+def build_home(ctx: RunContext) -> Path:
+    """The build's ``HOME`` (CodeBuild's ``/root``): a folder of the action's own directory,
+    the one the sandbox mounts as the home of the commands it runs."""
+    home = ctx.workspace.parent / "sandbox-home"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
 def input_layout(ctx: RunContext, primary: str | None) -> tuple[str, Path, dict[str, Path]]:
     """(primary input name, its folder, the secondary inputs by name)."""
     names = list(ctx.input_dirs)

@@ -40,6 +40,7 @@ from runners.build import (
     OWN_SHELL_FUNCTION,
     PhaseResult,
     build_environment,
+    build_home,
     collect_artifact,
     glob_regex,
     input_layout,
@@ -140,8 +141,7 @@ class CodeBuildRunner(Runner):
         spec = self._checked(ctx, where, text)
         number = (services.build_project_next_number(name=name) if project else None) \
             or ctx.execution_number
-        home = ctx.workspace.parent / "home"
-        home.mkdir(parents=True, exist_ok=True)
+        home = build_home(ctx)
         env = build_environment(ctx, project=name, build_number=number, src_dir=src_dir,
                                 primary=primary, secondary=secondary, home=home)
         secrets: list[str] = []

@@ -21,6 +21,7 @@ from runners import register
 from runners.base import ActionFailed, Result, RunContext, Runner
 from runners.build import (
     build_environment,
+    build_home,
     collect_artifact,
     input_layout,
     log_secret_lengths,
@@ -122,8 +123,7 @@ class CommandsRunner(Runner):
         prepared = [command_with_env_references(c) for c in commands]
         references = set().union(*(refs for _, refs in prepared))
         primary, src_dir, secondary = input_layout(ctx, None)
-        home = ctx.workspace.parent / "home"
-        home.mkdir(parents=True, exist_ok=True)
+        home = build_home(ctx)
         env = build_environment(ctx, project=f"codepipeline-{ctx.pipeline_name}",
                                 build_number=ctx.execution_number, src_dir=src_dir,
                                 primary=primary, secondary=secondary, home=home)

@@ -448,7 +448,7 @@ def test_codebuild_environment_variables_describe_the_build(driver, tmp_path):
     assert env["CODEBUILD_SRC_DIR"] == str(workspace / "workspace")
     assert env["CODEBUILD_RESOLVED_SOURCE_VERSION"] == env["CODEBUILD_SOURCE_VERSION"] == \
         repo.head()
-    assert env["HOME"] == str(workspace / "home")
+    assert env["HOME"] == str(workspace / "sandbox-home")
     assert env["CODEBUILD_BUILD_SUCCEEDING"] == "1"
 
 
