@@ -236,7 +236,7 @@ class StageBox:
 
 
 def _why(ex: PipelineExecution, box: StageBox, position: int) -> str:
-    """Why an inbound execution waits, in words (rule 2)."""
+    """Why an inbound execution waits, in words (docs/semantics.md §2)."""
     if ex.inbound_reason == WaitingReason.TRANSITION_DISABLED and box.stage is not None:
         who = box.stage.transition_changed_by or "someone"
         reason = box.stage.transition_disabled_reason
@@ -331,7 +331,8 @@ def _back(request, fallback: str):
     return redirect(safe_next(request, fallback))
 
 
-def _refused(request, exc: services.ExecutionError) -> None:
+def _refused(request, exc: services.ExecutionError | ApprovalError) -> None:
+    """The dashboard's one answer to a refusal: its sentence, as a message on the page."""
     messages.error(request, str(getattr(exc, "detail", "") or exc))
 
 
@@ -525,7 +526,7 @@ def review_decide(request, pk):
                                           summary=request.POST.get("summary", ""),
                                           surface=DecisionSurface.DASHBOARD)
     except ApprovalError as exc:
-        messages.error(request, exc.detail)
+        _refused(request, exc)
         return redirect(target)
     approval.refresh_from_db()
     where = f"{approval.stage_name} / {approval.action_name}"

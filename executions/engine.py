@@ -1,4 +1,4 @@
-"""The execution state machine (DESIGN.md "Execution semantics", rules 1-11).
+"""The execution state machine (docs/semantics.md §1–§11).
 
 This is the only module that changes the status of a PipelineExecution, a
 StageExecution or an ActionExecution, and it does so through one helper,
@@ -7,7 +7,7 @@ StageExecution or an ActionExecution, and it does so through one helper,
 ``executions.choices``, which appends the ExecutionEvent in the same
 transaction. Zero rows updated means a lost race or an invalid move; the
 caller then changes nothing else, which makes every entry point idempotent
-under a repeated or late message (rule 11).
+under a repeated or late message (docs/semantics.md §11).
 
 Every entry point that changes statuses runs in one transaction that first
 locks its pipeline's row (``SELECT … FOR NO KEY UPDATE`` on PostgreSQL; on
@@ -16,7 +16,7 @@ orders the decisions at stage boundaries — "the stage is locked, so I wait
 as its inbound execution" and "I leave the stage, so the inbound one enters"
 can never interleave and lose a wake-up — and it makes the events of one
 pipeline commit in sequence order. The stage lock itself is the database's
-conditional unique constraint (rule 1): the engine asks first, the
+conditional unique constraint (docs/semantics.md §1): the engine asks first, the
 constraint has the last word.
 
 Effects that must not happen unless the transaction commits — handing new
@@ -24,7 +24,7 @@ action executions to workers, killing process groups, sending signals —
 are collected in an ``_Effects`` and run on commit.
 
 Hooks for other apps (see ``executions.signals``): ``action_ended``,
-``action_abandoned`` (with ``superseded_by`` for rule 10),
+``action_abandoned`` (with ``superseded_by`` for docs/semantics.md §10),
 ``execution_superseded``, ``events_appended``. Waiting actions (approvals,
 webhook invokes) are completed from outside with ``action_complete``.
 """
@@ -279,7 +279,7 @@ def action_wait(action_execution_pk: int, *, worker: str, summary: str = "",
     """The runner answered Waiting: the action stays InProgress, held by no worker.
 
     Returns the token the outside party must present (generated when none
-    was given), or None if the action had already ended. Rule 10 is checked
+    was given), or None if the action had already ended. docs/semantics.md §10 is checked
     again: a newer execution may already wait at this stage.
     """
     pipeline_id = ActionExecution.objects.filter(pk=action_execution_pk).values_list(
@@ -323,12 +323,13 @@ def action_complete(action_execution_pk: int, *, succeeded: bool, summary: str =
                    output_variables=output_variables, external_url=external_url)
 
 
-# --- stop (rule 7) -------------------------------------------------------------------
+# --- stop (docs/semantics.md §7) ------------------------------------------------------------------
 
 
 def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
                    user) -> PipelineExecution:
-    """Stop and wait, or stop and abandon (rule 7); see ``services.execution_stop``."""
+    """Stop and wait, or stop and abandon (docs/semantics.md §7); see
+    ``services.execution_stop``."""
     with _Transaction(execution.pipeline_id) as fx:
         ex = _fetch(execution.pk)
         who = getattr(user, "username", "") or "a client"
@@ -368,7 +369,7 @@ def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
     return ex
 
 
-# --- retry (rule 8) --------------------------------------------------------------------
+# --- retry (docs/semantics.md §8) -----------------------------------------------------------------
 
 
 def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
@@ -399,7 +400,7 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
     return se
 
 
-# --- transitions (rule 4) -----------------------------------------------------------------
+# --- transitions (docs/semantics.md §4) -----------------------------------------------------------
 
 
 def transition_set(pipeline: Pipeline, *, stage_name: str, enabled: bool, reason: str,
@@ -424,7 +425,7 @@ def transition_set(pipeline: Pipeline, *, stage_name: str, enabled: bool, reason
     return changed
 
 
-# --- timeouts and lost workers (rule 9, crash safety) ---------------------------------------
+# --- timeouts and lost workers (docs/semantics.md §9, crash safety) -------------------------------
 
 
 def timed_out_summary(minutes: int | None) -> str:

@@ -105,7 +105,7 @@ def execution_start(
 def execution_stop(
     *, execution: PipelineExecution, abandon: bool = False, reason: str = "", user=None
 ) -> PipelineExecution:
-    """Stop an execution (rule 7) and return it refreshed.
+    """Stop an execution (docs/semantics.md §7) and return it refreshed.
 
     - Stop and wait (``abandon=False``): the execution is Stopping; running
       actions finish, nothing new starts, then it is Stopped.
@@ -122,7 +122,7 @@ def execution_stop(
 def stage_retry(
     *, execution: PipelineExecution, stage_name: str, mode: str, user=None
 ) -> StageExecution:
-    """Retry a Failed or Stopped stage of an execution (rule 8); return the new attempt.
+    """Retry a Failed or Stopped stage (docs/semantics.md §8); return the new attempt.
 
     ``mode`` is ``FAILED_ACTIONS`` (succeeded actions keep their results) or
     ``ALL_ACTIONS``. Refused with an ``ExecutionConflict``: ``ExecutionNotLatest``
@@ -146,7 +146,7 @@ def transition_set(
 
     Disabling holds arriving executions as the stage's inbound execution
     (SUPERSEDED rules still apply); enabling lets the inbound execution in
-    (rule 4). Disabling needs a reason (``ExecutionInvalid`` otherwise); the
+    (docs/semantics.md §4). Disabling needs a reason (``ExecutionInvalid`` otherwise); the
     first stage has no transition into it.
     """
     stage = pipeline.stages.filter(name=stage_name).first()

@@ -5,7 +5,7 @@ that calls one service. Execution ids are the UUIDs (``pipelineExecutionId``),
 action execution ids the ``actionExecutionId`` UUIDs. The service errors map to
 the one error body (``config.api_errors``): a state conflict answers 409.
 
-Paths (DESIGN.md "REST API"):
+Paths (docs/api-executions.md):
 
 - ``GET /api/pipelines/{name}/state/`` — GetPipelineState;
 - ``POST /api/pipelines/{name}/stages/{stage}/transition/`` — enable/disable;
