@@ -42,6 +42,7 @@ from runners.build import (
     build_environment,
     build_home,
     collect_artifact,
+    expand,
     glob_regex,
     input_layout,
     inside,
@@ -260,8 +261,6 @@ class CodeBuildRunner(Runner):
 
     def _reports(self, ctx: RunContext, spec: Buildspec, src_dir: Path, values: dict,
                  masker: Masker) -> TestReport:
-        from runners.build import expand
-
         paths: list[Path] = []
         for report in spec.reports:
             try:

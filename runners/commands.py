@@ -45,6 +45,7 @@ MAX_COMMANDS = 50
 MAX_COMMAND_LENGTH = 1000
 MAX_OUTPUT_VARIABLES = 15
 MAX_ENVIRONMENT_VARIABLES = 10
+MAX_INPUT_ARTIFACTS = 10
 
 
 @register
@@ -89,6 +90,9 @@ class CommandsRunner(Runner):
                         not SECRET_NAME_RE.match(name) or ".." in name.split("/")):
                     problems.append((f"environmentVariables[{i}].value",
                                      f'"{value}" is not a secret name'))
+        if len(list_of(action_doc.get("inputArtifacts"))) > MAX_INPUT_ARTIFACTS:
+            problems.append(("inputArtifacts", f"a Commands action has at most "
+                             f"{MAX_INPUT_ARTIFACTS} input artifacts"))
         outputs = list_of(action_doc.get("outputArtifacts"))
         if len(outputs) > 1:
             problems.append(("outputArtifacts", "a Commands action has at most one output "
