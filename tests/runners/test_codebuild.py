@@ -499,3 +499,24 @@ def test_artifacts_that_match_no_file_fail_the_build_as_on_codebuild(driver, tmp
         outputArtifacts=[{"name": "Jar"}])))
     assert build.status == "Failed"
     assert build.summary == "artifacts: no file matched *.jar under dist"
+
+
+def test_a_build_past_its_timeout_is_killed_and_names_the_phase(driver, tmp_path, monkeypatch):
+    from runners import codebuild as module
+
+    monkeypatch.setattr(module, "DEFAULT_TIMEOUT_MINUTES", 0.01)   # 0.6 s, for the test
+    marker = tmp_path / "post-build-ran"
+    repo = repo_with(tmp_path, f"""\
+        version: 0.2
+        phases:
+          build:
+            commands: [sleep 30]
+          post_build:
+            commands: [touch {marker}]
+        """)
+    build = build_of(run_pipeline(driver, tmp_path, repo, codebuild()))
+    assert build.status == "Failed"
+    assert build.summary == ("Build timed out after 0.01 minutes (the build project's timeout) "
+                             "in phase BUILD")
+    assert "Phase complete: BUILD State: TIMED_OUT" in log_of(build)
+    assert not marker.exists()
