@@ -132,3 +132,39 @@ def test_the_compute_category_is_accepted_and_the_commands_action_checked():
         "Commands action: use EnvironmentType, ComputeType, VpcId, Subnets, SecurityGroupIds",
     ]
     assert problems(commands_action("C", ["make"], inputArtifacts=[{"name": "Src"}])) == []
+
+
+def test_abandoning_a_commands_action_kills_its_shell_and_background_processes(db, tmp_path):
+    import threading
+    import time
+
+    import runners
+    from runners.base import ActionFailed
+    from tests.executions.test_shell import alive
+    from tests.runners.conftest import make_ctx
+
+    pidfile = tmp_path / "bg.pid"
+    ctx = make_ctx(tmp_path, commands_action("Serve", [f"sleep 60 & echo $! > {pidfile}",
+                                                       "sleep 60"]))
+    runner = runners.get("Compute", "Commands")
+    outcome = {}
+
+    def run():
+        try:
+            runner.run(ctx)
+        except ActionFailed as exc:
+            outcome["summary"] = exc.summary
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.02)
+    started = time.monotonic()
+    ctx.request_stop("abandoned")
+    runner.cancel(ctx)
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - started < 3
+    assert outcome["summary"] == "Stopped: abandoned"
+    assert not alive(int(pidfile.read_text()))
