@@ -132,6 +132,9 @@ LIMIT_NAMES = {
     "cpu_seconds": ("CPU time", "s per process"),
 }
 SANDBOX_KEYS = ("Network", "ComputeType", *LIMIT_KEYS)
+# The least each limit may be: a shell session keeps its pipes at descriptors 200 and
+# 201 (runners/session.py), which a lower open-files limit would refuse it.
+MINIMUMS = {"open_files": 256}
 
 # CodeBuild's compute types (memory and disk as AWS documents them) as limits: the
 # memory a build may use becomes the per-process memory limit, the disk the largest
@@ -191,6 +194,9 @@ def limits_problems(config: dict) -> list[tuple[str, str]]:
             continue
         if not re.fullmatch(r"[1-9][0-9]{0,9}", str(value)):
             problems.append((f"configuration.{key}", f'"{value}" is not a whole number above 0'))
+        elif int(value) < MINIMUMS.get(name, 1):
+            problems.append((f"configuration.{key}",
+                             f"{value} is below the least a shell needs ({MINIMUMS[name]})"))
         elif int(value) > getattr(top, name):
             problems.append((f"configuration.{key}",
                              f"{value} is above the most this server allows "
@@ -216,9 +222,11 @@ def limits_for(ctx: RunContext) -> Limits:
         if key not in config:
             continue
         value = str(config[key])
-        if not re.fullmatch(r"[1-9][0-9]{0,9}", value) or int(value) > getattr(top, name):
-            raise ActionFailed(f'configuration.{key}: "{value}" is not a whole number from 1 '
-                               f"to {getattr(top, name)}")
+        least = MINIMUMS.get(name, 1)
+        if not re.fullmatch(r"[1-9][0-9]{0,9}", value) or not (
+                least <= int(value) <= getattr(top, name)):
+            raise ActionFailed(f'configuration.{key}: "{value}" is not a whole number from '
+                               f"{least} to {getattr(top, name)}")
         limits = replace(limits, **{name: int(value)})
     return limits
 
@@ -536,3 +544,21 @@ def limit_exceeded(launch: Launch, returncode: int, output_tail: bytes = b"") ->
             words = match.group(0).decode(errors="replace")
             return f"{describe(limits, name)} was reached (the output says \"{words}\")"
     return None
+
+
+def limit_exceeded_in_log(ctx: RunContext, returncode: int) -> str | None:
+    """``limit_exceeded`` for a command whose output went to ``ctx``'s log (a shell
+    session's): the action's limits, the end of its log as the output."""
+    try:
+        with open(ctx.log.path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - MAX_TAIL))
+            tail = log.read()
+    except OSError:
+        tail = b""
+    try:
+        limits = limits_for(ctx)
+    except ActionFailed:
+        return None
+    sandboxed = mode() != "none" and probe()[0]
+    return limit_exceeded(Launch(argv=[], env={}, preexec_fn=None, pass_fds=(),
+                                 limits=limits, sandboxed=sandboxed), returncode, tail)

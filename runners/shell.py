@@ -1,8 +1,11 @@
 """``Shell``: run the action's ``commands`` with bash, in a fresh workspace.
 
-For Build, Test and Deploy actions. Each command runs as ``bash -c <command>``
-in the workspace (which holds the first input artifact; the others are in
-``$CONVEYOR_INPUT_<NAME>``), in a new process group, with a clean environment:
+For Build, Test and Deploy actions. The commands run one after another in **one
+bash session** (``runners.session.ShellSession``, as CodeBuild's
+buildspec 0.2 and the Commands action run them: ``export``, ``cd`` and shell
+variables carry to the next command) in the workspace (which holds the first
+input artifact; the others are in ``$CONVEYOR_INPUT_<NAME>``), in a new process
+group, with a clean environment:
 
 - ``environmentVariables`` (their ``#{...}`` references already resolved);
 - every variable the command text references, as an environment variable:
@@ -17,7 +20,8 @@ The commands stop at the first failure; the summary names the failing command
 and its exit code. Lines ``name=value`` written to the file ``$CONVEYOR_OUTPUT``
 become the action's output variables. Each output artifact collects the
 workspace files matching its ``files`` globs (all files when it names none).
-On stop or timeout the whole process group is killed, grandchildren included.
+On stop or timeout the whole process group is killed, grandchildren included;
+what a command starts in the background lives until the action ends.
 
 Configuration (all optional):
 
@@ -45,18 +49,11 @@ output variables.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import stat
-import subprocess
-import threading
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +66,9 @@ from runners.base import (
     Result,
     RunContext,
     Runner,
-    kill_process_group,
 )
 from runners.checks import configuration_of, deploy_target_refusal, list_of
+from runners.session import ShellSession
 
 REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")
@@ -160,6 +157,13 @@ def glob_problem(pattern: str) -> str | None:
     if ".." in pattern.replace("\\", "/").split("/"):
         return f'"{pattern}" leads outside the workspace'
     return None
+
+
+def failed_command_summary(index: int, count: int, code: int, command: str, masker) -> str:
+    """``Command 2 of 3 failed with exit code 1: make test`` (long commands cut, secrets masked)."""
+    shown = command if len(command) <= MAX_SUMMARY_COMMAND else (
+        command[:MAX_SUMMARY_COMMAND] + "…")
+    return f"Command {index + 1} of {count} failed with exit code {code}: {masker.text(shown)}"
 
 
 def split_globs(value: str) -> list[str]:
@@ -316,28 +320,8 @@ def find_reports(workspace: Path, patterns: list[str]) -> list[Path]:
 
 # --- the runner ------------------------------------------------------------------
 
-
-@dataclass
-class Ended:
-    """How one command ended: its exit code and the limit that ended it, if one did."""
-
-    code: int
-    limit: str | None = None
-
-
 CONFIG_KEYS = ("WorkingDirectory", "Reports", "WritablePaths", "ReadablePaths",
                *sandbox.SANDBOX_KEYS)
-# One read of the commands' output; lines are stamped per read (see _pump).
-# The pipe is enlarged to match (Linux F_SETPIPE_SZ), so a chatty command
-# blocks less often and the pump wakes up less often.
-READ_SIZE = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# A read smaller than this is a trickle: wait COALESCE_SECONDS for more before
-# stamping and writing (the log is still live to within a few milliseconds).
-TRICKLE = 1 << 14
-COALESCE_SECONDS = 0.005
-# A line longer than this is written out in pieces (a progress bar without new lines).
-MAX_PENDING = 1 << 20
 
 
 @register
@@ -453,6 +437,8 @@ class ShellRunner(Runner):
         # Made here and bound into the sandbox as a file: the build writes to it but
         # cannot put a link or a FIFO in its place.
         output_file.touch()
+        writable = self.outside_paths(ctx, "WritablePaths")
+        readable = self.outside_paths(ctx, "ReadablePaths")
         prepared = [command_with_env_references(c) for c in commands]
         references = set().union(*(refs for _, refs in prepared))
         secrets: list[str] = []
@@ -462,28 +448,23 @@ class ShellRunner(Runner):
             if 0 < len(value.strip()) < MIN_MASKED:
                 ctx.log.line(f"A secret shorter than {MIN_MASKED} characters is not masked")
         cwd = self.working_directory(ctx)
-        writable = self.outside_paths(ctx, "WritablePaths")
-        readable = self.outside_paths(ctx, "ReadablePaths")
         patterns = split_globs(ctx.configuration.get("Reports", ""))
         failure = None
-        for index, (command, _) in enumerate(prepared):
-            if ctx.should_stop():
-                raise ActionFailed(f"Stopped: {ctx.stop_reason}")
-            original = commands[index]
-            ctx.log.line(masker.text(f"$ {original}"))
-            ended = self._run_one(ctx, command, env, cwd=cwd, masker=masker,
-                                  read_write=[output_file, *writable], read_only=readable)
-            if ended.code != 0:
-                if ctx.should_stop():
+        with ShellSession(ctx, env=env, cwd=cwd, masker=masker, read_only=readable,
+                          read_write=[output_file, *writable]) as session:
+            for index, (command, _) in enumerate(prepared):
+                original = commands[index]
+                ctx.log.line(masker.text(f"$ {original}"))
+                outcome = session.run(command)
+                if outcome.stopped or ctx.should_stop():
                     raise ActionFailed(f"Stopped: {ctx.stop_reason}")
-                shown = original if len(original) <= MAX_SUMMARY_COMMAND else (
-                    original[:MAX_SUMMARY_COMMAND] + "…")
-                failure = (f"Command {index + 1} of {len(commands)} failed with exit code "
-                           f"{ended.code}: {masker.text(shown)}")
-                if ended.limit:
-                    failure = f"{failure} ({masker.text(ended.limit)})"
-                    ctx.log.line(masker.text(f"Limit: {ended.limit}"))
-                break
+                if outcome.code != 0:
+                    failure = failed_command_summary(index, len(commands), outcome.code,
+                                                     original, masker)
+                    if limit := sandbox.limit_exceeded_in_log(ctx, outcome.code):
+                        failure = f"{failure} ({masker.text(limit)})"
+                        ctx.log.line(masker.text(f"Limit: {limit}"))
+                    break
         variables = {k: masker.text(v) for k, v in read_output_variables(output_file).items()}
         report = None
         if patterns:
@@ -516,83 +497,3 @@ class ShellRunner(Runner):
         if report is not None:
             summary = f"{masker.text(report.summary())} ({summary})"
         return Result(summary=summary[:2000], output_variables=variables)
-
-    def _run_one(self, ctx: RunContext, command: str, env: dict, *, cwd: Path | None = None,
-                 masker: Masker | None = None, read_write: list[Path] | None = None,
-                 read_only: list[Path] | None = None) -> Ended:
-        cwd = cwd or ctx.workspace
-        launch = sandbox.wrap(["bash", "-c", command], ctx, env=env, cwd=cwd,
-                              read_write=read_write or (), read_only=read_only or ())
-        proc = subprocess.Popen(
-            launch.argv, cwd=cwd, env=launch.env, preexec_fn=launch.preexec_fn,
-            pass_fds=launch.pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        launch.close()
-        # start_new_session: the bash (or the bwrap holding it) is the leader of a new
-        # process group, so one killpg reaches everything it starts; in the sandbox
-        # bwrap's death also ends its pid namespace, setsid daemons included.
-        ctx.set_process_group(proc.pid)
-        tail = bytearray()
-        pump = threading.Thread(target=self._pump, args=(proc, ctx, masker, tail), daemon=True)
-        pump.start()
-        try:
-            code = proc.wait()
-        finally:
-            # Leftover background processes would hold the pipe open (and
-            # outlive the workspace): the group ends with its command.
-            kill_process_group(proc.pid, signal.SIGKILL)
-            ctx.clear_process_group(proc.pid)
-            pump.join(timeout=5)
-        return Ended(code, sandbox.limit_exceeded(launch, code, bytes(tail)))
-
-    @staticmethod
-    def _pump(proc: subprocess.Popen, ctx: RunContext, masker: Masker | None = None,
-              tail: bytearray | None = None) -> None:
-        """Copy the commands' output to the log in large reads, whole lines at a time.
-
-        Reading up to 1 MiB at once (not line by line) keeps a chatty command as fast
-        as one writing to /dev/null (bench/log_throughput.py); only whole lines
-        are masked, so a secret is never split between two reads. ``tail`` keeps
-        the last bytes read (to tell which limit, if any, ended the command).
-        """
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
-            fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)
-        pending = b""
-        ended = False
-        while not ended:
-            data = os.read(fd, READ_SIZE)
-            if not data:
-                break
-            pending += data
-            if len(data) < TRICKLE:
-                # Output arriving a line at a time (a line-flushed program): let a few
-                # milliseconds of it gather, then pay for one pass instead of one per line.
-                time.sleep(COALESCE_SECONDS)
-                while len(pending) < READ_SIZE and select.select([fd], [], [], 0)[0]:
-                    more = os.read(fd, READ_SIZE)
-                    if not more:
-                        ended = True
-                        break
-                    pending += more
-            cut = pending.rfind(b"\n") + 1
-            if not cut:
-                if len(pending) < MAX_PENDING:
-                    continue
-                # A very long line: write most of it, keep a tail a secret could span.
-                cut = len(pending) - (masker.longest if masker else 0)
-            block, pending = pending[:cut], pending[cut:]
-            if tail is not None:
-                tail[:] = (bytes(tail) + block[-sandbox.MAX_TAIL:])[-sandbox.MAX_TAIL:]
-            if masker:
-                block = masker.data(block)
-            ctx.log.write_block(block)
-        if pending:  # the last line had no new line: it is a line all the same
-            if tail is not None:
-                tail[:] = (bytes(tail) + pending[-sandbox.MAX_TAIL:])[-sandbox.MAX_TAIL:]
-            if masker:
-                pending = masker.data(pending)
-            ctx.log.write_block(pending)
-        proc.stdout.close()

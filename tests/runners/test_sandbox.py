@@ -316,9 +316,9 @@ def test_a_build_cannot_approve_the_approval_waiting_beside_it(driver, settings,
      "the CPU time limit (1 s per process) was exceeded (SIGXCPU)"),
     ({"LimitFileSizeMiB": "1"}, ["head -c 2000000 /dev/zero > big"],
      "the file size limit (1 MiB) was exceeded (SIGXFSZ)"),
-    ({"LimitOpenFiles": "32"},
-     ["python3 -c \"files = [open('/dev/null') for _ in range(64)]\""],
-     'the open files limit (32 per process) was reached (the output says "Too many open '
+    ({"LimitOpenFiles": "256"},
+     ["python3 -c \"files = [open('/dev/null') for _ in range(300)]\""],
+     'the open files limit (256 per process) was reached (the output says "Too many open '
      'files")'),
 ])
 def test_exceeding_a_limit_fails_the_action_naming_the_limit(tmp_path, config, commands, named):
@@ -345,6 +345,7 @@ def test_compute_types_map_to_limits_and_actions_ask_within_the_ceilings(setting
         ("Source", [action("S", "Source", "Simulate", outputArtifacts=[{"name": "Src"}])]),
         ("Build", [shell(["true"], configuration={
             "LimitMemoryMiB": "999999999", "LimitProcesses": "ten", "Network": "off",
+            "LimitOpenFiles": "32",
             "ComputeType": "BUILD_GENERAL9_HUGE"})]),
     ])
     found = [str(p) for p in validate_document(doc)]
@@ -353,6 +354,8 @@ def test_compute_types_map_to_limits_and_actions_ask_within_the_ceilings(setting
             f"this server allows ({top})") in found
     assert ('stages[1].actions[0].configuration.LimitProcesses: "ten" is not a whole number '
             "above 0") in found
+    assert ("stages[1].actions[0].configuration.LimitOpenFiles: 32 is below the least a shell "
+            "needs (256)") in found
     assert ('stages[1].actions[0].configuration.Network: "off" is not a network setting: use '
             '"host" (the default) or "none"') in found
     assert any(p.startswith('stages[1].actions[0].configuration.ComputeType: '
