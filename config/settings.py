@@ -234,8 +234,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "pipelines.api.parsers.YAMLParser",
+        # Bounded in size and depth (config/bodies.py); YAML only where a definition
+        # document is expected (pipelines.api.views.DEFINITION_PARSERS).
+        "pipelines.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from config.bodies import BodyRefused, BoundedSafeLoader, json_loads
 from pipelines.choices import ExecutionMode
 
 
@@ -18,8 +19,9 @@ class DocumentError(ValueError):
     """The text is not a JSON or YAML object."""
 
 
-class _YAMLLoader(yaml.SafeLoader):
-    """Safe YAML that yields only what JSON can hold.
+class _YAMLLoader(BoundedSafeLoader):
+    """Safe YAML that yields only what JSON can hold, without aliases, within the limits
+    of ``config.bodies``.
 
     Dates stay strings (``2024-01-01`` would otherwise become a ``date``, which a
     JSON column cannot store and an export would not give back).
@@ -57,6 +59,8 @@ def parse_yaml(text: str) -> Any:
     """Parse YAML text into JSON-compatible data (raises ``DocumentError``)."""
     try:
         data = yaml.load(text, Loader=_YAMLLoader)  # noqa: S506 (a SafeLoader subclass)
+    except BodyRefused as exc:
+        raise DocumentError(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -74,7 +78,9 @@ def parse_text(text: str | bytes) -> Any:
         except UnicodeDecodeError as exc:
             raise DocumentError("the document is not UTF-8 text") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json_loads(text, parse_constant=_reject_constant)
+    except BodyRefused as exc:
+        raise DocumentError(str(exc)) from None
     except json.JSONDecodeError:
         pass
     return parse_yaml(text)

@@ -46,6 +46,7 @@ import uuid
 
 from django.conf import settings
 
+from config.bodies import json_loads
 from executions.runners import register
 from executions.runners.base import ActionFailed, Result, RunContext, Runner, Waiting
 from executions.runners.checks import configuration_of
@@ -222,7 +223,7 @@ class WebhookInvokeRunner(Runner):
             raise ActionFailed(f"Stopped: {ctx.stop_reason}")
         ctx.log.line(f"{url} answered {code}")
         try:
-            data = json.loads(text) if text.strip() else None
+            data = json_loads(text) if text.strip() else None
         except ValueError:
             data = None
         if isinstance(data, dict) and data.get("status") in ("Succeeded", "Failed"):
