@@ -39,9 +39,52 @@ def _dev_secret_key() -> str:
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY") or _dev_secret_key()
-DEBUG = env_bool("DEBUG", True)
+# Off unless a developer turns it on (DEBUG=true): Django's debug page shows settings,
+# paths and versions to whoever makes a request fail. `make run` serves static files
+# through whitenoise and has readable error pages without it.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS (docs/deploy.md) ---------------------------------------------------
+# CONVEYOR_HTTPS=true when people reach Conveyor over TLS (usually through a proxy that
+# sets X-Forwarded-Proto): secure cookies, a redirect of plain HTTP, and HSTS.
+CONVEYOR_HTTPS = env_bool("CONVEYOR_HTTPS", False)
+if CONVEYOR_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Load balancers probe the health endpoints over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("CONVEYOR_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CONVEYOR_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("CONVEYOR_HSTS_PRELOAD", False)
+# Preloading is a request to browser vendors an operator makes for a whole domain, not a
+# default a program can choose (CONVEYOR_HSTS_PRELOAD=true opts in).
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): only this server's own scripts, styles and
+# connections (websockets included); no inline script or style anywhere in the dashboard
+# (server-computed geometry travels in data-css, applied by static/conveyor.js). The
+# API docs page (third-party Swagger UI) alone also allows inline styles (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 INSTALLED_APPS = [
     "daphne",
@@ -53,6 +96,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "nested_admin",
+    "csp",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -68,6 +112,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
