@@ -242,6 +242,11 @@ CONVEYOR_GIT_CACHE_ROOT = Path(os.environ.get("CONVEYOR_GIT_CACHE_ROOT", VAR_DIR
 # else the file <CONVEYOR_SECRETS_DIR>/<name>.
 CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "secrets"))
 
+# Outbound requests to URLs from definitions (Invoke Webhook, NotificationWebhook) may
+# not reach loopback, link-local, private or reserved addresses except these CIDRs or
+# host names (config/outbound.py), e.g. "10.1.0.0/16,hooks.internal".
+CONVEYOR_OUTBOUND_ALLOW = env_list("CONVEYOR_OUTBOUND_ALLOW", "")
+
 # --- Auth, static, i18n -----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

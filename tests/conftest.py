@@ -107,6 +107,15 @@ def api():
 
 
 @pytest.fixture(autouse=True)
+def _local_receivers_allowed(settings):
+    """The tests' stand-ins for remote services (webhook receivers, chat services) listen
+    on 127.0.0.1, which config.outbound refuses by default: allow that address, and only
+    it, as an operator would with CONVEYOR_OUTBOUND_ALLOW. tests/security/test_outbound.py
+    checks the default refusals with an empty list."""
+    settings.CONVEYOR_OUTBOUND_ALLOW = ["127.0.0.1/32"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
     """Artifacts, logs, workspaces, git mirrors and secrets of each test live in its own
     temporary folder."""
