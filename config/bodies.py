@@ -91,6 +91,13 @@ class BoundedSafeLoader(yaml.SafeLoader):
         self._depth = 0
         self._nodes = 0
 
+    def fetch_flow_collection_start(self, TokenClass):  # noqa: N803 (PyYAML's name)
+        # Flow collections ("[[[[…") are refused while scanning: the composer would see
+        # them only after the scanner's look-ahead had read much more of the text.
+        if self.flow_level >= MAX_DEPTH:
+            raise _too_deep()
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark

@@ -98,7 +98,7 @@ INSTALLED_APPS = [
     "nested_admin",
     "csp",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "executions",
     "approvals",
     "awsapi",
+    "config",
 ]
 
 MIDDLEWARE = [
@@ -277,9 +278,15 @@ CONVEYOR_BASE_URL = os.environ.get(
 )
 
 # --- REST API ---------------------------------------------------------------
+# API tokens (config/api_auth.py): lifetime of a new token, and how many wrong tokens an
+# address may send in five minutes before it is answered 429.
+CONVEYOR_TOKEN_DAYS = float(os.environ.get("CONVEYOR_TOKEN_DAYS", "90"))
+CONVEYOR_TOKEN_FAILURES = int(os.environ.get("CONVEYOR_TOKEN_FAILURES", "20"))
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": None, "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed, expiring tokens (django-rest-knox) with a back-off per address.
+        "config.api_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -4,9 +4,9 @@ import os
 
 import pytest
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.api_auth import token_create
 from tests.factories import definition  # noqa: F401  (re-exported for tests)
 from tests.roles import ensure_role_groups
 
@@ -99,8 +99,8 @@ def api():
     def make(user=None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, key = token_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return make

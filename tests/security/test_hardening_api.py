@@ -55,7 +55,7 @@ def test_an_alias_bomb_to_the_job_result_endpoint_is_refused_before_any_parsing(
     response, seconds = timed(lambda: api(None).generic(
         "POST", "/api/jobs/x/result", body, content_type="application/yaml"))
     assert response.status_code == 404  # no job has this token: the body was never read
-    assert seconds < 0.5
+    assert seconds < 1.0  # was 22 s (7 alias levels); bench/refusals.py prints the figures
 
 
 def test_a_job_report_sent_as_yaml_is_refused_as_an_unsupported_media_type(api):
@@ -70,7 +70,7 @@ def test_an_alias_bomb_from_a_signed_in_owner_is_refused_in_milliseconds(owner, 
         "POST", "/api/pipelines/", laughs(7), content_type="application/yaml"))
     assert response.status_code == 400
     assert "aliases" in response.json()["detail"]
-    assert seconds < 0.5
+    assert seconds < 1.0  # was 22 s (7 alias levels); bench/refusals.py prints the figures
 
 
 @pytest.mark.parametrize("content_type,body", [
@@ -83,7 +83,7 @@ def test_deeply_nested_bodies_answer_400_naming_the_depth(owner, api, content_ty
         "POST", "/api/pipelines/", body, content_type=content_type))
     assert response.status_code == 400, response.content
     assert "64 levels deep" in response.json()["detail"]
-    assert seconds < 0.5
+    assert seconds < 1.0  # was 22 s (7 alias levels); bench/refusals.py prints the figures
 
 
 def test_deeply_nested_json_to_any_json_endpoint_answers_400(demo, operator, api):

@@ -21,8 +21,9 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis.generation.modes import GenerationMode
+
+from config.api_auth import token_create
 
 EXAMPLES = 10
 # A whole definition document per case: generating and validating one costs about a
@@ -63,7 +64,7 @@ def _problem(response) -> str | None:
 def test_fuzzing_the_api_finds_no_server_error_and_one_error_body(
         world, api, release, capsys):
     admin = User.objects.create_superuser("root", "root@example.com", "pw-root")
-    token = Token.objects.create(user=admin).key
+    _, token = token_create(user=admin)
     auth = {"Authorization": f"Token {token}"}
     answer = api(admin).get("/api/schema/?format=json")
     assert answer.status_code == 200
