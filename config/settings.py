@@ -7,6 +7,7 @@ switch to PostgreSQL and Redis with the same code. See the README's table.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "nested_admin",
     "csp",
+    "axes",
     "rest_framework",
     "knox",
     "django_filters",
@@ -121,6 +123,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: answers a locked-out sign-in with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -249,11 +253,26 @@ CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "se
 CONVEYOR_OUTBOUND_ALLOW = env_list("CONVEYOR_OUTBOUND_ALLOW", "")
 
 # --- Auth, static, i18n -----------------------------------------------------
+# Django's full set: "password" and "12345678" are refused (common, numeric).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
 # ModelBackend with a user's permissions in one query compiled once (config/auth_backends.py).
-AUTHENTICATION_BACKENDS = ["config.auth_backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",
+                           "config.auth_backends.ModelBackend"]
+# Sign-in lock-out (django-axes): after CONVEYOR_SIGNIN_FAILURES wrong passwords for one
+# user name, or from one address, that user name or address is refused for
+# CONVEYOR_SIGNIN_LOCK_MINUTES (a success resets the count; `manage.py axes_reset` unlocks).
+AXES_FAILURE_LIMIT = int(os.environ.get("CONVEYOR_SIGNIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CONVEYOR_SIGNIN_LOCK_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -297,6 +316,16 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    # Per signed-in user and per address without credentials (429 beyond); wrong tokens
+    # have their own, stricter back-off (config/api_auth.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("CONVEYOR_API_RATE", "6000/min"),
+        "anon": os.environ.get("CONVEYOR_ANON_RATE", "600/min"),
+    },
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
