@@ -127,6 +127,7 @@ class WebhookInvokeRunner(Runner):
                    "/api/jobs/{token}/result ends the action.")
     runs_processes = False
     default_timeout_minutes = 60
+    secret_configuration_keys = frozenset({"Secret"})
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         config = configuration_of(action_doc)
