@@ -107,8 +107,11 @@ INSTALLED_APPS = [
     "django_q",
     "channels",
     "pipelines",
+    "runners",
     "executions",
+    "triggers",
     "approvals",
+    "dashboard",
     "awsapi",
     "config",
 ]

@@ -22,9 +22,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from executions import artifacts, engine, runners
+import runners
+from executions import artifacts, engine
 from executions.choices import ActionExecutionStatus as A
-from executions.runners.base import (
+from runners.base import (
     ActionFailed,
     LogWriter,
     Result,
@@ -171,7 +172,7 @@ def _riding_out(call, *args, **kwargs):
     back) closes this thread's connection and tries again, with backoff, for up to half
     a lease. Safe because every entry point is one transaction and a compare-and-set:
     a failed try wrote nothing, and a report whose commit did land changes nothing the
-    second time (rule 11). Without this, one PostgreSQL restart failed every action
+    second time (docs/semantics.md §11). Without this, one PostgreSQL restart failed every action
     that reported its end during it ("Worker lost" one lease later) and left every
     claim it interrupted to the dispatch lease (5 minutes by default): see the
     postgres drill in docs/reliability.md. Past half a lease the error propagates and

@@ -13,14 +13,14 @@ import json
 import pytest
 from django.test import Client
 
+import runners
 from awsapi.auth import Caller
 from awsapi.operations import dispatch
-from executions import runners
 from executions.models import ActionExecution
-from executions.runners import Result, Runner, register
 from pipelines import providers
 from pipelines.models import Action, Pipeline, PipelineVersion
 from pipelines.services import DefinitionInvalid, pipeline_save
+from runners import Result, Runner, register
 from tests.factories import action, definition
 from tests.runners.receiver import start_receiver
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from approvals import notifications
 from config import outbound
-from executions.runners import ActionFailed
-from executions.runners.webhook import WebhookInvokeRunner
+from runners import ActionFailed
+from runners.webhook import WebhookInvokeRunner
 from tests.factories import action
 from tests.runners.conftest import make_ctx
 from tests.runners.receiver import start_receiver
