@@ -7,7 +7,7 @@ for the size), in milliseconds whatever the input:
 1. size: ``CONVEYOR_MAX_BODY_BYTES`` (default 1 MiB), checked by the callers that read;
 2. nesting depth: ``MAX_DEPTH`` levels of objects/arrays (Python's ``json`` otherwise
    recurses until ``RecursionError``, a 500);
-3. YAML aliases (``*name``) are refused and YAML nodes counted (``MAX_NODES``): PyYAML
+3. YAML aliases (``*name``) are refused and YAML values counted (``MAX_NODES``): PyYAML
    expands aliases without limit, so a 467-byte document of nested anchors became ten
    million values (the "billion laughs"). A definition never needs an alias.
 """
@@ -23,8 +23,9 @@ from django.conf import settings
 # A definition document nests about eight levels (stages → actions → configuration);
 # 64 leaves room for any real payload (a forge's push is under 10).
 MAX_DEPTH = 64
-# ~50 stages × 20 actions × 40 values; parsing this many YAML nodes takes about a second.
-MAX_NODES = 50_000
+# A definition of 50 stages × 10 actions is about 7,500 values; PyYAML builds Python
+# objects at roughly 20,000 values a second on a busy 2-core machine (bench/refusals.py).
+MAX_NODES = 20_000
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
@@ -77,6 +78,35 @@ def json_loads(text: str | bytes, **kwargs) -> Any:
         raise _too_deep() from None
     check_depth(data)
     return data
+
+
+_COUNTED = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+# libyaml's parser, when PyYAML was built with it: events come ~10x faster than from the
+# pure-Python scanner, so the limits are checked before anything is built.
+FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+
+
+def check_yaml_events(text: str) -> None:
+    """Refuse aliases, depth beyond ``MAX_DEPTH`` and more than ``MAX_NODES`` values by
+    walking libyaml's parse events (no object is built); ``yaml.YAMLError`` on bad syntax."""
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=FAST_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            raise BodyRefused(f"YAML aliases (*name) are not accepted (line {mark.line + 1}, "
+                              f"column {mark.column + 1}): write the value out")
+        if isinstance(event, _COUNTED):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise BodyRefused(f"the YAML document has more than {MAX_NODES} values")
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+        elif isinstance(event, _CLOSE):
+            depth -= 1
 
 
 class BoundedSafeLoader(yaml.SafeLoader):

@@ -141,11 +141,9 @@ def _opens_to(sealed: str, value: str) -> bool:
 def credential_warnings(doc: dict) -> list[tuple[str, str]]:
     """PLAINTEXT environment variables whose name says "credential", by path."""
     found = []
-    for i, stage in enumerate(doc.get("stages", []) if isinstance(doc, dict) else []):
-        for j, action in enumerate(stage.get("actions", []) if isinstance(stage, dict) else []):
-            if not isinstance(action, dict):
-                continue
-            for k, item in enumerate(action.get("environmentVariables") or []):
+    for i, stage in enumerate(_list(doc, "stages")):
+        for j, action in enumerate(_list(stage, "actions")):
+            for k, item in enumerate(_list(action, "environmentVariables")):
                 if not isinstance(item, dict) or item.get("type", "PLAINTEXT") != "PLAINTEXT":
                     continue
                 name, value = item.get("name"), item.get("value")
@@ -157,3 +155,9 @@ def credential_warnings(doc: dict) -> list[tuple[str, str]]:
                         "can view the pipeline reads it; use type SECRETS_MANAGER with the "
                         "secret's name"))
     return found
+
+
+def _list(parent: Any, key: str) -> list:
+    """``parent[key]`` if it is a list, else nothing (validation reports the shape)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, list) else []
