@@ -289,6 +289,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request without it
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# whitenoise also serves from the apps' and static/ folders, not only from collectstatic's
+# STATIC_ROOT: with DEBUG off by default, a server started without collectstatic (the
+# browser tests', a developer's) still has its scripts and styles.
+WHITENOISE_USE_FINDERS = True
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
