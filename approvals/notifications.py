@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -21,6 +19,7 @@ from django.urls import reverse
 from approvals import services
 from approvals.choices import DecisionStatus
 from approvals.models import ApprovalRequest
+from config import outbound
 
 logger = logging.getLogger("conveyor.approvals")
 
@@ -107,15 +106,18 @@ def post_webhook(request: ApprovalRequest) -> int | None:
     if not url:
         return None
     data = json.dumps(webhook_payload(request)).encode()
-    req = urllib.request.Request(url, data=data, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "Conveyor approvals"})
     timeout = float(getattr(settings, "CONVEYOR_WEBHOOK_TIMEOUT", 10))
+    # config.outbound: the resolved address is checked (CONVEYOR_OUTBOUND_ALLOW) and a
+    # redirect is not followed (a 3xx is logged as the answer).
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 (http(s) only)
-            return response.status
-    except urllib.error.HTTPError as exc:
-        logger.warning("approval webhook %s answered %s", url, exc.code)
-        return exc.code
-    except (urllib.error.URLError, OSError) as exc:
+        answer = outbound.post(url, body=data, timeout=timeout, max_bytes=4096, headers={
+            "Content-Type": "application/json", "User-Agent": "Conveyor approvals"})
+    except outbound.OutboundRefused as exc:
+        logger.warning("approval webhook %s refused: %s", url, exc)
+        return None
+    except OSError as exc:
         logger.warning("approval webhook %s failed: %s", url, exc)
         return None
+    if not 200 <= answer.status < 300:
+        logger.warning("approval webhook %s answered %s", url, answer.status)
+    return answer.status

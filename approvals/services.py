@@ -149,8 +149,10 @@ def approval_reviewers(*, request: ApprovalRequest) -> QuerySet:
     The person who started the execution is left out unless AllowSelfApproval
     (they may still reject from the inbox).
     """
-    users = get_user_model().objects.with_perm(DECIDE_PERMISSION, is_active=True).exclude(
-        email="")
+    # The backend that holds permissions (django-axes' backend, first, holds none).
+    users = get_user_model().objects.with_perm(
+        DECIDE_PERMISSION, is_active=True, backend="config.auth_backends.ModelBackend",
+    ).exclude(email="")
     reviewers = parse_reviewers(request.reviewers)
     if not reviewers.anyone:
         users = users.filter(Q(username__in=reviewers.users)

@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from awsapi import errors, operations
 from awsapi.auth import authenticate
+from config.bodies import BodyRefused, json_loads
 
 logger = logging.getLogger("conveyor.awsapi")
 
@@ -51,7 +52,9 @@ def _input(request: HttpRequest) -> dict:
     if not request.body:
         return {}
     try:
-        data = json.loads(request.body)
+        data = json_loads(request.body)
+    except BodyRefused as exc:
+        raise errors.serialization(f"The request body was refused: {exc}.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.serialization(f"The request body is not JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -436,13 +436,14 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
     from botocore.credentials import Credentials
     from django.contrib.auth.models import User
     from django.test import Client
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from config.api_auth import token_create
+
     user = User.objects.get(username="bench-viewer")
-    token, _ = Token.objects.get_or_create(user=user)
+    _, token = token_create(user=user)
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     page = Client()
     page.force_login(user)
     key_id, secret = access_key

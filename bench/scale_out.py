@@ -115,8 +115,8 @@ def drill(args) -> int:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
     from django.test import Client
-    from rest_framework.authtoken.models import Token
 
+    from config.api_auth import token_create
     from executions.models import ActionExecution, ExecutionEvent, PipelineExecution
     from pipelines.services import pipeline_save
 
@@ -132,7 +132,7 @@ def drill(args) -> int:
         pipeline_save(document=document(name, ran))
     user = User.objects.create_user("drill-operator")
     user.groups.add(Group.objects.get(name="operators"))
-    token = Token.objects.create(user=user).key
+    token = token_create(user=user)[1]
     web = Client()
     web.force_login(user)
     cookie = f"sessionid={web.cookies['sessionid'].value}"

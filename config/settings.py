@@ -7,6 +7,7 @@ switch to PostgreSQL and Redis with the same code. See the README's table.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -39,9 +40,52 @@ def _dev_secret_key() -> str:
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY") or _dev_secret_key()
-DEBUG = env_bool("DEBUG", True)
+# Off unless a developer turns it on (DEBUG=true): Django's debug page shows settings,
+# paths and versions to whoever makes a request fail. `make run` serves static files
+# through whitenoise and has readable error pages without it.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS (docs/deploy.md) ---------------------------------------------------
+# CONVEYOR_HTTPS=true when people reach Conveyor over TLS (usually through a proxy that
+# sets X-Forwarded-Proto): secure cookies, a redirect of plain HTTP, and HSTS.
+CONVEYOR_HTTPS = env_bool("CONVEYOR_HTTPS", False)
+if CONVEYOR_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Load balancers probe the health endpoints over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("CONVEYOR_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CONVEYOR_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("CONVEYOR_HSTS_PRELOAD", False)
+# Preloading is a request to browser vendors an operator makes for a whole domain, not a
+# default a program can choose (CONVEYOR_HSTS_PRELOAD=true opts in).
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): only this server's own scripts, styles and
+# connections (websockets included); no inline script or style anywhere in the dashboard
+# (server-computed geometry travels in data-css, applied by static/conveyor.js). The
+# API docs page (third-party Swagger UI) alone also allows inline styles (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 INSTALLED_APPS = [
     "daphne",
@@ -53,8 +97,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "nested_admin",
+    "csp",
+    "axes",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -67,10 +113,12 @@ INSTALLED_APPS = [
     "approvals",
     "dashboard",
     "awsapi",
+    "config",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,6 +126,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: answers a locked-out sign-in with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -239,13 +289,32 @@ CONVEYOR_SANDBOX_MAX_LIMITS = _limits("CONVEYOR_SANDBOX_MAX_", {
 CONVEYOR_DEPLOY_ROOTS = [Path(p) for p in env_list("CONVEYOR_DEPLOY_ROOTS", "")]
 # Invoke Python calls only functions in modules under these prefixes (empty: none).
 CONVEYOR_INVOKE_MODULES = env_list("CONVEYOR_INVOKE_MODULES", "")
+# Outbound requests to URLs from definitions (Invoke Webhook, NotificationWebhook) may
+# not reach loopback, link-local, private or reserved addresses except these CIDRs or
+# host names (config/outbound.py), e.g. "10.1.0.0/16,hooks.internal".
+CONVEYOR_OUTBOUND_ALLOW = env_list("CONVEYOR_OUTBOUND_ALLOW", "")
 
 # --- Auth, static, i18n -----------------------------------------------------
+# Django's full set: "password" and "12345678" are refused (common, numeric).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
 # ModelBackend with a user's permissions in one query compiled once (config/auth_backends.py).
-AUTHENTICATION_BACKENDS = ["config.auth_backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",
+                           "config.auth_backends.ModelBackend"]
+# Sign-in lock-out (django-axes): after CONVEYOR_SIGNIN_FAILURES wrong passwords for one
+# user name, or from one address, that user name or address is refused for
+# CONVEYOR_SIGNIN_LOCK_MINUTES (a success resets the count; `manage.py axes_reset` unlocks).
+AXES_FAILURE_LIMIT = int(os.environ.get("CONVEYOR_SIGNIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CONVEYOR_SIGNIN_LOCK_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -259,6 +328,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request without it
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# whitenoise also serves from the apps' and static/ folders, not only from collectstatic's
+# STATIC_ROOT: with DEBUG off by default, a server started without collectstatic (the
+# browser tests', a developer's) still has its scripts and styles.
+WHITENOISE_USE_FINDERS = True
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
@@ -270,18 +343,35 @@ CONVEYOR_BASE_URL = os.environ.get(
 )
 
 # --- REST API ---------------------------------------------------------------
+# API tokens (config/api_auth.py): lifetime of a new token, and how many wrong tokens an
+# address may send in five minutes before it is answered 429.
+CONVEYOR_TOKEN_DAYS = float(os.environ.get("CONVEYOR_TOKEN_DAYS", "90"))
+CONVEYOR_TOKEN_FAILURES = int(os.environ.get("CONVEYOR_TOKEN_FAILURES", "20"))
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": None, "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed, expiring tokens (django-rest-knox) with a back-off per address.
+        "config.api_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "pipelines.api.parsers.YAMLParser",
+        # Bounded in size and depth (config/bodies.py); YAML only where a definition
+        # document is expected (pipelines.api.views.DEFINITION_PARSERS).
+        "pipelines.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    # Per signed-in user and per address without credentials (429 beyond); wrong tokens
+    # have their own, stricter back-off (config/api_auth.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("CONVEYOR_API_RATE", "6000/min"),
+        "anon": os.environ.get("CONVEYOR_ANON_RATE", "600/min"),
+    },
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -1,7 +1,8 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dashboard import views as dashboard_views
 
@@ -21,7 +22,10 @@ urlpatterns = [
     path("api/", include("executions.api.urls")),
     path("aws/", include("awsapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start script as a file (no inline script); the
+    # page's own <style> and Swagger UI's inline styles need 'unsafe-inline' for styles.
+    path("api/docs/", csp_update({"style-src": ["'unsafe-inline'"]})(
+        SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
     path("", include("config.health")),  # /healthz, /healthz/workers (no auth)
 ]
 

@@ -40,6 +40,7 @@ from executions.models import (
     StageExecution,
 )
 from executions.refusals import stage_retry_refusal
+from pipelines import secrets
 from pipelines.models import Pipeline
 
 # --- Execution -----------------------------------------------------------------------
@@ -89,8 +90,8 @@ def _gantt(ex: PipelineExecution, stage_executions, action_executions, now) -> t
 
 def _document_diff(old: dict, new: dict, old_label: str, new_label: str) -> list[tuple[str, str]]:
     """A unified diff of two definition documents as (css class, line) pairs."""
-    a = json.dumps(old, indent=2, sort_keys=True).splitlines()
-    b = json.dumps(new, indent=2, sort_keys=True).splitlines()
+    a = json.dumps(secrets.mask(old), indent=2, sort_keys=True).splitlines()
+    b = json.dumps(secrets.mask(new), indent=2, sort_keys=True).splitlines()
     lines = []
     for line in difflib.unified_diff(a, b, old_label, new_label, lineterm="", n=3):
         kind = ("head" if line.startswith(("---", "+++", "@@"))
@@ -146,7 +147,7 @@ def execution_detail(request, name: str, number: int):
     context = {
         "pipeline": pipeline, "ex": ex, "rows": rows, "span": span, "seq": seq, "now": now,
         "artifacts": artifacts, "revisions": revisions, "version": version, "diff": diff,
-        "not_entered": planned, "document": json.dumps(version.document, indent=2),
+        "not_entered": planned, "document": json.dumps(secrets.mask(version.document), indent=2),
         "can_stop": user.has_perm(STOP), "can_retry": user.has_perm(RETRY),
         "retry_modes": RetryMode.choices,
         "retryable": _retryable(ex, stage_executions),
@@ -214,7 +215,9 @@ def action_detail(request, name: str, number: int, stage: str, action: str):
         "pipeline": ex.pipeline, "ex": ex, "ae": ae, "attempts": attempts, "seq": seq,
         "now": _now(), "log": text, "log_offset": offset, "log_truncated": truncated,
         "report": test_report(ae.summary) if ae.category == "Test" else None,
-        "configuration": json.dumps(ae.configuration, indent=2) if ae.configuration else "",
+        # Secret values as "****" (pipelines.secrets).
+        "configuration": (json.dumps(secrets.mask(ae.configuration), indent=2)
+                          if ae.configuration else ""),
         "review": reviews.get(ae.pk),
     }
     return _render(request, "executions/action.html", context, {

@@ -180,10 +180,11 @@ class Stack:
 
         call_command("migrate", verbosity=0)
         from django.contrib.auth.models import User
-        from rest_framework.authtoken.models import Token
+
+        from config.api_auth import token_create
 
         user = User.objects.create_superuser("drill", "drill@example.com", PASSWORD)
-        self.token = Token.objects.create(user=user).key
+        self.token = token_create(user=user)[1]
 
     def wait_web(self, timeout: float = 30) -> float:
         import requests
@@ -753,10 +754,11 @@ def drill_restart(args) -> None:
     say(f"  machine: {machine()}")
     import requests
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
 
-    reviewer = Token.objects.create(user=User.objects.create_superuser(
-        "reviewer", "reviewer@example.com", PASSWORD)).key
+    from config.api_auth import token_create
+
+    reviewer = token_create(user=User.objects.create_superuser(
+        "reviewer", "reviewer@example.com", PASSWORD))[1]
     printer = f'for i in $(seq {lines}); do echo "line $i of {lines}"; sleep 0.1; done'
     save_pipeline({"name": "drill-restart", "executionMode": "QUEUED", "stages": [
         {"name": "Source", "actions": [source()]},

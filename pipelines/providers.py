@@ -21,13 +21,17 @@ class ProviderSpec:
     provider: str
     check: Checker
     description: str = ""
+    # Configuration keys holding secrets: stored sealed, shown masked (pipelines.secrets).
+    secret_keys: frozenset[str] = frozenset()
 
 
 _registry: dict[tuple[str, str], ProviderSpec] = {}
 
 
-def register(category: str, provider: str, check: Checker, description: str = "") -> None:
-    _registry[(category, provider)] = ProviderSpec(category, provider, check, description)
+def register(category: str, provider: str, check: Checker, description: str = "",
+             secret_keys: frozenset[str] = frozenset()) -> None:
+    _registry[(category, provider)] = ProviderSpec(category, provider, check, description,
+                                                   frozenset(secret_keys))
 
 
 def get(category: str, provider: str) -> ProviderSpec | None:

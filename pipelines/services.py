@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pipelines import documents
+from pipelines import documents, secrets
 from pipelines.buildspec import buildspec_parse
 from pipelines.choices import ComputeType
 from pipelines.models import Action, BuildProject, Pipeline, PipelineVersion, Stage
@@ -81,6 +81,11 @@ def pipeline_save(
     normalized = documents.normalize(document)
     with transaction.atomic():
         pipeline = Pipeline.objects.select_for_update().filter(name=normalized["name"]).first()
+        # Secret values sealed; "****" sent back keeps the stored one (pipelines.secrets).
+        normalized, refused = secrets.seal_document(
+            normalized, previous=pipeline.document if pipeline is not None else None)
+        if refused:
+            raise DefinitionInvalid([Problem(path, message) for path, message in refused])
         if pipeline is None:
             if create is False:
                 raise PipelineNotFound(normalized["name"])
@@ -150,7 +155,8 @@ def pipeline_export(*, pipeline: Pipeline, version: int | None = None) -> dict:
         pv = pipeline.versions.get(number=version)
         doc, number, updated = pv.document, pv.number, pv.created_at
     return {
-        "pipeline": documents.with_version(doc, number),
+        # Secret values are never given out: "****", as AWS shows them.
+        "pipeline": secrets.mask(documents.with_version(doc, number)),
         "metadata": {
             "created": pipeline.created_at.isoformat(),
             "updated": updated.isoformat(),

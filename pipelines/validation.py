@@ -437,5 +437,12 @@ class _Validator:
 
 
 def validate_document(doc: Any) -> list[Problem]:
-    """Every problem of ``doc`` at once, in document order (errors and warnings)."""
-    return _Validator().run(doc)
+    """Every problem of ``doc`` at once, in document order (errors and warnings).
+
+    Also warns of PLAINTEXT environment variables that look like credentials.
+    """
+    from pipelines.secrets import credential_warnings
+
+    problems = _Validator().run(doc)
+    return problems + [Problem(path, message, "warning")
+                       for path, message in credential_warnings(doc)]

@@ -40,7 +40,8 @@ def register(runner_class: type[Runner], *, categories: tuple[str, ...] | None =
         raise ValueError(f"{runner_class.__name__} names no provider")
     for category in categories or runner_class.categories:
         _registry[(category, name)] = instance
-        providers.register(category, name, instance.check, runner_class.description)
+        providers.register(category, name, instance.check, runner_class.description,
+                           secret_keys=runner_class.secret_configuration_keys)
     return runner_class
 
 

@@ -35,6 +35,8 @@ from typing import Any, ClassVar, TextIO
 
 from django.utils import timezone
 
+from pipelines import secrets
+
 
 class ActionFailed(Exception):
     """An expected failure; ``summary`` is what a person reads on the action."""
@@ -188,7 +190,16 @@ class RunContext:
 
     @property
     def configuration(self) -> dict[str, str]:
-        return self.action.get("configuration") or {}
+        """The resolved configuration, secret values unsealed (for this runner only)."""
+        config = self.action.get("configuration") or {}
+        if not any(secrets.is_sealed(v) for v in config.values()):
+            return config
+        try:
+            return {k: secrets.unseal(v) for k, v in config.items()}
+        except secrets.SecretUnusable as exc:
+            raise ActionFailed(f"A secret of this action cannot be opened: {exc} (set the "
+                               "old key in SECRET_KEY_FALLBACKS, or save the secret again)"
+                               ) from None
 
     def should_stop(self) -> bool:
         """True once the action was abandoned, timed out or lost its lease: stop now."""
@@ -260,6 +271,10 @@ class Runner:
     # wait for people, not for work (a manual approval could hold a stop for days):
     # a stop-and-wait ends them at once, as Abandoned.
     stop_waits_for_it: ClassVar[bool] = True
+    # Configuration keys whose values are secrets: sealed when a definition is saved,
+    # shown as "****" everywhere, unsealed only in RunContext.configuration
+    # (pipelines.secrets). A custom action type's `secret: true` properties go here.
+    secret_configuration_keys: ClassVar[frozenset[str]] = frozenset()
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         """Problems of the action's configuration as (relative path, message)."""

@@ -39,13 +39,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
-import urllib.error
-import urllib.request
 import uuid
 
 from django.conf import settings
 
+from config import outbound
+from config.bodies import json_loads
 from runners import register
 from runners.base import ActionFailed, Result, RunContext, Runner, Waiting
 from runners.checks import configuration_of
@@ -120,14 +119,6 @@ def parse_report(data) -> tuple[str, str, dict[str, str], str]:
     return status, summary[:2000], {k: str(v) for k, v in variables.items()}, url
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # a redirect is answered as it is: not a 2xx, so a failure
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
 @register
 class WebhookInvokeRunner(Runner):
     provider = "Webhook"
@@ -136,6 +127,7 @@ class WebhookInvokeRunner(Runner):
                    "/api/jobs/{token}/result ends the action.")
     runs_processes = False
     default_timeout_minutes = 60
+    secret_configuration_keys = frozenset({"Secret"})
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         config = configuration_of(action_doc)
@@ -201,28 +193,31 @@ class WebhookInvokeRunner(Runner):
             headers[SIGNATURE_HEADER] = sign(secret, body)
         ctx.log.line(f"POST {url} ({len(body)} bytes"
                      + (", signed)" if secret else ", unsigned: no Secret is configured)"))
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        # config.outbound: the resolved address is checked (no loopback, private, ...
+        # unless CONVEYOR_OUTBOUND_ALLOW), redirects are not followed, and only a short
+        # excerpt of an answer's body reaches the summary.
         try:
-            with _opener.open(request, timeout=timeout) as answer:
-                code = answer.status
-                text = answer.read(MAX_ANSWER_BYTES)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(500).decode("utf-8", "replace").strip()
-            raise ActionFailed(f"{url} answered {exc.code} {exc.reason}"
-                               + (f": {detail}" if detail else "")) from None
+            answer = outbound.post(url, body=body, headers=headers, timeout=timeout,
+                                   max_bytes=MAX_ANSWER_BYTES)
+        except outbound.OutboundRefused as exc:
+            raise ActionFailed(f"Refused to call {url}: {exc}") from None
         except TimeoutError:
             raise ActionFailed(f"{url} did not answer within {timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError | socket.timeout):
-                raise ActionFailed(f"{url} did not answer within {timeout:g} s") from None
-            raise ActionFailed(f"Cannot reach {url}: {exc.reason}") from None
         except OSError as exc:
             raise ActionFailed(f"Cannot reach {url}: {exc}") from None
+        code, text = answer.status, answer.body
+        if not 200 <= code < 300:
+            detail = outbound.excerpt(text)
+            where = answer.headers.get("Location") if 300 <= code < 400 else None
+            raise ActionFailed(f"{url} answered {code} {answer.reason}"
+                               + (f" (redirects are not followed: {outbound.excerpt(where)})"
+                                  if where else "")
+                               + (f": {detail}" if detail else ""))
         if ctx.should_stop():
             raise ActionFailed(f"Stopped: {ctx.stop_reason}")
         ctx.log.line(f"{url} answered {code}")
         try:
-            data = json.loads(text) if text.strip() else None
+            data = json_loads(text) if text.strip() else None
         except ValueError:
             data = None
         if isinstance(data, dict) and data.get("status") in ("Succeeded", "Failed"):

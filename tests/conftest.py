@@ -4,9 +4,9 @@ import os
 
 import pytest
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.api_auth import token_create
 from tests.factories import definition  # noqa: F401  (re-exported for tests)
 from tests.roles import ensure_role_groups
 
@@ -99,11 +99,20 @@ def api():
     def make(user=None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, key = token_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _local_receivers_allowed(settings):
+    """The tests' stand-ins for remote services (webhook receivers, chat services) listen
+    on 127.0.0.1, which config.outbound refuses by default: allow that address, and only
+    it, as an operator would with CONVEYOR_OUTBOUND_ALLOW. tests/security/test_outbound.py
+    checks the default refusals with an empty list."""
+    settings.CONVEYOR_OUTBOUND_ALLOW = ["127.0.0.1/32"]
 
 
 @pytest.fixture(autouse=True)

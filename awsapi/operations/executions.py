@@ -37,6 +37,7 @@ from executions.errors import (
     ExecutionInvalid,
 )
 from executions.models import ActionExecution, Artifact, PipelineExecution, StageExecution
+from pipelines import secrets
 from pipelines.models import Pipeline
 
 # The permissions the REST API requires (executions.api.permissions and the
@@ -425,8 +426,10 @@ def _action_detail(ae: ActionExecution, region: str,
             "actionTypeId": {"category": ae.category, "owner": ae.owner,
                              "provider": ae.provider,
                              "version": str(type_id.get("version", "1"))},
-            "configuration": {k: str(v) for k, v in (doc.get("configuration") or {}).items()},
-            "resolvedConfiguration": ({k: str(v) for k, v in resolved.items()}
+            # Secret values as "****", as AWS shows them (pipelines.secrets).
+            "configuration": {k: str(v) for k, v in
+                              secrets.mask(doc.get("configuration") or {}).items()},
+            "resolvedConfiguration": ({k: str(v) for k, v in secrets.mask(resolved).items()}
                                       if isinstance(resolved, dict) else None),
             "roleArn": doc.get("roleArn"),
             "region": doc.get("region") or region,

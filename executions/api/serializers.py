@@ -23,6 +23,7 @@ from executions.choices import (
     TriggerType,
 )
 from executions.models import ActionExecution, ExecutionEvent, PipelineExecution
+from pipelines import secrets
 from pipelines.api.serializers import ActionTypeIdSerializer
 from pipelines.choices import ExecutionMode
 
@@ -594,14 +595,14 @@ class ActionExecutionSerializer(serializers.ModelSerializer):
         # ae.configuration is the whole action document as the worker resolved it at
         # its claim; empty until then.
         resolved = (ae.configuration.get("configuration") or {}) if ae.configuration else None
-        return {
+        return secrets.mask({  # secret values as "****" (pipelines.secrets)
             "actionTypeId": {"category": ae.category, "owner": ae.owner,
                              "provider": ae.provider, "version": str(type_id.get("version", "1"))},
             "configuration": doc.get("configuration") or {},
             "resolvedConfiguration": resolved,
             "namespace": ae.namespace or None,
             "inputArtifacts": [{"name": a["name"]} for a in doc.get("inputArtifacts", [])],
-        }
+        })
 
     @extend_schema_field(ActionOutputSerializer)
     def get_output(self, ae):

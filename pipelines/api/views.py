@@ -11,13 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from pipelines import services
 from pipelines.api.errors import Conflict
 from pipelines.api.filters import PipelineFilter
-from pipelines.api.parsers import TextYAMLParser, XYAMLParser, YAMLParser
+from pipelines.api.parsers import BoundedJSONParser, TextYAMLParser, XYAMLParser, YAMLParser
 from pipelines.api.permissions import PipelinePermissions
 from pipelines.api.serializers import (
     BuildProjectSerializer,
@@ -32,7 +31,7 @@ from pipelines.api.serializers import (
 )
 from pipelines.models import BuildProject, Pipeline, PipelineVersion
 
-DEFINITION_PARSERS = [JSONParser, YAMLParser, TextYAMLParser, XYAMLParser]
+DEFINITION_PARSERS = [BoundedJSONParser, YAMLParser, TextYAMLParser, XYAMLParser]
 
 NAME_PARAMETER = OpenApiParameter(
     "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The pipeline's name."
@@ -85,6 +84,9 @@ class PipelineDetailApi(generics.GenericAPIView):
     """One pipeline's definition: read, replace, delete."""
 
     queryset = Pipeline.objects.all()
+    # The URL names the pipeline: DRF's OPTIONS answer looks the object up by it
+    # (with the default "pk" it failed an assertion and answered 500).
+    lookup_field = "name"
     permission_classes = [PipelinePermissions]
     parser_classes = DEFINITION_PARSERS
     serializer_class = PipelineDocumentSerializer
@@ -166,6 +168,7 @@ class PipelineVersionDetailApi(generics.GenericAPIView):
     """One earlier (or the current) version of a definition."""
 
     queryset = Pipeline.objects.all()
+    lookup_field = "name"  # for DRF's OPTIONS answer, as PipelineDetailApi
     serializer_class = PipelineDocumentSerializer
     permission_classes = [PipelinePermissions]
 
@@ -179,6 +182,7 @@ class PipelineWebhookApi(generics.GenericAPIView):
     """The pipeline's push webhook: its URL, and setting its secret (write-only)."""
 
     queryset = Pipeline.objects.all()
+    lookup_field = "name"  # for DRF's OPTIONS answer, as PipelineDetailApi
     permission_classes = [PipelinePermissions]
     serializer_class = WebhookSerializer
     http_method_names = ["get", "put", "head", "options"]

@@ -10,6 +10,7 @@ printed (``-s``) and asserted to be at least the planned floor.
 from __future__ import annotations
 
 import json
+import re
 import time
 from contextlib import contextmanager
 
@@ -21,8 +22,9 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis.generation.modes import GenerationMode
+
+from config.api_auth import token_create
 
 EXAMPLES = 10
 # A whole definition document per case: generating and validating one costs about a
@@ -63,7 +65,7 @@ def _problem(response) -> str | None:
 def test_fuzzing_the_api_finds_no_server_error_and_one_error_body(
         world, api, release, capsys):
     admin = User.objects.create_superuser("root", "root@example.com", "pw-root")
-    token = Token.objects.create(user=admin).key
+    _, token = token_create(user=admin)
     auth = {"Authorization": f"Token {token}"}
     answer = api(admin).get("/api/schema/?format=json")
     assert answer.status_code == 200
@@ -128,8 +130,43 @@ def test_fuzzing_the_api_finds_no_server_error_and_one_error_body(
                 fuzz(operation, mode)
                 spent[operation.label] = spent.get(operation.label, 0) + (
                     time.monotonic() - begun)
+    # Every method on every path, also those the schema does not list (OPTIONS, HEAD, and
+    # the router's 405s): OPTIONS on a pipeline and its webhook once answered 500
+    # (finding 9). Hostile bodies on each: none, empty, nested deeper than the limit, and
+    # an alias-expanding YAML document (findings 1-2).
+    client = api(admin)
+    bodies = [(None, None), ("{}", "application/json"),
+              ("[" * 5000 + "]" * 5000, "application/json"),
+              ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", "application/yaml"),
+              ("{" * 300 + "}" * 300, "application/yaml")]
+    methods = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+    swept = 0
+    with connection_kept():
+        for path in sorted({operation.path for operation in operations}):
+            for method in methods:
+                aimed = method != "DELETE"  # keep the world for the methods after it
+                values = dict(known) if aimed else {}
+                for prefix, extra in by_prefix.items():
+                    if aimed and path.startswith(prefix):
+                        values.update(extra)
+                url = re.sub(r"{(\w+)}",
+                             lambda m, v=values: str(v.get(m.group(1), "no-such")), path)
+                for body, content_type in bodies:
+                    if body is not None and method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+                        continue
+                    kind = {"content_type": content_type} if content_type else {}
+                    response = release.call(client.generic, method, url, body or "", **kind)
+                    swept += 1
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    problem = _problem(response)
+                    if method == "HEAD" and problem and response.status_code < 500:
+                        problem = None  # a HEAD answer has no body to carry the error
+                    if problem:
+                        problems.setdefault(f"{method} {path}: {problem}",
+                                            f"{method} {url} {content_type or ''}")
     elapsed = time.monotonic() - started
     with capsys.disabled():
+        print(f"\nevery method on every path: {swept} requests")
         print(f"\nschemathesis: {cases} cases over {len(operations)} operations in "
               f"{elapsed:.1f} s; statuses {dict(sorted(statuses.items()))}; "
               f"no negative input for {unsatisfiable or 'none'}; slowest "

@@ -7,7 +7,6 @@ sentence for the caller.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.bodies import json_loads
 from executions import services
 from executions.choices import ActionExecutionStatus
 from executions.models import ActionExecution, HookDelivery
@@ -119,8 +119,8 @@ def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) ->
         return PushOutcome([], note=f'"{event}" events are ignored: only pushes start '
                                     "executions")
     try:
-        data = json.loads(body or b"null")
-    except ValueError as exc:
+        data = json_loads(body or b"null")
+    except ValueError as exc:  # BodyRefused (nested too deeply) is one
         raise HookError(400, f"The payload is not JSON: {exc}") from None
     push = changes.push_parse(sender, data)
     if isinstance(push, str):
@@ -128,17 +128,8 @@ def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) ->
     return PushOutcome(changes.push_decide(pipeline, push))
 
 
-def job_report(*, token: str, data) -> ActionExecution:
-    """Complete a waiting Invoke Webhook action with the result its receiver reports.
-
-    1. The token must be genuine (404 otherwise) and name a Webhook action.
-    2. It is good for one report: an action that has ended answers 409.
-    3. It expires with the action's timeout (410 after ``deadline_at``; the
-       sweeper then fails the action as timed out).
-    4. The report is ``{"status": "Succeeded"|"Failed", "summary",
-       "outputVariables", "externalExecutionUrl"}`` (400 naming the wrong
-       field); it ends the action through ``executions.services.action_complete``.
-    """
+def job_for_token(token: str) -> ActionExecution:
+    """The waiting Webhook action execution a job token names; ``HookError`` 404/409/410."""
     action_execution_id = webhook.job_token_action_id(token)
     ae = (ActionExecution.objects.filter(action_execution_id=action_execution_id).first()
           if action_execution_id else None)
@@ -151,6 +142,27 @@ def job_report(*, token: str, data) -> ActionExecution:
     if ae.deadline_at is not None and ae.deadline_at <= timezone.now():
         raise HookError(410, f"This job's token expired at {ae.deadline_at.isoformat()}, "
                              "with the action's timeout.")
+    return ae
+
+
+def job_report(*, token: str, data) -> ActionExecution:
+    """Complete a waiting Invoke Webhook action with the result its receiver reports.
+
+    1. The token must be genuine (404 otherwise) and name a Webhook action.
+    2. It is good for one report: an action that has ended answers 409.
+    3. It expires with the action's timeout (410 after ``deadline_at``; the
+       sweeper then fails the action as timed out).
+    4. The report is ``{"status": "Succeeded"|"Failed", "summary",
+       "outputVariables", "externalExecutionUrl"}`` (400 naming the wrong
+       field); it ends the action through ``executions.services.action_complete``.
+
+    ``data`` may be a callable giving the report: it is called only once the token
+    passed 1-3, so an unknown caller's body is never parsed (the token is the
+    caller's only credential).
+    """
+    ae = job_for_token(token)
+    if callable(data):
+        data = data()
     try:
         status, summary, variables, url = webhook.parse_report(data)
     except webhook.ReportInvalid as exc:

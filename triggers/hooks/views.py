@@ -9,6 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from pipelines.api.parsers import BoundedJSONParser
 from pipelines.api.serializers import ErrorSerializer
 from triggers.hooks import services
 
@@ -122,6 +123,8 @@ class JobResultApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # A receiver reports in JSON; nothing else is parsed for a caller known only by a token.
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         summary="Report the result of an Invoke Webhook job",
@@ -140,7 +143,8 @@ class JobResultApi(APIView):
     def post(self, request, token: str):
         _refuse_oversized(request)
         try:
-            ae = services.job_report(token=token, data=request.data)
+            # The body is read only after the token is found good (a callable).
+            ae = services.job_report(token=token, data=lambda: request.data)
         except services.HookError as error:
             _refuse(error)
         return Response({"actionExecutionId": str(ae.action_execution_id), "status": ae.status,

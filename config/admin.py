@@ -1,0 +1,29 @@
+"""API tokens in the admin, per user: each user's page lists its tokens (no key is
+stored to show: knox keeps a digest) and deleting one revokes it."""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from knox.models import AuthToken
+
+
+class AuthTokenInline(admin.TabularInline):
+    model = AuthToken
+    fields = ("token_key", "created", "expiry")
+    readonly_fields = fields
+    extra = 0
+    can_delete = True
+    verbose_name = "API token (delete to revoke)"
+    verbose_name_plural = "API tokens (create one with manage.py create_api_token)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserWithTokensAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, AuthTokenInline]
