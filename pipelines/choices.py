@@ -22,3 +22,19 @@ class ActionOwner(models.TextChoices):
     AWS = "AWS", "AWS"
     THIRD_PARTY = "ThirdParty", "ThirdParty"
     CUSTOM = "Custom", "Custom"
+
+
+class ConnectionProvider(models.TextChoices):
+    """Where the repositories a connection reaches live (CodeConnections' ProviderType)."""
+
+    GITHUB = "GitHub", "GitHub"
+    GITLAB = "GitLab", "GitLab"
+    BITBUCKET = "Bitbucket", "Bitbucket"
+    GITEA = "Gitea", "Gitea"
+    GIT = "Git", "plain git"
+
+
+class CredentialKind(models.TextChoices):
+    NONE = "", "none"
+    TOKEN = "token", "token (HTTP)"
+    SSH_KEY = "ssh_key", "SSH private key"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from executions.runners.base import (
     ActionFailed,
     LogWriter,
+    Readiness,
     Result,
     Revision,
     RunContext,
@@ -24,8 +25,8 @@ from executions.runners.base import (
 from pipelines import providers
 
 __all__ = [
-    "ActionFailed", "LogWriter", "Result", "Revision", "RunContext", "Runner", "Waiting",
-    "get", "kill_process_group", "register", "registered",
+    "ActionFailed", "LogWriter", "Readiness", "Result", "Revision", "RunContext", "Runner",
+    "Waiting", "get", "kill_process_group", "register", "registered",
 ]
 
 _registry: dict[tuple[str, str], Runner] = {}
@@ -40,7 +41,8 @@ def register(runner_class: type[Runner], *, categories: tuple[str, ...] | None =
         raise ValueError(f"{runner_class.__name__} names no provider")
     for category in categories or runner_class.categories:
         _registry[(category, name)] = instance
-        providers.register(category, name, instance.check, runner_class.description)
+        providers.register(category, name, instance.check, runner_class.description,
+                           readiness=instance.readiness)
     return runner_class
 
 

@@ -11,4 +11,7 @@ urlpatterns = [
          name="api-pipeline-version-list"),
     path("pipelines/<str:name>/versions/<int:number>/", views.PipelineVersionDetailApi.as_view(),
          name="api-pipeline-version-detail"),
+    path("connections/", views.ConnectionListApi.as_view(), name="api-connection-list"),
+    path("connections/<str:name>/", views.ConnectionDetailApi.as_view(),
+         name="api-connection-detail"),
 ]
