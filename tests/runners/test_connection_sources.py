@@ -7,6 +7,9 @@ repositories, commits, fetches and clones are real git.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import stat
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from executions import triggers
 from executions.models import ActionExecution, SourceRevision
 from executions.runners import ActionFailed
 from executions.runners.git import CodeCommitRunner, CodeStarSourceConnectionRunner
@@ -255,3 +259,63 @@ def test_a_pipeline_builds_through_a_connection_and_its_commands_never_see_the_t
     assert TOKEN not in log and "Authorization" not in log
     revision = SourceRevision.objects.get(execution=execution)
     assert revision.revision_id == app_repo.head()
+
+
+# --- change detection: the existing polling and webhooks ---------------------------
+
+
+def pipeline_with(source: dict, name: str = "watched"):
+    doc = definition(name, stages=[
+        ("Source", [source]),
+        ("Build", [action("Compile", "Build", "Simulate",
+                          inputArtifacts=[{"name": "SourceArtifact"}])]),
+    ])
+    pipeline = services.pipeline_save(document=doc).pipeline
+    services.pipeline_set_webhook_secret(pipeline=pipeline, secret=SECRET)
+    return pipeline
+
+
+SECRET = "a-webhook-secret-of-some-length"
+
+
+def test_polling_reads_the_forge_with_the_connections_token_and_starts_new_commits(
+        driver, forge, app_repo):
+    github(forge)
+    pipeline = pipeline_with(codestar())
+    first = driver.call(triggers.poll_pipeline, pipeline)
+    assert [(d.started, d.reason) for d in first] == [
+        (True, f"new commit {app_repo.head()[:12]}")]
+    assert forge.seen[-1] == forge.expected
+    driver.run()
+    assert driver.call(triggers.poll_pipeline, pipeline)[0].reason == "no new commit"
+    newer = app_repo.commit({"b.txt": "b"}, "Another")
+    assert driver.call(triggers.poll_pipeline, pipeline)[0].started
+    driver.run()
+    assert SourceRevision.objects.order_by("-id").first().revision_id == newer
+
+
+def test_polling_says_which_connection_is_missing(driver):
+    pipeline = pipeline_with(codestar())
+    assert [d.reason for d in driver.call(triggers.poll_pipeline, pipeline)] == [
+        f'no connection answers to "{ARN}"']
+
+
+def test_codecommit_with_poll_for_source_changes_false_follows_pushes_only(
+        driver, forge, api):
+    repo = forge.repository("app")
+    sha = repo.commit({"x": "x"}, "One")
+    services.connection_save(name="cc", provider="Git", base_url=forge.url,
+                             arns=["codecommit:app"], token=TOKEN, username="x-access-token")
+    pipeline = pipeline_with(codecommit(PollForSourceChanges="false"), name="cc-pushes")
+    assert driver.call(triggers.poll_pipeline, pipeline) == []
+    body = json.dumps({"ref": "refs/heads/main", "before": "0" * 39 + "1", "after": sha,
+                       "repository": {"clone_url": f"{forge.url}/app"},
+                       "commits": [], "head_commit": {"id": sha}}).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = driver.call(api(None).post, "/api/hooks/cc-pushes/", body,
+                           content_type="application/json", HTTP_X_GITHUB_EVENT="push",
+                           HTTP_X_HUB_SIGNATURE_256=signature)
+    assert response.status_code == 202, response.json()
+    assert response.json()["decisions"][0]["started"] is True
+    driver.run()
+    assert SourceRevision.objects.get().revision_id == sha
