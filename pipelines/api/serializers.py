@@ -190,6 +190,13 @@ class DryRunSerializer(serializers.Serializer):
     warnings = ProblemSerializer(many=True)
 
 
+class ArnListField(serializers.ListField):
+    """The ARNs a connection answers to, read from its ConnectionArn rows."""
+
+    def get_attribute(self, instance):
+        return [row.arn for row in instance.arns.all()]
+
+
 class ConnectionSerializer(serializers.ModelSerializer):
     """A connection; ``token`` and ``sshKey`` are write-only and never answered.
 
@@ -198,7 +205,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
     """
 
     baseUrl = serializers.CharField(source="base_url")
-    arns = serializers.ListField(child=serializers.CharField(), required=False,
+    arns = ArnListField(child=serializers.CharField(), required=False,
                                  help_text="ConnectionArn values (or codecommit:REPOSITORY) "
                                  "this connection answers to; * matches anything.")
     provider = serializers.ChoiceField(choices=ConnectionProvider.choices,
@@ -227,7 +234,3 @@ class ConnectionSerializer(serializers.ModelSerializer):
     def get_credential(self, connection) -> str:
         return connection.credential_kind or "none"
 
-    def to_representation(self, instance):
-        body = super().to_representation(instance)
-        body["arns"] = [a.arn for a in instance.arns.all()]
-        return body
