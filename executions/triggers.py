@@ -15,10 +15,11 @@ Git sources and the sources that fetch through a connection
 says which react to what: Git and CodeStarSourceConnection follow
 ``DetectChanges`` (default ``"true"``); CodeCommit always follows push webhooks
 (the stand-in for AWS's EventBridge rule) and is polled when
-``PollForSourceChanges`` is ``"true"`` (the default). The pipeline's ``triggers`` (CodePipeline's ``gitConfiguration``
-``push`` filters: ``branches``, ``tags``, ``filePaths``, each with
-``includes``/``excludes`` globs) decide which pushes start an execution;
-without a trigger for the action, a push to its ``BranchName`` does.
+``PollForSourceChanges`` is ``"true"`` (the default). The pipeline's
+``triggers`` (CodePipeline's ``gitConfiguration`` ``push`` filters:
+``branches``, ``tags``, ``filePaths``, each with ``includes``/``excludes``
+globs) decide which pushes start an execution; without a trigger for the
+action, a push to its ``BranchName`` does.
 
 One execution per commit, never two: every change-started execution carries
 the client request token ``change:<action>:<commit>``, which the database
@@ -351,7 +352,7 @@ def push_decide(pipeline: Pipeline, push: Push) -> list[Decision]:
         try:
             location = gitlib.source_location(action)
         except gitlib.SourceUnreachable as exc:
-            decisions.append(Decision(name, reason=exc.need))
+            decisions.append(Decision(name, reason=exc.reason))
             continue
         if not location.on_push:
             decisions.append(Decision(name, reason='DetectChanges is "false"'))
@@ -398,7 +399,7 @@ def poll_pipeline(pipeline: Pipeline) -> list[Decision]:
         try:
             location = gitlib.source_location(action)
         except gitlib.SourceUnreachable as exc:
-            decisions.append(Decision(name, reason=exc.need))
+            decisions.append(Decision(name, reason=exc.reason))
             continue
         if not location.polled:
             continue

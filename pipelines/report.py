@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 
 from pipelines import providers
 
+# The status of an action, as a person reads it.
+STATUS_TEXT = {"runs": "runs here", "needs": "needs something first",
+               "cannot run": "cannot run here (AWS only)", "unknown": "no such provider"}
+
 
 @dataclass
 class ActionReport:
@@ -36,6 +40,10 @@ class ActionReport:
     @property
     def blocking(self) -> bool:
         return self.status in ("needs", "cannot run", "unknown")
+
+    @property
+    def status_text(self) -> str:
+        return STATUS_TEXT[self.status]
 
     def sentence(self) -> str:
         """The report line a person reads, e.g. in a refused start."""

@@ -349,12 +349,13 @@ def archive_into(mirror: Path, sha: str, destination: Path, *, ctx: RunContext |
 class SourceUnreachable(Exception):
     """A source action has nothing to fetch from yet (no connection answers to it).
 
-    ``need`` says what is missing, ``how`` how to make it (a page, a command).
+    ``reason`` says why in a sentence, ``need`` what is missing, ``how`` how to
+    make it (a page, a command).
     """
 
-    def __init__(self, need: str, how: str = ""):
-        self.need, self.how = need, how
-        super().__init__(need)
+    def __init__(self, reason: str, need: str, how: str = ""):
+        self.reason, self.need, self.how = reason, need, how
+        super().__init__(reason)
 
 
 @dataclass
@@ -377,7 +378,8 @@ class SourceLocation:
 
 def _connection_how(key: str) -> str:
     return ("make one in the admin (/admin/pipelines/connection/add/), with "
-            f"POST /api/connections/ or manage.py import_connections, answering to {key}")
+            "POST /api/connections/ or with manage.py import_connections, and list "
+            f"{key} among its ARNs")
 
 
 def connection_location(key: str, repository: str, branch: str) -> SourceLocation:
@@ -388,12 +390,15 @@ def connection_location(key: str, repository: str, branch: str) -> SourceLocatio
 
     connection = selectors.connection_for(key)
     if connection is None:
-        raise SourceUnreachable(f'no connection answers to "{key}"', _connection_how(key))
+        raise SourceUnreachable(f'no connection answers to "{key}"',
+                                f'a connection answering to "{key}"', _connection_how(key))
     try:
         credential = definitions.connection_credential(connection=connection)
     except CredentialUnreadable as exc:
         raise SourceUnreachable(f'connection "{connection.name}": {exc}',
-                                f"/admin/pipelines/connection/{connection.pk}/change/") from exc
+                                f'a readable credential for connection "{connection.name}"',
+                                f"set it again at /admin/pipelines/connection/{connection.pk}"
+                                "/change/") from exc
     base = connection.base_url.rstrip("/")
     separator = "" if base.endswith(":") else "/"  # git@host: (scp-like) takes no slash
     return SourceLocation(url=f"{base}{separator}{repository}", branch=branch,
@@ -548,7 +553,7 @@ class GitFetchingRunner(Runner):
         try:
             location = source_location(ctx.action)
         except SourceUnreachable as exc:
-            raise ActionFailed(f"Cannot fetch: {exc.need} ({exc.how})") from exc
+            raise ActionFailed(f"Cannot fetch: {exc.reason}: {exc.how}") from exc
         url, branch = location.url, location.branch
         if problem := repository_url_problem(url):
             raise ActionFailed(f"The repository URL {problem}")

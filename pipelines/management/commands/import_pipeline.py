@@ -32,7 +32,7 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
         if check:
-            return self.check(file, text)
+            return self.report(file, text)
         try:
             document, metadata = services.document_load(text)
             result = services.pipeline_save(document=document, metadata=metadata)
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         for warning in result.warnings:
             self.stdout.write(f"warning: {warning}")
 
-    def check(self, file: str, text: bytes) -> None:
+    def report(self, file: str, text: bytes) -> None:
         """Print the migration report; exit non-zero only when the document is refused."""
         try:
             document, _metadata = services.document_load(text)
@@ -64,9 +64,17 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: refused") from exc
         result = services.pipeline_check(document=document)
         for report in result.actions:
-            self.stdout.write(f"{report.path} {report.sentence()}")
-            if report.status == "runs" and report.runs_as:
+            self.stdout.write(f"{report.path} {report.stage_name}/{report.action_name} "
+                              f"({report.category} {report.provider}): {report.status_text}")
+            if report.status == "runs":
                 self.stdout.write(f"    runs as {report.runs_as}")
+            for need in report.needs:
+                self.stdout.write(f"    needs {need.need}")
+                self.stdout.write(f"    how: {need.how}")
+            for note in report.notes:
+                self.stdout.write(f"    note: {note}")
+            if report.nearest:
+                self.stdout.write(f"    nearest here: {report.nearest}")
         for problem in result.problems:
             self.stdout.write(f"{problem.severity}: {problem}")
         if not result.valid:
