@@ -58,6 +58,9 @@ from executions.runners.base import (
     kill_process_group,
 )
 from executions.runners.checks import configuration_of, list_of
+from pipelines import selectors
+from pipelines import services as definitions
+from pipelines.secrets import CredentialUnreadable
 
 CONFIG_KEYS = ("RepositoryUrl", "BranchName", "DetectChanges")
 URL_RE = re.compile(r"^(https?|ssh|git|file)://[^\s]+$")
@@ -385,8 +388,6 @@ def _connection_how(key: str) -> str:
 def connection_location(key: str, repository: str, branch: str) -> SourceLocation:
     """The location of ``repository`` through the connection answering to ``key``."""
     from pipelines import selectors
-    from pipelines import services as definitions
-    from pipelines.secrets import CredentialUnreadable
 
     connection = selectors.connection_for(key)
     if connection is None:
@@ -423,9 +424,11 @@ def credential_env(location: SourceLocation, scratch: Path | None = None) -> dic
             raise ActionFailed(f'Connection "{location.connection_name}" has a token, which is '
                                f"sent over HTTP(S) only, but clones from {location.url}")
         basic = base64.b64encode(f"{credential.username}:{credential.secret}".encode()).decode()
-        return {"GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"http.{match.group(1)}/.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+        # After any GIT_CONFIG_* entries the worker's own environment already sets.
+        index = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        return {"GIT_CONFIG_COUNT": str(index + 1),
+                f"GIT_CONFIG_KEY_{index}": f"http.{match.group(1)}/.extraHeader",
+                f"GIT_CONFIG_VALUE_{index}": f"Authorization: Basic {basic}"}
     if scratch is None:
         raise ActionFailed("An SSH key needs a scratch directory")
     key_file = scratch / "id"
@@ -466,10 +469,8 @@ def source_location(action_doc: dict) -> SourceLocation:
                                        config.get("FullRepositoryId", ""), branch)
         location.on_push = location.polled = _flag(config, "DetectChanges")
     elif provider == "CodeCommit":
-        from pipelines.selectors import codecommit_key
-
         name = config.get("RepositoryName", "")
-        location = connection_location(codecommit_key(name), name, branch)
+        location = connection_location(selectors.codecommit_key(name), name, branch)
         location.polled = _flag(config, "PollForSourceChanges")
     else:
         url = config.get("RepositoryUrl", "")
