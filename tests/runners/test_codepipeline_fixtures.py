@@ -12,9 +12,9 @@ import pytest
 
 from executions import services as executions
 from executions.errors import ExecutionInvalid
-from executions.runners.git import CodeStarSourceConnectionRunner
 from pipelines import services
 from pipelines.report import migration_report
+from runners.git import CodeStarSourceConnectionRunner
 from tests.pipelines.conftest import load_fixture
 from tests.pipelines.test_roundtrip import FIXTURE_DEFINITIONS
 from tests.runners.conftest import log_text, make_ctx

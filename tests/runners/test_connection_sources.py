@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from executions import triggers
 from executions.models import ActionExecution, SourceRevision
-from executions.runners import ActionFailed
-from executions.runners.git import CodeCommitRunner, CodeStarSourceConnectionRunner
 from pipelines import services
 from pipelines.selectors import connection_for
 from pipelines.validation import validate_document
+from runners import ActionFailed
+from runners.git import CodeCommitRunner, CodeStarSourceConnectionRunner
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo, log_text, make_ctx
 from tests.runners.forge import Forge
+from triggers import changes as triggers
 
 pytestmark = pytest.mark.django_db
 
