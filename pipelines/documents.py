@@ -15,15 +15,7 @@ from pipelines.choices import ExecutionMode
 
 
 class DocumentError(ValueError):
-    """The text is not a JSON or YAML object; ``path`` and ``reason`` say where and why."""
-
-    def __init__(self, message: str, *, path: str = "", reason: str = ""):
-        self.path, self.reason = path, reason or message
-        super().__init__(message)
-
-
-def _value_error(path: str, reason: str) -> DocumentError:
-    return DocumentError(f"{path or 'the document'}: {reason}", path=path, reason=reason)
+    """The text is not a JSON or YAML object."""
 
 
 class _YAMLLoader(yaml.SafeLoader):
@@ -44,21 +36,21 @@ def _reject_constant(name: str):
     raise DocumentError(f"{name} is not a number JSON allows")
 
 
-def check_json_values(data: Any, path: str = "") -> None:
+def _check_json_values(data: Any, path: str = "") -> None:
     """Refuse what JSON cannot represent: non-string keys, NaN and infinities."""
     if isinstance(data, dict):
         for key, value in data.items():
             if not isinstance(key, str):
-                raise _value_error(path, f"key {key!r} is not a string")
-            check_json_values(value, f"{path}.{key}" if path else key)
+                raise DocumentError(f"{path or 'the document'}: key {key!r} is not a string")
+            _check_json_values(value, f"{path}.{key}" if path else key)
     elif isinstance(data, list):
         for i, value in enumerate(data):
-            check_json_values(value, f"{path}[{i}]")
+            _check_json_values(value, f"{path}[{i}]")
     elif isinstance(data, float) and (data != data or data in (float("inf"), float("-inf"))):
-        raise _value_error(path, f"{data} is not a number JSON allows")
+        raise DocumentError(f"{path or 'the document'}: {data} is not a number JSON allows")
     elif not isinstance(data, str | int | float | bool | type(None)):
-        raise _value_error(path, f"a {type(data).__name__} value is not allowed; quote it to "
-                           "make it a string")
+        raise DocumentError(f"{path or 'the document'}: a {type(data).__name__} value is not "
+                            "allowed; quote it to make it a string")
 
 
 def parse_yaml(text: str) -> Any:
@@ -70,7 +62,7 @@ def parse_yaml(text: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise DocumentError(f"not valid JSON or YAML{where}: {problem}") from exc
-    check_json_values(data)
+    _check_json_values(data)
     return data
 
 

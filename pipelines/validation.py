@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import documents, providers
+from pipelines import providers
 from pipelines.choices import ActionCategory, ActionOwner, ExecutionMode
 
 NAME_RE = re.compile(r"^[A-Za-z0-9.@_-]{1,100}$")
@@ -100,10 +100,6 @@ class _Validator:
         if not isinstance(doc, dict):
             self.add("", f"the definition must be an object, not {_type_name(doc)}")
             return self.problems
-        try:  # a document built in Python (not parsed from text) may hold NaN or a set
-            documents.check_json_values(doc)
-        except documents.DocumentError as exc:
-            self.add(exc.path, exc.reason)
         self.name("name", doc.get("name"))
         mode = doc.get("executionMode", ExecutionMode.SUPERSEDED.value)
         if mode not in ExecutionMode.values:
