@@ -400,3 +400,9 @@ def test_unknown_fields_are_kept_and_not_reported():
     act(doc, 2)["region"] = "eu-west-1"
     doc["stages"][2]["onFailure"] = {"result": "ROLLBACK"}
     assert validate_document(doc) == []
+
+
+def test_a_number_json_cannot_hold_is_refused_where_it_stands():
+    doc = definition()
+    doc["artifactStore"] = {"type": "S3", "size": float("inf")}
+    assert ("artifactStore.size", "inf is not a number JSON allows") in errors(doc)
