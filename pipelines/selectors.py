@@ -1,8 +1,15 @@
-"""Reads of definitions that every surface shares."""
+"""Reads of definitions that every surface and runner shares."""
+
+from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from pipelines.models import Connection, ConnectionArn
+from pipelines.models import BuildProject, Connection, ConnectionArn
+
+
+def build_project_get(name: str) -> BuildProject | None:
+    """The build project called ``name``, or None."""
+    return BuildProject.objects.filter(name=name).first()
 
 
 def connection_for(key: str) -> Connection | None:

@@ -321,8 +321,9 @@ class _Validator:
                          + (f'use {", ".join(known)}' if known
                             else "no provider of this category is installed"))
             return
-        for rel, message in spec.check(action):
-            self.add(f"{path}.{rel}" if rel else path, message)
+        # A checker answers (path, message) or (path, message, "warning").
+        for rel, message, *severity in spec.check(action):
+            self.add(f"{path}.{rel}" if rel else path, message, *severity[:1])
 
     def artifacts(self, path: str, value: Any, output: bool) -> list[str]:
         if value is None:

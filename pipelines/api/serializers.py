@@ -234,3 +234,19 @@ class ConnectionSerializer(serializers.ModelSerializer):
     def get_credential(self, connection) -> str:
         return connection.credential_kind or "none"
 
+class BuildProjectSerializer(serializers.Serializer):
+    """A build project in CodeBuild's shape (``services.build_project_export``)."""
+
+    name = serializers.CharField()
+    description = serializers.CharField(required=False)
+    source = serializers.DictField(required=False, help_text='{"buildspec": a path in the '
+                                   "primary source, or an inline buildspec}")
+    environment = serializers.DictField(required=False, help_text='{"computeType", '
+                                        '"environmentVariables": [{name, value, type}]}')
+    timeoutInMinutes = serializers.IntegerField(required=False)  # noqa: N815 (API vocabulary)
+    cache = serializers.DictField(required=False, help_text='{"paths": [...]}')
+
+    def to_representation(self, instance):
+        from pipelines.services import build_project_export
+
+        return build_project_export(instance)

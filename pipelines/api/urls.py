@@ -14,4 +14,7 @@ urlpatterns = [
     path("connections/", views.ConnectionListApi.as_view(), name="api-connection-list"),
     path("connections/<str:name>/", views.ConnectionDetailApi.as_view(),
          name="api-connection-detail"),
+    path("build-projects/", views.BuildProjectListApi.as_view(), name="api-build-project-list"),
+    path("build-projects/<str:name>/", views.BuildProjectDetailApi.as_view(),
+         name="api-build-project-detail"),
 ]

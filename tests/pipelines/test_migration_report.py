@@ -64,7 +64,7 @@ def test_check_gives_the_nearest_way_for_aws_only_deploy_providers():
     assert "    nearest here: a Deploy Shell action running `aws cloudformation deploy" in out
     assert ("nearest here: GitHub version 1 (OAuthToken) is deprecated on AWS too: change "
             "the action to CodeStarSourceConnection") in out
-    assert out.splitlines()[-1] == ('would create pipeline "CICD-TestJava": 5 actions cannot '
+    assert out.splitlines()[-1] == ('would create pipeline "CICD-TestJava": 4 actions cannot '
                                     "run here yet")
 
 

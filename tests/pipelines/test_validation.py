@@ -155,10 +155,11 @@ RULES = [
      None, [("stages[2].actions[0].actionTypeId", "must be an object, not a string")]),
     ("a_category_is_required", lambda d: act(d, 2)["actionTypeId"].pop("category"), None,
      [("stages[2].actions[0].actionTypeId.category", "is required")]),
-    ("the_category_is_one_of_six", set_(lambda d: act(d, 2)["actionTypeId"], "category",
+    ("the_category_is_one_of_seven", set_(lambda d: act(d, 2)["actionTypeId"], "category",
                                         "Release"), None,
      [("stages[2].actions[0].actionTypeId.category",
-       '"Release" is not a category: use Source, Build, Test, Deploy, Approval, Invoke')]),
+       '"Release" is not a category: use Source, Build, Test, Deploy, Approval, Invoke, '
+       "Compute")]),
     ("the_owner_is_one_of_three", set_(lambda d: act(d, 2)["actionTypeId"], "owner", "Me"),
      None, [("stages[2].actions[0].actionTypeId.owner",
              '"Me" is not an owner: use AWS, ThirdParty, Custom')]),

@@ -25,17 +25,17 @@ pytestmark = pytest.mark.django_db
 
 TOKEN = "ghp_fixtureT0kenValue"
 
-# Per fixture, each action's status in the migration report. CodeBuild is the
-# codebuild branch's; until it lands here it is AWS-only ("cannot run").
+# Per fixture, each action's status in the migration report.
 STATUSES = {
     "awscli-create-pipeline-input-MySecondPipeline.json": ["cannot run", "cannot run"],
     "awscli-get-pipeline-MyFirstPipeline.json": ["cannot run", "cannot run"],
-    "brain-tasks-pipeline-codestar-connection.json": ["needs", "cannot run"],
-    "cicdtest-java-github-v1-cloudformation-changeset.json": ["cannot run"] * 5,
+    "brain-tasks-pipeline-codestar-connection.json": ["needs", "runs"],
+    "cicdtest-java-github-v1-cloudformation-changeset.json": [
+        "cannot run", "runs", "cannot run", "cannot run", "cannot run"],
     "moto-create-pipeline-response-s3-source-manual-approval.json": ["cannot run", "runs"],
     "moto-update-pipeline-request-minimal-fields.json": ["cannot run", "runs"],
-    "secureops-pipeline-ecs-deploy.json": ["needs", "cannot run", "cannot run"],
-    "tic-tac-toe-pipeline-github-v1-ecs.json": ["cannot run"] * 3,
+    "secureops-pipeline-ecs-deploy.json": ["needs", "runs", "cannot run"],
+    "tic-tac-toe-pipeline-github-v1-ecs.json": ["cannot run", "runs", "cannot run"],
 }
 CONNECTION_FIXTURES = ["brain-tasks-pipeline-codestar-connection.json",
                        "secureops-pipeline-ecs-deploy.json"]
@@ -87,8 +87,8 @@ def test_the_connection_source_of_a_fixture_runs_once_its_connection_exists(
 @pytest.mark.parametrize("fixture", CONNECTION_FIXTURES)
 def test_with_its_connection_a_fixture_starts_unless_an_aws_only_action_keeps_it_back(
         fixture, forge, driver):
-    """Today CodeBuild and ECS are AWS-only here, so the start is refused for them alone;
-    once every later action runs here, the execution starts and its Source succeeds."""
+    """secureops' ECS deploy is AWS-only, so its start is refused for it alone;
+    brain-tasks (source and CodeBuild) starts, and its Source succeeds."""
     source = pipeline_of(fixture)["stages"][0]["actions"][0]
     repo = forge.repository(source["configuration"]["FullRepositoryId"])
     sha = repo.commit({"buildspec.yml": "version: 0.2\n"}, "Add the buildspec")

@@ -32,7 +32,7 @@ def grant(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0002_groups'),
+        ('pipelines', '0004_build_project_groups'),
     ]
 
     operations = [
