@@ -58,6 +58,8 @@ from executions.models import (
 )
 from executions.refusals import stage_retry_refusal
 from pipelines.models import Pipeline
+from pipelines.report import blocking as report_blocking
+from pipelines.report import migration_report
 
 VIEW = "pipelines.view_pipeline"
 START = "executions.start_pipelineexecution"
@@ -303,6 +305,8 @@ def pipeline_detail(request, name: str):
     """The CodePipeline-console view of one pipeline."""
     pipeline = get_object_or_404(Pipeline, name=name)
     context = _pipeline_context(request, pipeline)
+    # An imported pipeline that cannot start yet says why, before anyone tries.
+    context["not_ready"] = report_blocking(migration_report(pipeline.document))
     return _render(request, "executions/pipeline.html", context, {
         "header": "executions/_partials/pipeline_header.html",
         "stage": ("executions/_partials/stage.html", _stage_part),

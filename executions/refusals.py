@@ -138,3 +138,17 @@ def transition_refusal(*, pipeline_name: str, stage_name: str, stage_position: i
         return Refusal(ExecutionInvalid, "A reason is required to disable a transition.",
                        [("reason", "a reason is required to disable a transition")])
     return None
+
+
+def start_refusal(*, not_runnable: list[tuple[str, str]]) -> Refusal | None:
+    """Why a pipeline may not start: its actions that cannot run here (docs/semantics.md §13).
+
+    ``not_runnable`` holds (JSON path, reason) pairs: validation's warnings (an
+    AWS-only provider) and the migration report's needs (a source whose
+    connection does not exist yet), as ``pipelines.report`` lists them.
+    """
+    if not not_runnable:
+        return None
+    return Refusal(ExecutionInvalid, "This pipeline cannot run here: "
+                   + "; ".join(f"{path}: {reason}" for path, reason in not_runnable),
+                   list(not_runnable))

@@ -28,9 +28,10 @@ from executions.models import (
     PipelineExecution,
     StageExecution,
 )
-from executions.refusals import rollback_refusal, transition_refusal
+from executions.refusals import rollback_refusal, start_refusal, transition_refusal
 from pipelines import services as pipeline_services
 from pipelines.models import Pipeline
+from pipelines.report import migration_report
 from pipelines.validation import validate_document
 from pipelines.validation import warnings as problem_warnings
 
@@ -58,8 +59,9 @@ def execution_start(
        variable with neither default nor value, is ``ExecutionInvalid``.
     2. ``source_revisions`` (``[{"actionName", "revisionType", "revisionValue"}]``)
        must name source actions of the first stage; the source runner uses them.
-    3. A pipeline with an action that cannot run here (an AWS-only provider) is
-       refused (``ExecutionInvalid``, naming the action).
+    3. A pipeline with an action that cannot run here (an AWS-only provider) or
+       that still needs something made first (a connection: the migration
+       report's "needs") is refused (``ExecutionInvalid``, naming the action).
     4. A repeated ``client_request_token`` answers the execution it started.
     5. The execution pins the current ``PipelineVersion`` and tries to enter the
        first stage at once (it may wait there as the inbound execution).
@@ -72,12 +74,13 @@ def execution_start(
             return existing
     version = pipeline.current_version
     document = version.document
-    not_runnable = problem_warnings(validate_document(document))
-    if not_runnable:
-        raise ExecutionInvalid(
-            "This pipeline cannot run here: " + "; ".join(str(p) for p in not_runnable),
-            [(p.path, p.message) for p in not_runnable],
-        )
+    not_runnable = [(p.path, p.message) for p in problem_warnings(validate_document(document))]
+    not_runnable += [
+        (report.path, "; ".join(f"needs {r.need} ({r.how})" if r.how else f"needs {r.need}"
+                                for r in report.needs))
+        for report in migration_report(document) if report.status == "needs"]
+    if refusal := start_refusal(not_runnable=not_runnable):
+        raise refusal.error()
     resolved = _variables(document, variables)
     overrides = _source_overrides(document, source_revisions)
     try:

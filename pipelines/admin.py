@@ -36,7 +36,7 @@ from pipelines.admin_forms import (
     _field_for,
     _split,
 )
-from pipelines.models import BuildProject, Pipeline, PipelineVersion, Stage
+from pipelines.models import BuildProject, Connection, Pipeline, PipelineVersion, Stage
 from pipelines.validation import Problem
 
 # --- the pipeline admin ------------------------------------------------------------------
@@ -476,6 +476,101 @@ class PipelineVersionAdmin(admin.ModelAdmin):
         return format_html('<a href="{}?format=json&version={}">JSON</a> · '
                            '<a href="{}?format=yaml&version={}">YAML</a>',
                            base, version.number, base, version.number)
+
+
+# --- connections -------------------------------------------------------------------
+
+_CONNECTION_FIELDS = {"name": "name", "provider": "provider", "baseUrl": "base_url",
+                      "username": "username", "token": "token", "sshKey": "ssh_key"}
+
+
+class ConnectionAdminForm(forms.ModelForm):
+    """A connection; the credential fields are write-only (never filled in from the row)."""
+
+    arns = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 90}),
+        help_text="One per line: the ConnectionArn values of your pipelines (* matches "
+                  "anything), or codecommit:REPOSITORY (codecommit:* for every CodeCommit "
+                  "repository).")
+    token = forms.CharField(required=False, strip=True,
+                            widget=forms.PasswordInput(render_value=False),
+                            help_text="A personal access or app token, sent over HTTPS. "
+                                      "Left empty: the stored credential is kept.")
+    ssh_key = forms.CharField(required=False, strip=False, label="SSH private key",
+                              widget=forms.Textarea(attrs={"rows": 4, "cols": 90,
+                                                           "autocomplete": "off"}),
+                              help_text="For ssh:// or git@host: base URLs. Never shown "
+                                        "back; left empty: the stored credential is kept.")
+    clear_credential = forms.BooleanField(required=False,
+                                          help_text="Remove the stored credential.")
+
+    class Meta:
+        model = Connection
+        fields = ["name", "provider", "base_url", "username"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["arns"] = "\n".join(a.arn for a in self.instance.arns.all())
+
+    def arn_list(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data.get("arns", "").splitlines()
+                if line.strip()]
+
+    def validate_unique(self):
+        pass  # connection_check reports a taken name with the other problems
+
+    def clean(self):
+        data = super().clean()
+        problems = services.connection_check(
+            name=data.get("name", ""), provider=data.get("provider", ""),
+            base_url=(data.get("base_url") or "").strip().rstrip("/"), arns=self.arn_list(),
+            username=data.get("username", ""), token=data.get("token") or None,
+            ssh_key=data.get("ssh_key") or None,
+            connection=self.instance if self.instance.pk else None)
+        for problem in problems:
+            field = _CONNECTION_FIELDS.get(problem.path, "arns")  # arns[i] -> arns
+            self.add_error(field, problem.message)
+        return data
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    """Connections: saving goes through ``services.connection_save`` (the credential encrypted)."""
+
+    form = ConnectionAdminForm
+    list_display = ["name", "provider", "base_url", "answers_to", "credential"]
+    search_fields = ["name", "base_url", "arns__arn"]
+    fields = ["name", "provider", "base_url", "arns", "username", "credential", "token",
+              "ssh_key", "clear_credential"]
+    readonly_fields = ["credential"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("arns")
+
+    @admin.display(description="answers to")
+    def answers_to(self, obj):
+        return ", ".join(a.arn for a in obj.arns.all())
+
+    @admin.display(description="credential")
+    def credential(self, obj):
+        return obj.get_credential_kind_display() if obj and obj.credential_encrypted else "none"
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            saved = services.connection_save(
+                connection=obj if change else None, name=data["name"],
+                provider=data["provider"], base_url=data["base_url"], arns=form.arn_list(),
+                username=data.get("username", ""), token=data.get("token") or None,
+                ssh_key=data.get("ssh_key") or None,
+                clear_credential=data.get("clear_credential", False))
+        except services.ConnectionInvalid as exc:  # a race since clean(): say so, save nothing
+            raise PermissionDenied(str(exc)) from exc
+        obj.pk = saved.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass  # connection_save wrote the ARNs
 
 
 # --- build projects ---------------------------------------------------------------

@@ -26,6 +26,22 @@ class ActionOwner(models.TextChoices):
     CUSTOM = "Custom", "Custom"
 
 
+class ConnectionProvider(models.TextChoices):
+    """Where the repositories a connection reaches live (CodeConnections' ProviderType)."""
+
+    GITHUB = "GitHub", "GitHub"
+    GITLAB = "GitLab", "GitLab"
+    BITBUCKET = "Bitbucket", "Bitbucket"
+    GITEA = "Gitea", "Gitea"
+    GIT = "Git", "plain git"
+
+
+class CredentialKind(models.TextChoices):
+    NONE = "", "none"
+    TOKEN = "token", "token (HTTP)"
+    SSH_KEY = "ssh_key", "SSH private key"
+
+
 class ComputeType(models.TextChoices):
     """CodeBuild's compute sizes; ``runners.compute`` maps each to limits."""
 

@@ -11,7 +11,13 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from pipelines.choices import ActionCategory, ComputeType, ExecutionMode
+from pipelines.choices import (
+    ActionCategory,
+    ComputeType,
+    ConnectionProvider,
+    CredentialKind,
+    ExecutionMode,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9.@_-]{1,100}$"
 name_validator = RegexValidator(
@@ -186,3 +192,63 @@ class BuildProject(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Connection(models.Model):
+    """A way to reach a forge's repositories, standing in for CodePipeline's connections.
+
+    A ``CodeStarSourceConnection`` action names its connection by ARN
+    (``ConnectionArn``), a ``CodeCommit`` action by ``codecommit:<RepositoryName>``;
+    the connection that answers to it (see ``ConnectionArn``) clones
+    ``<base_url>/<repository>``. The credential (a token sent over HTTP, or an SSH
+    private key) is stored encrypted (``pipelines.secrets``) and never shown back.
+    """
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    provider = models.CharField(max_length=16, choices=ConnectionProvider.choices,
+                                default=ConnectionProvider.GIT)
+    base_url = models.CharField(
+        max_length=500,
+        help_text="Repositories are cloned from <base URL>/<FullRepositoryId or "
+                  "RepositoryName>, e.g. https://github.com or /srv/git.")
+    credential_kind = models.CharField(max_length=8, choices=CredentialKind.choices,
+                                       blank=True, default=CredentialKind.NONE)
+    # The user name a token is sent with (HTTP basic auth); "" takes the provider's
+    # usual one (pipelines.secrets.TOKEN_USERS).
+    username = models.CharField(max_length=100, blank=True)
+    # A Fernet token of the credential (pipelines.secrets); "" when there is none.
+    credential_encrypted = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_credential(self) -> bool:
+        return bool(self.credential_encrypted)
+
+
+class ConnectionArn(models.Model):
+    """An ARN (or ``codecommit:<repository>`` name) a connection answers to.
+
+    ``*`` matches any run of characters (``arn:aws:codestar-connections:*:111122223333:
+    connection/*``); an exact entry wins over a pattern, a longer pattern over a
+    shorter one. An exact entry belongs to one connection only (the unique
+    constraint).
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="arns")
+    arn = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["connection", "arn"]
+        constraints = [
+            models.UniqueConstraint(fields=["arn"], name="pipelines_connectionarn_unique_arn"),
+        ]
+
+    def __str__(self) -> str:
+        return self.arn

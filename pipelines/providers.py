@@ -16,6 +16,29 @@ Checker = Callable[[dict], list[tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """One line of an action's migration report (``Runner.readiness``).
+
+    ``need`` set: the action cannot start until it is met (``how`` says how to
+    meet it: an admin page, a command). Only ``note`` set: it runs, and this is
+    worth knowing (e.g. "build project X not found: runs buildspec.yml with
+    defaults").
+    """
+
+    need: str = ""
+    how: str = ""
+    note: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return bool(self.need)
+
+
+def _ready(action_doc: dict) -> list[Readiness]:
+    return []
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     category: str
     provider: str
@@ -23,15 +46,18 @@ class ProviderSpec:
     description: str = ""
     # Configuration keys holding secrets: stored sealed, shown masked (pipelines.secrets).
     secret_keys: frozenset[str] = frozenset()
+    # What the action still needs from this installation (may read the database).
+    readiness: Callable[[dict], list[Readiness]] = _ready
 
 
 _registry: dict[tuple[str, str], ProviderSpec] = {}
 
 
 def register(category: str, provider: str, check: Checker, description: str = "",
-             secret_keys: frozenset[str] = frozenset()) -> None:
+             secret_keys: frozenset[str] = frozenset(),
+             readiness: Callable[[dict], list[Readiness]] | None = None) -> None:
     _registry[(category, provider)] = ProviderSpec(category, provider, check, description,
-                                                   frozenset(secret_keys))
+                                                   frozenset(secret_keys), readiness or _ready)
 
 
 def get(category: str, provider: str) -> ProviderSpec | None:
@@ -50,9 +76,7 @@ def all_specs() -> list[ProviderSpec]:
 # pipeline exported from AWS is kept whole), but validation warns that the
 # action cannot run here and starting an execution is refused.
 AWS_ONLY_PROVIDERS: dict[str, frozenset[str]] = {
-    "Source": frozenset(
-        {"CodeCommit", "S3", "ECR", "CodeStarSourceConnection", "GitHub", "Bitbucket"}
-    ),
+    "Source": frozenset({"S3", "ECR", "GitHub", "Bitbucket"}),
     "Build": frozenset({"Jenkins", "ECRBuildAndPublish"}),
     "Test": frozenset({"DeviceFarm", "Jenkins", "Ghost Inspector", "BlazeMeter"}),
     "Deploy": frozenset(
@@ -77,3 +101,47 @@ AWS_ONLY_PROVIDERS: dict[str, frozenset[str]] = {
     "Invoke": frozenset({"Lambda", "StepFunctions", "Snyk", "InspectorScan"}),
     "Approval": frozenset(),
 }
+
+
+# For each AWS-only provider, the nearest way to do the same in Conveyor (the
+# migration report and docs/migrating.md say the same).
+NEAREST: dict[str, str] = {
+    "S3": "keep the files in a git repository and use a Git source (or a connection), "
+          "or fetch the object with `aws s3 cp` in a Build Shell action",
+    "ECR": "start the pipeline from the registry's webhook (POST /api/pipelines/{name}/"
+           "executions/) and pull the image in a Shell action",
+    "GitHub": "GitHub version 1 (OAuthToken) is deprecated on AWS too: change the action "
+              "to CodeStarSourceConnection (FullRepositoryId = Owner/Repo, BranchName = "
+              "Branch) and make a GitHub connection for it",
+    "Bitbucket": "change the action to CodeStarSourceConnection with a Bitbucket connection",
+    "CodeDeploy": "a Deploy Directory action (atomic release with rollback) on the target "
+                  "machine, or a Deploy Shell action running your deployment (rsync, ssh, "
+                  "`aws deploy create-deployment`)",
+    "CodeDeployToECS": "a Deploy Shell action running `aws ecs update-service` or your "
+                       "blue/green tool",
+    "CloudFormation": "a Deploy Shell action running `aws cloudformation deploy "
+                      "--template-file … --stack-name …` (or your infrastructure tool)",
+    "CloudFormationStackSet": "a Deploy Shell action running `aws cloudformation "
+                              "update-stack-set`",
+    "CloudFormationStackInstances": "a Deploy Shell action running `aws cloudformation "
+                                    "create-stack-instances`",
+    "ECS": "a Deploy Shell action running `aws ecs update-service --force-new-deployment` "
+           "with the image from imagedefinitions.json (or `docker compose up -d` on "
+           "your own hosts)",
+    "EKS": "a Deploy Shell action running `kubectl apply` or `helm upgrade`",
+    "ElasticBeanstalk": "a Deploy Shell action running `eb deploy`",
+    "S3#Deploy": "a Deploy Shell action running `aws s3 sync`, or a Deploy Directory action",
+    "Lambda": "an Invoke Python action (a dotted path called in the worker) or an Invoke "
+              "Webhook action (POST to your function's URL)",
+    "StepFunctions": "an Invoke Webhook action, or a Shell action running `aws stepfunctions "
+                     "start-execution`",
+    "Jenkins": "an Invoke Webhook action that starts the Jenkins job and reports back "
+               "through its job token",
+    "CodeBuild": "a Build Shell action running the buildspec's commands",
+    "Commands": "a Build Shell action with the same commands",
+}
+
+
+def nearest(category: str, provider: str) -> str:
+    """The nearest way to do what an AWS-only provider does; "" when none is known."""
+    return NEAREST.get(f"{provider}#{category}") or NEAREST.get(provider, "")

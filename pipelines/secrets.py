@@ -10,6 +10,10 @@ shows ``****`` as AWS does. Sending ``****`` back on update keeps the stored val
 reference (the Webhook's ``SecretName``, a SECRETS_MANAGER environment variable) names a
 secret kept outside Conveyor's database instead.
 
+Connection credentials (a token or an SSH key) are kept the same way, under their own
+derived key (``encrypt``/``decrypt``); only the Git runner decrypts them, in the worker,
+right before it runs git.
+
 Keys: Fernet keys derived from ``SECRET_KEY`` then each of ``SECRET_KEY_FALLBACKS``: to
 rotate, move the old key to ``SECRET_KEY_FALLBACKS`` and set a new ``SECRET_KEY``; values
 sealed under the old key still open, and are sealed under the new one when next changed.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -30,6 +35,7 @@ from pipelines import providers
 PREFIX = "conveyor:sealed:"
 MASK = "****"
 _SALT = "pipelines.secrets"
+_CONNECTION_SALT = "pipelines.Connection.credential_encrypted"
 # Environment variable names that say "credential": stored PLAINTEXT, they are a warning.
 CREDENTIAL_NAME_RE = re.compile(
     r"(SECRET|PASSW(OR)?D|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|ACCESS_?KEY|AUTH)", re.I)
@@ -40,11 +46,11 @@ class SecretUnusable(ValueError):
     the old key in SECRET_KEY_FALLBACKS)."""
 
 
-def _fernet() -> MultiFernet:
+def _fernet(salt: str = _SALT) -> MultiFernet:
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return MultiFernet([
         Fernet(base64.urlsafe_b64encode(
-            salted_hmac(_SALT, "fernet", secret=key, algorithm="sha256").digest()))
+            salted_hmac(salt, "fernet", secret=key, algorithm="sha256").digest()))
         for key in keys
     ])
 
@@ -161,3 +167,44 @@ def _list(parent: Any, key: str) -> list:
     """``parent[key]`` if it is a list, else nothing (validation reports the shape)."""
     value = parent.get(key) if isinstance(parent, dict) else None
     return value if isinstance(value, list) else []
+
+
+# --- Connection credentials ------------------------------------------------
+# The user name a token is sent with over HTTP when the connection names none:
+# what each forge documents for token clones.
+TOKEN_USERS = {
+    "GitHub": "x-access-token",
+    "GitLab": "oauth2",
+    "Bitbucket": "x-token-auth",
+    "Gitea": "oauth2",
+    "Git": "git",
+}
+
+
+class CredentialUnreadable(Exception):
+    """The stored credential cannot be decrypted (SECRET_KEY changed with no fallback)."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A decrypted credential: ``kind`` is "token" or "ssh_key"."""
+
+    kind: str
+    secret: str
+    username: str = ""
+
+    def __repr__(self) -> str:  # a credential in a traceback or a log shows no secret
+        return f"Credential(kind={self.kind!r}, username={self.username!r}, secret=***)"
+
+
+def encrypt(text: str) -> str:
+    return _fernet(_CONNECTION_SALT).encrypt(text.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _fernet(_CONNECTION_SALT).decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise CredentialUnreadable(
+            "the connection's credential cannot be decrypted (SECRET_KEY changed?): set it "
+            "again") from exc

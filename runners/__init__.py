@@ -15,6 +15,7 @@ from pipelines import providers
 from runners.base import (
     ActionFailed,
     LogWriter,
+    Readiness,
     Result,
     Revision,
     RunContext,
@@ -24,8 +25,8 @@ from runners.base import (
 )
 
 __all__ = [
-    "ActionFailed", "LogWriter", "Result", "Revision", "RunContext", "Runner", "Waiting",
-    "get", "kill_process_group", "register", "registered",
+    "ActionFailed", "LogWriter", "Readiness", "Result", "Revision", "RunContext", "Runner",
+    "Waiting", "get", "kill_process_group", "register", "registered",
 ]
 
 _registry: dict[tuple[str, str], Runner] = {}
@@ -41,7 +42,8 @@ def register(runner_class: type[Runner], *, categories: tuple[str, ...] | None =
     for category in categories or runner_class.categories:
         _registry[(category, name)] = instance
         providers.register(category, name, instance.check, runner_class.description,
-                           secret_keys=runner_class.secret_configuration_keys)
+                           secret_keys=runner_class.secret_configuration_keys,
+                           readiness=instance.readiness)
     return runner_class
 
 

@@ -16,7 +16,10 @@ an action execution, builds a ``RunContext`` and calls ``run(ctx)``:
 runner runs; the default kills the process group the runner recorded.
 ``check(action_doc)`` validates the action's configuration for pipeline
 validation: it returns (relative path, message) pairs and must not touch the
-database or the network.
+database or the network. ``readiness(action_doc)`` says what the action still
+needs from this installation before it can run (a connection, a build
+project), or notes how it will run; it may read the database, never the
+network.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from typing import Any, ClassVar, TextIO
 from django.utils import timezone
 
 from pipelines import secrets
+from pipelines.providers import Readiness
+
+__all__ = ["ActionFailed", "LogWriter", "Readiness", "Result", "Revision", "RunContext",
+           "Runner", "Waiting", "file_lock", "kill_process_group"]
 
 
 class ActionFailed(Exception):
@@ -278,6 +285,10 @@ class Runner:
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         """Problems of the action's configuration as (relative path, message)."""
+        return []
+
+    def readiness(self, action_doc: dict) -> list[Readiness]:
+        """What this action needs before it can run here, and notes; none by default."""
         return []
 
     def run(self, ctx: RunContext) -> Result | Waiting:

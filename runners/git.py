@@ -30,21 +30,29 @@ Only the transports ``file``, ``git``, ``http(s)`` and ``ssh`` are allowed
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
+from pipelines import selectors
+from pipelines import services as definitions
+from pipelines.secrets import CredentialUnreadable
 from runners import register
 from runners.base import (
     ActionFailed,
+    Readiness,
     Result,
     Revision,
     RunContext,
@@ -136,6 +144,8 @@ def commit_url(url: str, sha: str) -> str:
         return f"https://{host}/{path}/commit/{sha}"
     if host == "gitlab.com" or "gitlab" in host:
         return f"https://{host}/{path}/-/commit/{sha}"
+    if host == "bitbucket.org":
+        return f"https://{host}/{path}/commits/{sha}"
     return ""
 
 
@@ -146,7 +156,7 @@ def repository_name(url: str) -> str:
 # --- running git -----------------------------------------------------------------
 
 
-def git_env() -> dict[str, str]:
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "GIT_TERMINAL_PROMPT": "0",
@@ -155,6 +165,7 @@ def git_env() -> dict[str, str]:
         "GIT_SSH_COMMAND": env.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
         "LC_ALL": "C",
     })
+    env.update(extra or {})
     return env
 
 
@@ -171,16 +182,17 @@ class GitError(Exception):
 
 
 def git(args: list[str], *, cwd: Path | None = None, ctx: RunContext | None = None,
-        stdout=None, timeout: float = 600) -> str:
+        stdout=None, timeout: float = 600, env: dict[str, str] | None = None) -> str:
     """Run ``git args`` in its own process group and return its stdout.
 
     With a ``ctx`` the process group is recorded (abandon and timeouts kill
     it) and a stop request ends it at once. ``stdout`` may be an open file to
-    write to instead of capturing.
+    write to instead of capturing. ``env`` adds to git's environment (a
+    connection's credential, see ``credential_env``).
     """
     capture = stdout is None
     proc = subprocess.Popen(
-        ["git", *args], cwd=cwd, env=git_env(), start_new_session=True,
+        ["git", *args], cwd=cwd, env=git_env(env), start_new_session=True,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if capture else stdout,
         stderr=subprocess.PIPE,
     )
@@ -217,7 +229,8 @@ def git_cache_root() -> Path:
     return Path(configured) if configured else Path(settings.WORKSPACE_ROOT).parent / "git-cache"
 
 
-def mirror_fetch(url: str, *, ctx: RunContext | None = None, timeout: float = 600) -> Path:
+def mirror_fetch(url: str, *, ctx: RunContext | None = None, timeout: float = 600,
+                 env: dict[str, str] | None = None) -> Path:
     """Bring the bare mirror of ``url`` up to date (every branch and tag); return its path."""
     key = repository_key(url)
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -229,7 +242,7 @@ def mirror_fetch(url: str, *, ctx: RunContext | None = None, timeout: float = 60
             git(["init", "--bare", "-q", str(mirror)], ctx=ctx, timeout=60)
         git(["fetch", "--prune", "--force", "--quiet", "--", url,
              "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-            cwd=mirror, ctx=ctx, timeout=timeout)
+            cwd=mirror, ctx=ctx, timeout=timeout, env=env)
     return mirror
 
 
@@ -248,9 +261,11 @@ def resolve(mirror: Path, revision: str, *, ctx: RunContext | None = None) -> st
     return None
 
 
-def head_commit(url: str, branch: str, *, timeout: float = 120) -> str | None:
+def head_commit(url: str, branch: str, *, timeout: float = 120,
+                env: dict[str, str] | None = None) -> str | None:
     """The head commit of ``branch`` in ``url`` without fetching (``git ls-remote``)."""
-    out = git(["ls-remote", "--heads", "--", url, f"refs/heads/{branch}"], timeout=timeout)
+    out = git(["ls-remote", "--heads", "--", url, f"refs/heads/{branch}"], timeout=timeout,
+              env=env)
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
         if ref == f"refs/heads/{branch}":
@@ -331,67 +346,241 @@ def archive_into(mirror: Path, sha: str, destination: Path, *, ctx: RunContext |
         tar_path.unlink(missing_ok=True)
 
 
-# --- the runner ------------------------------------------------------------------
+# --- where a source action fetches from, with which credential -------------------
 
 
-@register
-class GitSourceRunner(Runner):
-    provider = "Git"
+class SourceUnreachable(Exception):
+    """A source action has nothing to fetch from yet (no connection answers to it).
+
+    ``reason`` says why in a sentence, ``need`` what is missing, ``how`` how to
+    make it (a page, a command).
+    """
+
+    def __init__(self, reason: str, need: str, how: str = ""):
+        self.reason, self.need, self.how = reason, need, how
+        super().__init__(reason)
+
+
+@dataclass
+class SourceLocation:
+    """Where a source action's repository is and how its changes are noticed.
+
+    ``url`` never holds a credential (it is logged and shown); ``credential`` is
+    handed to git through its environment only (``credential_env``).
+    """
+
+    url: str
+    branch: str
+    repository_name: str
+    credential: object | None = None   # pipelines.secrets.Credential
+    connection_name: str = ""
+    clone_ref: bool = False
+    on_push: bool = True     # a push webhook starts an execution
+    polled: bool = True      # polling starts an execution
+
+
+def _connection_how(key: str) -> str:
+    return ("make one in the admin (/admin/pipelines/connection/add/), with "
+            "POST /api/connections/ or with manage.py import_connections, and list "
+            f"{key} among its ARNs")
+
+
+def connection_location(key: str, repository: str, branch: str) -> SourceLocation:
+    """The location of ``repository`` through the connection answering to ``key``."""
+    from pipelines import selectors
+
+    connection = selectors.connection_for(key)
+    if connection is None:
+        raise SourceUnreachable(f'no connection answers to "{key}"',
+                                f'a connection answering to "{key}"', _connection_how(key))
+    try:
+        credential = definitions.connection_credential(connection=connection)
+    except CredentialUnreadable as exc:
+        raise SourceUnreachable(f'connection "{connection.name}": {exc}',
+                                f'a readable credential for connection "{connection.name}"',
+                                f"set it again at /admin/pipelines/connection/{connection.pk}"
+                                "/change/") from exc
+    base = connection.base_url.rstrip("/")
+    separator = "" if base.endswith(":") else "/"  # git@host: (scp-like) takes no slash
+    return SourceLocation(url=f"{base}{separator}{repository}", branch=branch,
+                          repository_name=repository, credential=credential,
+                          connection_name=connection.name)
+
+
+def credential_env(location: SourceLocation, scratch: Path | None = None) -> dict[str, str]:
+    """Environment that lets git (and git only) use the location's credential.
+
+    A token travels as an ``http.<origin>.extraHeader`` set through
+    ``GIT_CONFIG_*`` variables: scoped to the connection's host, never written
+    to a git config, an argument list or a log. An SSH key is written to a 0600
+    file in ``scratch`` (the caller removes it) and named in ``GIT_SSH_COMMAND``.
+    """
+    credential = location.credential
+    if credential is None:
+        return {}
+    if credential.kind == "token":
+        match = re.match(r"^(https?://[^/]+)", location.url)
+        if not match:
+            raise ActionFailed(f'Connection "{location.connection_name}" has a token, which is '
+                               f"sent over HTTP(S) only, but clones from {location.url}")
+        basic = base64.b64encode(f"{credential.username}:{credential.secret}".encode()).decode()
+        # After any GIT_CONFIG_* entries the worker's own environment already sets.
+        index = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        return {"GIT_CONFIG_COUNT": str(index + 1),
+                f"GIT_CONFIG_KEY_{index}": f"http.{match.group(1)}/.extraHeader",
+                f"GIT_CONFIG_VALUE_{index}": f"Authorization: Basic {basic}"}
+    if scratch is None:
+        raise ActionFailed("An SSH key needs a scratch directory")
+    key_file = scratch / "id"
+    key_file.touch(mode=0o600)
+    key_file.write_text(credential.secret)
+    return {"GIT_SSH_COMMAND": (
+        f"ssh -i {shlex.quote(str(key_file))} -o IdentitiesOnly=yes -o BatchMode=yes "
+        "-o StrictHostKeyChecking=accept-new")}
+
+
+def _mask(text: str, location: SourceLocation) -> str:
+    secret = getattr(location.credential, "secret", "")
+    for part in {line.strip() for line in secret.splitlines()} if secret else ():
+        if len(part) >= 4:
+            text = text.replace(part, "***")
+    return text
+
+
+def _flag(config: dict, key: str) -> bool:
+    return config.get(key, "true") == "true"
+
+
+def source_location(action_doc: dict) -> SourceLocation:
+    """Where a Git, CodeStarSourceConnection or CodeCommit action fetches from.
+
+    Raises ``SourceUnreachable`` when its connection does not exist yet.
+    Change detection: Git and CodeStarSourceConnection follow ``DetectChanges``
+    (webhook and polling); CodeCommit always follows push webhooks (they stand
+    in for the EventBridge rule AWS pairs with it) and is polled when
+    ``PollForSourceChanges`` is "true" (CodePipeline's default).
+    """
+    provider = (action_doc.get("actionTypeId") or {}).get("provider")
+    config = configuration_of(action_doc)
+    branch = config.get("BranchName", "")
+    clone_ref = config.get("OutputArtifactFormat") == "CODEBUILD_CLONE_REF"
+    if provider == "CodeStarSourceConnection":
+        location = connection_location(config.get("ConnectionArn", ""),
+                                       config.get("FullRepositoryId", ""), branch)
+        location.on_push = location.polled = _flag(config, "DetectChanges")
+    elif provider == "CodeCommit":
+        name = config.get("RepositoryName", "")
+        location = connection_location(selectors.codecommit_key(name), name, branch)
+        location.polled = _flag(config, "PollForSourceChanges")
+    else:
+        url = config.get("RepositoryUrl", "")
+        location = SourceLocation(url=url, branch=branch, repository_name=repository_name(url))
+        location.on_push = location.polled = _flag(config, "DetectChanges")
+    location.clone_ref = clone_ref
+    return location
+
+
+def clone_into(mirror: Path, sha: str, branch: str, url: str, destination: Path, *,
+               ctx: RunContext | None = None) -> int:
+    """A clone with its history, ``branch`` checked out at ``sha`` (CODEBUILD_CLONE_REF).
+
+    Its ``origin`` is the repository's URL (never a credential); every branch of
+    the mirror is there as ``origin/<branch>``. Returns the number of commits.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    git(["clone", "--quiet", "--no-local", "--no-checkout", "--template=", "--",
+         str(mirror), str(destination)], ctx=ctx)
+    git(["checkout", "--quiet", "-B", branch or "HEAD", sha], cwd=destination, ctx=ctx)
+    git(["remote", "set-url", "origin", url], cwd=destination, ctx=ctx)
+    return int(git(["rev-list", "--count", sha], cwd=destination, ctx=ctx).strip() or 0)
+
+
+# --- the runners -----------------------------------------------------------------
+
+
+def _check_flag(config: dict, key: str, problems: list[tuple[str, str]]) -> None:
+    value = config.get(key, "true")
+    if value not in ("true", "false"):
+        problems.append((f"configuration.{key}", f'must be "true" or "false", not "{value}"'))
+
+
+def _check_common(action_doc: dict, config: dict, keys: tuple[str, ...], provider: str,
+                  problems: list[tuple[str, str]]) -> None:
+    branch = config.get("BranchName")
+    if not isinstance(branch, str) or not branch:
+        problems.append(("configuration.BranchName", "is required"))
+    elif "#{" not in branch and (problem := ref_name_problem(branch)):
+        problems.append(("configuration.BranchName", problem))
+    for key in config:
+        if key not in keys:
+            problems.append((f"configuration.{key}",
+                             f'"{key}" is not a setting of the {provider} provider: use '
+                             + ", ".join(keys)))
+    if len(list_of(action_doc.get("outputArtifacts"))) != 1:
+        problems.append(("outputArtifacts",
+                         f"a {provider} source action produces exactly one output artifact"))
+    if action_doc.get("inputArtifacts"):
+        problems.append(("inputArtifacts", "a source action takes no input artifacts"))
+
+
+class GitFetchingRunner(Runner):
+    """Fetch a repository, resolve a commit, hand its tree (or a clone) on.
+
+    Subclasses say where from (``source_location``) and which output variables
+    CodePipeline gives for the provider (``variables``).
+    """
+
     categories = ("Source",)
-    description = ("A git repository (URL or local path) and a branch: the tree of the "
-                   "resolved commit becomes the source artifact.")
     default_timeout_minutes = 30
 
-    def check(self, action_doc: dict) -> list[tuple[str, str]]:
-        config = configuration_of(action_doc)
-        problems: list[tuple[str, str]] = []
-        url = config.get("RepositoryUrl")
-        if not isinstance(url, str) or not url:
-            problems.append(("configuration.RepositoryUrl", "is required"))
-        elif "#{" not in url and (problem := repository_url_problem(url)):
-            problems.append(("configuration.RepositoryUrl", problem))
-        branch = config.get("BranchName")
-        if not isinstance(branch, str) or not branch:
-            problems.append(("configuration.BranchName", "is required"))
-        elif "#{" not in branch and (problem := ref_name_problem(branch)):
-            problems.append(("configuration.BranchName", problem))
-        detect = config.get("DetectChanges", "true")
-        if detect not in ("true", "false"):
-            problems.append(("configuration.DetectChanges",
-                             f'must be "true" or "false", not "{detect}"'))
-        for key in config:
-            if key not in CONFIG_KEYS:
-                problems.append((f"configuration.{key}",
-                                 f'"{key}" is not a setting of the Git provider: use '
-                                 + ", ".join(CONFIG_KEYS)))
-        if len(list_of(action_doc.get("outputArtifacts"))) != 1:
-            problems.append(("outputArtifacts",
-                             "a Git source action produces exactly one output artifact"))
-        if action_doc.get("inputArtifacts"):
-            problems.append(("inputArtifacts", "a source action takes no input artifacts"))
-        return problems
+    def variables(self, ctx: RunContext, location: SourceLocation, info: CommitInfo,
+                  branch: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def revision_url(self, location: SourceLocation, sha: str) -> str:
+        return commit_url(location.url, sha)
+
+    def readiness(self, action_doc: dict) -> list[Readiness]:
+        try:
+            location = source_location(action_doc)
+        except SourceUnreachable as exc:
+            return [Readiness(need=exc.need, how=exc.how)]
+        if location.connection_name:
+            return [Readiness(note=f'through connection "{location.connection_name}": '
+                                   f"{location.url}")]
+        return []
 
     def run(self, ctx: RunContext) -> Result:
-        config = ctx.configuration
-        url = config.get("RepositoryUrl", "")
-        branch = config.get("BranchName", "")
+        try:
+            location = source_location(ctx.action)
+        except SourceUnreachable as exc:
+            raise ActionFailed(f"Cannot fetch: {exc.reason}: {exc.how}") from exc
+        url, branch = location.url, location.branch
         if problem := repository_url_problem(url):
-            raise ActionFailed(f"RepositoryUrl {problem}")
+            raise ActionFailed(f"The repository URL {problem}")
         if problem := ref_name_problem(branch):
             raise ActionFailed(f"BranchName {problem}")
         override = ctx.source_override or {}
         revision = override.get("revisionValue") or ""
         if revision and override.get("revisionType", "COMMIT_ID") not in ("COMMIT_ID", ""):
-            raise ActionFailed(f'A Git source takes a revision of type COMMIT_ID, not '
-                               f'"{override.get("revisionType")}"')
+            raise ActionFailed(f'A {ctx.provider} source takes a revision of type COMMIT_ID, '
+                               f'not "{override.get("revisionType")}"')
         # The worker enforces the action's deadline (it stops us, and the action
         # ends "timed out"); git's own timeout is only a backstop behind it.
         timeout = max(1.0, ctx.remaining_seconds() or 600.0) + 30
-        ctx.log.line(f"Fetching {url}")
+        via = f' through connection "{location.connection_name}"' if location.connection_name \
+            else ""
+        ctx.log.line(f"Fetching {url}{via}")
+        scratch = Path(tempfile.mkdtemp(prefix="conveyor-git-"))
         try:
-            mirror = mirror_fetch(url, ctx=ctx, timeout=timeout)
-        except GitError as exc:
-            raise ActionFailed(f"Cannot fetch {url}: {exc.last_words}") from exc
+            env = credential_env(location, scratch)
+            try:
+                mirror = mirror_fetch(url, ctx=ctx, timeout=timeout, env=env)
+            except GitError as exc:
+                raise ActionFailed(_mask(f"Cannot fetch {url}: {exc.last_words}",
+                                         location)) from exc
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         wanted = revision or branch
         sha = resolve(mirror, revision, ctx=ctx) if revision else resolve(
             mirror, f"refs/heads/{branch}", ctx=ctx)
@@ -402,26 +591,151 @@ class GitSourceRunner(Runner):
         info = commit_info(mirror, sha, ctx=ctx)
         ctx.log.line(f"Resolved {wanted} to {sha}: {info.subject}")
         if not ctx.output_dirs:
-            raise ActionFailed("A Git source action needs an output artifact")
+            raise ActionFailed(f"A {ctx.provider} source action needs an output artifact")
         name, directory = next(iter(ctx.output_dirs.items()))
-        count = archive_into(mirror, sha, directory, ctx=ctx, log=ctx.log)
-        ctx.log.line(f"Wrote {count} file(s) of {sha[:12]} into {name}")
         branch_name = override.get("branchName") or branch
-        variables = {
-            "CommitId": sha,
-            "BranchName": branch_name,
+        if location.clone_ref:
+            commits = clone_into(mirror, sha, branch_name, url, directory, ctx=ctx)
+            ctx.log.line(f"Wrote a clone of {url} ({commits} commit(s) of history, "
+                         f"{branch_name} at {sha[:12]}) into {name} (CODEBUILD_CLONE_REF)")
+        else:
+            count = archive_into(mirror, sha, directory, ctx=ctx, log=ctx.log)
+            ctx.log.line(f"Wrote {count} file(s) of {sha[:12]} into {name}")
+        page = self.revision_url(location, sha)
+        return Result(
+            summary=f"{sha[:12]} on {branch_name}: {info.subject}"[:2000],
+            output_variables=self.variables(ctx, location, info, branch_name),
+            external_url=page,
+            external_id=sha,
+            revision=Revision(revision_id=sha, summary=info.subject, url=page,
+                              artifact_name=name),
+        )
+
+
+@register
+class GitSourceRunner(GitFetchingRunner):
+    provider = "Git"
+    description = ("A git repository (URL or local path) and a branch: the tree of the "
+                   "resolved commit becomes the source artifact.")
+
+    def check(self, action_doc: dict) -> list[tuple[str, str]]:
+        config = configuration_of(action_doc)
+        problems: list[tuple[str, str]] = []
+        url = config.get("RepositoryUrl")
+        if not isinstance(url, str) or not url:
+            problems.append(("configuration.RepositoryUrl", "is required"))
+        elif "#{" not in url and (problem := repository_url_problem(url)):
+            problems.append(("configuration.RepositoryUrl", problem))
+        _check_flag(config, "DetectChanges", problems)
+        _check_common(action_doc, config, CONFIG_KEYS, "Git", problems)
+        return sorted(problems, key=lambda p: _ORDER.get(p[0], 9))
+
+    def variables(self, ctx, location, info, branch):
+        return {
+            "CommitId": info.sha,
+            "BranchName": branch,
             "CommitMessage": info.message,
             "AuthorDisplayName": info.author_name,
             "AuthorEmail": info.author_email,
             "CommitTime": info.author_date,
             "CommitterDate": info.committer_date,
-            "RepositoryName": repository_name(url),
+            "RepositoryName": location.repository_name,
         }
-        return Result(
-            summary=f"{sha[:12]} on {branch_name}: {info.subject}"[:2000],
-            output_variables=variables,
-            external_url=commit_url(url, sha),
-            external_id=sha,
-            revision=Revision(revision_id=sha, summary=info.subject,
-                              url=commit_url(url, sha), artifact_name=name),
-        )
+
+
+_ORDER = {"configuration.RepositoryUrl": 0, "configuration.BranchName": 1,
+          "configuration.DetectChanges": 2}
+
+CODESTAR_KEYS = ("ConnectionArn", "FullRepositoryId", "BranchName", "OutputArtifactFormat",
+                 "DetectChanges")
+CODECOMMIT_KEYS = ("RepositoryName", "BranchName", "PollForSourceChanges",
+                   "OutputArtifactFormat")
+FORMATS = ("CODE_ZIP", "CODEBUILD_CLONE_REF")
+FULL_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+CODECOMMIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _check_format(config: dict, problems: list[tuple[str, str]]) -> None:
+    value = config.get("OutputArtifactFormat", "CODE_ZIP")
+    if value not in FORMATS:
+        problems.append(("configuration.OutputArtifactFormat",
+                         f'"{value}" is not an output artifact format: use CODE_ZIP or '
+                         "CODEBUILD_CLONE_REF"))
+
+
+def _repository_problem(name: str, pattern: re.Pattern, example: str) -> str | None:
+    if "#{" in name:
+        return None
+    if not pattern.match(name) or any(part in ("", ".", "..") for part in name.split("/")):
+        return f'"{name}" is not a repository name such as {example}'
+    return None
+
+
+@register
+class CodeStarSourceConnectionRunner(GitFetchingRunner):
+    provider = "CodeStarSourceConnection"
+    description = ("CodePipeline's connection source (GitHub, GitLab, Bitbucket, ...): the "
+                   "repository is cloned through the Conveyor connection answering to "
+                   "ConnectionArn.")
+
+    def check(self, action_doc: dict) -> list[tuple[str, str]]:
+        config = configuration_of(action_doc)
+        problems: list[tuple[str, str]] = []
+        arn = config.get("ConnectionArn")
+        if not arn:
+            problems.append(("configuration.ConnectionArn", "is required"))
+        repository = config.get("FullRepositoryId")
+        if not repository:
+            problems.append(("configuration.FullRepositoryId", "is required"))
+        elif problem := _repository_problem(repository, FULL_REPOSITORY_RE, "owner/repo"):
+            problems.append(("configuration.FullRepositoryId", problem))
+        _check_common(action_doc, config, CODESTAR_KEYS, "CodeStarSourceConnection",
+                      problems)
+        _check_format(config, problems)
+        _check_flag(config, "DetectChanges", problems)
+        return problems
+
+    def variables(self, ctx, location, info, branch):
+        # CodePipeline's own set for this provider, no more (a definition that
+        # reads another name would fail on AWS too).
+        return {
+            "AuthorDate": info.author_date,
+            "BranchName": branch,
+            "CommitId": info.sha,
+            "CommitMessage": info.message,
+            "ConnectionArn": ctx.configuration.get("ConnectionArn", ""),
+            "FullRepositoryName": ctx.configuration.get("FullRepositoryId", ""),
+        }
+
+    def revision_url(self, location, sha):
+        return commit_url(location.url, sha)
+
+
+@register
+class CodeCommitRunner(GitFetchingRunner):
+    provider = "CodeCommit"
+    description = ("A CodeCommit repository, cloned from where it lives now: the connection "
+                   "answering to codecommit:<RepositoryName> gives the base URL.")
+
+    def check(self, action_doc: dict) -> list[tuple[str, str]]:
+        config = configuration_of(action_doc)
+        problems: list[tuple[str, str]] = []
+        name = config.get("RepositoryName")
+        if not name:
+            problems.append(("configuration.RepositoryName", "is required"))
+        elif problem := _repository_problem(name, CODECOMMIT_NAME_RE, "MyDemoRepo"):
+            problems.append(("configuration.RepositoryName", problem))
+        _check_common(action_doc, config, CODECOMMIT_KEYS, "CodeCommit", problems)
+        _check_format(config, problems)
+        _check_flag(config, "PollForSourceChanges", problems)
+        return problems
+
+    def variables(self, ctx, location, info, branch):
+        return {
+            "AuthorDate": info.author_date,
+            "BranchName": branch,
+            "CommitId": info.sha,
+            "CommitMessage": info.message,
+            "CommitterDate": info.committer_date,
+            "RepositoryName": ctx.configuration.get("RepositoryName", ""),
+        }

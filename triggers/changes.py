@@ -10,11 +10,16 @@ A change starts an execution in three ways, all ending in ``change_start``:
    action's branch, an execution when its head is a commit not seen before;
 3. a person or a client starting an execution (not here: executions.services).
 
-Only Git actions with ``DetectChanges`` ``"true"`` (the default) react to
-changes. The pipeline's ``triggers`` (CodePipeline's ``gitConfiguration``
-``push`` filters: ``branches``, ``tags``, ``filePaths``, each with
-``includes``/``excludes`` globs) decide which pushes start an execution;
-without a trigger for the action, a push to its ``BranchName`` does.
+Git sources and the sources that fetch through a connection
+(CodeStarSourceConnection, CodeCommit) are watched; ``runners.git.source_location``
+says which react to what: Git and CodeStarSourceConnection follow
+``DetectChanges`` (default ``"true"``); CodeCommit always follows push webhooks
+(the stand-in for AWS's EventBridge rule) and is polled when
+``PollForSourceChanges`` is ``"true"`` (the default). The pipeline's
+``triggers`` (CodePipeline's ``gitConfiguration`` ``push`` filters:
+``branches``, ``tags``, ``filePaths``, each with ``includes``/``excludes``
+globs) decide which pushes start an execution; without a trigger for the
+action, a push to its ``BranchName`` does.
 
 One execution per commit, never two: every change-started execution carries
 the client request token ``change:<action>:<commit>``, which the database
@@ -32,8 +37,11 @@ import hmac
 import logging
 import math
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
@@ -42,6 +50,7 @@ from executions.choices import TriggerType
 from executions.errors import ExecutionError
 from executions.models import PipelineExecution, SourceRevision
 from pipelines.models import Pipeline
+from runners import ActionFailed
 from runners import git as gitlib
 
 logger = logging.getLogger("conveyor.triggers")
@@ -260,12 +269,19 @@ def filters_pass(filters: list[dict] | None, *, branch: str | None, tag: str | N
 # --- starting executions -------------------------------------------------------------
 
 
+GIT_PROVIDERS = ("Git", "CodeStarSourceConnection", "CodeCommit")
+
+
 def git_sources(document: dict) -> list[dict]:
-    """The Git source actions of a definition (the first stage's)."""
+    """The source actions of a definition that fetch from git (the first stage's).
+
+    Git, CodeStarSourceConnection and CodeCommit: the last two through their
+    connection (``gitlib.source_location``).
+    """
     stages = document.get("stages") or []
     actions = (stages[0].get("actions") or []) if stages else []
     return [a for a in actions
-            if (a.get("actionTypeId") or {}).get("provider") == "Git"
+            if (a.get("actionTypeId") or {}).get("provider") in GIT_PROVIDERS
             and (a.get("actionTypeId") or {}).get("category") == "Source"]
 
 
@@ -333,11 +349,15 @@ def push_decide(pipeline: Pipeline, push: Push) -> list[Decision]:
         return [Decision("", reason="the pipeline has no Git source action")]
     for action in sources:
         name = action["name"]
-        config = action.get("configuration") or {}
-        if config.get("DetectChanges", "true") != "true":
+        try:
+            location = gitlib.source_location(action)
+        except gitlib.SourceUnreachable as exc:
+            decisions.append(Decision(name, reason=exc.reason))
+            continue
+        if not location.on_push:
             decisions.append(Decision(name, reason='DetectChanges is "false"'))
             continue
-        url = config.get("RepositoryUrl", "")
+        url = location.url
         if wanted and gitlib.repository_key(url) not in wanted:
             decisions.append(Decision(name, reason=f"the push is for another repository "
                                                     f"than {url}"))
@@ -347,7 +367,7 @@ def push_decide(pipeline: Pipeline, push: Push) -> list[Decision]:
             continue
         filters = trigger_filters(document, name)
         ok, why = filters_pass(filters, branch=push.branch, tag=push.tag, files=push.files,
-                               default_branch=config.get("BranchName", ""))
+                               default_branch=location.branch)
         if not ok:
             decisions.append(Decision(name, reason=why))
             continue
@@ -376,19 +396,32 @@ def poll_pipeline(pipeline: Pipeline) -> list[Decision]:
     decisions = []
     for action in git_sources(document):
         name = action["name"]
-        config = action.get("configuration") or {}
-        if config.get("DetectChanges", "true") != "true":
+        try:
+            location = gitlib.source_location(action)
+        except gitlib.SourceUnreachable as exc:
+            decisions.append(Decision(name, reason=exc.reason))
             continue
-        url, branch = config.get("RepositoryUrl", ""), config.get("BranchName", "")
+        if not location.polled:
+            continue
+        url, branch = location.url, location.branch
         if "#{" in url or "#{" in branch:
-            decisions.append(Decision(name, reason="a variable in RepositoryUrl or BranchName "
+            decisions.append(Decision(name, reason="a variable in the repository or BranchName "
                                                    "is known only when an execution starts"))
             continue
+        # The credential reaches git through its environment only (a scratch
+        # folder holds an SSH key for the length of the call).
+        scratch = Path(tempfile.mkdtemp(prefix="conveyor-poll-"))
         try:
-            head = gitlib.head_commit(url, branch)
+            env = gitlib.credential_env(location, scratch)
+            head = gitlib.head_commit(url, branch, env=env)
         except gitlib.GitError as exc:
             decisions.append(Decision(name, reason=f"cannot read {url}: {exc.last_words}"))
             continue
+        except ActionFailed as exc:
+            decisions.append(Decision(name, reason=exc.summary))
+            continue
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         if head is None:
             decisions.append(Decision(name, reason=f"branch {branch} does not exist in {url}"))
             continue
@@ -403,8 +436,14 @@ def poll_pipeline(pipeline: Pipeline) -> list[Decision]:
                     .order_by("-id").values_list("revision_id", flat=True).first())
             if last and any("filePaths" in f for f in filters):
                 try:
-                    files = gitlib.changed_files(gitlib.mirror_fetch(url), last, head)
-                except gitlib.GitError:
+                    scratch = Path(tempfile.mkdtemp(prefix="conveyor-poll-"))
+                    try:
+                        mirror = gitlib.mirror_fetch(
+                            url, env=gitlib.credential_env(location, scratch))
+                    finally:
+                        shutil.rmtree(scratch, ignore_errors=True)
+                    files = gitlib.changed_files(mirror, last, head)
+                except (gitlib.GitError, ActionFailed):
                     files = None
             ok, why = filters_pass(filters, branch=branch, tag=None, files=files,
                                    default_branch=branch)

@@ -23,3 +23,9 @@ class PipelinePermissions(DjangoModelPermissions):
         from pipelines.models import Pipeline
 
         return Pipeline.objects.all()
+
+
+class ConnectionPermissions(DjangoModelPermissions):
+    """The connection model's permissions; reading needs ``view_connection``."""
+
+    perms_map = PipelinePermissions.perms_map

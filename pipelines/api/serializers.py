@@ -10,8 +10,8 @@ summary serializers render list rows.
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from pipelines.choices import ActionCategory, ActionOwner, ExecutionMode
-from pipelines.models import Pipeline, PipelineVersion
+from pipelines.choices import ActionCategory, ActionOwner, ConnectionProvider, ExecutionMode
+from pipelines.models import Connection, Pipeline, PipelineVersion
 
 
 class ActionTypeIdSerializer(serializers.Serializer):
@@ -158,6 +158,81 @@ class WebhookSecretInput(serializers.Serializer):
         "HMAC-SHA256 secret for X-Hub-Signature-256, at least 16 characters; "
         '"" turns push webhooks off.'))
 
+
+class ReadinessSerializer(serializers.Serializer):
+    need = serializers.CharField()
+    how = serializers.CharField()
+
+
+class ActionReportSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    stageName = serializers.CharField()
+    actionName = serializers.CharField()
+    category = serializers.CharField()
+    provider = serializers.CharField()
+    status = serializers.ChoiceField(choices=["runs", "needs", "cannot run", "unknown"])
+    runsAs = serializers.CharField(help_text="The provider that runs it here.")
+    needs = ReadinessSerializer(many=True, help_text="What must exist first, and how to "
+                                "make it.")
+    notes = serializers.ListField(child=serializers.CharField())
+    nearest = serializers.CharField(help_text="For an AWS-only provider: the nearest way "
+                                    "to do the same here.")
+
+
+class DryRunSerializer(serializers.Serializer):
+    """The answer of ``POST /api/pipelines/?dryRun=true``: nothing was saved."""
+
+    name = serializers.CharField()
+    valid = serializers.BooleanField()
+    wouldCreate = serializers.BooleanField()
+    canStart = serializers.BooleanField()
+    actions = ActionReportSerializer(many=True)
+    warnings = ProblemSerializer(many=True)
+
+
+class ArnListField(serializers.ListField):
+    """The ARNs a connection answers to, read from its ConnectionArn rows."""
+
+    def get_attribute(self, instance):
+        return [row.arn for row in instance.arns.all()]
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    """A connection; ``token`` and ``sshKey`` are write-only and never answered.
+
+    Validation beyond types is ``pipelines.services.connection_save``'s, so the
+    admin, the API and ``import_connections`` refuse the same things.
+    """
+
+    baseUrl = serializers.CharField(source="base_url")
+    arns = ArnListField(child=serializers.CharField(), required=False,
+                                 help_text="ConnectionArn values (or codecommit:REPOSITORY) "
+                                 "this connection answers to; * matches anything.")
+    provider = serializers.ChoiceField(choices=ConnectionProvider.choices,
+                                       default=ConnectionProvider.GIT)
+    username = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="User name a token is sent with; empty: the "
+                                     "provider's usual one.")
+    credential = serializers.SerializerMethodField(
+        help_text='"token", "ssh_key" or "none": which credential is stored.')
+    token = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                  trim_whitespace=True, style={"input_type": "password"})
+    sshKey = serializers.CharField(source="ssh_key", write_only=True, required=False,
+                                   allow_blank=True, trim_whitespace=False)
+    clearCredential = serializers.BooleanField(source="clear_credential", write_only=True,
+                                               required=False, default=False)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = Connection
+        fields = ["name", "provider", "baseUrl", "arns", "username", "credential", "token",
+                  "sshKey", "clearCredential", "createdAt", "updatedAt"]
+        # The service checks the name (and its uniqueness) with the other fields.
+        extra_kwargs = {"name": {"validators": []}}
+
+    def get_credential(self, connection) -> str:
+        return connection.credential_kind or "none"
 
 class BuildProjectSerializer(serializers.Serializer):
     """A build project in CodeBuild's shape (``services.build_project_export``)."""

@@ -14,13 +14,15 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from pipelines import services
-from pipelines.api.errors import Conflict
+from pipelines.api.errors import Conflict, problems_body
 from pipelines.api.filters import PipelineFilter
 from pipelines.api.parsers import BoundedJSONParser, TextYAMLParser, XYAMLParser, YAMLParser
-from pipelines.api.permissions import PipelinePermissions
+from pipelines.api.permissions import ConnectionPermissions, PipelinePermissions
 from pipelines.api.serializers import (
     BuildProjectSerializer,
+    ConnectionSerializer,
     DefinitionInput,
+    DryRunSerializer,
     ErrorSerializer,
     PipelineDocumentSerializer,
     PipelineSavedSerializer,
@@ -29,7 +31,7 @@ from pipelines.api.serializers import (
     WebhookSecretInput,
     WebhookSerializer,
 )
-from pipelines.models import BuildProject, Pipeline, PipelineVersion
+from pipelines.models import BuildProject, Connection, Pipeline, PipelineVersion
 
 DEFINITION_PARSERS = [BoundedJSONParser, YAMLParser, TextYAMLParser, XYAMLParser]
 
@@ -71,10 +73,34 @@ class PipelineListApi(generics.ListAPIView):
 
     @extend_schema(
         summary="Create a pipeline",
+        description="With `?dryRun=true` nothing is saved: the answer is the migration "
+                    "report (every action: runs here as which provider, needs a connection "
+                    "or build project first, or cannot run here and the nearest way to do "
+                    "it), 200 for a document that would be accepted, 400 (with the report) "
+                    "for one that would be refused.",
         request=DefinitionInput,
-        responses={201: PipelineSavedSerializer, **VALIDATION_ERRORS},
+        parameters=[OpenApiParameter("dryRun", OpenApiTypes.BOOL, description=(
+            "true: check and report, save nothing."))],
+        responses={201: PipelineSavedSerializer, 200: DryRunSerializer, **VALIDATION_ERRORS},
     )
     def post(self, request):
+        dry_run = request.query_params.get("dryRun", "false").lower()
+        if dry_run not in ("true", "false", "1", "0"):
+            raise ValidationError({"dryRun": ["must be true or false"]})
+        if dry_run in ("true", "1"):
+            result = services.pipeline_check(document=request.data)
+            body = {
+                "name": result.name,
+                "valid": result.valid,
+                "wouldCreate": result.valid and not result.exists,
+                "canStart": result.can_start,
+                "actions": [r.as_dict() for r in result.actions],
+            }
+            if not result.valid:
+                return Response({**problems_body(result.problems), **body},
+                                status=status.HTTP_400_BAD_REQUEST)
+            body["warnings"] = [p.as_dict() for p in result.problems]
+            return Response(body)
         result = services.pipeline_save(document=request.data, user=request.user, create=True)
         return Response(_saved_body(result), status=status.HTTP_201_CREATED)
 
@@ -206,6 +232,88 @@ class PipelineWebhookApi(generics.GenericAPIView):
         services.pipeline_set_webhook_secret(pipeline=pipeline,
                                              secret=data.validated_data["secret"])
         return Response(self._body(request, pipeline))
+
+
+# --- connections -------------------------------------------------------------------
+
+CONNECTION_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                   description="The connection's name.")
+
+
+def _connection_save(request, connection: Connection | None, partial: bool) -> Connection:
+    data = ConnectionSerializer(instance=connection, data=request.data, partial=partial)
+    data.is_valid(raise_exception=True)
+    given = data.validated_data
+
+    def field(key, default):
+        return given.get(key, default)
+
+    return services.connection_save(
+        connection=connection,
+        name=field("name", getattr(connection, "name", "")),
+        provider=field("provider", getattr(connection, "provider", "Git")),
+        base_url=field("base_url", getattr(connection, "base_url", "")),
+        arns=field("arns", [a.arn for a in connection.arns.all()] if connection else []),
+        username=field("username", getattr(connection, "username", "")),
+        token=given.get("token") or None, ssh_key=given.get("ssh_key") or None,
+        clear_credential=given.get("clear_credential", False))
+
+
+class ConnectionListApi(generics.ListAPIView):
+    """``GET`` lists connections; ``POST`` makes one. Credentials are write-only."""
+
+    queryset = Connection.objects.prefetch_related("arns").order_by("name")
+    serializer_class = ConnectionSerializer
+    permission_classes = [ConnectionPermissions]
+    filter_backends: list = []
+
+    @extend_schema(summary="List connections",
+                   responses={200: ConnectionSerializer(many=True), **ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(summary="Make a connection", request=ConnectionSerializer,
+                   responses={201: ConnectionSerializer, **VALIDATION_ERRORS})
+    def post(self, request):
+        connection = _connection_save(request, None, partial=False)
+        return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[CONNECTION_NAME])
+class ConnectionDetailApi(generics.GenericAPIView):
+    """One connection: read (never its credential), change, delete."""
+
+    queryset = Connection.objects.prefetch_related("arns")
+    serializer_class = ConnectionSerializer
+    permission_classes = [ConnectionPermissions]
+    lookup_field = "name"
+
+    @extend_schema(summary="Get a connection",
+                   responses={200: ConnectionSerializer, 404: ErrorSerializer, **ERRORS})
+    def get(self, request, name):
+        return Response(ConnectionSerializer(self.get_object()).data)
+
+    @extend_schema(summary="Change a connection", request=ConnectionSerializer,
+                   description="Fields left out keep their value; a credential left out is "
+                               "kept, `clearCredential: true` removes it.",
+                   responses={200: ConnectionSerializer, 404: ErrorSerializer,
+                              **VALIDATION_ERRORS})
+    def patch(self, request, name):
+        connection = _connection_save(request, self.get_object(), partial=True)
+        return Response(ConnectionSerializer(connection).data)
+
+    @extend_schema(summary="Replace a connection", request=ConnectionSerializer,
+                   responses={200: ConnectionSerializer, 404: ErrorSerializer,
+                              **VALIDATION_ERRORS})
+    def put(self, request, name):
+        connection = _connection_save(request, self.get_object(), partial=False)
+        return Response(ConnectionSerializer(connection).data)
+
+    @extend_schema(summary="Delete a connection",
+                   responses={204: None, 404: ErrorSerializer, **ERRORS})
+    def delete(self, request, name):
+        services.connection_delete(connection=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- build projects ---------------------------------------------------------------

@@ -31,6 +31,8 @@ def _strict_checker(action: dict) -> list[tuple[str, str]]:
 
 TEST_PROVIDERS = [
     ("Source", "Git"),
+    ("Source", "CodeStarSourceConnection"),
+    ("Source", "CodeCommit"),
     ("Build", "Shell"),
     ("Build", "CodeBuild"),
     ("Test", "CodeBuild"),
@@ -45,8 +47,7 @@ TEST_PROVIDERS = [
 
 @pytest.fixture
 def known_providers():
-    """Only Git, Shell, CodeBuild, Commands, Directory, Webhook and Manual, with a permissive
-    checker, for one test."""
+    """Only the providers above, with a permissive checker, for one test."""
     saved = dict(providers._registry)
     providers._registry.clear()
     for category, name in TEST_PROVIDERS:

@@ -21,8 +21,9 @@ WARNINGS = {
     "awscli-get-pipeline-MyFirstPipeline.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "S3"),
         aws_only("stages[1].actions[0].actionTypeId.provider", "CodeDeploy")],
-    "brain-tasks-pipeline-codestar-connection.json": [
-        aws_only("stages[0].actions[0].actionTypeId.provider", "CodeStarSourceConnection")],
+    # CodeStarSourceConnection (through a connection) and CodeBuild run here
+    # (tests/runners/test_codepipeline_fixtures.py runs these sources).
+    "brain-tasks-pipeline-codestar-connection.json": [],
     "cicdtest-java-github-v1-cloudformation-changeset.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "GitHub"),
         aws_only("stages[2].actions[0].actionTypeId.provider", "CloudFormation"),
@@ -33,7 +34,6 @@ WARNINGS = {
     "moto-update-pipeline-request-minimal-fields.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "S3")],
     "secureops-pipeline-ecs-deploy.json": [
-        aws_only("stages[0].actions[0].actionTypeId.provider", "CodeStarSourceConnection"),
         aws_only("stages[2].actions[0].actionTypeId.provider", "ECS")],
     "tic-tac-toe-pipeline-github-v1-ecs.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "GitHub"),
