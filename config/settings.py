@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "executions",
     "approvals",
     "awsapi",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +187,12 @@ CONVEYOR_DEFAULT_TIMEOUT_MINUTES = int(os.environ.get("CONVEYOR_DEFAULT_TIMEOUT_
 # Ended executions older than this many days are pruned daily, with their logs and
 # unreferenced artifacts (executions.retention; unset or 0: kept forever).
 CONVEYOR_RETENTION_DAYS = int(os.environ.get("CONVEYOR_RETENTION_DAYS", "0") or 0)
+
+# --- Observability -----------------------------------------------------------
+# The bearer token Prometheus presents at /metrics (unset: staff sessions only).
+CONVEYOR_METRICS_TOKEN = os.environ.get("CONVEYOR_METRICS_TOKEN", "")
+# How long a process reuses one scrape's figures (several scrapers, one set of queries).
+CONVEYOR_METRICS_CACHE_SECONDS = float(os.environ.get("CONVEYOR_METRICS_CACHE_SECONDS", "5"))
 
 # --- Runners and change detection -------------------------------------------
 # How often Git sources with DetectChanges "true" are polled (0: never). The

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from executions import views as dashboard_views
+from observability import views as observability_views
 
 urlpatterns = [
     # The home page is the live Pipelines list of the dashboard.
@@ -23,6 +24,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("config.health")),  # /healthz, /healthz/workers (no auth)
+    path("metrics", observability_views.metrics, name="metrics"),  # token or staff
 ]
 
 # Under /api/, Django's own 400/404/500 answers use the API's error body.

@@ -72,6 +72,7 @@ from executions.models import (
     StageExecution,
 )
 from executions.runners.base import kill_process_group
+from observability.counters import SWEEPS, SWEPT_ACTIONS, counter_add
 from pipelines.choices import ExecutionMode
 from pipelines.models import Pipeline, Stage
 
@@ -1311,6 +1312,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
             continue
         if action_time_out(pk):
             report.timed_out += 1
+    counter_add(SWEEPS)
+    for outcome in ("lost", "timed_out", "redispatched"):
+        if getattr(report, outcome):
+            counter_add(SWEPT_ACTIONS, {"outcome": outcome}, getattr(report, outcome))
     return report
 
 
