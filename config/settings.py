@@ -275,10 +275,19 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+# LOG_FORMAT=json: one JSON object per line, with the pipeline, execution, stage and
+# action a line is about (observability/logs.py); anything else: plain text.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "observability.logs.ContextFilter"}},
+    "formatters": {"json": {"()": "observability.logs.JsonFormatter"}},
+    "handlers": {"console": {
+        "class": "logging.StreamHandler",
+        "filters": ["context"],
+        **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+    }},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "conveyor": {"level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True},
