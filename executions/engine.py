@@ -412,7 +412,8 @@ def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, tr
                     execution=ex, action_name=r.action_name, artifact_name=r.artifact_name,
                     revision_id=r.revision_id, revision_summary=r.revision_summary,
                     revision_url=r.revision_url,
-                    revision_change_identifier=r.revision_change_identifier)
+                    revision_change_identifier=r.revision_change_identifier,
+                    committed_at=r.committed_at)
                 for r in SourceRevision.objects.filter(execution=rollback_target)])
         who = getattr(user, "username", "") or trigger_type
         summary = f"Started by {who}" + (f": {trigger_detail}" if trigger_detail else "")
@@ -1035,7 +1036,8 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
                           "revision_summary": revision.summary[:2000],
                           "revision_url": revision.url[:2000],
                           "revision_change_identifier": revision.change_identifier[:200],
-                          "artifact_name": revision.artifact_name[:100]}
+                          "artifact_name": revision.artifact_name[:100],
+                          "committed_at": revision.committed_at}
                 # Under the pipeline lock: no savepoints (update_or_create takes two).
                 # A retried source stage updates its row; a first run inserts it.
                 if not SourceRevision.objects.filter(

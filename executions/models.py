@@ -359,6 +359,9 @@ class SourceRevision(models.Model):
     revision_summary = models.CharField(max_length=2000, blank=True)
     revision_url = models.URLField(max_length=2000, blank=True)
     revision_change_identifier = models.CharField(max_length=200, blank=True)
+    # The commit's time (committer date), where the source runner knows it: the
+    # start of the lead time for changes (executions.dora).
+    committed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

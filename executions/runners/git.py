@@ -38,6 +38,7 @@ import subprocess
 import tarfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -423,5 +424,14 @@ class GitSourceRunner(Runner):
             external_url=commit_url(url, sha),
             external_id=sha,
             revision=Revision(revision_id=sha, summary=info.subject,
-                              url=commit_url(url, sha), artifact_name=name),
+                              url=commit_url(url, sha), artifact_name=name,
+                              committed_at=_when(info.committer_date)),
         )
+
+
+def _when(iso: str) -> datetime | None:
+    """A git ISO 8601 date (``%cI``) as an aware datetime; None if unreadable."""
+    try:
+        return datetime.fromisoformat(iso.strip())
+    except ValueError:
+        return None
