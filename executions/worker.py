@@ -22,9 +22,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from executions import artifacts, engine, runners
+import runners
+from executions import artifacts, engine
 from executions.choices import ActionExecutionStatus as A
-from executions.runners.base import (
+from observability.logs import log_context
+from runners.base import (
     ActionFailed,
     LogWriter,
     Result,
@@ -32,7 +34,6 @@ from executions.runners.base import (
     Runner,
     Waiting,
 )
-from observability.logs import log_context
 
 logger = logging.getLogger("conveyor.worker")
 

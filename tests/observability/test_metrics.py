@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 
 from executions import engine
-from executions.hooks import services as hook_services
+from triggers.hooks import services as hook_services
 from tests.approvals.conftest import release_pipeline
 from tests.executions.conftest import sim, simple_pipeline
 
