@@ -13,7 +13,7 @@ request: middleware, authentication, view, serializer or template):
 - the executions list API, first page and ``offset=5000``;
 - the dashboard's pipeline page (the console view) and the pipelines list;
 - the insights page of a pipeline and the DORA page of every pipeline (one query
-  each for the figures over 12 weeks);
+  each for the figures over 12 weeks); a Prometheus scrape of ``/metrics``;
 - and, as the floor of this machine and client, ``/healthz`` (no history read).
 
 Each surface: a warm-up, then N requests spread over the pipelines; median,
@@ -95,6 +95,9 @@ def configure(args) -> str:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DEBUG"] = "false"
     os.environ.pop("REDIS_URL", None)
+    # Every scrape reads the database (no reuse of the previous scrape's figures).
+    os.environ["CONVEYOR_METRICS_CACHE_SECONDS"] = "0"
+    os.environ["CONVEYOR_METRICS_TOKEN"] = "bench-scraper"
     if args.sqlite:
         os.environ.pop("DATABASE_URL", None)
         var = Path("/tmp/conveyor-bench-history")
@@ -465,6 +468,7 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
         return ("post", page_unauth, "/aws/", body, headers)
 
     page_unauth = Client()
+    scraper = Client(HTTP_AUTHORIZATION="Bearer bench-scraper")
 
     return [
         ("floor: /healthz (no history read)", lambda i: ("get", page_unauth, "/healthz")),
@@ -487,6 +491,8 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
          lambda i: ("get", page, f"/pipelines/{pick(i)}/insights/")),
         ("DORA of every pipeline (12 weeks)  /insights/",
          lambda i: ("get", page, "/insights/")),
+        ("Prometheus scrape  /metrics (every figure of the installation)",
+         lambda i: ("get", scraper, "/metrics")),
     ]
 
 
