@@ -3,14 +3,18 @@ after real executions (engine steps and worker code; only the django-q2 queue he
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from executions import engine
-from triggers.hooks import services as hook_services
+from executions import engine, retention
+from executions.models import PipelineExecution
 from tests.approvals.conftest import release_pipeline
 from tests.executions.conftest import sim, simple_pipeline
+from triggers.hooks import services as hook_services
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +132,15 @@ def test_metrics_need_the_bearer_token_or_a_staff_session(client, settings):
     # No token configured: no bearer token is accepted, however it is spelled.
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scraper").status_code == 401
+
+
+def test_executions_deleted_by_retention_stay_counted(client, driver):
+    pipeline = simple_pipeline("kept")
+    for _ in range(3):
+        driver.start(pipeline)
+        driver.run()
+    report = retention.executions_prune(days=1, now=timezone.now() + timedelta(days=3))
+    assert report.executions == 2           # the newest one is kept
+    assert PipelineExecution.objects.count() == 1
+    samples = scrape(client)
+    assert value(samples, "conveyor_executions_total", pipeline="kept", status="Succeeded") == 3
