@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Min, OuterRef, Q, Subquery
+from django.db.models import Case, Max, Min, OuterRef, Q, Subquery, When
 
 from executions.choices import ExecutionType
 from executions.choices import PipelineExecutionStatus as E
@@ -120,7 +120,11 @@ def dora_rows(pipeline_ids: Iterable[int], *, since: datetime, until: datetime) 
             .filter(pipeline_id__in=ids, ended_at__gte=since, ended_at__lt=until)
             .filter(Q(execution_type=ExecutionType.STANDARD, status__in=[E.SUCCEEDED, E.FAILED])
                     | Q(execution_type=ExecutionType.ROLLBACK, status=E.SUCCEEDED))
-            .annotate(reached=Subquery(reached), committed=Subquery(committed))
+            # Only a failure needs the stage it reached, only a deployment its commit:
+            # the CASE keeps PostgreSQL from running the other subquery for every row.
+            .annotate(reached=Case(When(status=E.FAILED, then=Subquery(reached))),
+                      committed=Case(When(status=E.SUCCEEDED, execution_type="STANDARD",
+                                          then=Subquery(committed))))
             .order_by("ended_at")
             .values_list("pipeline_id", "pipeline_version_id", "ended_at", "status",
                          "execution_type", "reached", "committed"))

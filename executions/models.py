@@ -128,6 +128,9 @@ class PipelineExecution(models.Model):
             # constraint's index and the pipeline foreign key's index.
             models.Index(fields=["pipeline", "status", "number"],
                          name="executions_pe_status_idx"),
+            # "The executions of P that ended between two times" (executions.dora: the
+            # DORA figures over a window; without it every execution of P is read).
+            models.Index(fields=["pipeline", "ended_at"], name="executions_pe_ended_idx"),
         ]
         permissions = [
             ("start_pipelineexecution", "Can start executions"),
