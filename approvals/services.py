@@ -41,6 +41,8 @@ from approvals.models import ApprovalDecision, ApprovalLink, ApprovalRequest
 from executions import services as execution_services
 from executions.choices import ActionExecutionStatus, ExecutionType, StageExecutionStatus
 from executions.models import ActionExecution, PipelineExecution, SourceRevision, StageExecution
+from observability.audit import audit_record
+from observability.models import AuditAct
 
 logger = logging.getLogger("conveyor.approvals")
 
@@ -228,6 +230,11 @@ def approval_decide(*, request: ApprovalRequest, user, status: str, summary: str
                         status=status, summary=summary, surface=surface, decided_at=now)
             except IntegrityError:
                 raise ApprovalClosed("You already decided this request.") from None
+            audit_record(action=AuditAct.APPROVAL_APPROVE if status == DecisionStatus.APPROVED
+                         else AuditAct.APPROVAL_REJECT, user=user, execution=request.execution,
+                         stage=request.stage_name, reason=summary,
+                         detail={"actionName": request.action_name, "approvalId": str(request.pk),
+                                 "via": surface})
             outcome = _settle(request, decision)
             if outcome is not None:
                 to, action_summary = outcome

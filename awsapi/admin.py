@@ -27,7 +27,7 @@ class AccessKeyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
-        key, secret = access_key_create(user=obj.user)
+        key, secret = access_key_create(user=obj.user, by=request.user)
         for field in ("pk", "access_key_id", "secret_encrypted", "is_active", "created_at"):
             setattr(obj, field, getattr(key, field))
         messages.warning(
@@ -38,6 +38,6 @@ class AccessKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate selected access keys", permissions=["change"])
     def deactivate(self, request, queryset):
-        count = sum(access_key_deactivate(access_key=key) for key in queryset)
+        count = sum(access_key_deactivate(access_key=key, by=request.user) for key in queryset)
         self.message_user(request, f"{count} access key{'s' if count != 1 else ''} "
                           "deactivated.", messages.SUCCESS)

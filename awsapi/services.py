@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from awsapi.models import AccessKey
+from observability.audit import audit_record
+from observability.models import AuditAct
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 # The same alphabet AWS uses for secrets, 40 characters long.
@@ -45,8 +47,11 @@ def _new_id() -> str:
     return "AKIA" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
 
 
-def access_key_create(*, user) -> tuple[AccessKey, str]:
+def access_key_create(*, user, by=None) -> tuple[AccessKey, str]:
     """Make an active access key for ``user``; returns (key, secret).
+
+    ``by`` is who made it (an administrator in the admin; None from the command
+    line), recorded in the audit trail with the key's id, never its secret.
 
     The secret is returned here and only here: it is stored encrypted (see
     ``AccessKey``) and no other function gives it out.
@@ -60,15 +65,24 @@ def access_key_create(*, user) -> tuple[AccessKey, str]:
                 key = AccessKey.objects.create(
                     user=user, access_key_id=_new_id(), secret_encrypted=token
                 )
+                audit_record(action=AuditAct.KEY_CREATE, user=by,
+                             detail={"accessKeyId": key.access_key_id,
+                                     "user": user.get_username()})
             return key, secret
         except IntegrityError:
             continue
     raise RuntimeError("could not find an unused access key id")
 
 
-def access_key_deactivate(*, access_key: AccessKey) -> bool:
+def access_key_deactivate(*, access_key: AccessKey, by=None) -> bool:
     """Deactivate a key for good; True if it was active. Requests signed with it then fail."""
-    changed = AccessKey.objects.filter(pk=access_key.pk, is_active=True).update(is_active=False)
+    with transaction.atomic():
+        changed = AccessKey.objects.filter(pk=access_key.pk, is_active=True).update(
+            is_active=False)
+        if changed:
+            audit_record(action=AuditAct.KEY_DEACTIVATE, user=by,
+                         detail={"accessKeyId": access_key.access_key_id,
+                                 "user": access_key.user.get_username()})
     access_key.refresh_from_db(fields=["is_active"])
     return bool(changed)
 

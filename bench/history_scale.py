@@ -12,6 +12,8 @@ request: middleware, authentication, view, serializer or template):
 - the dashboard's execution history page, first page and page 200;
 - the executions list API, first page and ``offset=5000``;
 - the dashboard's pipeline page (the console view) and the pipelines list;
+- the insights page of a pipeline and the DORA page of every pipeline (one query
+  each for the figures over 12 weeks); a Prometheus scrape of ``/metrics``;
 - and, as the floor of this machine and client, ``/healthz`` (no history read).
 
 Each surface: a warm-up, then N requests spread over the pipelines; median,
@@ -93,6 +95,9 @@ def configure(args) -> str:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DEBUG"] = "false"
     os.environ.pop("REDIS_URL", None)
+    # Every scrape reads the database (no reuse of the previous scrape's figures).
+    os.environ["CONVEYOR_METRICS_CACHE_SECONDS"] = "0"
+    os.environ["CONVEYOR_METRICS_TOKEN"] = "bench-scraper"
     if args.sqlite:
         os.environ.pop("DATABASE_URL", None)
         var = Path("/tmp/conveyor-bench-history")
@@ -226,7 +231,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                "stage_execution_id", "action_execution_id", "previous_status", "status",
                "summary", "data", "created_at"]
     rev_cols = ["id", "execution_id", "action_name", "artifact_name", "revision_id",
-                "revision_summary", "revision_url", "revision_change_identifier", "created_at"]
+                "revision_summary", "revision_url", "revision_change_identifier", "created_at",
+                "committed_at"]
     art_cols = ["id", "execution_id", "name", "sha256", "size", "file_count", "storage_name",
                 "produced_by_id", "created_at"]
     w_pe = Writer(connection, PipelineExecution, pe_cols)
@@ -335,7 +341,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                         if a_name == "Checkout":
                             w_rev.add((rev_id, ex, "Checkout", "SourceOutput",
                                        hashlib.sha1(f"{p.pk}-{number}".encode()).hexdigest(),
-                                       f"Change {number}", "", "", dt(a_end)))
+                                       f"Change {number}", "", "", dt(a_end),
+                                       dt(created - timedelta(hours=rng.random() * 48))))
                             rev_id += 1
                         if a_name in ("Checkout", "Package") and a_status == A.SUCCEEDED:
                             sha = (contents[rng.randrange(len(contents))]
@@ -462,6 +469,7 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
         return ("post", page_unauth, "/aws/", body, headers)
 
     page_unauth = Client()
+    scraper = Client(HTTP_AUTHORIZATION="Bearer bench-scraper")
 
     return [
         ("floor: /healthz (no history read)", lambda i: ("get", page_unauth, "/healthz")),
@@ -480,6 +488,12 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
          lambda i: ("get", page, f"/pipelines/{pick(i)}/")),
         ("dashboard pipelines list  /",
          lambda i: ("get", page, "/")),
+        ("insights page (DORA, 12 weeks)  /pipelines/{name}/insights/",
+         lambda i: ("get", page, f"/pipelines/{pick(i)}/insights/")),
+        ("DORA of every pipeline (12 weeks)  /insights/",
+         lambda i: ("get", page, "/insights/")),
+        ("Prometheus scrape  /metrics (every figure of the installation)",
+         lambda i: ("get", scraper, "/metrics")),
     ]
 
 

@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "dashboard",
     "awsapi",
     "config",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +125,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Acts recorded in the audit trail name the surface they came through.
+    "observability.audit.AuditSurfaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: answers a locked-out sign-in with 429.
@@ -240,6 +243,12 @@ CONVEYOR_DEFAULT_TIMEOUT_MINUTES = int(os.environ.get("CONVEYOR_DEFAULT_TIMEOUT_
 # Ended executions older than this many days are pruned daily, with their logs and
 # unreferenced artifacts (executions.retention; unset or 0: kept forever).
 CONVEYOR_RETENTION_DAYS = int(os.environ.get("CONVEYOR_RETENTION_DAYS", "0") or 0)
+
+# --- Observability -----------------------------------------------------------
+# The bearer token Prometheus presents at /metrics (unset: staff sessions only).
+CONVEYOR_METRICS_TOKEN = os.environ.get("CONVEYOR_METRICS_TOKEN", "")
+# How long a process reuses one scrape's figures (several scrapers, one set of queries).
+CONVEYOR_METRICS_CACHE_SECONDS = float(os.environ.get("CONVEYOR_METRICS_CACHE_SECONDS", "5"))
 
 # --- Runners and change detection -------------------------------------------
 # How often Git sources with DetectChanges "true" are polled (0: never). The
@@ -401,10 +410,19 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+# LOG_FORMAT=json: one JSON object per line, with the pipeline, execution, stage and
+# action a line is about (observability/logs.py); anything else: plain text.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "observability.logs.ContextFilter"}},
+    "formatters": {"json": {"()": "observability.logs.JsonFormatter"}},
+    "handlers": {"console": {
+        "class": "logging.StreamHandler",
+        "filters": ["context"],
+        **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+    }},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "conveyor": {"level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True},

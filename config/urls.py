@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dashboard import views as dashboard_views
+from observability import views as observability_views
 
 urlpatterns = [
     # The home page is the live Pipelines list of the dashboard.
@@ -20,6 +21,11 @@ urlpatterns = [
     path("api/", include("approvals.api.urls")),
     path("api/", include("pipelines.api.urls")),
     path("api/", include("executions.api.urls")),
+    path("api/audit/", observability_views.AuditEntryListApi.as_view(), name="api-audit"),
+    path("api/audit/export/", observability_views.AuditEntryExportApi.as_view(),
+         name="api-audit-export"),
+    path("pipelines/<str:name>/audit/", observability_views.pipeline_audit,
+         name="pipeline-audit"),
     path("aws/", include("awsapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start script as a file (no inline script); the
@@ -27,6 +33,7 @@ urlpatterns = [
     path("api/docs/", csp_update({"style-src": ["'unsafe-inline'"]})(
         SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
     path("", include("config.health")),  # /healthz, /healthz/workers (no auth)
+    path("metrics", observability_views.metrics, name="metrics"),  # token or staff
 ]
 
 # Under /api/, Django's own 400/404/500 answers use the API's error body.

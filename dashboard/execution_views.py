@@ -6,7 +6,7 @@ import difflib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -28,7 +28,7 @@ from dashboard.views import (
     seconds,
     viewer_required,
 )
-from executions import selectors
+from executions import dora, selectors
 from executions.choices import (
     RetryMode,
 )
@@ -288,7 +288,9 @@ def _line_chart(title: str, unit: str, labels: list[str], series: dict[str, list
                 continue
             x = PAD_LEFT + inner_w * i / n
             y = PAD_TOP + inner_h - inner_h * min(v, chart.y_max) / chart.y_max
-            points.append({"x": round(x, 1), "y": round(y, 1), "v": v, "label": labels[i]})
+            points.append({"x": round(x, 1), "y": round(y, 1), "v": v, "label": labels[i],
+                           "text": _short(v) if unit == "s" else (
+                               f"{v:.0f}%" if unit == "%" else f"{v:g}")})
         chart.series.append({"name": name, "color": PALETTE[k % len(PALETTE)],
                              "points": points,
                              "path": " ".join(f"{p['x']},{p['y']}" for p in points)})
@@ -302,6 +304,38 @@ def _short(value: float) -> str:
     if value >= 60:
         return f"{value / 60:.1f} min"
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+DORA_WEEKS = 12
+
+
+def _dora_context(pipeline_ids: list[int], now: datetime) -> dict:
+    """The DORA figures of these pipelines over the last DORA_WEEKS weeks, with weekly charts."""
+    since = now - timedelta(weeks=DORA_WEEKS)
+    figures = dora.dora(pipeline_ids, since=since, until=now)
+    labels = [w.start.strftime("%b %d") for w in figures.weeks]
+    charts = [
+        _line_chart("Deployments per week", "", labels,
+                    {"Deployments": [w.deployments for w in figures.weeks]}),
+        _line_chart("Lead time for changes (median per week)", "s", labels,
+                    {"Lead time": [w.lead_time for w in figures.weeks]}),
+        _line_chart("Change failure rate per week", "%", labels,
+                    {"Change failure rate": [w.failure_rate for w in figures.weeks]}),
+        _line_chart("Time to restore (median per week)", "s", labels,
+                    {"Time to restore": [w.restore for w in figures.weeks]}),
+    ]
+    return {"dora": figures, "dora_charts": charts, "dora_weeks": DORA_WEEKS,
+            "dora_definitions": dora.DEFINITIONS}
+
+
+@viewer_required
+def insights_overview(request):
+    """The DORA figures of every pipeline together, over the last DORA_WEEKS weeks."""
+    now = _now()
+    ids = list(Pipeline.objects.values_list("pk", flat=True))
+    return render(request, "executions/insights_overview.html", {
+        "now": now, "pipeline_count": len(ids), "chart_left": PAD_LEFT,
+        **_dora_context(ids, now)})
 
 
 @viewer_required
@@ -328,11 +362,15 @@ def pipeline_insights(request, name: str):
     stage_chart = _line_chart("Stage duration", "s", labels, per_stage)
     since = now - timedelta(days=INSIGHTS_DAYS - 1)
     days = {}
+    # Superseded and Stopped executions are neither successes nor failures: the rate
+    # is of those that ran to a verdict (one superseded execution once read "0 %").
     for row in (PipelineExecution.objects.filter(
             pipeline=pipeline, status__in=E.TERMINAL,
             started_at__date__gte=since.date()).order_by()
             .annotate(day=TruncDate("started_at")).values("day")
-            .annotate(total=Count("id"), ok=Count("id", filter=Q(status=E.SUCCEEDED)))):
+            .annotate(total=Count("id", filter=Q(status__in=[E.SUCCEEDED, E.FAILED])),
+                      ok=Count("id", filter=Q(status=E.SUCCEEDED)),
+                      other=Count("id", filter=Q(status__in=[E.STOPPED, E.SUPERSEDED])))):
         days[row["day"]] = row
     rate = Chart("Success rate per day", "%", height=160)
     inner_w = rate.width - PAD_LEFT - PAD_RIGHT
@@ -358,6 +396,8 @@ def pipeline_insights(request, name: str):
     context = {
         "pipeline": pipeline, "charts": [execution_chart, stage_chart], "rate": rate,
         "total": total, "succeeded": ok, "success_rate": round(100 * ok / total) if total else None,
+        "not_counted": sum(r["other"] for r in days.values()),
+        **_dora_context([pipeline.pk], now),
         "median": sorted(durations)[len(durations) // 2] if durations else None,
         "days": INSIGHTS_DAYS, "count": len(recent), "now": now,
         "chart_left": PAD_LEFT, "chart_bottom": 180 - PAD_BOTTOM,

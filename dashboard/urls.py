@@ -11,6 +11,7 @@ ACTION = EXECUTION + "stages/<str:stage>/actions/<str:action>/"
 
 urlpatterns = [
     path("", views.pipeline_list, name="pipelines"),
+    path("insights/", execution_views.insights_overview, name="insights-overview"),
     path("pipelines/<str:name>/", views.pipeline_detail, name="pipeline"),
     path("pipelines/<str:name>/release/", views.pipeline_release, name="release"),
     path("pipelines/<str:name>/stages/<str:stage>/transition/", views.transition_toggle,

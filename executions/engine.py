@@ -86,6 +86,7 @@ from executions.statuses import (
     worker_name,
 )
 from executions.variables import Unresolvable, _inputs, _resolve, _source_override, _variables
+from observability.counters import SWEEPS, SWEPT_ACTIONS, counter_add
 from pipelines.models import Pipeline, Stage
 from runners.base import kill_process_group
 
@@ -259,7 +260,8 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
                           "revision_summary": revision.summary[:2000],
                           "revision_url": revision.url[:2000],
                           "revision_change_identifier": revision.change_identifier[:200],
-                          "artifact_name": revision.artifact_name[:100]}
+                          "artifact_name": revision.artifact_name[:100],
+                          "committed_at": revision.committed_at}
                 # Under the pipeline lock: no savepoints (update_or_create takes two).
                 # A retried source stage updates its row; a first run inserts it.
                 if not SourceRevision.objects.filter(
@@ -494,6 +496,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
             continue
         if action_time_out(pk):
             report.timed_out += 1
+    counter_add(SWEEPS)
+    for outcome in ("lost", "timed_out", "redispatched"):
+        if getattr(report, outcome):
+            counter_add(SWEPT_ACTIONS, {"outcome": outcome}, getattr(report, outcome))
     return report
 
 

@@ -128,6 +128,9 @@ class PipelineExecution(models.Model):
             # constraint's index and the pipeline foreign key's index.
             models.Index(fields=["pipeline", "status", "number"],
                          name="executions_pe_status_idx"),
+            # "The executions of P that ended between two times" (executions.dora: the
+            # DORA figures over a window; without it every execution of P is read).
+            models.Index(fields=["pipeline", "ended_at"], name="executions_pe_ended_idx"),
         ]
         permissions = [
             ("start_pipelineexecution", "Can start executions"),
@@ -359,6 +362,9 @@ class SourceRevision(models.Model):
     revision_summary = models.CharField(max_length=2000, blank=True)
     revision_url = models.URLField(max_length=2000, blank=True)
     revision_change_identifier = models.CharField(max_length=200, blank=True)
+    # The commit's time (committer date), where the source runner knows it: the
+    # start of the lead time for changes (executions.dora).
+    committed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -38,12 +38,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from executions import artifacts as artifact_store
 from executions.choices import PipelineExecutionStatus
 from executions.models import ActionExecution, Artifact, PipelineExecution, SourceRevision
+from observability.counters import PRUNED_EXECUTIONS, counter_add
 
 logger = logging.getLogger("conveyor.retention")
 
@@ -217,6 +218,12 @@ def executions_prune(*, days: int | None = None, batch_size: int = DEFAULT_BATCH
             action_count = ActionExecution.objects.filter(execution_id__in=ids).count()
             storage_names = set(Artifact.objects.filter(execution_id__in=ids)
                                 .values_list("storage_name", flat=True))
+            # The pruned executions stay counted in conveyor_executions_total:
+            # a counter that drops reads as a reset to Prometheus.
+            for row in (PipelineExecution.objects.filter(id__in=ids)
+                        .values("pipeline__name", "status").annotate(n=Count("pk")).order_by()):
+                counter_add(PRUNED_EXECUTIONS, {"pipeline": row["pipeline__name"],
+                                                "status": row["status"]}, row["n"])
             PipelineExecution.objects.filter(id__in=ids).delete()
         # Files after the commit: a rolled-back batch must not lose its files.
         report.batches += 1

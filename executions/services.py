@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 
 from executions import engine
 from executions.choices import ExecutionType, RetryMode, TriggerType
@@ -29,6 +29,8 @@ from executions.models import (
     StageExecution,
 )
 from executions.refusals import rollback_refusal, start_refusal, transition_refusal
+from observability.audit import audit_record
+from observability.models import AuditAct
 from pipelines import services as pipeline_services
 from pipelines.models import Pipeline
 from pipelines.report import migration_report
@@ -84,16 +86,23 @@ def execution_start(
     resolved = _variables(document, variables)
     overrides = _source_overrides(document, source_revisions)
     try:
-        return engine.execution_create(
-            pipeline=pipeline,
-            version=version,
-            user=user,
-            trigger_type=trigger_type,
-            trigger_detail=trigger_detail,
-            variables=resolved,
-            source_revision_overrides=overrides,
-            client_request_token=client_request_token or "",
-        )
+        with transaction.atomic():
+            execution = engine.execution_create(
+                pipeline=pipeline,
+                version=version,
+                user=user,
+                trigger_type=trigger_type,
+                trigger_detail=trigger_detail,
+                variables=resolved,
+                source_revision_overrides=overrides,
+                client_request_token=client_request_token or "",
+            )
+            # A person's or a client's start is an act; a push or a poll is not.
+            if user is not None or trigger_type == TriggerType.START_PIPELINE_EXECUTION:
+                audit_record(action=AuditAct.EXECUTION_START, user=user, execution=execution,
+                             reason=trigger_detail,
+                             detail={"variables": resolved} if resolved else None)
+            return execution
     except IntegrityError:
         # Two starts with one token at once: the other one won; answer its execution.
         if client_request_token:
@@ -119,7 +128,11 @@ def execution_stop(
     - An execution that has ended is ``ExecutionNotStoppable``; stop and wait
       of one already Stopping is ``StopAlreadyRequested`` (both ExecutionConflict).
     """
-    return engine.execution_stop(execution, abandon=abandon, reason=reason, user=user)
+    with transaction.atomic():
+        stopped = engine.execution_stop(execution, abandon=abandon, reason=reason, user=user)
+        audit_record(action=AuditAct.EXECUTION_STOP, user=user, execution=stopped,
+                     reason=reason, detail={"abandon": bool(abandon)})
+    return stopped
 
 
 def stage_retry(
@@ -139,7 +152,11 @@ def stage_retry(
             [("retryMode", "must be FAILED_ACTIONS or ALL_ACTIONS")],
         )
     _stage_doc(execution.document, stage_name)
-    return engine.stage_retry(execution, stage_name=stage_name, mode=mode, user=user)
+    with transaction.atomic():
+        attempt = engine.stage_retry(execution, stage_name=stage_name, mode=mode, user=user)
+        audit_record(action=AuditAct.STAGE_RETRY, user=user, execution=execution,
+                     stage=stage_name, detail={"retryMode": mode, "attempt": attempt.attempt})
+    return attempt
 
 
 def transition_set(
@@ -159,9 +176,14 @@ def transition_set(
     if refusal is not None:
         raise refusal.error()
     try:
-        changed = engine.transition_set(
-            pipeline, stage_name=stage_name, enabled=enabled, reason=reason, user=user
-        )
+        with transaction.atomic():
+            changed = engine.transition_set(
+                pipeline, stage_name=stage_name, enabled=enabled, reason=reason, user=user
+            )
+            if changed:
+                audit_record(action=AuditAct.TRANSITION_ENABLE if enabled
+                             else AuditAct.TRANSITION_DISABLE,
+                             user=user, pipeline=pipeline.name, stage=stage_name, reason=reason)
     except pipeline_services.DefinitionInvalid as exc:
         raise ExecutionInvalid(
             "A reason is required to disable a transition.",
@@ -196,19 +218,25 @@ def stage_rollback(
         target_stage_status=target_stage_status)
     if refusal is not None:
         raise refusal.error()
-    return engine.execution_create(
-        pipeline=pipeline,
-        version=target_execution.pipeline_version,
-        user=user,
-        trigger_type=TriggerType.MANUAL_ROLLBACK,
-        trigger_detail=f"Rollback of {stage_name} to #{target_execution.number}",
-        variables=dict(target_execution.variables),
-        source_revision_overrides=[],
-        client_request_token="",
-        execution_type=ExecutionType.ROLLBACK,
-        rollback_target=target_execution,
-        rollback_stage_name=stage_name,
-    )
+    with transaction.atomic():
+        rollback = engine.execution_create(
+            pipeline=pipeline,
+            version=target_execution.pipeline_version,
+            user=user,
+            trigger_type=TriggerType.MANUAL_ROLLBACK,
+            trigger_detail=f"Rollback of {stage_name} to #{target_execution.number}",
+            variables=dict(target_execution.variables),
+            source_revision_overrides=[],
+            client_request_token="",
+            execution_type=ExecutionType.ROLLBACK,
+            rollback_target=target_execution,
+            rollback_stage_name=stage_name,
+        )
+        audit_record(action=AuditAct.STAGE_ROLLBACK, user=user, execution=rollback,
+                     stage=stage_name,
+                     detail={"targetPipelineExecutionId": str(target_execution.execution_id),
+                             "targetNumber": target_execution.number})
+    return rollback
 
 
 def action_complete(

@@ -91,7 +91,8 @@ def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, tr
                     execution=ex, action_name=r.action_name, artifact_name=r.artifact_name,
                     revision_id=r.revision_id, revision_summary=r.revision_summary,
                     revision_url=r.revision_url,
-                    revision_change_identifier=r.revision_change_identifier)
+                    revision_change_identifier=r.revision_change_identifier,
+                    committed_at=r.committed_at)
                 for r in SourceRevision.objects.filter(execution=rollback_target)])
         who = getattr(user, "username", "") or trigger_type
         summary = f"Started by {who}" + (f": {trigger_detail}" if trigger_detail else "")

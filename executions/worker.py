@@ -25,6 +25,7 @@ from django.db import InterfaceError, OperationalError, connection
 import runners
 from executions import artifacts, engine
 from executions.choices import ActionExecutionStatus as A
+from observability.logs import log_context
 from runners.base import (
     ActionFailed,
     LogWriter,
@@ -248,7 +249,19 @@ def run_action(pk: int, *, worker: str | None = None) -> str | None:
 
 
 def run_claimed(claim: engine.Claim, worker: str) -> str:
-    """Run an action execution ``worker`` has claimed; returns its final status."""
+    """Run an action execution ``worker`` has claimed; returns its final status.
+
+    Every log record made while it runs carries the action's ids (``LOG_FORMAT=json``).
+    """
+    ae, ex = claim.action_execution, claim.execution
+    with log_context(pipeline=ex.pipeline.name, execution_id=str(ex.execution_id),
+                     execution_number=ex.number, stage=ae.stage_name,
+                     stage_execution_id=ae.stage_execution_id, action=ae.action_name,
+                     action_execution_id=str(ae.action_execution_id), attempt=ae.attempt):
+        return _run_claimed(claim, worker)
+
+
+def _run_claimed(claim: engine.Claim, worker: str) -> str:
     pk = claim.action_execution.pk
     ae, ex = claim.action_execution, claim.execution
     runner = runners.get(ae.category, ae.provider)

@@ -175,7 +175,8 @@ class PipelineAdmin(NestedModelAdmin):
         secret = form.cleaned_data.get("new_webhook_secret")
         if secret or form.cleaned_data.get("remove_webhook_secret"):
             try:
-                services.pipeline_set_webhook_secret(pipeline=pipeline, secret=secret or "")
+                services.pipeline_set_webhook_secret(pipeline=pipeline, secret=secret or "",
+                                                     user=request.user)
             except services.DefinitionInvalid as exc:
                 self.message_user(request, f"The webhook secret was not changed: "
                                   f"{exc.problems[0]}", messages.ERROR)
@@ -239,11 +240,11 @@ class PipelineAdmin(NestedModelAdmin):
         return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
-        services.pipeline_delete(pipeline=obj)
+        services.pipeline_delete(pipeline=obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
         for pipeline in queryset:
-            services.pipeline_delete(pipeline=pipeline)
+            services.pipeline_delete(pipeline=pipeline, user=request.user)
 
     # --- import and export ---------------------------------------------------------------
 

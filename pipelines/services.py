@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from observability.audit import audit_record
+from observability.models import AuditAct
 from pipelines import documents, secrets
 from pipelines.buildspec import buildspec_parse
 from pipelines.choices import ComputeType, ConnectionProvider, CredentialKind
@@ -110,6 +112,8 @@ def pipeline_save(
                 imported_metadata=metadata, created_by=_user(user),
             )
             _write_rows(pipeline, normalized)
+            audit_record(action=AuditAct.PIPELINE_CREATE, user=user, pipeline=pipeline.name,
+                         detail={"version": 1})
             return SaveResult(pipeline, created=True, changed=True, warnings=warnings)
         if create is True:
             raise DefinitionInvalid(
@@ -128,6 +132,8 @@ def pipeline_save(
             imported_metadata=metadata, created_by=_user(user),
         )
         _write_rows(pipeline, normalized)
+        audit_record(action=AuditAct.PIPELINE_UPDATE, user=user, pipeline=pipeline.name,
+                     detail={"version": pipeline.version})
         return SaveResult(pipeline, created=False, changed=True, warnings=warnings)
 
 
@@ -162,10 +168,11 @@ def pipeline_check(*, document: Any) -> CheckResult:
 MIN_WEBHOOK_SECRET = 16
 
 
-def pipeline_set_webhook_secret(*, pipeline: Pipeline, secret: str) -> None:
+def pipeline_set_webhook_secret(*, pipeline: Pipeline, secret: str, user=None) -> None:
     """Set the secret push webhooks must sign their body with; "" turns push webhooks off.
 
-    The secret is never part of the definition document (it would be exported).
+    The secret is never part of the definition document (it would be exported), nor
+    of the audit entry recording the change (which says only set or cleared).
     """
     secret = (secret or "").strip()
     if secret and len(secret) < MIN_WEBHOOK_SECRET:
@@ -174,13 +181,24 @@ def pipeline_set_webhook_secret(*, pipeline: Pipeline, secret: str) -> None:
             "push webhooks off")])
     if len(secret) > 200:
         raise DefinitionInvalid([Problem("secret", "must be at most 200 characters")])
-    Pipeline.objects.filter(pk=pipeline.pk).update(webhook_secret=secret)
+    with transaction.atomic():
+        changed = Pipeline.objects.filter(pk=pipeline.pk).exclude(
+            webhook_secret=secret).update(webhook_secret=secret)
+        if changed:
+            audit_record(action=AuditAct.SECRET_CHANGE, user=user, pipeline=pipeline.name,
+                         detail={"secret": "webhook", "set": bool(secret)})
     pipeline.webhook_secret = secret
 
 
-def pipeline_delete(*, pipeline: Pipeline) -> None:
-    """Delete a pipeline with its versions (executions go with it, by cascade)."""
-    pipeline.delete()
+def pipeline_delete(*, pipeline: Pipeline, user=None) -> None:
+    """Delete a pipeline with its versions (executions go with it, by cascade).
+
+    Its audit entries stay: they name the pipeline, they do not point at its row.
+    """
+    with transaction.atomic():
+        audit_record(action=AuditAct.PIPELINE_DELETE, user=user, pipeline=pipeline.name,
+                     detail={"version": pipeline.version})
+        pipeline.delete()
 
 
 def pipeline_export(*, pipeline: Pipeline, version: int | None = None) -> dict:

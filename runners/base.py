@@ -65,6 +65,8 @@ class Revision:
     url: str = ""
     change_identifier: str = ""
     artifact_name: str = ""
+    # When the revision was committed (the lead time for changes starts there).
+    committed_at: datetime | None = None
 
 
 @dataclass

@@ -42,6 +42,7 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -608,7 +609,7 @@ class GitFetchingRunner(Runner):
             external_url=page,
             external_id=sha,
             revision=Revision(revision_id=sha, summary=info.subject, url=page,
-                              artifact_name=name),
+                              artifact_name=name, committed_at=_when(info.committer_date)),
         )
 
 
@@ -739,3 +740,11 @@ class CodeCommitRunner(GitFetchingRunner):
             "CommitterDate": info.committer_date,
             "RepositoryName": ctx.configuration.get("RepositoryName", ""),
         }
+
+
+def _when(iso: str) -> datetime | None:
+    """A git ISO 8601 date (``%cI``) as an aware datetime; None if unreadable."""
+    try:
+        return datetime.fromisoformat(iso.strip())
+    except ValueError:
+        return None

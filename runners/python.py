@@ -25,6 +25,7 @@ module's code), and only pipeline owners can name them.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import re
 import threading
@@ -139,8 +140,9 @@ class PythonInvokeRunner(Runner):
                 done.set()
 
         ctx.log.line(f"Calling {path}")
-        thread = threading.Thread(target=call, name=f"invoke-{ctx.action_execution_id}",
-                                  daemon=True)
+        # In the worker's context: the function's log records carry the action's ids.
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(call,),
+                                  name=f"invoke-{ctx.action_execution_id}", daemon=True)
         thread.start()
         while not done.wait(0.1):
             if ctx.should_stop():

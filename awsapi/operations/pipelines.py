@@ -106,7 +106,7 @@ def delete_pipeline(caller, body: dict) -> dict:
     name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
     pipeline = Pipeline.objects.filter(name=name).first()
     if pipeline is not None:
-        pipeline_delete(pipeline=pipeline)
+        pipeline_delete(pipeline=pipeline, user=caller.user)
     return {}
 
 

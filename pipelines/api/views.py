@@ -153,7 +153,7 @@ class PipelineDetailApi(generics.GenericAPIView):
     @extend_schema(summary="Delete a pipeline",
                    responses={204: None, 404: ErrorSerializer, **ERRORS})
     def delete(self, request, name):
-        services.pipeline_delete(pipeline=self.get_pipeline(name))
+        services.pipeline_delete(pipeline=self.get_pipeline(name), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -229,7 +229,7 @@ class PipelineWebhookApi(generics.GenericAPIView):
         pipeline = get_object_or_404(Pipeline, name=name)
         data = WebhookSecretInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.pipeline_set_webhook_secret(pipeline=pipeline,
+        services.pipeline_set_webhook_secret(pipeline=pipeline, user=request.user,
                                              secret=data.validated_data["secret"])
         return Response(self._body(request, pipeline))
 

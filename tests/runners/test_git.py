@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -254,6 +255,9 @@ def test_an_execution_records_the_commit_as_its_source_revision(driver, repo):
     revision = SourceRevision.objects.get(execution=execution)
     assert (revision.action_name, revision.revision_id, revision.revision_summary,
             revision.artifact_name) == ("Checkout", sha, "Ship it", "Src")
+    # The commit's time starts the lead time for changes (DORA).
+    committed = repo.git("log", "-1", "--format=%cI", sha)
+    assert revision.committed_at == datetime.fromisoformat(committed)
     source = ActionExecution.objects.get(execution=execution, action_name="Checkout")
     assert source.output_variables["CommitId"] == sha
     assert Artifact.objects.get(execution=execution, name="Src").file_count == 2

@@ -37,6 +37,8 @@ ANONYMOUS_ALLOWED = {
                 {"GET": 200}),
     "healthz-workers": ("health probe; names nothing (test_health.py); 503 until a "
                         "sweep completed", {"GET": 503}),
+    "metrics": ("Prometheus scrapes it with the bearer token CONVEYOR_METRICS_TOKEN (else "
+                "staff sessions only): test_metrics.py", {"GET": 401}),
     "nesting_server_data": ("django-nested-admin's script: answers 403 to anyone not "
                             "staff by itself", {"GET": 403}),
 }

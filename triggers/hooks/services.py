@@ -18,6 +18,7 @@ from config.bodies import json_loads
 from executions import services
 from executions.choices import ActionExecutionStatus
 from executions.models import ActionExecution, HookDelivery
+from observability.counters import WEBHOOK_DELIVERIES, counter_add
 from pipelines.models import Pipeline
 from runners import webhook
 from triggers import changes
@@ -66,7 +67,39 @@ class PushOutcome:
         return [d for d in self.decisions if d.started]
 
 
+DELIVERY_RESULTS = {400: "invalid", 401: "unauthorized", 404: "not_found", 409: "replayed",
+                    413: "too_large"}
+
+
+def push_delivery_count(*, pipeline_name: str, result: str) -> None:
+    """Count one push delivery for ``conveyor_webhook_deliveries_total``.
+
+    The pipeline label is kept only for a pipeline that exists: a sender naming
+    made-up pipelines must not grow the label set.
+    """
+    known = Pipeline.objects.filter(name=pipeline_name).exists()
+    counter_add(WEBHOOK_DELIVERIES, {"pipeline": pipeline_name if known else "",
+                                     "result": result})
+
+
 def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
+    """Verify and act on a push webhook for one pipeline; count the delivery by result.
+
+    See ``_push_receive`` for the steps; the result is "started" (an execution
+    started), "ignored" (nothing started) or the refusal ("unauthorized", ...).
+    """
+    try:
+        outcome = _push_receive(pipeline_name=pipeline_name, body=body, headers=headers)
+    except HookError as error:
+        push_delivery_count(pipeline_name=pipeline_name,
+                            result=DELIVERY_RESULTS.get(error.status, "refused"))
+        raise
+    push_delivery_count(pipeline_name=pipeline_name,
+                        result="started" if outcome.started else "ignored")
+    return outcome
+
+
+def _push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
     """Verify and act on a push webhook for one pipeline.
 
     1. The pipeline must exist (404) and have a webhook secret; the request

@@ -97,7 +97,11 @@ class PushHookApi(APIView):
         # The signature covers the exact bytes sent: read them before any parsing, and
         # no more than the limit (plus one byte, to tell "too large"), whatever
         # Content-Length claims.
-        limit = _refuse_oversized(request)
+        try:
+            limit = _refuse_oversized(request)
+        except HookRefused:
+            services.push_delivery_count(pipeline_name=pipeline, result="too_large")
+            raise
         body = request._request.read(limit + 1)
         try:
             outcome = services.push_receive(pipeline_name=pipeline, body=body,

@@ -4,9 +4,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from awsapi.services import access_key_create
+from observability.audit import CommandSurface
 
 
-class Command(BaseCommand):
+class Command(CommandSurface, BaseCommand):
     help = ("Create an access key for USER for the AWS-compatible endpoint (/aws/). "
             "The secret is printed now and cannot be shown again.")
 

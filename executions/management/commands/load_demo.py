@@ -25,6 +25,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from observability.audit import CommandSurface
 from pipelines import providers
 from pipelines.models import Pipeline
 from pipelines.services import pipeline_save
@@ -133,7 +134,7 @@ def create_repository(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-class Command(BaseCommand):
+class Command(CommandSurface, BaseCommand):
     help = ("Create (once) the demo: a local git repository of a tiny app under var/demo/ "
             "and the pipeline 'demo' that tests, packages, deploys, approves and releases it.")
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from executions import services
 from executions.errors import ExecutionError, ExecutionInvalid
+from observability.audit import CommandSurface
 from pipelines.models import Pipeline
 
 
@@ -25,7 +26,7 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
-class Command(BaseCommand):
+class Command(CommandSurface, BaseCommand):
     help = (
         "Start an execution of a pipeline and print its id and number. --var overrides a "
         "pipeline variable's default; --revision makes a source action use that revision "

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from observability.audit import CommandSurface
 from pipelines import services
 
 
-class Command(BaseCommand):
+class Command(CommandSurface, BaseCommand):
     help = (
         "Create or update the pipeline a definition document describes (JSON or YAML, bare "
         "or as get-pipeline output). FILE '-' reads standard input. Prints created, updated "
