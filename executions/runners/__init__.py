@@ -56,7 +56,8 @@ def load_builtin() -> None:
     """Import the runner modules shipped with executions (each registers itself)."""
     import importlib
 
-    for module in ("executions.runners.simulate", "executions.runners.shell"):
+    for module in ("executions.runners.simulate", "executions.runners.shell",
+                   "executions.runners.rules"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
