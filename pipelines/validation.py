@@ -119,6 +119,18 @@ class _Validator:
             if why:
                 self.add(kpath, why, severity="warning")
 
+    def json_numbers(self, path: str, value: Any) -> None:
+        """Infinities anywhere (an inert or unknown field too) cannot be stored as JSON."""
+        if isinstance(value, float) and (value != value or value in (float("inf"),
+                                                                     float("-inf"))):
+            self.add(path, f"{value} is not a number JSON allows")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.json_numbers(f"{path}.{key}" if path else str(key), item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.json_numbers(f"{path}[{i}]", item)
+
     def string_list(self, path: str, value: Any) -> list[str]:
         if not self.expect(path, value, list, "a list"):
             return []
@@ -135,6 +147,7 @@ class _Validator:
             self.add("", f"the definition must be an object, not {_type_name(doc)}")
             return self.problems
         self.fields("", doc, "")
+        self.json_numbers("", doc)
         self.name("name", doc.get("name"))
         mode = doc.get("executionMode", ExecutionMode.SUPERSEDED.value)
         if mode not in ExecutionMode.values:
