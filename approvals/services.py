@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from approvals import signals
 from approvals.choices import ApprovalStatus, DecisionStatus, DecisionSurface
 from approvals.configuration import ApprovalSettings, Reviewers, parse_reviewers
 from approvals.errors import (
@@ -92,10 +93,9 @@ def approval_request_open(*, action_execution: ActionExecution, config: Approval
             },
         )
         if created:
-            from approvals import tasks
-
             pk = str(request.pk)
-            transaction.on_commit(lambda: tasks.enqueue("approval_notify", pk))
+            transaction.on_commit(lambda: signals.approval_requested.send(
+                sender=ApprovalRequest, request_pk=pk))
     ae.refresh_from_db(fields=["status", "summary"])
     if ae.status != ActionExecutionStatus.IN_PROGRESS:
         approval_close_for_action(action_execution=ae, status=ae.status, summary=ae.summary)
@@ -530,7 +530,7 @@ def _local_git_log(ex: PipelineExecution, deployed_revisions: list[SourceRevisio
     source, or git cannot answer (a repository moved, a history rewritten):
     the page then lists the revision ids instead.
     """
-    from executions.runners.git import GitError, git
+    from runners.git import GitError, git
 
     base = {r.action_name: r.revision_id for r in deployed_revisions}
     heads = {r.action_name: r.revision_id for r in _revisions(ex)}

@@ -6,25 +6,14 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Executions"
 
     def ready(self) -> None:
-        # Register the built-in runners (and their configuration checkers into
-        # pipelines.providers, which validation consults).
-        from executions.runners import load_builtin
+        # The engine hands work to the queue through a port; the django-q2 adapter
+        # imports the engine, so it is wired here rather than imported by it.
+        from executions import queue, tasks
 
-        load_builtin()
-        # The live dashboard's doorbell rings after every commit that appended events.
-        from executions import live
-
-        live.connect()
-        # The runners of the runners issue register themselves when imported, and
-        # `migrate` makes the polling schedule follow CONVEYOR_POLL_SECONDS.
+        queue.wire(tasks)
         from django.db.models.signals import post_migrate
 
-        from executions.runners import directory, git, python, webhook  # noqa: F401
-        from executions.triggers import poll_schedule_ensure
-
-        post_migrate.connect(poll_schedule_ensure, sender=self,
-                             dispatch_uid="conveyor-poll-schedule")
-        # ... and the daily prune schedule follow CONVEYOR_RETENTION_DAYS.
+        # `migrate` makes the daily prune schedule follow CONVEYOR_RETENTION_DAYS.
         from executions.retention import retention_schedule_ensure
 
         post_migrate.connect(retention_schedule_ensure, sender=self,

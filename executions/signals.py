@@ -17,7 +17,7 @@ Other apps listen to these instead of being imported by ``executions``
 - ``events_appended(sender, pipeline_id, execution_ids, last_event_id)``: new
   ExecutionEvent rows were committed (the live dashboard's doorbell).
 
-``sender`` is always the ``executions.engine`` module.
+``sender`` is always the ``executions.statuses`` module (the engine's status helper).
 """
 
 from django.dispatch import Signal

@@ -77,7 +77,7 @@ AWS_ONLY_PROVIDERS: dict[str, frozenset[str]] = {
 # --- stage-condition rules ---------------------------------------------------
 # A rule checker receives the rule's document and returns (relative path,
 # message) pairs, like an action checker. The runners register the rule
-# providers they evaluate (``executions.runners.rules``); ``can_skip`` marks the
+# providers they evaluate (``runners.rules``); ``can_skip`` marks the
 # rules a ``SKIP`` entry condition may use (CodePipeline allows Skip only with
 # VariableCheck and LambdaInvoke; Conveyor's webhook rule stands for LambdaInvoke).
 

@@ -17,7 +17,7 @@ from approvals.errors import (
     ApprovalNotFound,
 )
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     NAME,
     epoch,
     field_enum,

@@ -14,7 +14,7 @@ from django.core.files.storage import storages
 from django.db.models import Exists, OuterRef
 
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     EXECUTION_ID,
     NAME,
     compact,

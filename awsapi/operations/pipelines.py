@@ -4,7 +4,7 @@ from django.core import signing
 from django.db.models import OuterRef, Subquery
 
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     NAME,
     epoch,
     field_int,

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from executions.runners import cron, rules
-from executions.runners.base import LogWriter
+from runners import cron, rules
+from runners.base import LogWriter
 
 NOW = datetime(2026, 12, 3, 10, 30, tzinfo=UTC)  # a Thursday
 

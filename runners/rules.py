@@ -12,7 +12,7 @@ Providers (category ``Rule``, owner ``AWS``, version ``1``, as CodePipeline):
   before evaluation), ``Value``, ``Operator`` ``EQ`` | ``NE`` | ``CONTAINS`` |
   ``MATCHES`` (the whole value matches the regular expression, as Java's
   ``String.matches``).
-- ``DeploymentWindow``: ``Cron`` (AWS's form, see ``executions.runners.cron``),
+- ``DeploymentWindow``: ``Cron`` (AWS's form, see ``runners.cron``),
   ``TimeZone``. Outside the window the rule waits for the next opening
   (re-checked at that minute) until its timeout, default 7 days.
 - ``Metrics`` (Conveyor's stand-in for ``CloudWatchAlarm``): either
@@ -31,7 +31,7 @@ Providers (category ``Rule``, owner ``AWS``, version ``1``, as CodePipeline):
   ``{"status": "Succeeded" | "Failed", "summary": "..."}`` decides; anything
   else fails the rule with the reason. ``UserParameters`` is passed on.
 - ``Commands``: the rule's ``commands`` run like the Commands/Shell action
-  (``executions.runners.shell``), in a fresh workspace holding the rule's
+  (``runners.shell``), in a fresh workspace holding the rule's
   first input artifact; exit status 0 of every command succeeds.
 """
 
@@ -50,9 +50,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from executions.runners import cron
-from executions.runners.base import ActionFailed, LogWriter, RunContext
-from executions.runners.checks import configuration_of
+from runners import cron
+from runners.base import ActionFailed, LogWriter, RunContext
+from runners.checks import configuration_of
 from pipelines import providers
 
 SUCCEEDED, FAILED, IN_PROGRESS = "Succeeded", "Failed", "InProgress"
@@ -507,8 +507,8 @@ class WebhookRule(RuleProvider):
         }
 
     def evaluate(self, inp: RuleInput) -> Outcome:
-        from executions.runners.shell import secret_value
-        from executions.runners.webhook import sign
+        from runners.shell import secret_value
+        from runners.webhook import sign
 
         config = inp.configuration
         url = config.get("Url", "")
@@ -569,7 +569,7 @@ class CommandsRule(RuleProvider):
         return problems
 
     def evaluate(self, inp: RuleInput) -> Outcome:
-        from executions.runners.shell import ShellRunner
+        from runners.shell import ShellRunner
 
         if inp.workspace is None or inp.log is None:
             return Outcome(FAILED, "No workspace to run the commands in")

@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from executions import services, triggers
+from executions import services
 from executions.choices import ActionExecutionStatus
 from executions.models import ActionExecution, HookDelivery
-from executions.runners import webhook
 from pipelines.models import Pipeline
+from runners import webhook
+from triggers import changes
 
 
 class HookError(Exception):
@@ -57,11 +58,11 @@ def delivery_id(headers: Mapping[str, str]) -> str:
 class PushOutcome:
     """What a push did: the decisions per Git source action (or a note, for a ping)."""
 
-    decisions: list[triggers.Decision]
+    decisions: list[changes.Decision]
     note: str = ""
 
     @property
-    def started(self) -> list[triggers.Decision]:
+    def started(self) -> list[changes.Decision]:
         return [d for d in self.decisions if d.started]
 
 
@@ -79,7 +80,7 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
     3. A ping, or an event other than a push, is acknowledged and ignored.
     4. A push is parsed (400 if it is not one) and each Git source action
        decides by its repository, DetectChanges and the trigger filters;
-       at most one execution starts per commit (``triggers.change_start``).
+       at most one execution starts per commit (``changes.change_start``).
     """
     if len(body) > push_max_bytes():
         raise HookError(413, f"The payload is larger than {push_max_bytes()} bytes.")
@@ -89,7 +90,7 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
     if not pipeline.webhook_secret:
         raise HookError(401, f'Pipeline "{pipeline_name}" has no webhook secret: set one '
                              "before sending it webhooks.")
-    if not triggers.signature_valid(pipeline.webhook_secret, body, headers):
+    if not changes.signature_valid(pipeline.webhook_secret, body, headers):
         raise HookError(401, "The webhook signature is missing or wrong.")
     delivery = delivery_id(headers)
     if len(delivery) > 200:
@@ -111,7 +112,7 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
 
 
 def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
-    sender, event = triggers.event_kind(headers)
+    sender, event = changes.event_kind(headers)
     if event == "ping":
         return PushOutcome([], note="pong")
     if event != "push":
@@ -121,10 +122,10 @@ def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) ->
         data = json.loads(body or b"null")
     except ValueError as exc:
         raise HookError(400, f"The payload is not JSON: {exc}") from None
-    push = triggers.push_parse(sender, data)
+    push = changes.push_parse(sender, data)
     if isinstance(push, str):
         raise HookError(400, f"Not a push: {push}.")
-    return PushOutcome(triggers.push_decide(pipeline, push))
+    return PushOutcome(changes.push_decide(pipeline, push))
 
 
 def job_report(*, token: str, data) -> ActionExecution:
