@@ -3,7 +3,7 @@ of ``approval_requested`` (a new request's notifications are queued).
 
 ``executions`` never imports ``approvals``: it announces ended and abandoned
 actions, and these receivers close the pending request of a Manual approval
-that ended without a decision (timeout, stop and abandon, rule 10).
+that ended without a decision (timeout, stop and abandon, docs/semantics.md §10).
 """
 
 from django.dispatch import receiver
@@ -19,7 +19,8 @@ def _is_manual_approval(action_execution) -> bool:
 
 @receiver(signals.action_abandoned, dispatch_uid="approvals.action_abandoned")
 def close_abandoned_approval(sender, action_execution, reason, superseded_by=None, **kwargs):
-    """Stop-and-abandon → Abandoned; a newer execution (rule 10) → Superseded, naming it."""
+    """Stop-and-abandon → Abandoned; a newer execution → Superseded, naming it
+    (docs/semantics.md §10)."""
     if _is_manual_approval(action_execution):
         services.approval_close_for_action(
             action_execution=action_execution, status=action_execution.status, summary=reason,

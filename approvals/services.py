@@ -4,7 +4,7 @@ The dashboard, the inbox page, the signed links, the REST API and the AWS
 endpoint call these functions and hold no rules of their own. Completing the
 approval action goes through ``executions.services.action_complete``; the
 engine's signals (``executions.signals``) close requests whose action ended
-some other way (timeout, stop and abandon, rule 10's superseding).
+some other way (timeout, stop and abandon, docs/semantics.md §10's superseding).
 
 Errors (``approvals.errors``): ``ApprovalForbidden`` (403), ``ApprovalClosed``
 (409), ``ApprovalNotFound`` (404), ``ApprovalInvalid`` (400),

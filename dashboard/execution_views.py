@@ -22,13 +22,13 @@ from dashboard.views import (
     RETRY,
     STOP,
     E,
-    S,
     _execution,
     _now,
     _render,
     seconds,
     viewer_required,
 )
+from executions import selectors
 from executions.choices import (
     RetryMode,
 )
@@ -39,6 +39,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.refusals import stage_retry_refusal
 from pipelines.models import Pipeline
 
 # --- Execution -----------------------------------------------------------------------
@@ -98,6 +99,20 @@ def _document_diff(old: dict, new: dict, old_label: str, new_label: str) -> list
     return lines
 
 
+def _retryable(ex: PipelineExecution, stage_executions) -> set[str]:
+    """The stages of ``ex`` whose Retry button is offered: where the engine would accept
+    it (docs/semantics.md §8). A query per stage that passes every other check."""
+    latest = {se.stage_name: se.status for se in stage_executions}   # by attempt: last wins
+    offered = set()
+    for name, status in latest.items():
+        ask = {"number": ex.number, "status": ex.status, "stage_name": name,
+               "latest_stage_status": status}
+        if stage_retry_refusal(**ask) is None and stage_retry_refusal(
+                **ask, newer_number=selectors.stage_entered_since(ex, name)) is None:
+            offered.add(name)
+    return offered
+
+
 @viewer_required
 def execution_detail(request, name: str, number: int):
     """One execution: timeline of its actions, variables, artifacts, the version it ran."""
@@ -134,9 +149,7 @@ def execution_detail(request, name: str, number: int):
         "not_entered": planned, "document": json.dumps(version.document, indent=2),
         "can_stop": user.has_perm(STOP), "can_retry": user.has_perm(RETRY),
         "retry_modes": RetryMode.choices,
-        "retryable": {se.stage_name for se in stage_executions
-                      if se.status in (S.FAILED, S.STOPPED)}
-        if ex.status in (E.FAILED, E.STOPPED) else set(),
+        "retryable": _retryable(ex, stage_executions),
     }
     return _render(request, "executions/execution.html", context, {
         "header": "executions/_partials/execution_header.html",

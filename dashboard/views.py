@@ -42,7 +42,7 @@ from approvals.choices import ApprovalStatus, DecisionSurface
 from approvals.errors import ApprovalError
 from dashboard import live, review
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
-from executions import services
+from executions import selectors, services
 from executions.choices import (
     PipelineExecutionStatus,
     RetryMode,
@@ -56,6 +56,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.refusals import stage_retry_refusal
 from pipelines.models import Pipeline
 
 VIEW = "pipelines.view_pipeline"
@@ -127,19 +128,17 @@ def seconds(start: datetime | None, end: datetime | None, now: datetime | None =
 
 def _latest_stage_executions(pipeline_ids, *, select=("execution",)) -> list[StageExecution]:
     """The newest StageExecution of every stage of these pipelines: one query."""
-    return services.latest_stage_executions(pipeline_ids, select=select)
+    return selectors.latest_stage_executions(pipeline_ids, select=select)
 
 
 def _latest_action_executions(pipeline_id: int) -> list[ActionExecution]:
     """The newest ActionExecution of every action of a pipeline: one query."""
-    return services.latest_action_executions(pipeline_id)
+    return selectors.latest_action_executions(pipeline_id)
 
 
 def _revisions(execution_ids) -> dict[int, list[SourceRevision]]:
-    found: dict[int, list[SourceRevision]] = {}
-    for rev in SourceRevision.objects.filter(execution_id__in=list(execution_ids)):
-        found.setdefault(rev.execution_id, []).append(rev)
-    return found
+    """Each execution's source revisions (a rollback's are its target's): one query."""
+    return selectors.source_revisions(execution_ids)
 
 
 # --- Pipelines ----------------------------------------------------------------------
@@ -237,7 +236,7 @@ class StageBox:
 
 
 def _why(ex: PipelineExecution, box: StageBox, position: int) -> str:
-    """Why an inbound execution waits, in words (rule 2)."""
+    """Why an inbound execution waits, in words (docs/semantics.md §2)."""
     if ex.inbound_reason == WaitingReason.TRANSITION_DISABLED and box.stage is not None:
         who = box.stage.transition_changed_by or "someone"
         reason = box.stage.transition_disabled_reason
@@ -271,9 +270,11 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
                  for a in doc["actions"]]
         se = latest_se.get(doc["name"])
         box = StageBox(doc["name"], index, stages.get(doc["name"]), se, cards)
-        # Offered only where the engine would accept it (rule 8); it has the last word.
-        box.retryable = (se is not None and se.status in (S.FAILED, S.STOPPED)
-                         and se.execution.status in (E.FAILED, E.STOPPED))
+        # Offered only where the engine would accept it (docs/semantics.md §8): ``se`` is
+        # the stage's newest attempt of all, so no newer execution has entered it since.
+        box.retryable = se is not None and stage_retry_refusal(
+            number=se.execution.number, status=se.execution.status, stage_name=se.stage_name,
+            latest_stage_status=se.status) is None
         waiting = [ex for ex in inbound if ex.inbound_stage_name == doc["name"]]
         box.inbound = [Inbound(ex, _why(ex, box, k)) for k, ex in enumerate(waiting, 1)]
         boxes.append(box)

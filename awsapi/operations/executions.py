@@ -30,7 +30,7 @@ from awsapi.operations.base import (
     page_token_load,
     pipeline_named,
 )
-from executions import services
+from executions import selectors, services
 from executions.choices import ExecutionType, RetryMode, StageExecutionStatus
 from executions.errors import (
     ExecutionConflict,
@@ -122,14 +122,6 @@ def _rollback_metadata(execution: PipelineExecution) -> dict | None:
     if execution.execution_type != ExecutionType.ROLLBACK or execution.rollback_target is None:
         return None
     return {"rollbackTargetPipelineExecutionId": str(execution.rollback_target.execution_id)}
-
-
-def _revisions(execution: PipelineExecution) -> list:
-    """The source revisions an execution carries (a rollback's are its target's)."""
-    own = list(execution.source_revisions.all())
-    if own or execution.execution_type != ExecutionType.ROLLBACK or not execution.rollback_target:
-        return own
-    return list(execution.rollback_target.source_revisions.all())
 
 
 def _text(value: str) -> str | None:
@@ -236,7 +228,7 @@ def get_pipeline_execution(caller, body: dict) -> dict:
                 "created": epoch(r.created_at),
                 "revisionUrl": _text(r.revision_url),
             }
-            for r in _revisions(execution)
+            for r in selectors.source_revisions([execution.pk])[execution.pk]
         ],
         "variables": [{"name": name, "resolvedValue": str(value)}
                       for name, value in (execution.variables or {}).items()],
@@ -267,7 +259,6 @@ def list_pipeline_executions(caller, body: dict) -> dict:
                               "The nextToken was not returned for this pipeline.")
     executions = (PipelineExecution.objects.filter(pipeline=pipeline)
                   .select_related("triggered_by", "rollback_target")
-                  .prefetch_related("source_revisions", "rollback_target__source_revisions")
                   .order_by("-number"))
     wanted = field_object(body, "filter") or {}
     succeeded_in = field_object(wanted, "succeededInStage")
@@ -279,14 +270,16 @@ def list_pipeline_executions(caller, body: dict) -> dict:
     if after is not None:
         executions = executions.filter(number__lt=after[1])
     page = list(executions[: limit + 1])
-    answer = {"pipelineExecutionSummaries": [_summary(ex) for ex in page[:limit]]}
+    revisions = selectors.source_revisions([ex.pk for ex in page[:limit]])
+    answer = {"pipelineExecutionSummaries": [_summary(ex, revisions[ex.pk])
+                                             for ex in page[:limit]]}
     if len(page) > limit:
         answer["nextToken"] = page_token_dump([pipeline.pk, page[limit - 1].number],
                                               salt=_EXECUTIONS_SALT)
     return answer
 
 
-def _summary(execution: PipelineExecution) -> dict:
+def _summary(execution: PipelineExecution, revisions: list) -> dict:
     stopped = execution.status in ("Stopping", "Stopped")
     return compact({
         "pipelineExecutionId": str(execution.execution_id),
@@ -301,7 +294,7 @@ def _summary(execution: PipelineExecution) -> dict:
                 "revisionSummary": _text(r.revision_summary),
                 "revisionUrl": _text(r.revision_url),
             }
-            for r in _revisions(execution)
+            for r in revisions
         ],
         "trigger": _trigger(execution),
         "stopTrigger": {"reason": execution.status_summary[:200]} if stopped else None,
@@ -316,14 +309,14 @@ def _summary(execution: PipelineExecution) -> dict:
 
 @operation("GetPipelineState", permission=READ)
 def get_pipeline_state(caller, body: dict) -> dict:
-    """``services.pipeline_state`` in CodePipeline's shape.
+    """``selectors.pipeline_state`` in CodePipeline's shape.
 
     Beyond the REST answer, each stage execution carries ``type`` (STANDARD or
     ROLLBACK) and a failed action its ``errorDetails``; Conveyor's own extras
     (why and since when an inbound execution waits) are left out.
     """
     pipeline = pipeline_named(_name(body, "name"))
-    state = services.pipeline_state(pipeline, types=True)
+    state = selectors.pipeline_state(pipeline, types=True)
 
     def stage_execution(ex: dict | None) -> dict | None:
         if ex is None:
