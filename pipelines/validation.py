@@ -36,6 +36,9 @@ CONDITION_RESULTS = {
     "onFailure": ("ROLLBACK", "RETRY"),
 }
 FAILURE_RESULTS = ("ROLLBACK", "RETRY", "FAIL")
+CONDITIONS_NOT_EVALUATED = (
+    "stage conditions are checked but not evaluated by this version of Conveyor: an "
+    "execution is refused rather than run as if they had passed")
 RETRY_MODES = ("FAILED_ACTIONS", "ALL_ACTIONS")
 MAX_RULES = 5
 RULE_TIMEOUT_MINUTES = (5, 86400)
@@ -250,6 +253,11 @@ class _Validator:
             if "conditions" in block or kind != "onFailure":
                 results += self.condition_list(kpath, kind, block.get("conditions"), variables,
                                                seen)
+                if "conditions" in block:
+                    # Validated, not evaluated yet: a warning refuses to start an execution
+                    # rather than run it as if the condition had passed (docs/conditions.md).
+                    self.add(f"{kpath}.conditions", CONDITIONS_NOT_EVALUATED,
+                             severity="warning")
             if mode == ExecutionMode.PARALLEL.value and "ROLLBACK" in results:
                 self.add(kpath, "PARALLEL pipelines have no stage rollback: a ROLLBACK result "
                          "is not allowed (use QUEUED or SUPERSEDED)")
