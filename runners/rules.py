@@ -50,10 +50,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pipelines import providers
 from runners import cron
 from runners.base import ActionFailed, LogWriter, RunContext
 from runners.checks import configuration_of
-from pipelines import providers
 
 SUCCEEDED, FAILED, IN_PROGRESS = "Succeeded", "Failed", "InProgress"
 DEFAULT_TIMEOUT_MINUTES = 60
