@@ -6,6 +6,7 @@ the django-q2 queue), real Shell subprocesses and a real Directory deploy.
 
 import pytest
 
+from awsapi.operations.executions import get_pipeline_state
 from executions import services
 from executions.models import ExecutionEvent, PipelineExecution, StageExecution
 from pipelines.services import pipeline_save
@@ -78,6 +79,14 @@ def test_the_automatic_retry_happens_once_then_a_person_may_retry(driver, tmp_pa
     # The manual retry failed too; no second automatic retry follows it.
     assert execution.status == "Failed"
     assert attempts(execution)[2:] == [(3, "Failed", "FAILED_ACTIONS", "ManualStageRetry")]
+    # The AWS endpoint's GetPipelineState counts both (CodePipeline's retryStageMetadata).
+    state = get_pipeline_state(None, {"name": pipeline.name})
+    deploy = next(s for s in state["stageStates"] if s["stageName"] == "Deploy")
+    assert deploy["retryStageMetadata"] == {"autoStageRetryAttempt": 1,
+                                            "manualStageRetryAttempt": 1,
+                                            "latestRetryTrigger": "ManualStageRetry"}
+    source = next(s for s in state["stageStates"] if s["stageName"] == "Source")
+    assert "retryStageMetadata" not in source
 
 
 # --- automatic rollback with a real Directory deploy -----------------------------------
