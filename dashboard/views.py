@@ -347,7 +347,8 @@ def _back(request, fallback: str):
     return redirect(safe_next(request, fallback))
 
 
-def _refused(request, exc: services.ExecutionError) -> None:
+def _refused(request, exc: services.ExecutionError | ApprovalError) -> None:
+    """The dashboard's one answer to a refusal: its sentence, as a message on the page."""
     messages.error(request, str(getattr(exc, "detail", "") or exc))
 
 
@@ -541,7 +542,7 @@ def review_decide(request, pk):
                                           summary=request.POST.get("summary", ""),
                                           surface=DecisionSurface.DASHBOARD)
     except ApprovalError as exc:
-        messages.error(request, exc.detail)
+        _refused(request, exc)
         return redirect(target)
     approval.refresh_from_db()
     where = f"{approval.stage_name} / {approval.action_name}"

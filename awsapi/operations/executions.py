@@ -4,7 +4,7 @@ Each function checks the request's shape (as CodePipeline's model declares
 it), looks up what it names, calls one service and renders the answer in
 CodePipeline's shape: timestamps in epoch seconds, members without a value
 left out. The service errors become CodePipeline's exceptions
-(``_service_error``); every rule about what may be started, stopped, retried,
+(``awsapi.errors.service_error``); every rule about what may be started, stopped, retried,
 rolled back or let through a transition stays in the services and the engine.
 """
 
@@ -33,16 +33,8 @@ from awsapi.operations.base import (
 from executions import selectors, services
 from executions.choices import ExecutionType, RetryMode, StageExecutionStatus
 from executions.errors import (
-    ExecutionConflict,
     ExecutionError,
     ExecutionInvalid,
-    ExecutionNotFound,
-    ExecutionNotLatest,
-    ExecutionNotStoppable,
-    RollbackTargetInvalid,
-    RollbackTargetOutdated,
-    StageNotRetryable,
-    StopAlreadyRequested,
 )
 from executions.models import ActionExecution, Artifact, PipelineExecution, StageExecution
 from pipelines.models import Pipeline
@@ -55,36 +47,6 @@ REVISION_TYPES = ("COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJEC
 TRANSITION_TYPES = ("Inbound", "Outbound")
 DISABLED_REASON = r"[a-zA-Z0-9!@ \(\)\.\*\?\-]+"
 LIST_DEFAULT = 100
-
-# The conflicts the services tell apart, by CodePipeline's name for each; any
-# other ExecutionConflict is a ConflictException.
-_CONFLICTS = (
-    (ExecutionNotStoppable, "PipelineExecutionNotStoppableException"),
-    (StopAlreadyRequested, "DuplicatedStopRequestException"),
-    (StageNotRetryable, "StageNotRetryableException"),
-    (ExecutionNotLatest, "NotLatestPipelineExecutionException"),
-    (RollbackTargetInvalid, "UnableToRollbackStageException"),
-    (RollbackTargetOutdated, "PipelineExecutionOutdatedException"),
-)
-
-
-def _service_error(exc: ExecutionError, *,
-                   not_found: str = "StageNotFoundException") -> errors.AwsError:
-    """CodePipeline's exception for a service error.
-
-    ``not_found`` names what an ``ExecutionNotFound`` is about in this
-    operation (after the adapter has looked up the pipeline and the execution
-    itself, what the service can still not find is a stage).
-    """
-    if isinstance(exc, ExecutionConflict):
-        for kind, code in _CONFLICTS:
-            if isinstance(exc, kind):
-                return errors.AwsError(code, exc.detail)
-        return errors.AwsError("ConflictException", exc.detail)
-    if isinstance(exc, ExecutionNotFound):
-        return errors.AwsError(not_found, exc.detail)
-    return errors.validation(exc.detail)  # ExecutionInvalid: the request itself is wrong
-
 
 def _execution_not_found(pipeline: Pipeline, execution_id: str) -> errors.AwsError:
     return errors.AwsError(
@@ -182,7 +144,7 @@ def start_pipeline_execution(caller, body: dict) -> dict:
             source_revisions=revisions, client_request_token=token,
         )
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
@@ -198,7 +160,7 @@ def stop_pipeline_execution(caller, body: dict) -> dict:
         services.execution_stop(execution=execution, abandon=abandon, reason=reason,
                                 user=caller.user)
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
@@ -531,7 +493,7 @@ def retry_stage_execution(caller, body: dict) -> dict:
         services.stage_retry(execution=execution, stage_name=stage_name, mode=mode,
                              user=caller.user)
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
@@ -568,7 +530,7 @@ def _transition(caller, body: dict, *, enabled: bool) -> dict:
                                                             transition_type),
             enabled=enabled, reason=reason, user=caller.user)
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {}
 
 
@@ -596,5 +558,5 @@ def rollback_stage(caller, body: dict) -> dict:
         # answers that it cannot roll the stage back.
         raise errors.AwsError("UnableToRollbackStageException", exc.detail) from None
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
