@@ -475,13 +475,17 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
             "number": number,
             "url": url(number),
             "rollback": execution_type == "ROLLBACK",
+            "automatic": trigger_type == "AutomatedRollback",
+            "reason": trigger_detail,
             "status": status,
             "superseded": superseded,
             "superseded_url": url(superseded) if superseded is not None else "",
             "inbound_stage_name": inbound_stage,
             "trigger": "Released" if triggered_by and trigger_type == "StartPipelineExecution"
             else _TRIGGER_LABELS.get(trigger_type, trigger_type),
-            "by": username if triggered_by else _truncate(trigger_detail, 60),
+            # A rollback's detail is its reason (which execution failed where): shown whole.
+            "by": username if triggered_by else _truncate(
+                trigger_detail, 140 if execution_type == "ROLLBACK" else 60),
             "revisions": revisions.get(pk, []),
             "started_iso": started.isoformat() if started else "",
             "started": f"{started.year:04d}-{started.month:02d}-{started.day:02d} "

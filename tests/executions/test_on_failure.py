@@ -172,3 +172,28 @@ def test_on_failure_fail_leaves_the_execution_failed(driver, tmp_path, on_failur
     bad.refresh_from_db()
     assert bad.status == "Failed"
     assert PipelineExecution.objects.count() == 2
+
+
+def test_history_and_execution_pages_label_the_automatic_rollback_and_retry_with_why(
+        driver, tmp_path, client, viewer):
+    target = tmp_path / "site"
+    pipeline, _ = rollback_pipeline(tmp_path, target)
+    driver.start(pipeline)
+    driver.run()
+    bad = driver.start(pipeline, variables={"healthy": "no"})
+    driver.run()
+    rollback = PipelineExecution.objects.get(execution_type="ROLLBACK")
+    client.force_login(viewer)
+    history = client.get(f"/pipelines/{pipeline.name}/executions/").content.decode()
+    assert "automatic rollback</span>" in history
+    assert f"Automatic rollback of Deploy to #1: execution #{bad.number} failed there" in history
+    page = client.get(f"/pipelines/{pipeline.name}/executions/{rollback.number}/")
+    assert "rollback of Deploy to #1" in page.content.decode()
+    assert "(onFailure ROLLBACK)" in page.content.decode()
+
+    retried = retry_pipeline(tmp_path, flaky(tmp_path / "once"), {"result": "RETRY"})
+    ex = driver.start(retried)
+    driver.run()
+    page = client.get(f"/pipelines/{retried.name}/executions/{ex.number}/").content.decode()
+    assert "attempt 2 · automatic retry" in page
+    assert "The stage failed and its onFailure result is RETRY (FAILED_ACTIONS)" in page
