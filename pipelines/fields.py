@@ -40,9 +40,6 @@ INERT = frozenset({
 
 # path -> why it is warned (the warning's text).
 WARNED = {
-    "stages[].actions[].outputVariables": (
-        "outputVariables is not used here: every variable an action writes is "
-        "available to later actions"),
     "triggers[].gitConfiguration.pullRequest": (
         "pull-request triggers do not start executions in Conveyor yet"),
 }

@@ -556,6 +556,13 @@ class _Validator:
         if "commands" in action:
             for i, command in enumerate(self.string_list(f"{path}.commands", action["commands"])):
                 self.references(f"{path}.commands[{i}]", command, variables, namespaces)
+        if "outputVariables" in action:
+            self.string_list(f"{path}.outputVariables", action["outputVariables"])
+            provider = (action.get("actionTypeId") or {}).get("provider") \
+                if isinstance(action.get("actionTypeId"), dict) else None
+            if provider != "Commands":
+                self.add(f"{path}.outputVariables", "is used only by the Commands action: "
+                         f"{provider} ignores it", severity="warning")
         if "environmentVariables" in action:
             self.environment(f"{path}.environmentVariables", action["environmentVariables"],
                              variables, namespaces)
