@@ -10,7 +10,21 @@ export CONVEYOR_TEST_SQLITE ?= $(CURDIR)/var/test.sqlite3
 # own test database (pytest-django suffixes its name: test.sqlite3_gw0, ..._gw1).
 TEST_WORKERS ?= auto
 
-.PHONY: run test test-fast lint check bench clean
+.PHONY: run test test-fast lint check bench clean bubblewrap
+
+# Build commands run in a bubblewrap sandbox (docs/security.md). Installed here when
+# this is root on a Debian-like system; otherwise the plain instructions.
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "== installing bubblewrap (the sandbox of build commands)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+	      || echo "bubblewrap could not be installed: build commands will run UNSANDBOXED (CONVEYOR_SANDBOX=auto) or be refused (required)"; \
+	  else \
+	    echo "bubblewrap (bwrap) is not installed: build commands will run UNSANDBOXED (CONVEYOR_SANDBOX=auto)"; \
+	    echo "or be refused (CONVEYOR_SANDBOX=required). Install it as root: apt-get install bubblewrap"; \
+	    echo "(Fedora/RHEL: dnf install bubblewrap; Arch: pacman -S bubblewrap). See docs/security.md."; \
+	  fi; }
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed bubblewrap
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py ensure_superuser
@@ -27,7 +41,7 @@ run: $(VENV)/.installed
 
 # The whole suite: everything but the browser tests, then the browser tests in
 # their own process (Playwright's sync API and pytest-asyncio cannot share one).
-test: $(VENV)/.installed
+test: $(VENV)/.installed bubblewrap
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(VENV)/bin/ruff check .

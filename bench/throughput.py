@@ -43,6 +43,7 @@ figure: 2 idle cores can run at most 2 × 60 s / (CPU per execution) a minute.
     .venv/bin/python bench/throughput.py                 # everything (~10 min)
     .venv/bin/python bench/throughput.py --workers 4 --no-buildbot --memory-actions 0
     .venv/bin/python bench/throughput.py --profile --workers 4
+    .venv/bin/python bench/throughput.py --workers 4 --sandbox none ...   # beside the default
 """
 
 from __future__ import annotations
@@ -515,6 +516,7 @@ def child_env(args, var: Path) -> dict:
                 "SECRET_KEY": "bench-throughput-" + os.urandom(16).hex()})
     if args.q_save_limit is not None:
         env["BENCH_Q_SAVE_LIMIT"] = str(args.q_save_limit)
+    env["CONVEYOR_SANDBOX"] = args.sandbox
     return env
 
 
@@ -639,6 +641,9 @@ def main() -> None:
                              f"{DEFAULT_DATABASE_URL})")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                         help=f"flushed (default {DEFAULT_REDIS_URL})")
+    parser.add_argument("--sandbox", choices=("auto", "required", "none"), default="auto",
+                        help="CONVEYOR_SANDBOX of the workers (default auto: sandboxed "
+                             "where bubblewrap works)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -653,6 +658,7 @@ def main() -> None:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"machine: {machine()}")
     print(f"code: {code_state()}", flush=True)
+    print(f"sandbox: CONVEYOR_SANDBOX={args.sandbox}", flush=True)
     if args.q_save_limit is not None:
         print(f"EXPERIMENT: django-q2 save_limit {args.q_save_limit} (config.settings: 1000)")
 

@@ -3,7 +3,8 @@
 ``GET /healthz`` — this web process: can it reach the database (503 if not),
 and the channel layer's Redis when ``REDIS_URL`` is set (unreachable Redis
 answers 200 with ``"status": "degraded"``: pages and the API still work, live
-updates wait for it).
+updates wait for it); ``"sandbox"``: whether build commands run sandboxed on
+this machine (``"on"``, ``"unavailable"``, ``"off"``; docs/security.md).
 
 ``GET /healthz/workers`` — the django-q2 workers, as seen from the database
 every process shares. The signal is the newest *completed* sweep: the
@@ -83,8 +84,12 @@ def web(request):
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    return JsonResponse({"status": status, "database": database, "redis": redis_},
-                        status=code)
+    from runners import sandbox
+
+    # Whether build commands run sandboxed here: "on", "unavailable" (bubblewrap does
+    # not work; CONVEYOR_SANDBOX=auto runs them anyway, required refuses), "off" (none).
+    return JsonResponse({"status": status, "database": database, "redis": redis_,
+                         "sandbox": sandbox.status()}, status=code)
 
 
 def _sweep_period_seconds() -> float:

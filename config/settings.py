@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.sandbox_warning",
             ],
         },
     },
@@ -202,6 +203,42 @@ CONVEYOR_BUILD_CACHE_ROOT = Path(os.environ.get("CONVEYOR_BUILD_CACHE_ROOT",
 # SECRETS_MANAGER variables: CONVEYOR_SECRET_<NAME> in the worker's environment,
 # else the file <CONVEYOR_SECRETS_DIR>/<name>.
 CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "secrets"))
+
+# --- The sandbox of build commands (runners/sandbox.py, docs/security.md) --
+# auto: bubblewrap when it works here, else run unsandboxed and warn; required: refuse
+# to run commands without it (production); none: run unsandboxed on purpose.
+CONVEYOR_SANDBOX = os.environ.get("CONVEYOR_SANDBOX", "auto").strip().lower()
+if CONVEYOR_SANDBOX not in ("auto", "required", "none"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f'CONVEYOR_SANDBOX="{CONVEYOR_SANDBOX}": use "auto", "required" or "none"')
+CONVEYOR_SANDBOX_BWRAP = os.environ.get("CONVEYOR_SANDBOX_BWRAP", "")  # "": bwrap on PATH
+# The uid commands run as when the worker runs as root (the kernel does not limit
+# root's processes). Ignored when the worker is not root.
+CONVEYOR_SANDBOX_UID = int(os.environ.get("CONVEYOR_SANDBOX_UID", "65534"))
+# More read-only folders of the system a build may use (e.g. /opt/toolchains).
+CONVEYOR_SANDBOX_SYSTEM_PATHS = env_list("CONVEYOR_SANDBOX_SYSTEM_PATHS", "")
+
+
+def _limits(prefix: str, defaults: dict[str, int]) -> dict[str, int]:
+    return {name: int(os.environ.get(f"{prefix}{name.upper()}", value))
+            for name, value in defaults.items()}
+
+
+# An action's limits when it sets none (CONVEYOR_SANDBOX_MEMORY_MIB=…), and the most
+# an action may ask for with configuration.Limit* (CONVEYOR_SANDBOX_MAX_MEMORY_MIB=…).
+CONVEYOR_SANDBOX_LIMITS = _limits("CONVEYOR_SANDBOX_", {
+    "memory_mib": 4096, "processes": 1024, "file_size_mib": 16384, "open_files": 4096,
+    "cpu_seconds": 3600})
+CONVEYOR_SANDBOX_MAX_LIMITS = _limits("CONVEYOR_SANDBOX_MAX_", {
+    "memory_mib": 148480, "processes": 32768, "file_size_mib": 843776, "open_files": 65536,
+    "cpu_seconds": 86400})
+# Deploy Directory targets must lie under one of these folders (empty: anywhere but
+# Conveyor's own code and state).
+CONVEYOR_DEPLOY_ROOTS = [Path(p) for p in env_list("CONVEYOR_DEPLOY_ROOTS", "")]
+# Invoke Python calls only functions in modules under these prefixes (empty: none).
+CONVEYOR_INVOKE_MODULES = env_list("CONVEYOR_INVOKE_MODULES", "")
 
 # --- Auth, static, i18n -----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

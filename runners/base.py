@@ -183,6 +183,8 @@ class RunContext:
     _stop_reason: str = field(default="", repr=False)
     _process_groups: list[int] = field(default_factory=list, repr=False)
     _on_process: Any = field(default=None, repr=False)
+    # The action's log already says its commands run unsandboxed (runners/sandbox.py).
+    _sandbox_noted: bool = field(default=False, repr=False)
 
     @property
     def configuration(self) -> dict[str, str]:

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from runners import register
 from runners.base import ActionFailed, Result, RunContext, Runner, file_lock
-from runners.checks import configuration_of, list_of
+from runners.checks import configuration_of, deploy_target_refusal, list_of
 
 CONFIG_KEYS = ("TargetDirectory", "KeepReleases")
 RELEASE_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9_.-]+$")
@@ -173,12 +173,8 @@ class DirectoryDeployRunner(Runner):
         target = config.get("TargetDirectory")
         if not isinstance(target, str) or not target:
             problems.append(("configuration.TargetDirectory", "is required"))
-        elif "#{" not in target and not target.startswith("/"):
-            problems.append(("configuration.TargetDirectory",
-                             f'"{target}" is not an absolute path'))
-        elif "#{" not in target and ".." in Path(target).parts:
-            problems.append(("configuration.TargetDirectory",
-                             f'"{target}" must not contain ".."'))
+        elif "#{" not in target and (refusal := deploy_target_refusal(target)):
+            problems.append(("configuration.TargetDirectory", refusal))
         keep = config.get("KeepReleases", "5")
         if "#{" not in str(keep) and not (str(keep).isdigit() and int(keep) >= 1):
             problems.append(("configuration.KeepReleases",
@@ -196,8 +192,8 @@ class DirectoryDeployRunner(Runner):
     def run(self, ctx: RunContext) -> Result:
         config = ctx.configuration
         raw = config.get("TargetDirectory", "")
-        if not raw.startswith("/") or ".." in Path(raw).parts:
-            raise ActionFailed(f'TargetDirectory "{raw}" is not an absolute path')
+        if refusal := deploy_target_refusal(raw):
+            raise ActionFailed(f"TargetDirectory {refusal}")
         keep_raw = str(config.get("KeepReleases", "5"))
         if not (keep_raw.isdigit() and int(keep_raw) >= 1):
             raise ActionFailed(f'KeepReleases "{keep_raw}" is not a whole number of releases')

@@ -16,8 +16,11 @@ worker process, on a thread of its own:
 - it is abandoned or times out → the action ends at once; a thread cannot be
   killed, so a long function should look at ``context.should_stop()``.
 
-The function runs with the worker's rights: only modules installed with
-Conveyor can be named, and only pipeline owners can name them.
+The function runs with the worker's rights, unsandboxed: it is trusted code
+the operator installed. So only functions in modules under the prefixes the
+operator lists in ``CONVEYOR_INVOKE_MODULES`` (settings; none by default) can be
+named, checked at validation and again before the import (an import runs the
+module's code), and only pipeline owners can name them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from django.conf import settings
 
 from runners import register
 from runners.base import ActionFailed, Result, RunContext, Runner
@@ -65,10 +70,23 @@ class InvokeContext:
         return self._ctx.should_stop()
 
 
+def function_refusal(path: str) -> str | None:
+    """Why ``path`` may not be called (a pure rule for validation and the run), or None."""
+    if not FUNCTION_RE.match(path or ""):
+        return f'"{path}" is not a dotted path such as package.module.name'
+    module_name = path.replace(":", ".").rpartition(".")[0]
+    allowed = list(getattr(settings, "CONVEYOR_INVOKE_MODULES", []))
+    if not any(module_name == prefix or module_name.startswith(prefix.rstrip(".") + ".")
+               for prefix in allowed):
+        return (f'"{path}" is not in a module this server allows (CONVEYOR_INVOKE_MODULES: '
+                + (", ".join(allowed) or "none") + ")")
+    return None
+
+
 def load_function(path: str):
     """The callable ``path`` names; ``ActionFailed`` saying why when there is none."""
-    if not FUNCTION_RE.match(path or ""):
-        raise ActionFailed(f'Function "{path}" is not a dotted path such as package.module.name')
+    if refusal := function_refusal(path):
+        raise ActionFailed(f"Function {refusal}")
     module_name, _, name = path.replace(":", ".").rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -92,9 +110,8 @@ class PythonInvokeRunner(Runner):
         function = config.get("Function")
         if not function or not isinstance(function, str):
             return [("configuration.Function", "is required")]
-        if "#{" not in function and not FUNCTION_RE.match(function):
-            return [("configuration.Function",
-                     f'"{function}" is not a dotted path such as package.module.name')]
+        if "#{" not in function and (refusal := function_refusal(function)):
+            return [("configuration.Function", refusal)]
         return []
 
     def run(self, ctx: RunContext) -> Result:

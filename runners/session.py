@@ -20,7 +20,7 @@ command's exit status comes back to it:
    behaviour a ``post_build`` or ``finally`` after a failure relies on. What the
    old shell started in the background ends with it.
 4. ``close`` (and a stop, a timeout) kills the whole process group — the
-   sandbox with it once the sandbox starts the shell.
+   sandbox (bwrap and its pid namespace, daemons included) with it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runners import sandbox
 from runners.base import RunContext, kill_process_group
 
 # One read of the commands' output; lines are stamped per read (see LogPump).
@@ -140,14 +141,17 @@ def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
     ``read_write`` are the folders the commands need besides their workspace
     (inputs, the action's home, the cache): the sandbox (``runners/sandbox.py``,
     ``wrap(argv, ctx, env=…, cwd=…, read_only=…, read_write=…) -> Launch``)
-    plugs in here, and only here — Popen(launch.argv, env=launch.env,
-    preexec_fn=launch.preexec_fn, pass_fds=(*launch.pass_fds, *pass_fds)).
+    plugs in here, and only here.
     """
-    del read_only, read_write  # used by the sandbox, which is not part of this build yet
-    return subprocess.Popen(
-        list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
-        stderr=subprocess.STDOUT, pass_fds=tuple(pass_fds), start_new_session=True,
+    launch = sandbox.wrap(list(argv), ctx, env=env, cwd=cwd, read_only=tuple(read_only),
+                          read_write=tuple(read_write))
+    proc = subprocess.Popen(
+        launch.argv, cwd=cwd, env=launch.env, stdin=subprocess.DEVNULL, stdout=stdout,
+        stderr=subprocess.STDOUT, preexec_fn=launch.preexec_fn,
+        pass_fds=(*launch.pass_fds, *pass_fds), start_new_session=True,
     )
+    launch.close()
+    return proc
 
 
 @dataclass

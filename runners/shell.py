@@ -53,20 +53,21 @@ import json
 import os
 import re
 import shutil
+import stat
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
-from runners import register
+from runners import register, sandbox
 from runners.base import (
     ActionFailed,
     Result,
     RunContext,
     Runner,
 )
-from runners.checks import configuration_of, list_of
+from runners.checks import configuration_of, deploy_target_refusal, list_of
 from runners.session import ShellSession
 
 REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
@@ -90,12 +91,29 @@ def command_with_env_references(command: str) -> tuple[str, set[str]]:
     return REFERENCE_RE.sub(sub, command), refs
 
 
+MAX_OUTPUT_VARIABLES_BYTES = 1 << 20
+
+
 def read_output_variables(path: Path) -> dict[str, str]:
-    """``name=value`` lines (blank lines and ``#`` comments ignored)."""
+    """``name=value`` lines (blank lines and ``#`` comments ignored).
+
+    The file is written by the build, so it is read as an untrusted one: not
+    through a link (it could name the server's secret key), only a regular file
+    (a FIFO would block the worker), at most 1 MiB.
+    """
     values: dict[str, str] = {}
-    if not path.exists():
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
         return values
-    for line in path.read_text(errors="replace").splitlines():
+    except OSError as exc:
+        raise ActionFailed(f"The output variables file {path.name} cannot be read: it must be "
+                           f"a plain file ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ActionFailed(f"The output variables file {path.name} is not a plain file")
+        text = handle.read(MAX_OUTPUT_VARIABLES_BYTES).decode(errors="replace")
+    for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
             continue
         name, _, value = line.partition("=")
@@ -302,7 +320,8 @@ def find_reports(workspace: Path, patterns: list[str]) -> list[Path]:
 
 # --- the runner ------------------------------------------------------------------
 
-CONFIG_KEYS = ("WorkingDirectory", "Reports")
+CONFIG_KEYS = ("WorkingDirectory", "Reports", "WritablePaths", "ReadablePaths",
+               *sandbox.SANDBOX_KEYS)
 
 
 @register
@@ -338,6 +357,11 @@ class ShellRunner(Runner):
             for k, pattern in enumerate(files if isinstance(files, list) else []):
                 if isinstance(pattern, str) and (problem := glob_problem(pattern)):
                     problems.append((f"outputArtifacts[{j}].files[{k}]", problem))
+        for key in ("WritablePaths", "ReadablePaths"):
+            for path in split_globs(config.get(key, "")):
+                if "#{" not in path and (refusal := deploy_target_refusal(path)):
+                    problems.append((f"configuration.{key}", refusal))
+        problems += sandbox.limits_problems(config)
         for key in config:
             if key not in CONFIG_KEYS:
                 problems.append((f"configuration.{key}",
@@ -386,11 +410,35 @@ class ShellRunner(Runner):
             raise ActionFailed(f'WorkingDirectory "{wd}" is not a folder of the workspace')
         return path
 
+    def outside_paths(self, ctx: RunContext, key: str) -> list[Path]:
+        """``WritablePaths`` / ``ReadablePaths``: folders outside the workspace the commands
+        may write (a Shell deploy's targets; made when missing) or read (what a smoke
+        test checks), each checked as a Directory target is, at every run."""
+        paths = []
+        for raw in split_globs(ctx.configuration.get(key, "")):
+            if refusal := deploy_target_refusal(raw):
+                raise ActionFailed(f"{key} {refusal}")
+            path = Path(raw)
+            try:
+                if key == "WritablePaths":
+                    path.mkdir(parents=True, exist_ok=True)
+                elif not path.is_dir():
+                    raise ActionFailed(f"{key}: {path} is not a folder")
+            except OSError as exc:
+                raise ActionFailed(f"{key}: cannot create {path}: {exc.strerror}") from exc
+            paths.append(path)
+        return paths
+
     def run(self, ctx: RunContext) -> Result:
         commands = list(ctx.action.get("commands") or [])
         if not commands:
             raise ActionFailed("There is no command to run")
         output_file = ctx.workspace.parent / "conveyor-output-variables"
+        # Made here and bound into the sandbox as a file: the build writes to it but
+        # cannot put a link or a FIFO in its place.
+        output_file.touch()
+        writable = self.outside_paths(ctx, "WritablePaths")
+        readable = self.outside_paths(ctx, "ReadablePaths")
         prepared = [command_with_env_references(c) for c in commands]
         references = set().union(*(refs for _, refs in prepared))
         secrets: list[str] = []
@@ -402,7 +450,8 @@ class ShellRunner(Runner):
         cwd = self.working_directory(ctx)
         patterns = split_globs(ctx.configuration.get("Reports", ""))
         failure = None
-        with ShellSession(ctx, env=env, cwd=cwd, masker=masker) as session:
+        with ShellSession(ctx, env=env, cwd=cwd, masker=masker, read_only=readable,
+                          read_write=[output_file, *writable]) as session:
             for index, (command, _) in enumerate(prepared):
                 original = commands[index]
                 ctx.log.line(masker.text(f"$ {original}"))
@@ -412,6 +461,9 @@ class ShellRunner(Runner):
                 if outcome.code != 0:
                     failure = failed_command_summary(index, len(commands), outcome.code,
                                                      original, masker)
+                    if limit := sandbox.limit_exceeded_in_log(ctx, outcome.code):
+                        failure = f"{failure} ({masker.text(limit)})"
+                        ctx.log.line(masker.text(f"Limit: {limit}"))
                     break
         variables = {k: masker.text(v) for k, v in read_output_variables(output_file).items()}
         report = None

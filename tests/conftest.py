@@ -123,3 +123,4 @@ def _isolated_storage(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path / "artifacts")},
         },
     }
+

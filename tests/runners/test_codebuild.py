@@ -422,6 +422,7 @@ def test_the_cache_of_a_project_is_reused_by_its_next_build(driver, tmp_path, se
     assert BuildProject.objects.get().build_count == 2
 
 
+@pytest.mark.usefixtures("unsandboxed")  # written before the sandbox: see the fixture
 def test_codebuild_environment_variables_describe_the_build(driver, tmp_path):
     repo = repo_with(tmp_path, """\
         version: 0.2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 from executions.models import ActionExecution, Artifact
@@ -134,6 +135,7 @@ def test_the_compute_category_is_accepted_and_the_commands_action_checked():
     assert problems(commands_action("C", ["make"], inputArtifacts=[{"name": "Src"}])) == []
 
 
+@pytest.mark.usefixtures("unsandboxed")  # written before the sandbox: see the fixture
 def test_abandoning_a_commands_action_kills_its_shell_and_background_processes(db, tmp_path):
     import threading
     import time

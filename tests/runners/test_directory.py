@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +222,42 @@ def test_a_pipeline_deploys_its_source_artifact_through_the_engine(driver, tmp_p
                            f"{release.output_variables['ReleaseName']}.release.json")
                           .read_text())
     assert manifest["pipelineExecutionId"] == str(execution.execution_id)
+
+
+def _target_problems(target: str) -> list[str]:
+    doc = definition("d", stages=[
+        ("Source", [action("S", "Source", "Simulate", outputArtifacts=[{"name": "Src"}])]),
+        ("Deploy", [deploy_action(target) | {"inputArtifacts": [{"name": "Src"}]}]),
+    ])
+    return [str(p) for p in validate_document(doc)
+            if "TargetDirectory" in str(p)]
+
+
+def test_a_target_inside_conveyors_state_or_code_is_refused_at_validation(settings, tmp_path):
+    for target in (settings.CONVEYOR_SECRETS_DIR / "prod", settings.BASE_DIR / "config",
+                   settings.WORKSPACE_ROOT / "other", settings.ARTIFACT_ROOT / "sha256",
+                   Path(sys.prefix) / "lib"):
+        assert any("inside Conveyor's own code or state" in p
+                   for p in _target_problems(str(target))), target
+    # ... and one above it (the deploy could write beside the secret key).
+    assert any("holds Conveyor's own code or state" in p
+               for p in _target_problems(str(settings.VAR_DIR)))
+    assert any("holds Conveyor's own code or state" in p for p in _target_problems("/"))
+    # A folder of var/ that is no state of Conveyor's (the demo deploys there) is fine.
+    assert _target_problems(str(Path(settings.VAR_DIR) / "demo" / "staging")) == []
+
+
+def test_a_link_into_conveyors_state_is_followed_and_refused_at_run(settings, tmp_path):
+    link = tmp_path / "innocent"
+    link.symlink_to(settings.ARTIFACT_ROOT.parent)
+    with pytest.raises(ActionFailed, match="Conveyor's own code or state"):
+        deploy(tmp_path, link / "artifacts" / "site", "v1")
+
+
+def test_deploy_roots_limit_where_a_deploy_may_write(settings, tmp_path):
+    settings.CONVEYOR_DEPLOY_ROOTS = [tmp_path / "srv"]
+    assert _target_problems(str(tmp_path / "srv" / "site")) == []
+    assert any("outside the folders deploys may write to (CONVEYOR_DEPLOY_ROOTS" in p
+               for p in _target_problems(str(tmp_path / "elsewhere")))
+    with pytest.raises(ActionFailed, match="CONVEYOR_DEPLOY_ROOTS"):
+        deploy(tmp_path, tmp_path / "elsewhere", "v1")

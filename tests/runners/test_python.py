@@ -109,3 +109,25 @@ def test_an_invoke_reads_its_input_and_feeds_variables_downstream(driver):
     assert execution.status == "Succeeded"
     assert ActionExecution.objects.get(execution=execution, action_name="Use").summary == \
         "1 file(s) in py-e2e"
+
+
+def test_a_function_outside_the_allowed_modules_is_refused_at_validation_and_at_run(
+        tmp_path, settings):
+    settings.CONVEYOR_INVOKE_MODULES = [TARGETS]
+    doc = definition("p", stages=[
+        ("Source", [action("S", "Source", "Simulate", outputArtifacts=[{"name": "Src"}])]),
+        ("Notify", [invoke("os.system"), action("B", "Invoke", "Python", configuration={
+            "Function": "tests.runners.test_python_sibling.f"})]),
+    ])
+    found = [str(p) for p in validate_document(doc)]
+    assert ('stages[1].actions[0].configuration.Function: "os.system" is not in a module this '
+            f"server allows (CONVEYOR_INVOKE_MODULES: {TARGETS})") in found
+    assert any(p.startswith("stages[1].actions[1].configuration.Function:") for p in found)
+    with pytest.raises(ActionFailed, match="is not in a module this server allows"):
+        run(tmp_path, "shutil.rmtree")
+
+
+def test_with_no_allowed_modules_no_function_can_be_called(tmp_path, settings):
+    settings.CONVEYOR_INVOKE_MODULES = []
+    with pytest.raises(ActionFailed, match=r"CONVEYOR_INVOKE_MODULES: none"):
+        run(tmp_path, f"{TARGETS}.release_notes")

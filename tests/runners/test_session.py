@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from runners.session import ShellSession
 from tests.executions.test_shell import alive
 from tests.runners.conftest import log_text, make_ctx
@@ -55,6 +57,7 @@ def test_a_command_cannot_read_or_answer_on_the_sessions_own_channels(tmp_path):
         assert session.run("true").code == 0
 
 
+@pytest.mark.usefixtures("unsandboxed")  # written before the sandbox: see the fixture
 def test_stopping_the_session_kills_its_background_processes(tmp_path):
     ctx, session = session_for(tmp_path)
     pidfile = tmp_path / "bg.pid"

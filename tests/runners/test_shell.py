@@ -112,11 +112,11 @@ def test_junit_reports_are_counted_with_the_failing_tests_named(tmp_path):
 
 
 def test_a_failing_test_run_is_summarized_by_its_report(tmp_path):
-    (tmp_path / "written-by-the-tests.xml").write_text(JUNIT)
     ctx = make_ctx(tmp_path, shell(
-        [f"mkdir -p reports && cp {tmp_path}/written-by-the-tests.xml reports/ && exit 1"],
+        ["mkdir -p reports && cp written-by-the-tests.xml reports/ && exit 1"],
         "Test",
         configuration={"Reports": "reports/*.xml"}))
+    (ctx.workspace / "written-by-the-tests.xml").write_text(JUNIT)
     with pytest.raises(ActionFailed) as failed:
         runner.run(ctx)
     assert failed.value.summary.startswith(
@@ -125,7 +125,9 @@ def test_a_failing_test_run_is_summarized_by_its_report(tmp_path):
     assert failed.value.output_variables["TestsFailed"] == "2"
 
 
-def test_a_real_pytest_run_reports_through_junit(tmp_path):
+def test_a_real_pytest_run_reports_through_junit(tmp_path, settings):
+    # pytest lives in Conveyor's own virtualenv, which no sandbox shows: unsandboxed on purpose.
+    settings.CONVEYOR_SANDBOX = "none"
     ctx = make_ctx(tmp_path, shell([f"{sys.executable} -m pytest -q -p no:cacheprovider "
                                     "-p no:django -o addopts= --junitxml=out/junit.xml "
                                     "test_app.py"], "Test",
@@ -336,7 +338,8 @@ def test_a_shell_deploy_runs_the_artifacts_script_and_names_the_failing_step(dri
                            configuration={"OutputContent": "v1"})]),
         ("Deploy", [shell([f'mkdir -p "{target}" && cp Src.txt "{target}/"',
                            f'test "$(cat "{target}/Src.txt")" = v2'], "Deploy",
-                          inputArtifacts=[{"name": "Src"}])]),
+                          inputArtifacts=[{"name": "Src"}],
+                          configuration={"WritablePaths": str(target)})]),
     ])
     execution = driver.start(pipeline_save(document=doc).pipeline)
     driver.run()

@@ -23,7 +23,8 @@ def test_the_web_health_answers_ok_to_anyone_when_the_database_answers(db, setti
     settings.REDIS_URL = ""
     response = Client().get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "not configured"}
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "not configured",
+                               "sandbox": "on"}
     assert "no-cache" in response["Cache-Control"]
     assert Client().get("/healthz/").status_code == 200
     assert Client().head("/healthz").status_code == 200
@@ -51,14 +52,14 @@ def test_the_web_health_answers_503_when_the_database_is_unreachable(tmp_path):
     code, body = _health_in_a_process(
         tmp_path, DATABASE_URL="postgres://conveyor@127.0.0.1:9/conveyor", REDIS_URL="")
     assert (code, body) == (503, {"status": "unavailable", "database": "unreachable",
-                                  "redis": "not configured"})
+                                  "redis": "not configured", "sandbox": "on"})
 
 
 def test_an_unreachable_redis_degrades_the_web_but_keeps_it_in_service(tmp_path):
     code, body = _health_in_a_process(tmp_path, DATABASE_URL="",
                                       REDIS_URL="redis://127.0.0.1:9/0")
     assert (code, body) == (200, {"status": "degraded", "database": "ok",
-                                  "redis": "unreachable"})
+                                  "redis": "unreachable", "sandbox": "on"})
     # The answer names neither the Redis address nor the database.
     assert "127.0.0.1" not in json.dumps(body) and "sqlite" not in json.dumps(body)
 

@@ -84,6 +84,9 @@ def definition(root: Path, *, approval_provider: str) -> dict:
                     commands=['python3 "#{variables.StagingDir}/current/dist/smoke_test.py" '
                               '"#{variables.StagingDir}/current/dist" '
                               '"#{SourceVariables.CommitId}"'],
+                    # The sandbox shows a build only its workspace: the deployed
+                    # release is made readable by name.
+                    configuration={"ReadablePaths": "#{variables.StagingDir}"},
                     timeoutInMinutes=5),
             ]},
             {"name": "Approval", "actions": [
