@@ -237,7 +237,8 @@ def retrying_pipeline(mode: str):
     return pipeline_save(document=doc).pipeline
 
 
-def test_an_automatic_retry_keeps_the_stage_lock_while_others_queue(monkeypatch):
+def test_an_automatic_retry_keeps_the_stage_lock_while_others_queue(monkeypatch, settings):
+    settings.CONVEYOR_SANDBOX = "none"  # the markers live outside the workspaces
     pipeline, executions, monitor = run_load(monkeypatch, "QUEUED",
                                              retrying_pipeline("QUEUED"), count=40)
     assert {e.status for e in executions} == {"Succeeded"}
@@ -250,7 +251,8 @@ def test_an_automatic_retry_keeps_the_stage_lock_while_others_queue(monkeypatch)
                                          retry_trigger="AutomatedStageRetry").count() == 40
 
 
-def test_an_automatic_retry_in_superseded_mode_never_shares_the_stage(monkeypatch):
+def test_an_automatic_retry_in_superseded_mode_never_shares_the_stage(monkeypatch, settings):
+    settings.CONVEYOR_SANDBOX = "none"  # the markers live outside the workspaces
     pipeline, executions, monitor = run_load(monkeypatch, "SUPERSEDED",
                                              retrying_pipeline("SUPERSEDED"), count=40)
     assert {e.status for e in executions} <= {"Succeeded", "Superseded"}

@@ -13,6 +13,13 @@ from pipelines.services import pipeline_save
 from tests.factories import action, definition
 
 
+@pytest.fixture(autouse=True)
+def _unsandboxed(settings):
+    """The tests' marker files (a first attempt that fails, a broken health check) live
+    outside the workspace, where the sandbox rightly forbids writing: run unsandboxed."""
+    settings.CONVEYOR_SANDBOX = "none"
+
+
 def flaky(marker) -> dict:
     """A Shell test that fails the first time (it leaves a marker) and passes after."""
     return action("Smoke", "Test", "Shell", runOrder=2,
