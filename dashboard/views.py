@@ -231,10 +231,26 @@ class StageBox:
     cards: list[ActionCard]
     inbound: list[Inbound] = field(default_factory=list)
     retryable: bool = False
+    doc: dict = field(default_factory=dict)
 
     @property
     def transition_enabled(self) -> bool:
         return self.stage is None or self.stage.transition_enabled
+
+    @property
+    def on_failure(self) -> str:
+        """The stage's onFailure in words, for the gate after it ("" when none)."""
+        block = self.doc.get("onFailure")
+        if not isinstance(block, dict) or "conditions" in block:
+            return ""
+        result = block.get("result")
+        if result == "RETRY":
+            mode = (block.get("retryConfiguration") or {}).get("retryMode", "FAILED_ACTIONS")
+            return ("retry all actions once" if mode == "ALL_ACTIONS"
+                    else "retry failed actions once")
+        if result == "ROLLBACK":
+            return "roll back to the last good execution"
+        return "fail" if result == "FAIL" else ""
 
 
 def _why(ex: PipelineExecution, box: StageBox, position: int) -> str:
@@ -271,7 +287,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         cards = [ActionCard(a, latest_ae.get((doc["name"], a["name"])))
                  for a in doc["actions"]]
         se = latest_se.get(doc["name"])
-        box = StageBox(doc["name"], index, stages.get(doc["name"]), se, cards)
+        box = StageBox(doc["name"], index, stages.get(doc["name"]), se, cards, doc=doc)
         # Offered only where the engine would accept it (docs/semantics.md §8): ``se`` is
         # the stage's newest attempt of all, so no newer execution has entered it since.
         box.retryable = se is not None and stage_retry_refusal(
@@ -460,13 +476,17 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
             "number": number,
             "url": url(number),
             "rollback": execution_type == "ROLLBACK",
+            "automatic": trigger_type == "AutomatedRollback",
+            "reason": trigger_detail,
             "status": status,
             "superseded": superseded,
             "superseded_url": url(superseded) if superseded is not None else "",
             "inbound_stage_name": inbound_stage,
             "trigger": "Released" if triggered_by and trigger_type == "StartPipelineExecution"
             else _TRIGGER_LABELS.get(trigger_type, trigger_type),
-            "by": username if triggered_by else _truncate(trigger_detail, 60),
+            # A rollback's detail is its reason (which execution failed where): shown whole.
+            "by": username if triggered_by else _truncate(
+                trigger_detail, 140 if execution_type == "ROLLBACK" else 60),
             "revisions": revisions.get(pk, []),
             "started_iso": started.isoformat() if started else "",
             "started": f"{started.year:04d}-{started.month:02d}-{started.day:02d} "

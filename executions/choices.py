@@ -94,6 +94,13 @@ class RetryMode(models.TextChoices):
     ALL_ACTIONS = "ALL_ACTIONS", "All actions"
 
 
+class RetryTrigger(models.TextChoices):
+    """Who retried a stage (CodePipeline's ``retryStageMetadata.latestRetryTrigger``)."""
+
+    AUTOMATED = "AutomatedStageRetry", "Automatic retry (onFailure RETRY)"
+    MANUAL = "ManualStageRetry", "Retried by a person or a client"
+
+
 class WaitingReason(models.TextChoices):
     """Why an inbound execution waits at the gate of a stage (docs/semantics.md §2)."""
 

@@ -43,7 +43,7 @@ from django.utils import timezone
 import runners
 from executions import queue, selectors
 from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
-from executions.choices import EventKind
+from executions.choices import EventKind, RetryTrigger
 from executions.errors import (
     ExecutionConflict,
 )
@@ -393,7 +393,8 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
                            summary=f'Retrying stage "{stage_name}" ({mode})',
                            data={"retryMode": mode, "stageName": stage_name}):
             raise ExecutionConflict(f"Execution #{ex.number} changed meanwhile; try again.")
-        se = _enter(fx, ex, stage_name, attempt=latest.attempt + 1, retry_mode=mode)
+        se = _enter(fx, ex, stage_name, attempt=latest.attempt + 1, retry_mode=mode,
+                    retry_trigger=RetryTrigger.MANUAL)
         if se is None:
             holder = _holder(ex.pipeline_id, stage_name)
             other = f"execution #{holder.execution.number}" if holder else "another execution"

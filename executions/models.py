@@ -23,6 +23,7 @@ from executions.choices import (
     ExecutionType,
     PipelineExecutionStatus,
     RetryMode,
+    RetryTrigger,
     StageExecutionStatus,
     TriggerType,
     WaitingReason,
@@ -171,6 +172,9 @@ class StageExecution(models.Model):
     stage_index = models.PositiveSmallIntegerField()
     attempt = models.PositiveSmallIntegerField(default=1)
     retry_mode = models.CharField(max_length=16, choices=RetryMode.choices, blank=True)
+    # Who started this attempt when it is a retry (attempt > 1): the stage's
+    # onFailure RETRY or a person; retryStageMetadata counts them.
+    retry_trigger = models.CharField(max_length=24, choices=RetryTrigger.choices, blank=True)
     locking = models.BooleanField(default=True)
     status = models.CharField(
         max_length=16, choices=StageExecutionStatus.choices,

@@ -18,6 +18,8 @@ from executions.choices import (
     EventKind,
     ExecutionType,
     RetryMode,
+    RetryTrigger,
+    TriggerType,
     WaitingReason,
 )
 from executions.models import (
@@ -184,13 +186,13 @@ def _clear_inbound(ex: PipelineExecution) -> dict:
 
 
 def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int = 1,
-           retry_mode: str = "") -> StageExecution | None:
+           retry_mode: str = "", retry_trigger: str = "") -> StageExecution | None:
     """Insert the StageExecution (the lock) and start its first actions; None if locked."""
     now = timezone.now()
     se = StageExecution(
         execution=ex, pipeline_id=ex.pipeline_id, stage_name=stage_name,
         stage_index=_stage_index(ex, stage_name), attempt=attempt, retry_mode=retry_mode,
-        locking=_locks(ex), status=S.IN_PROGRESS, started_at=now,
+        retry_trigger=retry_trigger, locking=_locks(ex), status=S.IN_PROGRESS, started_at=now,
     )
     try:
         with transaction.atomic():
@@ -201,9 +203,13 @@ def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int
     se.execution = ex
     if ex.inbound_stage_name:
         PipelineExecution.objects.filter(pk=ex.pk).update(**_clear_inbound(ex), updated_at=now)
+    automatic = retry_trigger == RetryTrigger.AUTOMATED
     _event(fx, se, EventKind.STAGE_EXECUTION, "", S.IN_PROGRESS,
-           f"Retry {attempt - 1} ({retry_mode})" if attempt > 1 else "",
-           {"attempt": attempt, "retryMode": retry_mode} if attempt > 1 else None)
+           (f"{'Automatic retry' if automatic else 'Retry'} {attempt - 1} ({retry_mode})"
+            + (": the stage failed and its onFailure result is RETRY" if automatic else ""))
+           if attempt > 1 else "",
+           {"attempt": attempt, "retryMode": retry_mode, "retryTrigger": retry_trigger}
+           if attempt > 1 else None)
     _stage_advance(fx, se, fresh=True)
     return se
 
@@ -445,6 +451,8 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
                    waiting=[w for w in waiting if w.inbound_stage_name == se.stage_name
                             and w.status == E.IN_PROGRESS])
         return
+    if se.status == S.FAILED and ex.status == E.IN_PROGRESS and _retry_automatically(fx, ex, se):
+        return
     latest = dict(StageExecution.objects.filter(execution=ex).order_by("attempt")
                   .values_list("stage_name", "status"))
     outcome = execution_outcome([latest.get(name) for name in plan],
@@ -454,6 +462,9 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
             summary = None
             if outcome == E.FAILED:
                 summary = f'Stage "{se.stage_name}" failed. {se.status_summary}'.strip()
+                if se.status == S.FAILED and ex.status == E.IN_PROGRESS:
+                    rollback = _roll_back_automatically(fx, ex, se)
+                    summary = f"{summary} {rollback}".strip() if rollback else summary
             elif outcome == E.SUCCEEDED:
                 summary = "Succeeded"
             _set_status(fx, ex, outcome, summary=summary)
@@ -461,3 +472,79 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
         _arrive(fx, ex, plan[plan.index(se.stage_name) + 1])
     if se.locking:
         _admit(fx, ex.pipeline_id, se.stage_name)
+
+
+# --- onFailure: automatic retry and rollback (docs/semantics.md §15) -------------------------
+
+
+def _on_failure(ex: PipelineExecution, stage_name: str) -> dict:
+    """The stage's ``onFailure`` when it has no conditions (conditions are not evaluated
+    yet: validation warns and refuses to start such a pipeline)."""
+    doc = _stages(ex)[_stage_index(ex, stage_name)].get("onFailure")
+    if not isinstance(doc, dict) or "conditions" in doc:
+        return {}
+    return doc
+
+
+def _retry_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecution) -> bool:
+    """onFailure RETRY: re-enter the failed stage at once, once per execution and stage
+    (CodePipeline allows one automatic attempt). The stage stays locked by this
+    execution (the new attempt takes the lock in the same transaction), so no
+    inbound execution slips in between. True when the stage was retried."""
+    on_failure = _on_failure(ex, se.stage_name)
+    if on_failure.get("result") != "RETRY":
+        return False
+    if StageExecution.objects.filter(execution=ex, stage_name=se.stage_name,
+                                     retry_trigger=RetryTrigger.AUTOMATED).exists():
+        return False
+    mode = ((on_failure.get("retryConfiguration") or {}).get("retryMode")
+            or RetryMode.FAILED_ACTIONS)
+    return _enter(fx, ex, se.stage_name, attempt=se.attempt + 1, retry_mode=mode,
+                  retry_trigger=RetryTrigger.AUTOMATED) is not None
+
+
+def _roll_back_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecution) -> str:
+    """onFailure ROLLBACK: plan a rollback execution of the failed stage to the most recent
+    execution that succeeded in it (same pipeline version, not itself a rollback), started
+    once this transaction commits. Returns the sentence the failed execution's summary
+    gets ("" when the stage does not roll back)."""
+    from executions.refusals import rollback_refusal
+    from pipelines.models import Pipeline
+
+    if _on_failure(ex, se.stage_name).get("result") != "ROLLBACK":
+        return ""
+    stage = se.stage_name
+    if ex.execution_type == ExecutionType.ROLLBACK:
+        return "This rollback failed: a failed rollback does not roll back again."
+    good = (StageExecution.objects
+            .filter(pipeline_id=ex.pipeline_id, stage_name=stage, status=S.SUCCEEDED,
+                    execution__execution_type=ExecutionType.STANDARD,
+                    execution__pipeline_version_id=ex.pipeline_version_id)
+            .exclude(execution_id=ex.pk).select_related("execution__pipeline_version")
+            .order_by("-ended_at").first())
+    if good is None:
+        return (f'No earlier execution of this pipeline version succeeded in stage "{stage}": '
+                "there is nothing to roll back to.")
+    target = good.execution
+    pipeline = Pipeline.objects.get(pk=ex.pipeline_id)
+    refusal = rollback_refusal(
+        pipeline_name=pipeline.name, pipeline_version=pipeline.version, stage_name=stage,
+        stage_index=se.stage_index, target_number=target.number,
+        target_execution_id=target.execution_id, target_on_pipeline=True,
+        target_version=target.pipeline_version.number, target_stage_status=good.status)
+    if refusal is not None:
+        return f"Not rolled back: {refusal.message}"
+    fx.after.append(lambda: _start_rollback(pipeline, target, stage, failed_number=ex.number))
+    return f'Rolling back stage "{stage}" to execution #{target.number} (onFailure ROLLBACK).'
+
+
+def _start_rollback(pipeline, target: PipelineExecution, stage_name: str, *,
+                    failed_number: int) -> PipelineExecution:
+    return execution_create(
+        pipeline=pipeline, version=target.pipeline_version, user=None,
+        trigger_type=TriggerType.AUTOMATED_ROLLBACK,
+        trigger_detail=(f"Automatic rollback of {stage_name} to #{target.number}: execution "
+                        f"#{failed_number} failed there (onFailure ROLLBACK)"),
+        variables=dict(target.variables), source_revision_overrides=[],
+        client_request_token="", execution_type=ExecutionType.ROLLBACK,
+        rollback_target=target, rollback_stage_name=stage_name)

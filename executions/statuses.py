@@ -83,6 +83,9 @@ class _Effects:
     # An action claimed in this transaction for the worker thread that runs it
     # next (the queue's continuation): handed over on commit, never queued.
     claim: Claim | None = None
+    # Engine steps that need a transaction of their own (an automatic rollback
+    # starts a new execution under the pipeline lock): run after this one commits.
+    after: list[Any] = field(default_factory=list)
 
     def flush(self) -> None:
         if not self.pending:
@@ -105,6 +108,11 @@ class _Effects:
             # action ended and kills its own process group.
             if worker.split(":", 1)[0] == HOST and pgid:
                 kill_process_group(pgid)
+        for step in self.after:
+            try:
+                step()
+            except Exception:  # logged; the failed execution's summary already says why
+                logger.exception("an engine step after commit failed")
         for signal, kwargs in self.signals:
             try:
                 signal.send(sender=_sender(), **kwargs)

@@ -137,11 +137,50 @@ NEAREST: dict[str, str] = {
                      "start-execution`",
     "Jenkins": "an Invoke Webhook action that starts the Jenkins job and reports back "
                "through its job token",
-    "CodeBuild": "a Build Shell action running the buildspec's commands",
-    "Commands": "a Build Shell action with the same commands",
 }
 
 
 def nearest(category: str, provider: str) -> str:
     """The nearest way to do what an AWS-only provider does; "" when none is known."""
     return NEAREST.get(f"{provider}#{category}") or NEAREST.get(provider, "")
+
+
+# --- stage-condition rules ---------------------------------------------------
+# A rule checker receives the rule's document and returns (relative path,
+# message) pairs, like an action checker. The runners register the rule
+# providers they evaluate (``runners.rules``); ``can_skip`` marks the
+# rules a ``SKIP`` entry condition may use (CodePipeline allows Skip only with
+# VariableCheck and LambdaInvoke; Conveyor's webhook rule stands for LambdaInvoke).
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    provider: str
+    check: Checker
+    description: str = ""
+    can_skip: bool = False
+
+
+_rules: dict[str, RuleSpec] = {}
+
+
+def register_rule(provider: str, check: Checker, description: str = "",
+                  can_skip: bool = False) -> None:
+    _rules[provider] = RuleSpec(provider, check, description, can_skip)
+
+
+def get_rule(provider: str) -> RuleSpec | None:
+    return _rules.get(provider)
+
+
+def rule_providers() -> list[str]:
+    return sorted(_rules)
+
+
+def all_rule_specs() -> list[RuleSpec]:
+    return [_rules[p] for p in sorted(_rules)]
+
+
+# Rule providers that exist only on AWS: reported as not runnable here at the
+# rule's path (a warning: the document is kept, an execution is refused).
+AWS_ONLY_RULES = frozenset({"CloudWatchAlarm", "LambdaInvoke", "CodeBuild"})

@@ -59,7 +59,8 @@ def load_builtin() -> None:
     """Import the runner modules shipped with executions (each registers itself)."""
     import importlib
 
-    for module in ("runners.simulate", "runners.shell", "runners.commands", "runners.codebuild"):
+    for module in ("runners.simulate", "runners.shell", "runners.commands", "runners.codebuild",
+                   "runners.rules"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -270,6 +270,28 @@ def _summary(execution: PipelineExecution, revisions: list) -> dict:
 # --- pipeline state ------------------------------------------------------------------------
 
 
+def _retry_metadata(pipeline, execution_ids: list[str]) -> dict[tuple[str, str], dict]:
+    """CodePipeline's ``retryStageMetadata`` of each (latest execution, stage) that was
+    retried: automatic and manual attempts and the latest trigger (one query)."""
+    from executions.models import StageExecution
+
+    found: dict[tuple[str, str], dict] = {}
+    if not execution_ids:
+        return found
+    rows = (StageExecution.objects.filter(pipeline=pipeline,
+                                          execution__execution_id__in=execution_ids)
+            .exclude(retry_trigger="").order_by("attempt")
+            .values_list("execution__execution_id", "stage_name", "retry_trigger"))
+    for execution_id, stage_name, trigger in rows:
+        meta = found.setdefault((str(execution_id), stage_name), {
+            "autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0})
+        key = ("autoStageRetryAttempt" if trigger == "AutomatedStageRetry"
+               else "manualStageRetryAttempt")
+        meta[key] += 1
+        meta["latestRetryTrigger"] = trigger
+    return found
+
+
 @operation("GetPipelineState", permission=READ)
 def get_pipeline_state(caller, body: dict) -> dict:
     """``selectors.pipeline_state`` in CodePipeline's shape.
@@ -280,6 +302,9 @@ def get_pipeline_state(caller, body: dict) -> dict:
     """
     pipeline = pipeline_named(_name(body, "name"))
     state = selectors.pipeline_state(pipeline, types=True)
+    retries = _retry_metadata(pipeline, [
+        stage["latestExecution"]["pipelineExecutionId"] for stage in state["stageStates"]
+        if stage["latestExecution"] is not None])
 
     def stage_execution(ex: dict | None) -> dict | None:
         if ex is None:
@@ -319,6 +344,9 @@ def get_pipeline_state(caller, body: dict) -> dict:
                 },
                 "actionStates": [action_state(a) for a in stage["actionStates"]],
                 "latestExecution": stage_execution(stage["latestExecution"]),
+                "retryStageMetadata": retries.get((
+                    (stage["latestExecution"] or {}).get("pipelineExecutionId"),
+                    stage["stageName"])),
             }
             for stage in state["stageStates"]
         ],

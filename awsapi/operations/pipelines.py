@@ -202,3 +202,31 @@ def list_action_types(caller, body: dict) -> dict:
             action_type["actionConfigurationProperties"] = list(properties)
         types.append(action_type)
     return {"actionTypes": types}
+
+
+@operation("ListRuleTypes", permission="pipelines.view_pipeline")
+def list_rule_types(caller, body: dict) -> dict:
+    """The stage-condition rule providers that can be evaluated here (``runners.rules``),
+    never the AWS-only ones (CloudWatchAlarm, LambdaInvoke, CodeBuild). Rules' owner is
+    always ``AWS`` (the API's only rule owner); the region filter has nothing to filter."""
+    from runners import rules
+
+    owner = field_string(body, "ruleOwnerFilter")
+    if owner is not None and owner != "AWS":
+        raise errors.validation(
+            f"1 validation error detected: Value '{owner}' at 'ruleOwnerFilter' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [AWS]")
+    field_string(body, "regionFilter")
+    types = []
+    for name in rules.registered():
+        provider = rules.get(name)
+        types.append({
+            "id": {"category": "Rule", "owner": "AWS", "provider": name, "version": "1"},
+            "ruleConfigurationProperties": [
+                {"name": key, "required": key in provider.required, "key": False,
+                 "secret": key == "Secret", "type": "String"}
+                for key in provider.allowed],
+            "inputArtifactDetails": {"minimumCount": 0,
+                                     "maximumCount": 10 if name == "Commands" else 0},
+        })
+    return {"ruleTypes": types}

@@ -114,6 +114,17 @@ def test_list_action_types_lists_the_providers_that_can_run_here(aws, viewer,
     assert len(client.list_action_types(actionOwnerFilter="Custom")["actionTypes"]) == len(ids)
 
 
+def test_list_rule_types_lists_the_rules_evaluated_here(aws, viewer):
+    types = aws(viewer).list_rule_types()["ruleTypes"]
+    assert [t["id"]["provider"] for t in types] == [
+        "Commands", "DeploymentWindow", "Metrics", "VariableCheck", "Webhook"]
+    assert {t["id"]["owner"] for t in types} == {"AWS"}
+    window = types[1]
+    assert [(p["name"], p["required"]) for p in window["ruleConfigurationProperties"]] == [
+        ("Cron", True), ("TimeZone", False)]
+    assert types[0]["inputArtifactDetails"] == {"minimumCount": 0, "maximumCount": 10}
+
+
 def test_delete_pipeline_removes_it(aws, owner, aws_definition):
     client = aws(owner)
     client.create_pipeline(pipeline=aws_definition("demo"))

@@ -116,8 +116,8 @@ def _starter_process(pipeline_pk, count, barrier, errors):
         connections.close_all()
 
 
-def run_load(monkeypatch, mode: str):
-    pipeline = four_stage_pipeline(mode)
+def run_load(monkeypatch, mode: str, pipeline=None, count: int = EXECUTIONS):
+    pipeline = pipeline or four_stage_pipeline(mode)
     # Processes, not threads: a thread holding the pipeline's row lock would
     # wait for the GIL behind a dozen others, and the test would measure that.
     mp = multiprocessing.get_context("fork")
@@ -128,7 +128,7 @@ def run_load(monkeypatch, mode: str):
     workers = [mp.Process(target=_worker_process, args=(work, done, errors))
                for _ in range(WORKERS)]
     starters = [mp.Process(target=_starter_process,
-                           args=(pipeline.pk, EXECUTIONS // STARTERS, barrier, errors))
+                           args=(pipeline.pk, count // STARTERS, barrier, errors))
                 for _ in range(STARTERS)]
     for p in [*workers, *starters]:
         p.start()
@@ -140,7 +140,7 @@ def run_load(monkeypatch, mode: str):
     deadline = time.monotonic() + 300
     terminal = sorted(PipelineExecutionStatus.TERMINAL)
     while time.monotonic() < deadline:
-        if PipelineExecution.objects.filter(pipeline=pipeline).count() == EXECUTIONS and \
+        if PipelineExecution.objects.filter(pipeline=pipeline).count() == count and \
                 not PipelineExecution.objects.filter(pipeline=pipeline).exclude(
                     status__in=terminal).exists():
             break
@@ -158,13 +158,13 @@ def run_load(monkeypatch, mode: str):
         problems.append(errors.get())
     assert not problems, problems
     executions = list(PipelineExecution.objects.filter(pipeline=pipeline).order_by("number"))
-    assert len(executions) == EXECUTIONS
+    assert len(executions) == count
     unfinished = [(e.number, e.status, e.inbound_stage_name) for e in executions
                   if e.status not in terminal]
     assert not unfinished, unfinished
     assert monitor.samples > 20
     assert monitor.violations == []
-    print(f"{mode}: {EXECUTIONS} executions ended in {elapsed:.1f} s, "
+    print(f"{mode}: {count} executions ended in {elapsed:.1f} s, "
           f"{monitor.samples} monitor samples")
     return pipeline, executions, monitor
 
@@ -214,3 +214,50 @@ def test_parallel_mode_runs_executions_side_by_side(monkeypatch):
     assert {e.status for e in executions} == {"Succeeded"}
     most, _ = occupancy_from_events(pipeline)
     assert most > 1 and monitor.max_sharing > 1
+
+
+def retrying_pipeline(mode: str):
+    """Deploy fails at each execution's first attempt (a real shell command leaving a
+    marker per execution) and its onFailure RETRY retries it (docs/semantics.md §15)."""
+    import tempfile
+
+    from pipelines.services import pipeline_save
+    from tests.factories import action
+
+    markers = tempfile.mkdtemp(prefix="conveyor-retry-")
+    pipeline = simple_pipeline(f"retry-{mode.lower()}", mode=mode, stages=[
+        ("Build", [sim("Compile", DurationSeconds="0.002")]),
+        ("Test", [sim("Check", "Test", DurationSeconds="0.002")]),
+        ("Deploy", [action("Release", "Deploy", "Shell", commands=[
+            f"m={markers}/#{{codepipeline.PipelineExecutionId}}; "
+            "test -f $m || { touch $m; exit 1; }"])]),
+    ])
+    doc = dict(pipeline.document)
+    doc["stages"][3]["onFailure"] = {"result": "RETRY"}
+    return pipeline_save(document=doc).pipeline
+
+
+def test_an_automatic_retry_keeps_the_stage_lock_while_others_queue(monkeypatch, settings):
+    settings.CONVEYOR_SANDBOX = "none"  # the markers live outside the workspaces
+    pipeline, executions, monitor = run_load(monkeypatch, "QUEUED",
+                                             retrying_pipeline("QUEUED"), count=40)
+    assert {e.status for e in executions} == {"Succeeded"}
+    most, entered = occupancy_from_events(pipeline)
+    assert most == 1
+    # Every execution entered Deploy twice in a row: no queued execution slipped in
+    # between a failed attempt and its automatic retry.
+    assert entered["Deploy"] == [n for n in range(1, 41) for _ in (1, 2)]
+    assert StageExecution.objects.filter(pipeline=pipeline, stage_name="Deploy",
+                                         retry_trigger="AutomatedStageRetry").count() == 40
+
+
+def test_an_automatic_retry_in_superseded_mode_never_shares_the_stage(monkeypatch, settings):
+    settings.CONVEYOR_SANDBOX = "none"  # the markers live outside the workspaces
+    pipeline, executions, monitor = run_load(monkeypatch, "SUPERSEDED",
+                                             retrying_pipeline("SUPERSEDED"), count=40)
+    assert {e.status for e in executions} <= {"Succeeded", "Superseded"}
+    assert executions[-1].status == "Succeeded"
+    most, entered = occupancy_from_events(pipeline)
+    assert most == 1
+    deploy = entered["Deploy"]
+    assert deploy == [n for n in sorted(set(deploy)) for _ in (1, 2)]

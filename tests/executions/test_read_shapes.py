@@ -98,11 +98,11 @@ def test_execution_summaries_are_the_serializers_json(driver, operator):
 # view (dashboard.views._history_rows): filters, {% url %} and an include per row.
 FORMER_ROW = """{% load dashboard %}{% for ex, revs in rows %}
     <tr id="execution-{{ ex.number }}">
-      <td><a class="strong" href="{% url 'dashboard:execution' pipeline.name ex.number %}">#{{ ex.number }}</a>{% if ex.execution_type == "ROLLBACK" %} <span class="tag">rollback</span>{% endif %}</td>
+      <td><a class="strong" href="{% url 'dashboard:execution' pipeline.name ex.number %}">#{{ ex.number }}</a>{% if ex.execution_type == "ROLLBACK" %} <span class="tag" title="{{ ex.trigger_detail }}">{% if ex.trigger_type == "AutomatedRollback" %}automatic {% endif %}rollback</span>{% endif %}</td>
       <td>{% include "executions/_partials/status.html" with status=ex.status %}
         {% if ex.superseded_by %}<div class="small">by <a href="{% url 'dashboard:execution' pipeline.name ex.superseded_by.number %}">#{{ ex.superseded_by.number }}</a></div>{% endif %}
         {% if ex.inbound_stage_name %}<div class="small muted">waiting at {{ ex.inbound_stage_name }}</div>{% endif %}</td>
-      <td>{% if ex.triggered_by and ex.trigger_type == "StartPipelineExecution" %}Released{% else %}{{ ex.get_trigger_type_display }}{% endif %}{% if ex.triggered_by %}<div class="small muted">{{ ex.triggered_by.get_username }}</div>{% elif ex.trigger_detail %}<div class="small muted">{{ ex.trigger_detail|truncatechars:60 }}</div>{% endif %}</td>
+      <td>{% if ex.triggered_by and ex.trigger_type == "StartPipelineExecution" %}Released{% else %}{{ ex.get_trigger_type_display }}{% endif %}{% if ex.triggered_by %}<div class="small muted">{{ ex.triggered_by.get_username }}</div>{% elif ex.trigger_detail %}<div class="small muted">{% if ex.execution_type == "ROLLBACK" %}{{ ex.trigger_detail|truncatechars:140 }}{% else %}{{ ex.trigger_detail|truncatechars:60 }}{% endif %}</div>{% endif %}</td>
       <td>{% for rev in revs %}<div class="revision">{% if rev.revision_url %}<a href="{{ rev.revision_url }}" rel="noopener"><code>{{ rev.revision_id|short_revision }}</code></a>{% else %}<code title="{{ rev.revision_id }}">{{ rev.revision_id|short_revision }}</code>{% endif %} {{ rev.revision_summary|first_line|truncatechars:72 }}</div>{% empty %}<span class="muted">–</span>{% endfor %}</td>
       <td>{% if ex.started_at %}<time datetime="{{ ex.started_at|date:'c' }}">{{ ex.started_at|date:"Y-m-d H:i:s" }}</time>{% else %}–{% endif %}</td>
       <td>{% elapsed ex.started_at ex.ended_at now %}</td>

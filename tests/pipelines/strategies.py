@@ -137,7 +137,11 @@ def definitions(draw) -> dict:
             namespaces.extend(ns_by_order[order])
         stage = {"name": stage_name, "actions": actions}
         if draw(st.booleans()):
-            stage["onFailure"] = draw(extras_values)
+            result = draw(st.sampled_from(["RETRY", "FAIL"]))
+            stage["onFailure"] = {"result": result}
+            if result == "RETRY" and draw(st.booleans()):
+                stage["onFailure"]["retryConfiguration"] = {
+                    "retryMode": draw(st.sampled_from(["FAILED_ACTIONS", "ALL_ACTIONS"]))}
         stages.append(stage)
     doc["stages"] = stages
     if draw(st.booleans()):

@@ -51,7 +51,9 @@ def assert_round_trip(document, fmt: str) -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(document=definitions())
 def test_generated_definitions_are_valid_and_round_trip_in_json_and_yaml(document):
-    assert [p for p in validate_document(document)] == []
+    # A field of no CodePipeline shape ("x-team") is kept and warned at its path.
+    assert [(p.path, p.severity) for p in validate_document(document)] == (
+        [("x-team", "warning")] if "x-team" in document else [])
     for fmt in ("json", "yaml"):
         try:
             with transaction.atomic():

@@ -1,0 +1,69 @@
+"""The pipeline view stays readable as pipelines grow: stages wrap onto more rows
+(as CodePipeline's console stacks them) instead of running off to the right, and
+action names never break inside a word. Screenshots land in tests/screenshots/."""
+
+from __future__ import annotations
+
+import pytest
+
+from executions.management.commands.load_demo import definition as demo_definition
+from pipelines.services import pipeline_save
+from tests.dashboard.e2e.conftest import shot
+from tests.executions.conftest import sim
+from tests.factories import definition
+
+pytestmark = pytest.mark.e2e
+
+
+def assert_no_horizontal_scrolling(page, width: int) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - "
+                             "document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page scrolls {overflow} px sideways"
+    for right in page.eval_on_selector_all(
+            "section.stage", "els => els.map(e => e.getBoundingClientRect().right)"):
+        assert right <= width, f"a stage ends at {right} px, beyond the {width} px window"
+
+
+def lines_of(page, selector: str) -> int:
+    """How many lines the text of ``selector`` takes (its text's line boxes)."""
+    return page.eval_on_selector(selector, """el => {
+        const r = document.createRange(); r.selectNodeContents(el);
+        return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }""")
+
+
+def test_the_five_stage_demo_fits_a_1400_pixel_window(page, conveyor, login, unique,
+                                                      tmp_path):
+    doc = demo_definition(tmp_path, approval_provider="Manual")
+    doc["name"] = unique
+    pipeline_save(document=doc)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    login("oscar")
+    page.goto(f"{conveyor.url}/pipelines/{unique}/")
+    assert page.locator("section.stage").count() == 5
+    assert_no_horizontal_scrolling(page, 1400)
+    name = "section.stage .action header > :first-child:text-is('PromoteToProduction')"
+    assert lines_of(page, name) == 1, "PromoteToProduction breaks inside the word"
+    shot(page, "layout-demo-1400")
+
+
+def test_ten_stages_with_gates_read_without_horizontal_scrolling_at_1366(page, conveyor,
+                                                                        login, unique):
+    stages = [("Source", [sim("Checkout", "Source", outputArtifacts=[{"name": "Src"}])])]
+    stages += [(f"Stage{n}", [sim(f"DeployToRegion{n}", "Deploy"),
+                              sim(f"VerifyRegion{n}Health", "Test", runOrder=2)])
+               for n in range(1, 10)]
+    doc = definition(unique, stages=stages)
+    for n, stage in enumerate(doc["stages"][1:], 1):
+        stage["onFailure"] = {"result": "ROLLBACK"} if n % 2 else {
+            "result": "RETRY", "retryConfiguration": {"retryMode": "ALL_ACTIONS"}}
+    pipeline_save(document=doc)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login("oscar")
+    page.goto(f"{conveyor.url}/pipelines/{unique}/")
+    assert page.locator("section.stage").count() == 10
+    assert page.locator(".gate").count() == 9
+    assert_no_horizontal_scrolling(page, 1366)
+    for n in range(1, 10):
+        assert lines_of(page, f"section.stage .action header > :first-child"
+                              f":text-is('VerifyRegion{n}Health')") == 1
+    shot(page, "layout-ten-stages-1366")
