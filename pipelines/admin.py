@@ -28,7 +28,7 @@ from nested_admin import NestedModelAdmin, NestedStackedInline, SortableHiddenMi
 
 from pipelines import documents, providers, services
 from pipelines.choices import ActionOwner
-from pipelines.models import Action, Pipeline, PipelineVersion, Stage
+from pipelines.models import Action, Pipeline, PipelineVersion, Stage, Webhook
 from pipelines.validation import Problem
 
 # Top-level document keys edited in their own form fields; everything else
@@ -714,3 +714,21 @@ class PipelineVersionAdmin(admin.ModelAdmin):
         return format_html('<a href="{}?format=json&version={}">JSON</a> · '
                            '<a href="{}?format=yaml&version={}">YAML</a>',
                            base, version.number, base, version.number)
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """CodePipeline webhooks (PutWebhook): made and changed through the AWS API."""
+
+    list_display = ["name", "pipeline", "target_action", "authentication", "last_triggered_at"]
+    list_select_related = ["pipeline"]
+    search_fields = ["name", "pipeline__name"]
+    fields = ["name", "pipeline", "target_action", "filters", "authentication",
+              "allowed_ip_range", "tags", "last_triggered_at", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -35,6 +35,9 @@ class Pipeline(models.Model):
         blank=True,
         help_text="HMAC-SHA256 secret that push webhooks must sign their body with.",
     )
+    # AWS resource tags (TagResource, CreatePipeline's ``tags``): {key: value}.
+    # Not part of the definition document, as on AWS (get-pipeline omits them).
+    tags = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,3 +150,39 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage} / {self.name}"
+
+
+class WebhookAuthentication(models.TextChoices):
+    GITHUB_HMAC = "GITHUB_HMAC", "HMAC signature (X-Hub-Signature-256 or X-Hub-Signature)"
+    IP = "IP", "Sender's address in AllowedIPRange"
+    UNAUTHENTICATED = "UNAUTHENTICATED", "Anyone who knows the URL"
+
+
+class Webhook(models.Model):
+    """A CodePipeline webhook (PutWebhook): a URL of its own that starts one source action.
+
+    A delivery to ``/api/webhooks/{url_token}/`` that passes ``authentication``
+    and every ``filters`` rule (``{"jsonPath", "matchEquals"}``, all must match)
+    starts the pipeline for ``target_action``. It is the AWS-shaped sibling of the
+    pipeline's own push hook (``/api/hooks/{pipeline}/``), which uses the
+    pipeline's webhook secret and its ``triggers``.
+    """
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="webhooks")
+    target_action = models.CharField(max_length=100)
+    filters = models.JSONField(default=list)
+    authentication = models.CharField(max_length=16, choices=WebhookAuthentication.choices)
+    secret_token = models.CharField(max_length=100, blank=True)
+    allowed_ip_range = models.CharField(max_length=100, blank=True)
+    # The unguessable part of the URL (AWS's webhook URLs carry one too).
+    url_token = models.CharField(max_length=64, unique=True)
+    tags = models.JSONField(default=dict, blank=True)
+    last_triggered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

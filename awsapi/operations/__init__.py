@@ -213,4 +213,4 @@ def page_token_load(token: str | None, *, salt: str, operation: str) -> Any:
 
 
 # Registration by import: each module adds its functions to OPERATIONS.
-from awsapi.operations import approvals, executions, pipelines  # noqa: E402, F401, I001
+from awsapi.operations import approvals, executions, pipelines, webhooks  # noqa: E402, F401, I001
