@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "executions",
     "approvals",
     "awsapi",
+    "notifications",
 ]
 
 MIDDLEWARE = [

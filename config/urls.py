@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("approvals.api.urls")),
     path("api/", include("pipelines.api.urls")),
     path("api/", include("executions.api.urls")),
+    path("api/", include("notifications.urls")),
     path("aws/", include("awsapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
