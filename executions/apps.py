@@ -29,3 +29,8 @@ class ExecutionsConfig(AppConfig):
 
         post_migrate.connect(retention_schedule_ensure, sender=self,
                              dispatch_uid="conveyor-retention-schedule")
+        # ... and the pipelines' own schedules be ticked every minute.
+        from executions.schedules import schedule_ensure
+
+        post_migrate.connect(schedule_ensure, sender=self,
+                             dispatch_uid="conveyor-pipeline-schedules")

@@ -41,7 +41,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
-from executions import live, services
+from executions import live, schedules, services
 from executions.choices import (
     PipelineExecutionStatus,
     RetryMode,
@@ -302,6 +302,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         "can_start": user.has_perm(START), "can_stop": user.has_perm(STOP),
         "can_retry": user.has_perm(RETRY), "can_toggle": user.has_perm(TOGGLE),
         "retry_modes": RetryMode.choices,
+        "schedules": schedules.next_runs(pipeline),
     }
 
 

@@ -23,12 +23,20 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone as django_timezone
 from django.utils.html import format_html, format_html_join
 from nested_admin import NestedModelAdmin, NestedStackedInline, SortableHiddenMixin
 
 from pipelines import documents, providers, services
 from pipelines.choices import ActionOwner
-from pipelines.models import Action, Pipeline, PipelineVersion, Stage, Webhook
+from pipelines.models import (
+    Action,
+    Pipeline,
+    PipelineSchedule,
+    PipelineVersion,
+    Stage,
+    Webhook,
+)
 from pipelines.validation import Problem
 
 # Top-level document keys edited in their own form fields; everything else
@@ -732,3 +740,42 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class PipelineScheduleForm(forms.ModelForm):
+    class Meta:
+        model = PipelineSchedule
+        fields = ["pipeline", "name", "cron", "timezone", "enabled"]
+
+    def clean(self):
+        from pipelines import schedules
+
+        data = super().clean()
+        for field, check in (("cron", schedules.cron_problem),
+                             ("timezone", schedules.timezone_problem)):
+            if data.get(field):
+                why = check(data[field])
+                if why:
+                    self.add_error(field, f"{field} {why}")
+        return data
+
+
+@admin.register(PipelineSchedule)
+class PipelineScheduleAdmin(admin.ModelAdmin):
+    """Cron-style triggers; the ticks acted on are listed read-only under each."""
+
+    form = PipelineScheduleForm
+    list_display = ["pipeline", "name", "cron", "timezone", "enabled", "next_run"]
+    list_select_related = ["pipeline"]
+
+    @admin.display(description="Next run")
+    def next_run(self, schedule: PipelineSchedule) -> str:
+        from pipelines import schedules
+
+        if not schedule.enabled:
+            return "—"
+        return schedules.next_tick(schedule.cron, schedule.timezone,
+                                   django_timezone.now()).strftime("%Y-%m-%d %H:%M %Z")
+
+    def save_model(self, request, obj, form, change):
+        services.schedule_save(schedule=obj)

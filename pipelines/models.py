@@ -186,3 +186,54 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PipelineSchedule(models.Model):
+    """A cron-style trigger: at each tick of ``cron`` in ``timezone`` the pipeline starts.
+
+    The execution runs the latest commit of each source (no revision is
+    pinned). Ticks are started by ``executions.schedules`` from django-q2's
+    scheduler; each tick starts at most once (``ScheduleTick``).
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=100, validators=[name_validator])
+    cron = models.CharField(max_length=100, help_text='Five fields: minute hour day-of-month '
+                            'month day-of-week, e.g. "0 2 * * 1-5" (02:00 on weekdays).')
+    timezone = models.CharField(max_length=64, default="UTC",
+                                help_text="An IANA time zone, e.g. Europe/Paris.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pipeline", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "name"],
+                                    name="pipelines_pipelineschedule_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} / {self.name} ({self.cron} {self.timezone})"
+
+
+class ScheduleTick(models.Model):
+    """One tick of a schedule that was acted on; unique, so several clusters start it once."""
+
+    schedule = models.ForeignKey(PipelineSchedule, on_delete=models.CASCADE,
+                                 related_name="ticks")
+    tick = models.DateTimeField()
+    # The execution it started (a UUID, not a key: pipelines does not know executions).
+    execution_id = models.UUIDField(null=True, blank=True)
+    outcome = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-tick"]
+        constraints = [
+            # Two clusters' schedulers firing for the same minute: one insert wins.
+            models.UniqueConstraint(fields=["schedule", "tick"],
+                                    name="pipelines_scheduletick_unique_tick"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.tick.isoformat()}"

@@ -15,6 +15,7 @@ from pipelines import documents, webhooks
 from pipelines.models import (
     Action,
     Pipeline,
+    PipelineSchedule,
     PipelineVersion,
     Stage,
     Webhook,
@@ -362,3 +363,23 @@ def webhook_put(*, name: str, pipeline: Pipeline, target_action: str, filters: l
 def webhook_delete(*, webhook: Webhook) -> None:
     """Delete a webhook: its URL starts nothing any more."""
     webhook.delete()
+
+
+# --- schedules ---------------------------------------------------------------------
+
+
+def schedule_save(*, schedule: PipelineSchedule) -> PipelineSchedule:
+    """Validate (``DefinitionInvalid`` at ``cron`` / ``timezone``) and save a schedule."""
+    from pipelines import schedules
+
+    problems = []
+    why = schedules.cron_problem(schedule.cron)
+    if why:
+        problems.append(Problem("cron", why))
+    why = schedules.timezone_problem(schedule.timezone)
+    if why:
+        problems.append(Problem("timezone", why))
+    if problems:
+        raise DefinitionInvalid(problems)
+    schedule.save()
+    return schedule
