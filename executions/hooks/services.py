@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from executions import services, triggers
+from executions import pull_requests, services, triggers
 from executions.choices import ActionExecutionStatus
 from executions.models import ActionExecution, HookDelivery
 from executions.runners import webhook
@@ -114,13 +114,19 @@ def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) ->
     sender, event = triggers.event_kind(headers)
     if event == "ping":
         return PushOutcome([], note="pong")
-    if event != "push":
-        return PushOutcome([], note=f'"{event}" events are ignored: only pushes start '
-                                    "executions")
+    pull_request = pull_requests.is_pull_request(sender, event)
+    if event != "push" and not pull_request:
+        return PushOutcome([], note=f'"{event}" events are ignored: only pushes and pull '
+                                    "requests start executions")
     try:
         data = json.loads(body or b"null")
     except ValueError as exc:
         raise HookError(400, f"The payload is not JSON: {exc}") from None
+    if pull_request:
+        pr = pull_requests.parse(sender, data)
+        if isinstance(pr, str):
+            raise HookError(400, f"Not a pull request: {pr}.")
+        return PushOutcome(pull_requests.decide(pipeline, pr))
     push = triggers.push_parse(sender, data)
     if isinstance(push, str):
         raise HookError(400, f"Not a push: {push}.")
