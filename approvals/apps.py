@@ -9,8 +9,8 @@ class ApprovalsConfig(AppConfig):
         # The Manual approval provider joins the executions runner registry (and,
         # through it, the providers validation consults); executions never
         # imports approvals (DESIGN.md: imports point one way).
+        import runners
         from approvals import receivers  # noqa: F401  (connects the engine's signals)
         from approvals.runner import ManualApprovalRunner
-        from executions import runners
 
         runners.register(ManualApprovalRunner)

@@ -1,7 +1,7 @@
 """The Review button of the live dashboard (pipeline, execution and action pages).
 
 ``executions`` never imports ``approvals`` (imports point one way), so the
-dashboard exposes a hook, ``executions.views.review_hooks``, and this module
+dashboard exposes a hook, ``dashboard.views.review_hooks``, and this module
 fills it when the URLconf includes it: for the waiting Manual approval actions
 on a page, it answers which ones the signed-in user may decide and where the
 Review form posts. The POST goes through ``approvals.services.approval_decide``
@@ -20,7 +20,7 @@ from approvals import services
 from approvals.choices import ApprovalStatus, DecisionSurface
 from approvals.errors import ApprovalError
 from approvals.models import ApprovalRequest
-from executions import views as dashboard
+from dashboard import views as dashboard
 
 
 def review_hook(request, action_executions) -> dict[int, dict]:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from approvals import configuration
 from approvals.configuration import ConfigurationError
 from executions.models import ActionExecution
-from executions.runners.base import ActionFailed, RunContext, Runner, Waiting
+from runners.base import ActionFailed, RunContext, Runner, Waiting
 
 
 class ManualApprovalRunner(Runner):

@@ -530,7 +530,7 @@ def _local_git_log(ex: PipelineExecution, deployed_revisions: list[SourceRevisio
     source, or git cannot answer (a repository moved, a history rewritten):
     the page then lists the revision ids instead.
     """
-    from executions.runners.git import GitError, git
+    from runners.git import GitError, git
 
     base = {r.action_name: r.revision_id for r in deployed_revisions}
     heads = {r.action_name: r.revision_id for r in _revisions(ex)}

@@ -32,8 +32,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from executions.runners.base import LogWriter, RunContext  # noqa: E402
-from executions.runners.shell import ShellRunner  # noqa: E402
+from runners.base import LogWriter, RunContext  # noqa: E402
+from runners.shell import ShellRunner  # noqa: E402
 
 
 def producers(mb: int) -> dict[str, str]:

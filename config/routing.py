@@ -1,8 +1,8 @@
-"""Websocket routes: the live dashboard (``executions.consumers``)."""
+"""Websocket routes: the live dashboard (``dashboard.consumers``)."""
 
 from django.urls import path
 
-from executions import consumers
+from dashboard import consumers
 
 websocket_urlpatterns: list = [
     path("ws/pipelines/", consumers.PipelinesConsumer.as_asgi()),

@@ -61,8 +61,11 @@ INSTALLED_APPS = [
     "django_q",
     "channels",
     "pipelines",
+    "runners",
     "executions",
+    "triggers",
     "approvals",
+    "dashboard",
     "awsapi",
     "notifications",
 ]

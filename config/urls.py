@@ -3,19 +3,19 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from executions import views as dashboard_views
+from dashboard import views as dashboard_views
 
 urlpatterns = [
     # The home page is the live Pipelines list of the dashboard.
     path("", dashboard_views.pipeline_list, name="home"),
-    path("", include("executions.urls")),
+    path("", include("dashboard.urls")),
     path("", include("approvals.dashboard")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("nested_admin/", include("nested_admin.urls")),
     path("approvals/", include("approvals.urls")),
-    path("api/", include("executions.hooks.urls")),  # signed, user-less: before the rest
+    path("api/", include("triggers.hooks.urls")),  # signed, user-less: before the rest
     path("api/", include("approvals.api.urls")),
     path("api/", include("pipelines.api.urls")),
     path("api/", include("executions.api.urls")),

@@ -31,31 +31,18 @@ webhook invokes) are completed from outside with ``action_complete``.
 
 from __future__ import annotations
 
-import logging
-import re
 import secrets
-import socket
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Max
+from django.db import transaction
 from django.utils import timezone
 
-from executions import runners, signals
-from executions.choices import (
-    ActionExecutionStatus,
-    EventKind,
-    ExecutionType,
-    PipelineExecutionStatus,
-    RetryMode,
-    StageExecutionStatus,
-    WaitingReason,
-)
+import runners
+from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
+from executions.choices import EventKind
 from executions.errors import (
     ExecutionConflict,
     ExecutionNotLatest,
@@ -71,743 +58,71 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
-from executions.runners.base import kill_process_group
-from pipelines.choices import ExecutionMode
+from executions.stages import (
+    _admit,
+    _clear_inbound,
+    _enter,
+    _holder,
+    _stage_advance,
+    _supersede_pending_approval,
+    execution_create,
+)
+from executions.statuses import (
+    HOST,
+    A,
+    Claim,
+    E,
+    S,
+    _abandon,
+    _action_doc,
+    _claim_fields,
+    _ended,
+    _event,
+    _fetch,
+    _set_status,
+    _Transaction,
+    dispatch_seconds,
+    lease_seconds,
+    logger,
+    setting,
+    worker_name,
+)
+from executions.variables import Unresolvable, _inputs, _resolve, _source_override, _variables
 from pipelines.models import Pipeline, Stage
-
-logger = logging.getLogger("conveyor.engine")
-
-E = PipelineExecutionStatus
-S = StageExecutionStatus
-A = ActionExecutionStatus
-
-HOST = socket.gethostname()
-REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
-
-
-def setting(name: str, default):
-    return getattr(settings, name, default)
-
-
-def lease_seconds() -> float:
-    return float(setting("CONVEYOR_LEASE_SECONDS", 30))
-
-
-def dispatch_seconds() -> float:
-    """How long an action may wait for a worker before the sweeper hands it out again."""
-    return float(setting("CONVEYOR_DISPATCH_SECONDS", 300))
-
-
-# --- pure aggregation (tested without a database) --------------------------------
-
-
-@dataclass(frozen=True)
-class ActionView:
-    """An action of a stage as aggregation sees it; ``status`` None = not started."""
-
-    name: str
-    run_order: int
-    status: str | None
-
-
-@dataclass(frozen=True)
-class StageDecision:
-    """What a stage does next: end with ``status``, start ``start``, or wait (neither)."""
-
-    status: str | None = None
-    start: tuple[str, ...] = ()
-
-
-def stage_step(actions: Iterable[ActionView], *, stopping: bool) -> StageDecision:
-    """Decide a stage's next move from its actions' statuses (rules 5, 6, 7).
-
-    Precedence, first match wins:
-    1. an action is InProgress → wait (a failure or a stop lets running ones finish);
-    2. the stage is stopping, or an action was Abandoned → Stopped;
-    3. an action Failed → Failed (no new action starts);
-    4. every action Succeeded → Succeeded;
-    5. otherwise start the not-started actions of the lowest runOrder
-       (every lower group has succeeded, by 1–3).
-    """
-    actions = list(actions)
-    statuses = {a.status for a in actions}
-    if A.IN_PROGRESS in statuses:
-        return StageDecision()
-    if stopping or A.ABANDONED in statuses:
-        return StageDecision(status=S.STOPPED)
-    if A.FAILED in statuses:
-        return StageDecision(status=S.FAILED)
-    pending = [a for a in actions if a.status is None]
-    if not pending:
-        return StageDecision(status=S.SUCCEEDED)
-    first = min(a.run_order for a in pending)
-    return StageDecision(start=tuple(a.name for a in pending if a.run_order == first))
-
-
-def execution_outcome(stage_statuses: Iterable[str | None], *, stopping: bool) -> str | None:
-    """An execution's final status from its stages' latest statuses, or None to go on.
-
-    ``stage_statuses`` lists, in order, the latest status of every stage the
-    execution must run (None: not entered yet). Precedence: a stage still
-    active → None; stopping or a Stopped stage → Stopped; a Failed stage →
-    Failed; all Succeeded → Succeeded; otherwise None (enter the next stage).
-    """
-    statuses = list(stage_statuses)
-    if any(s in S.ACTIVE for s in statuses):
-        return None
-    if stopping or S.STOPPED in statuses:
-        return E.STOPPED
-    if S.FAILED in statuses:
-        return E.FAILED
-    if statuses and all(s == S.SUCCEEDED for s in statuses):
-        return E.SUCCEEDED
-    return None
-
-
-# --- transaction effects ---------------------------------------------------------
-
-
-@dataclass
-class _Effects:
-    """What to do once the transaction commits."""
-
-    dispatch: list[int] = field(default_factory=list)
-    kills: list[tuple[str, int]] = field(default_factory=list)
-    signals: list[tuple[Any, dict]] = field(default_factory=list)
-    events: dict[int, int] = field(default_factory=dict)  # pipeline id -> last event id
-    event_executions: set[int] = field(default_factory=set)
-    # Events are written in one INSERT just before the transaction commits.
-    pending: list[ExecutionEvent] = field(default_factory=list)
-    # An action claimed in this transaction for the worker thread that runs it
-    # next (``tasks`` continuation): handed over on commit, never queued.
-    claim: Claim | None = None
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        ExecutionEvent.objects.bulk_create(self.pending)
-        for event in self.pending:
-            if event.pk is not None:
-                self.events[event.pipeline_id] = max(self.events.get(event.pipeline_id, 0),
-                                                     event.pk)
-        self.pending = []
-
-    def run(self) -> None:
-        if self.claim is not None or self.dispatch:
-            from executions import tasks
-
-            if self.claim is not None:
-                tasks.continue_with(self.claim)
-            if self.dispatch:
-                tasks.dispatch(list(self.dispatch))
-        for worker, pgid in self.kills:
-            # Same machine: kill now. Elsewhere: the worker's heartbeat sees the
-            # action ended and kills its own process group.
-            if worker.split(":", 1)[0] == HOST and pgid:
-                kill_process_group(pgid)
-        for signal, kwargs in self.signals:
-            try:
-                signal.send(sender=_sender(), **kwargs)
-            except Exception:  # a listener's bug must not break the engine's caller
-                logger.exception("a %s listener failed", signal)
-        for pipeline_id, last in self.events.items():
-            try:
-                signals.events_appended.send(
-                    sender=_sender(), pipeline_id=pipeline_id,
-                    execution_ids=sorted(self.event_executions), last_event_id=last,
-                )
-            except Exception:
-                logger.exception("an events_appended listener failed")
-
-
-def _sender():
-    return sys.modules[__name__]
-
-
-def _serialized_writers() -> bool:
-    """True on SQLite in IMMEDIATE mode: BEGIN already took the database's one write
-    lock, so the pipeline row lock would add a query and nothing else."""
-    return (connection.vendor == "sqlite"
-            and connection.settings_dict.get("OPTIONS", {}).get("transaction_mode")
-            == "IMMEDIATE")
-
-
-class _Transaction:
-    """``with _Transaction(pipeline_id) as fx:`` — atomic, pipeline row locked, effects
-    run on commit."""
-
-    def __init__(self, pipeline_id: int):
-        self.pipeline_id = pipeline_id
-        self.atomic = transaction.atomic()
-        self.fx = _Effects()
-
-    def __enter__(self) -> _Effects:
-        self.atomic.__enter__()
-        try:
-            if not _serialized_writers():
-                list(
-                    Pipeline.objects.select_for_update(no_key=True)
-                    .filter(pk=self.pipeline_id).order_by().values_list("pk", flat=True)
-                )
-        except BaseException:
-            self.atomic.__exit__(*sys.exc_info())
-            raise
-        return self.fx
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                self.fx.flush()
-            except BaseException:
-                self.atomic.__exit__(*sys.exc_info())
-                raise
-            transaction.on_commit(self.fx.run)
-        return self.atomic.__exit__(exc_type, exc, tb)
-
-
-# --- the one status helper -------------------------------------------------------
-
-_TABLES = {
-    PipelineExecution: (E, "status_summary", EventKind.PIPELINE_EXECUTION),
-    StageExecution: (S, "status_summary", EventKind.STAGE_EXECUTION),
-    ActionExecution: (A, "summary", EventKind.ACTION_EXECUTION),
-}
-
-
-def _set_status(fx: _Effects, obj: models.Model, to: str, *, summary: str | None = None,
-                data: dict | None = None, where: dict | None = None, **fields) -> bool:
-    """Compare-and-set ``obj.status`` from its observed value to ``to``, with its event.
-
-    False (and nothing written) when the table forbids the move or the row no
-    longer has the observed status (someone else won). Terminal statuses set
-    ``ended_at``; ``fields`` are written in the same UPDATE; ``where`` adds
-    conditions to the compare (e.g. "the lease has still expired").
-    """
-    model = type(obj)
-    table, summary_field, kind = _TABLES[model]
-    previous = obj.status
-    if to not in table.TRANSITIONS.get(previous, ()):
-        return False
-    now = timezone.now()
-    values = dict(fields)
-    values["status"] = to
-    values["updated_at"] = now
-    if summary is not None:
-        values[summary_field] = summary[:2000]
-    if to in table.TERMINAL:
-        values.setdefault("ended_at", now)
-    # Callers hold the engine's transaction: no savepoint, the event commits with it.
-    with transaction.atomic(savepoint=False):
-        if model.objects.filter(pk=obj.pk, status=previous, **(where or {})).update(
-                **values) != 1:
-            return False
-        for key, value in values.items():
-            setattr(obj, key, value)
-        _event(fx, obj, kind, previous, to, getattr(obj, summary_field), data)
-    return True
-
-
-def _event(fx: _Effects, obj, kind: str, previous: str, status: str, summary: str = "",
-           data: dict | None = None) -> ExecutionEvent:
-    if isinstance(obj, PipelineExecution):
-        execution_id, stage_name, action_name = obj.pk, "", ""
-        stage_execution_id = action_execution_id = None
-    elif isinstance(obj, StageExecution):
-        execution_id, stage_name, action_name = obj.execution_id, obj.stage_name, ""
-        stage_execution_id, action_execution_id = obj.pk, None
-    else:
-        execution_id, stage_name, action_name = obj.execution_id, obj.stage_name, obj.action_name
-        stage_execution_id, action_execution_id = obj.stage_execution_id, obj.pk
-    event = ExecutionEvent(
-        pipeline_id=obj.pipeline_id, execution_id=execution_id, kind=kind,
-        stage_name=stage_name, action_name=action_name,
-        stage_execution_id=stage_execution_id, action_execution_id=action_execution_id,
-        previous_status=previous, status=status, summary=(summary or "")[:2000],
-        data=data or {},
-    )
-    # Written by _Transaction before it commits, in this order, in one INSERT.
-    fx.pending.append(event)
-    fx.event_executions.add(execution_id)
-    return event
-
-
-# --- document helpers --------------------------------------------------------------
-
-
-def _stages(ex: PipelineExecution) -> list[dict]:
-    return ex.pipeline_version.document["stages"]
-
-
-def _stage_index(ex: PipelineExecution, name: str) -> int:
-    for i, stage in enumerate(_stages(ex)):
-        if stage["name"] == name:
-            return i
-    raise KeyError(name)
-
-
-def _plan(ex: PipelineExecution) -> list[str]:
-    """The stages this execution must run, in order."""
-    if ex.execution_type == ExecutionType.ROLLBACK:
-        return [ex.rollback_stage_name]
-    return [s["name"] for s in _stages(ex)]
-
-
-def _action_doc(ex: PipelineExecution, stage_name: str, action_name: str) -> dict:
-    stage = _stages(ex)[_stage_index(ex, stage_name)]
-    for action in stage["actions"]:
-        if action["name"] == action_name:
-            return action
-    raise KeyError(action_name)
-
-
-def _locks(ex: PipelineExecution) -> bool:
-    return ex.execution_mode != ExecutionMode.PARALLEL
-
-
-def _label(ex: PipelineExecution) -> str:
-    return f"#{ex.number} ({ex.execution_id})"
-
-
-def _fetch(ex_pk: int) -> PipelineExecution:
-    return PipelineExecution.objects.select_related("pipeline_version", "pipeline").get(pk=ex_pk)
-
-
-# --- starting ---------------------------------------------------------------------
-
-
-def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, trigger_detail: str,
-                     variables: dict, source_revision_overrides: list,
-                     client_request_token: str, execution_type: str = ExecutionType.STANDARD,
-                     rollback_target: PipelineExecution | None = None,
-                     rollback_stage_name: str = "") -> PipelineExecution:
-    """Create an execution (InProgress) and let it arrive at its first stage.
-
-    Called by ``services.execution_start`` and ``services.stage_rollback``,
-    which have checked the request.
-    """
-    with _Transaction(pipeline.pk) as fx:
-        # Under the pipeline lock, max + 1 cannot be taken twice (the unique
-        # constraint on (pipeline, number) backs it anyway).
-        number = (PipelineExecution.objects.filter(pipeline=pipeline)
-                  .aggregate(n=Max("number"))["n"] or 0) + 1
-        now = timezone.now()
-        ex = PipelineExecution.objects.create(
-            pipeline=pipeline, number=number, pipeline_version=version,
-            execution_mode=version.document.get("executionMode", ExecutionMode.SUPERSEDED),
-            execution_type=execution_type, rollback_target=rollback_target,
-            rollback_stage_name=rollback_stage_name, trigger_type=trigger_type,
-            trigger_detail=trigger_detail[:1000], triggered_by=_user(user),
-            client_request_token=client_request_token, status=E.IN_PROGRESS,
-            variables=variables, source_revision_overrides=source_revision_overrides,
-            started_at=now,
-        )
-        ex.pipeline_version = version
-        ex.pipeline = pipeline
-        if rollback_target is not None:
-            # A rollback redeploys its target's artifacts: it shows their revisions
-            # (CodePipeline's artifactRevisions of a rollback execution).
-            SourceRevision.objects.bulk_create([
-                SourceRevision(
-                    execution=ex, action_name=r.action_name, artifact_name=r.artifact_name,
-                    revision_id=r.revision_id, revision_summary=r.revision_summary,
-                    revision_url=r.revision_url,
-                    revision_change_identifier=r.revision_change_identifier)
-                for r in SourceRevision.objects.filter(execution=rollback_target)])
-        who = getattr(user, "username", "") or trigger_type
-        summary = f"Started by {who}" + (f": {trigger_detail}" if trigger_detail else "")
-        _event(fx, ex, EventKind.PIPELINE_EXECUTION, "", E.IN_PROGRESS, summary,
-               {"triggerType": trigger_type, "number": number,
-                "executionType": execution_type})
-        _arrive(fx, ex, _plan(ex)[0])
-    return ex
-
-
-def _user(user):
-    return user if getattr(user, "is_authenticated", False) else None
-
-
-# --- stage boundaries (rules 1-4, 10) ---------------------------------------------------
-
-
-def _transition(pipeline_id: int, stage_name: str) -> tuple[bool, str]:
-    # order_by(): Stage's default ordering goes through Pipeline (a join for nothing).
-    row = next(iter(Stage.objects.filter(pipeline_id=pipeline_id, name=stage_name).order_by()
-                    .values_list("transition_enabled", "transition_disabled_reason")[:1]),
-               None)
-    # A stage no longer in the current definition (an execution pinned to an
-    # older version) has no transition to disable.
-    return (True, "") if row is None else row
-
-
-def _holder(pipeline_id: int, stage_name: str) -> StageExecution | None:
-    """The stage execution holding the lock of a stage, if any."""
-    return (StageExecution.objects.select_related("execution")
-            .filter(pipeline_id=pipeline_id, stage_name=stage_name, locking=True,
-                    status__in=S.ACTIVE).first())
-
-
-def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str,
-            others: list[PipelineExecution] | None = None) -> None:
-    """``ex`` has finished the previous stage (or just started): enter or wait (rules 2, 3).
-
-    ``others``: the executions already waiting at that stage, if the caller knows.
-    """
-    pipeline_id = ex.pipeline_id
-    if others is None:
-        others = list(PipelineExecution.objects.select_related("pipeline_version")
-                      .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name)
-                      .exclude(pk=ex.pk).order_by("number"))
-    if ex.execution_mode == ExecutionMode.SUPERSEDED:
-        # Rule 3: only the most recent inbound execution survives at a boundary.
-        newest = max([ex, *[o for o in others if o.execution_mode == ExecutionMode.SUPERSEDED]],
-                     key=lambda e: e.number)
-        for other in others:
-            if other.execution_mode == ExecutionMode.SUPERSEDED and other is not newest:
-                _supersede(fx, other, by=newest)
-        if newest is not ex:
-            _supersede(fx, ex, by=newest)
-            return
-        others = [o for o in others if o.execution_mode != ExecutionMode.SUPERSEDED]
-    enabled, _reason = _transition(pipeline_id, stage_name)
-    if not enabled:
-        _wait(fx, ex, stage_name, WaitingReason.TRANSITION_DISABLED)
-        return
-    if _locks(ex):
-        if ex.execution_mode == ExecutionMode.QUEUED and any(
-            o.number < ex.number and _locks(o) for o in others
-        ):
-            _wait(fx, ex, stage_name, WaitingReason.QUEUED_BEHIND)
-            return
-        if not _enter_locked(fx, ex, stage_name):
-            _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
-        return
-    _enter(fx, ex, stage_name)
-
-
-def _wait(fx: _Effects, ex: PipelineExecution, stage_name: str, reason: str) -> None:
-    """Make ``ex`` the inbound execution of a stage (an event, not a status change)."""
-    if ex.inbound_stage_name == stage_name:
-        if ex.inbound_reason != reason:
-            PipelineExecution.objects.filter(pk=ex.pk).update(inbound_reason=reason)
-            ex.inbound_reason = reason
-        return
-    now = timezone.now()
-    PipelineExecution.objects.filter(pk=ex.pk).update(
-        inbound_stage_name=stage_name, inbound_since=now, inbound_reason=reason, updated_at=now)
-    ex.inbound_stage_name, ex.inbound_since, ex.inbound_reason = stage_name, now, reason
-    _event(fx, ex, EventKind.INBOUND, ex.status, ex.status,
-           f'Waiting to enter "{stage_name}": {WaitingReason(reason).label.lower()}',
-           {"stageName": stage_name, "waitingReason": reason})
-
-
-def _clear_inbound(ex: PipelineExecution) -> dict:
-    ex.inbound_stage_name, ex.inbound_since, ex.inbound_reason = "", None, ""
-    return {"inbound_stage_name": "", "inbound_since": None, "inbound_reason": ""}
-
-
-def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int = 1,
-           retry_mode: str = "") -> StageExecution | None:
-    """Insert the StageExecution (the lock) and start its first actions; None if locked."""
-    now = timezone.now()
-    se = StageExecution(
-        execution=ex, pipeline_id=ex.pipeline_id, stage_name=stage_name,
-        stage_index=_stage_index(ex, stage_name), attempt=attempt, retry_mode=retry_mode,
-        locking=_locks(ex), status=S.IN_PROGRESS, started_at=now,
-    )
-    try:
-        with transaction.atomic():
-            se.save()
-    except IntegrityError:
-        # The constraint has the last word: someone holds the stage.
-        return None
-    se.execution = ex
-    if ex.inbound_stage_name:
-        PipelineExecution.objects.filter(pk=ex.pk).update(**_clear_inbound(ex), updated_at=now)
-    _event(fx, se, EventKind.STAGE_EXECUTION, "", S.IN_PROGRESS,
-           f"Retry {attempt - 1} ({retry_mode})" if attempt > 1 else "",
-           {"attempt": attempt, "retryMode": retry_mode} if attempt > 1 else None)
-    _stage_advance(fx, se, fresh=True)
-    return se
-
-
-def _enter_locked(fx: _Effects, ex: PipelineExecution, stage_name: str) -> bool:
-    """Enter a locking stage; if it is held, try rule 10 on the holder, then give up.
-
-    Entering first and asking who holds the stage only when the constraint
-    refused spares a query on every uncontended boundary.
-    """
-    if _enter(fx, ex, stage_name) is not None:
-        return True
-    holder = _holder(ex.pipeline_id, stage_name)
-    if holder is not None and not _supersede_pending_approval(fx, holder, newer=ex):
-        return False
-    return _enter(fx, ex, stage_name) is not None
-
-
-def _admit(fx: _Effects, pipeline_id: int, stage_name: str,
-           waiting: list[PipelineExecution] | None = None) -> None:
-    """A stage unlocked or its transition was enabled: let inbound executions in (rule 4)."""
-    if waiting is None:
-        waiting = list(PipelineExecution.objects.select_related("pipeline_version")
-                       .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name,
-                               status=E.IN_PROGRESS).order_by("number"))
-    if not waiting or not _transition(pipeline_id, stage_name)[0]:
-        return
-    blocked = False
-    for ex in waiting:
-        if not _locks(ex):
-            _enter(fx, ex, stage_name)
-            continue
-        if blocked:
-            _wait(fx, ex, stage_name, WaitingReason.QUEUED_BEHIND
-                  if ex.execution_mode == ExecutionMode.QUEUED else WaitingReason.STAGE_LOCKED)
-            continue
-        if not _enter_locked(fx, ex, stage_name):
-            _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
-        blocked = True
-
-
-def _supersede(fx: _Effects, ex: PipelineExecution, *, by: PipelineExecution) -> None:
-    """End an inbound (or, rule 10, approval-waiting) execution as Superseded, naming ``by``."""
-    if _set_status(fx, ex, E.SUPERSEDED, summary=f"Superseded by {_label(by)}",
-                   superseded_by=by, data={"supersededBy": str(by.execution_id)},
-                   **_clear_inbound(ex)):
-        fx.signals.append((signals.execution_superseded,
-                           {"execution": ex, "superseded_by": by}))
-
-
-def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
-                                newer: PipelineExecution) -> bool:
-    """Rule 10: free a stage whose older execution only waits for a manual approval.
-
-    Applies in SUPERSEDED mode when every action still InProgress in the
-    holder's stage is a *waiting* Approval action whose configuration does not
-    set ``SupersedePendingApproval`` to "false" (actions of later runOrder
-    groups that have not started do not count). Those actions end Abandoned,
-    the stage Stopped, the older execution Superseded (summaries name the
-    newer one), and ``action_abandoned``/``execution_superseded`` are sent so
-    the approvals app closes its requests. True if the stage is now free.
-    """
-    older = holder.execution
-    if (older.pk == newer.pk or older.number > newer.number
-            or older.execution_mode != ExecutionMode.SUPERSEDED
-            or newer.execution_mode != ExecutionMode.SUPERSEDED
-            or older.status != E.IN_PROGRESS or holder.status != S.IN_PROGRESS):
-        return False
-    running = list(ActionExecution.objects.filter(stage_execution=holder, status=A.IN_PROGRESS))
-    if not running:
-        return False
-    for ae in running:
-        config = (ae.configuration or {}).get("configuration") or {}
-        keep = str(config.get("SupersedePendingApproval", "true")).strip().lower() == "false"
-        if ae.category != "Approval" or ae.waiting_since is None or keep:
-            return False
-    reason = f"Superseded by {_label(newer)}: a newer execution arrived at this stage"
-    for ae in running:
-        _abandon(fx, ae, reason, superseded_by=newer)
-    _set_status(fx, holder, S.STOPPED, summary=f"Superseded by {_label(newer)}")
-    _supersede(fx, older, by=newer)
-    return True
-
-
-# --- inside a stage (rules 5, 6, 7) ------------------------------------------------
-
-
-def _effective(se: StageExecution, ex: PipelineExecution) -> tuple[list[ActionView],
-                                                                   dict[str, int]]:
-    """Each action of the stage with its status for this attempt.
-
-    A FAILED_ACTIONS retry carries the actions that succeeded in an earlier
-    attempt as Succeeded; anything else not run in this attempt is None.
-    Also returns each action's highest attempt number so far.
-    """
-    rows = list(ActionExecution.objects.filter(execution=ex, stage_name=se.stage_name)
-                .only("action_name", "status", "stage_execution_id", "attempt")
-                .order_by("attempt"))
-    current = {r.action_name: r.status for r in rows if r.stage_execution_id == se.pk}
-    earlier = {r.action_name: r.status for r in rows if r.stage_execution_id != se.pk}
-    views = []
-    for action in _stages(ex)[se.stage_index]["actions"]:
-        name = action["name"]
-        status = current.get(name)
-        if status is None and se.retry_mode == RetryMode.FAILED_ACTIONS \
-                and earlier.get(name) == A.SUCCEEDED:
-            status = A.SUCCEEDED
-        views.append(ActionView(name, action.get("runOrder", 1), status))
-    attempts: dict[str, int] = {}
-    for r in rows:
-        attempts[r.action_name] = max(attempts.get(r.action_name, 0), r.attempt)
-    return views, attempts
-
-
-def _stage_advance(fx: _Effects, se: StageExecution, *, fresh: bool = False,
-                   ended: ActionExecution | None = None) -> None:
-    """Apply ``stage_step`` to a stage execution: start actions, or end the stage.
-
-    ``fresh``: the stage execution was just inserted as a first attempt, so no
-    action of this execution has run in the stage (no query needed to know it).
-    ``ended``: the action that just ended in it; when it is the only action of
-    a first attempt, its status is the whole picture (no query either).
-    """
-    ex = se.execution
-    if se.status not in S.ACTIVE:
-        return
-    actions = _stages(ex)[se.stage_index]["actions"]
-    attempts: dict[str, int] = {}
-    if fresh and se.attempt == 1:
-        views = [ActionView(a["name"], a.get("runOrder", 1), None) for a in actions]
-    elif (ended is not None and se.attempt == 1 and len(actions) == 1
-          and ended.stage_execution_id == se.pk and ended.action_name == actions[0]["name"]):
-        views = [ActionView(ended.action_name, actions[0].get("runOrder", 1), ended.status)]
-    else:
-        views, attempts = _effective(se, ex)
-    decision = stage_step(views, stopping=se.status == S.STOPPING)
-    if decision.start:
-        _start_actions(fx, se, ex, decision.start, attempts)
-    elif decision.status is not None:
-        summary = _stage_summary(se, decision.status)
-        if _set_status(fx, se, decision.status, summary=summary):
-            _stage_ended(fx, se)
-
-
-def _stage_summary(se: StageExecution, status: str) -> str | None:
-    if status == S.FAILED:
-        failed = (ActionExecution.objects.filter(stage_execution=se, status=A.FAILED)
-                  .order_by("id").first())
-        if failed is not None:
-            return f'Action "{failed.action_name}" failed: {failed.summary}'
-    return None
-
-
-def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
-                   names: Iterable[str], attempts: dict[str, int]) -> list[ActionExecution]:
-    names = set(names)
-    now = timezone.now()
-    started = []
-    for action in _stages(ex)[se.stage_index]["actions"]:
-        if action["name"] not in names:
-            continue
-        type_id = action["actionTypeId"]
-        runner = runners.get(type_id["category"], type_id["provider"])
-        timeout = action.get("timeoutInMinutes") or (
-            runner.default_timeout_minutes if runner else
-            int(setting("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", 60)))
-        ae = ActionExecution(
-            execution=ex, stage_execution=se, pipeline_id=ex.pipeline_id,
-            stage_name=se.stage_name, action_name=action["name"],
-            category=type_id["category"], owner=type_id.get("owner", "Custom"),
-            provider=type_id["provider"], run_order=action.get("runOrder", 1),
-            namespace=action.get("namespace") or "",
-            attempt=attempts.get(action["name"], 0) + 1, status=A.IN_PROGRESS,
-            timeout_minutes=timeout,
-            # Until a worker claims it, the lease bounds how long the action may
-            # sit in the queue before the sweeper hands it out again.
-            lease_expires_at=now + timedelta(seconds=dispatch_seconds()),
-        )
-        claim = _claim_ahead(fx, ae, ex, runner, now)
-        ae.save(force_insert=True)
-        _event(fx, ae, EventKind.ACTION_EXECUTION, "", A.IN_PROGRESS, "",
-               {"attempt": ae.attempt, "runOrder": ae.run_order})
-        if claim is not None:
-            fx.claim = claim
-        else:
-            fx.dispatch.append(ae.pk)
-        started.append(ae)
-    return started
-
-
-def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runner,
-                 now: datetime) -> Claim | None:
-    """Claim a new action for the worker thread whose transaction starts it.
-
-    A worker that has just finished an action runs the next one itself
-    (``tasks`` continuation). Claiming it in the same transaction that creates
-    it spares that worker the claim's read, its compare-and-set and a commit.
-    Only the first action of a transaction, only inside a worker's task, and
-    only when it resolves cleanly: anything else takes the ordinary path
-    (queued, claimed by ``action_claim``, which reports the problem).
-    """
-    if fx.claim is not None or runner is None:
-        return None
-    from executions import tasks
-
-    if not tasks.can_continue():
-        return None
-    try:
-        doc = _action_doc(ex, ae.stage_name, ae.action_name)
-        variables = _variables(ex)
-        resolved = _resolve(doc, variables)
-        inputs = _inputs(ex, doc)
-    except Unresolvable:
-        return None
-    for key, value in _claim_fields(ae, ex, resolved, worker_name(), now).items():
-        setattr(ae, key, value)
-    return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
-
-
-def _stage_ended(fx: _Effects, se: StageExecution) -> None:
-    """A stage execution ended: finish the execution or move on, then unlock (rules 2, 4, 6)."""
-    ex = se.execution
-    plan = _plan(ex)
-    if (se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS
-            and se.stage_name != plan[-1]):
-        # The common case needs no look at the other stages: an execution only
-        # gets past stages whose latest attempt succeeded, and runs one at a time.
-        # One query finds who waits at the next stage and at the one just left.
-        following = plan[plan.index(se.stage_name) + 1]
-        names = [following, se.stage_name] if se.locking else [following]
-        waiting = list(PipelineExecution.objects.select_related("pipeline_version")
-                       .filter(pipeline_id=ex.pipeline_id, inbound_stage_name__in=names)
-                       .exclude(pk=ex.pk).order_by("number"))
-        _arrive(fx, ex, following,
-                others=[w for w in waiting if w.inbound_stage_name == following])
-        if se.locking:
-            _admit(fx, ex.pipeline_id, se.stage_name,
-                   waiting=[w for w in waiting if w.inbound_stage_name == se.stage_name
-                            and w.status == E.IN_PROGRESS])
-        return
-    latest = dict(StageExecution.objects.filter(execution=ex).order_by("attempt")
-                  .values_list("stage_name", "status"))
-    outcome = execution_outcome([latest.get(name) for name in plan],
-                                stopping=ex.status == E.STOPPING)
-    if outcome is not None:
-        if ex.status in E.ACTIVE:
-            summary = None
-            if outcome == E.FAILED:
-                summary = f'Stage "{se.stage_name}" failed. {se.status_summary}'.strip()
-            elif outcome == E.SUCCEEDED:
-                summary = "Succeeded"
-            _set_status(fx, ex, outcome, summary=summary)
-    elif se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS:
-        _arrive(fx, ex, plan[plan.index(se.stage_name) + 1])
-    if se.locking:
-        _admit(fx, ex.pipeline_id, se.stage_name)
+from runners.base import kill_process_group
+
+__all__ = [
+    "ActionView",
+    "Claim",
+    "HOST",
+    "ProducedArtifact",
+    "StageDecision",
+    "SweepReport",
+    "Unresolvable",
+    "action_claim",
+    "action_complete",
+    "action_finish",
+    "action_record_process",
+    "action_time_out",
+    "action_wait",
+    "dispatch_failed",
+    "dispatch_seconds",
+    "execution_create",
+    "execution_outcome",
+    "execution_stop",
+    "lease_renew",
+    "lease_seconds",
+    "setting",
+    "stage_retry",
+    "stage_step",
+    "sweep",
+    "timed_out_summary",
+    "transition_set",
+    "worker_name",
+]
 
 
 # --- worker side: claim, run, finish ------------------------------------------------
-
-
-class Unresolvable(Exception):
-    """A ``#{...}`` reference that has no value at the action's start."""
-
-
-@dataclass
-class Claim:
-    """What a worker needs to run a claimed action execution."""
-
-    action_execution: ActionExecution
-    execution: PipelineExecution
-    action: dict          # the action document, references resolved
-    variables: dict[str, str]
-    inputs: dict[str, str]  # input artifact name -> storage name
-    source_override: dict | None
-
-
-def worker_name() -> str:
-    import os
-    import threading
-
-    return f"{HOST}:{os.getpid()}:{threading.get_ident()}"
 
 
 def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
@@ -850,94 +165,6 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
     for key, value in fields.items():
         setattr(ae, key, value)
     return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
-
-
-def _claim_fields(ae: ActionExecution, ex: PipelineExecution, resolved: dict, worker: str,
-                  now: datetime) -> dict[str, Any]:
-    """The columns a claim writes: who runs the action, until when, with what."""
-    return {
-        "worker": worker, "started_at": now, "updated_at": now,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds()),
-        "deadline_at": now + timedelta(minutes=ae.timeout_minutes or 60),
-        "configuration": resolved,
-        "log_path": f"{ex.pipeline.name}/{ex.execution_id}/{ae.action_execution_id}.log",
-    }
-
-
-def _source_override(ex: PipelineExecution, ae: ActionExecution) -> dict | None:
-    return next((o for o in ex.source_revision_overrides
-                 if o.get("actionName") == ae.action_name), None)
-
-
-def _variables(ex: PipelineExecution) -> dict[str, str]:
-    """Every variable an action of ``ex`` may reference, by reference name."""
-    values = {
-        "codepipeline.PipelineExecutionId": str(ex.execution_id),
-        "codepipeline.PipelineName": ex.pipeline.name,
-        "codepipeline.PipelineVersion": str(ex.pipeline_version.number),
-    }
-    values.update({f"variables.{k}": str(v) for k, v in (ex.variables or {}).items()})
-    if not any(a.get("namespace") for stage in _stages(ex) for a in stage["actions"]):
-        return values    # no action publishes variables: nothing to look up
-    # Namespaces: a rollback sees its target's outputs, then its own.
-    sources = [ex.rollback_target, ex] if ex.rollback_target_id else [ex]
-    for source in sources:
-        for ns, outputs in (ActionExecution.objects
-                            .filter(execution=source, status=A.SUCCEEDED)
-                            .exclude(namespace="").order_by("id")
-                            .values_list("namespace", "output_variables")):
-            for key, value in (outputs or {}).items():
-                values[f"{ns}.{key}"] = str(value)
-    return values
-
-
-def _resolve(doc: Any, variables: dict[str, str], path: str = "",
-             substitute: bool = True) -> Any:
-    """Substitute ``#{Namespace.Variable}`` in every string of the action document.
-
-    ``commands`` are only checked, not substituted: a runner that executes them
-    passes the values out of band (Shell uses environment variables), so that a
-    value can never become code.
-    """
-    if isinstance(doc, str):
-        def sub(match: re.Match) -> str:
-            ref = match.group(1)
-            if ref not in variables:
-                namespace = ref.partition(".")[0]
-                raise Unresolvable(
-                    f'Cannot resolve "#{{{ref}}}" in {path or "the action"}: '
-                    + (f'namespace "{namespace}" has no variable "{ref.partition(".")[2]}"'
-                       if any(k.startswith(namespace + ".") for k in variables)
-                       else f'no variable "{ref}" is set in this execution'))
-            return variables[ref]
-        resolved = REFERENCE_RE.sub(sub, doc)
-        return resolved if substitute else doc
-    if isinstance(doc, dict):
-        # actionTypeId, names and artifact names are not templates.
-        return {k: (v if k in ("name", "actionTypeId", "inputArtifacts", "outputArtifacts",
-                               "namespace", "runOrder")
-                    else _resolve(v, variables, f"{path}.{k}" if path else k,
-                                  substitute and k != "commands"))
-                for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [_resolve(v, variables, f"{path}[{i}]", substitute) for i, v in enumerate(doc)]
-    return doc
-
-
-def _inputs(ex: PipelineExecution, doc: dict) -> dict[str, str]:
-    found = {}
-    for item in doc.get("inputArtifacts", []):
-        name = item["name"]
-        artifact = None
-        for source in ([ex, ex.rollback_target] if ex.rollback_target_id else [ex]):
-            artifact = (Artifact.objects.filter(execution=source, name=name)
-                        .order_by("-id").first())
-            if artifact is not None:
-                break
-        if artifact is None:
-            raise Unresolvable(f'Input artifact "{name}" was not produced in this execution')
-        found[name] = artifact.storage_name
-    return found
 
 
 def dispatch_failed(action_execution_pk: int) -> None:
@@ -1048,11 +275,6 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
     return True
 
 
-def _ended(fx: _Effects, ae: ActionExecution) -> None:
-    fx.signals.append((signals.action_ended,
-                       {"action_execution": ae, "status": ae.status, "summary": ae.summary}))
-
-
 def action_wait(action_execution_pk: int, *, worker: str, summary: str = "",
                 external_url: str = "", external_id: str = "",
                 token: str | None = None) -> str | None:
@@ -1104,19 +326,6 @@ def action_complete(action_execution_pk: int, *, succeeded: bool, summary: str =
 
 
 # --- stop (rule 7) -------------------------------------------------------------------
-
-
-def _abandon(fx: _Effects, ae: ActionExecution, reason: str,
-             superseded_by: PipelineExecution | None = None) -> bool:
-    if not _set_status(fx, ae, A.ABANDONED, summary=reason, lease_expires_at=None):
-        return False
-    if ae.pgid or ae.worker:
-        fx.kills.append((ae.worker, ae.pgid or 0))
-    fx.signals.append((signals.action_abandoned,
-                       {"action_execution": ae, "reason": reason,
-                        "superseded_by": superseded_by}))
-    _ended(fx, ae)
-    return True
 
 
 def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,

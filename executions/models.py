@@ -427,7 +427,7 @@ class HookDelivery(models.Model):
     body only, with no time in it. Its id (``X-GitHub-Delivery``,
     ``X-Gitea-Delivery``, ``X-Gitlab-Event-UUID``, ``X-Conveyor-Delivery``) is
     recorded once per pipeline and the unique constraint refuses a replay
-    (``executions.hooks.services.push_receive``).
+    (``triggers.hooks.services.push_receive``).
     """
 
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")

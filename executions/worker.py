@@ -22,9 +22,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from executions import artifacts, engine, runners
+import runners
+from executions import artifacts, engine
 from executions.choices import ActionExecutionStatus as A
-from executions.runners.base import (
+from runners.base import (
     ActionFailed,
     LogWriter,
     Result,

@@ -192,7 +192,7 @@ class PipelineSchedule(models.Model):
     """A cron-style trigger: at each tick of ``cron`` in ``timezone`` the pipeline starts.
 
     The execution runs the latest commit of each source (no revision is
-    pinned). Ticks are started by ``executions.schedules`` from django-q2's
+    pinned). Ticks are started by ``triggers.schedules`` from django-q2's
     scheduler; each tick starts at most once (``ScheduleTick``).
     """
 

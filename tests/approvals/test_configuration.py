@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group
 
+import runners
 from approvals.configuration import ConfigurationError, parse, parse_reviewers
 from approvals.runner import ManualApprovalRunner
-from executions import runners
 from pipelines import providers
 from pipelines.validation import validate_document
 from tests.approvals.conftest import manual

@@ -184,7 +184,7 @@ def test_the_pipelines_page_gets_an_event_committed_after_a_higher_sequence(clie
     higher one, as that late commit makes it appear, and must still arrive."""
     from channels.db import database_sync_to_async
 
-    from executions import live
+    from dashboard import live
     from executions.models import ExecutionEvent
 
     first, second = simple_pipeline("web"), simple_pipeline("api")
@@ -215,7 +215,7 @@ def test_the_pipelines_page_gets_an_event_committed_after_a_higher_sequence(clie
 
 
 def test_a_far_behind_browser_is_told_to_resync_instead_of_replaying(client, viewer, settings):
-    from executions import live
+    from dashboard import live
     from executions.models import ExecutionEvent
 
     pipeline = simple_pipeline("web")
@@ -245,7 +245,7 @@ def test_the_log_of_a_running_action_streams_line_by_line(client, viewer, settin
 
     from executions import services, tasks
     from executions.models import ActionExecution
-    from executions.runners.base import LogWriter
+    from runners.base import LogWriter
 
     pipeline = simple_pipeline("web")
 
@@ -293,7 +293,7 @@ def test_the_log_of_a_running_action_streams_line_by_line(client, viewer, settin
 
 
 def test_read_log_never_cuts_a_line_while_the_action_runs(settings, tmp_path):
-    from executions.consumers import read_log
+    from dashboard.consumers import read_log
 
     path = settings.LOG_ROOT / "a.log"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,7 +335,7 @@ def redis_layer(settings):
                        "prefix": private_channel_prefix()}}}
     # The safety-net tailer must not be what delivers here.
     settings.CONVEYOR_LIVE_SAFETY_SECONDS = 60
-    from executions import live
+    from dashboard import live
 
     live._the_sender = None
     yield url
@@ -349,7 +349,7 @@ def test_an_idle_websocket_survives_more_than_6_seconds_on_redis_and_hears_the_d
 
     from channels.db import database_sync_to_async
 
-    from executions import live
+    from dashboard import live
     from executions.models import ExecutionEvent
 
     pipeline = simple_pipeline("web")

@@ -191,7 +191,7 @@ def test_a_superseded_execution_links_to_the_one_that_superseded_it(client, view
 
 
 def test_test_actions_show_their_report_counts():
-    from executions.views import test_report
+    from dashboard.execution_views import test_report
 
     assert test_report("12 passed, 1 failed, 2 skipped: test_login") == {
         "passed": 12, "failed": 1, "skipped": 2, "total": 15}

@@ -12,11 +12,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from executions import runners, services
+import runners
+from executions import services
 from executions.api.logs import whole_characters
 from executions.models import ActionExecution
-from executions.runners.base import Result, Runner
 from pipelines import providers
+from runners.base import Result, Runner
 from tests.executions.conftest import sim, simple_pipeline
 from tests.executions.test_api import post
 from tests.factories import action

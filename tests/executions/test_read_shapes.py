@@ -95,7 +95,7 @@ def test_execution_summaries_are_the_serializers_json(driver, operator):
 
 
 # The history table's row as it was written before its rows were worked out in the
-# view (executions.views._history_rows): filters, {% url %} and an include per row.
+# view (dashboard.views._history_rows): filters, {% url %} and an include per row.
 FORMER_ROW = """{% load dashboard %}{% for ex, revs in rows %}
     <tr id="execution-{{ ex.number }}">
       <td><a class="strong" href="{% url 'dashboard:execution' pipeline.name ex.number %}">#{{ ex.number }}</a>{% if ex.execution_type == "ROLLBACK" %} <span class="tag">rollback</span>{% endif %}</td>

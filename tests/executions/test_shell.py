@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from executions import engine
 from executions.models import ActionExecution, Artifact
-from executions.runners import get
-from executions.runners.base import ActionFailed, LogWriter, RunContext
+from runners import get
+from runners.base import ActionFailed, LogWriter, RunContext
 from tests.executions.conftest import simple_pipeline
 from tests.factories import action
 

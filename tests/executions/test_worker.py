@@ -136,7 +136,7 @@ def test_continuation_runs_the_next_action_in_the_same_task(driver):
 
 
 def test_a_runner_crash_fails_the_action_with_its_traceback(driver, monkeypatch):
-    from executions.runners.simulate import SimulateRunner
+    from runners.simulate import SimulateRunner
 
     def boom(self, ctx):
         raise KeyError("no such thing")

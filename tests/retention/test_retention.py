@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from executions import artifacts, engine, retention, services, triggers
+from executions import artifacts, engine, retention, services
 from executions.models import (
     ActionExecution,
     Artifact,
@@ -26,6 +26,7 @@ from executions.models import (
 from pipelines.services import pipeline_save
 from tests.executions.conftest import sim
 from tests.factories import definition
+from triggers import changes
 
 
 def _pipeline(name, mode):
@@ -234,7 +235,7 @@ def test_change_detection_still_knows_the_commits_it_released(driver):
     assert report.executions == 1
     assert set(PipelineExecution.objects.values_list("pk", flat=True)) == {
         built.pk, failed_at_source.pk}
-    assert triggers.change_seen(pipeline, "Checkout", "2" * 40).pk == built.pk
+    assert changes.change_seen(pipeline, "Checkout", "2" * 40).pk == built.pk
 
 
 def test_the_rollback_target_of_a_running_rollback_is_kept(driver):

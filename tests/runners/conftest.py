@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from executions import tasks
-from executions.runners.base import LogWriter, RunContext
+from runners.base import LogWriter, RunContext
 from tests.executions.conftest import Driver
 
 

@@ -2,7 +2,7 @@
 
 import time
 
-from executions.runners import ActionFailed
+from runners import ActionFailed
 
 
 def release_notes(context):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from executions import runners
+import runners
 
 OURS = [("Source", "Git"), ("Build", "Shell"), ("Test", "Shell"), ("Deploy", "Shell"),
         ("Deploy", "Directory"), ("Invoke", "Webhook"), ("Invoke", "Python")]

@@ -8,10 +8,11 @@ import subprocess
 import pytest
 from django.core.management import call_command
 
-from executions import services, triggers
+from executions import services
 from executions.models import ActionExecution, PipelineExecution
 from pipelines.models import Pipeline
 from tests.runners.receiver import start_receiver
+from triggers import changes
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def approve(driver, execution):
 def test_the_demo_pipeline_tests_packages_deploys_and_releases(demo, driver):
     root, _ = demo
     pipeline = Pipeline.objects.get(name="demo")
-    decisions = driver.call(triggers.poll_pipeline, pipeline)  # what the schedule does
+    decisions = driver.call(changes.poll_pipeline, pipeline)  # what the schedule does
     assert decisions[0].started
     driver.run()
     execution = PipelineExecution.objects.get()
@@ -83,7 +84,7 @@ def test_a_commit_breaking_a_test_fails_the_build_naming_the_test(demo, driver):
     pricing = repo / "shop" / "pricing.py"
     pricing.write_text(pricing.read_text().replace("round(total, 2)", "round(total, 1)"))
     git(repo, "-c", "core.hooksPath=/dev/null", "commit", "-qam", "Round to one decimal")
-    driver.call(triggers.poll_pipeline, Pipeline.objects.get(name="demo"))
+    driver.call(changes.poll_pipeline, Pipeline.objects.get(name="demo"))
     driver.run()
     build = ActionExecution.objects.get(action_name="TestAndPackage")
     assert build.status == "Failed"

@@ -10,8 +10,10 @@ import threading
 import pytest
 
 from executions.models import ActionExecution
-from executions.runners import ActionFailed
-from executions.runners.directory import (
+from pipelines.services import pipeline_save
+from pipelines.validation import validate_document
+from runners import ActionFailed
+from runners.directory import (
     DirectoryDeployRunner,
     ReleaseError,
     current_release,
@@ -19,8 +21,6 @@ from executions.runners.directory import (
     release_rollback,
     releases,
 )
-from pipelines.services import pipeline_save
-from pipelines.validation import validate_document
 from tests.factories import action, definition
 from tests.runners.conftest import make_ctx
 

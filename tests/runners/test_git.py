@@ -10,10 +10,10 @@ import time
 import pytest
 
 from executions.models import ActionExecution, Artifact, SourceRevision
-from executions.runners import ActionFailed
-from executions.runners.git import GitSourceRunner, commit_url, repository_key
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
+from runners import ActionFailed
+from runners.git import GitSourceRunner, commit_url, repository_key
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo, live_members, log_text, make_ctx
 

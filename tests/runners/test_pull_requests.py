@@ -14,10 +14,10 @@ import json
 import pytest
 
 from executions.models import ActionExecution, PipelineExecution
-from executions.pull_requests import filters_pass, parse
 from pipelines.services import DefinitionInvalid, pipeline_save
 from tests.factories import action, definition
 from tests.runners.test_triggers import SECRET, github_push, make_pipeline, post_hook
+from triggers.pull_requests import filters_pass, parse
 
 PR_TRIGGER = [{"providerType": "CodeStarSourceConnection", "gitConfiguration": {
     "sourceActionName": "Checkout",

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from executions.models import ActionExecution
-from executions.runners import ActionFailed
-from executions.runners.python import PythonInvokeRunner
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
+from runners import ActionFailed
+from runners.python import PythonInvokeRunner
 from tests.factories import action, definition
 from tests.runners.conftest import log_text, make_ctx
 

@@ -7,11 +7,11 @@ import pytest
 import time_machine
 from django.db import connection
 
-from executions import schedules
 from executions.models import PipelineExecution
 from pipelines.models import PipelineSchedule, ScheduleTick
 from pipelines.services import DefinitionInvalid, schedule_save
 from tests.executions.conftest import is_postgresql, simple_pipeline
+from triggers import schedules
 
 
 def nightly(pipeline, cron="0 2 * * *", zone="Europe/Paris", name="nightly"):
@@ -81,7 +81,7 @@ def test_cron_and_time_zone_are_checked_naming_the_field(db):
     assert not PipelineSchedule.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_clusters_ticking_at_once_start_one_execution(monkeypatch):
     """Real threads, each with its own database connection, race for one tick."""
     from executions import tasks

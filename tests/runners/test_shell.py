@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from executions.models import ActionExecution
-from executions.runners import ActionFailed
-from executions.runners.shell import Masker, ShellRunner, parse_junit
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
+from runners import ActionFailed
+from runners.shell import Masker, ShellRunner, parse_junit
 from tests.factories import action, definition
 from tests.runners.conftest import log_text, make_ctx
 
@@ -314,7 +314,7 @@ def test_the_log_is_readable_while_the_command_runs(tmp_path):
 
 
 def test_a_block_of_lines_is_stamped_once_per_line_after_any_unfinished_line(tmp_path):
-    from executions.runners.base import LogWriter
+    from runners.base import LogWriter
 
     log = LogWriter(tmp_path / "a.log")
     log.write("unfinished")

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from executions import triggers
 from executions.models import PipelineExecution, SourceRevision
 from pipelines.models import Pipeline
 from pipelines.services import pipeline_save
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo
 from tests.runners.receiver import start_receiver
+from triggers import changes
 
 SECRET = "webhook-s3cret"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codepipeline"
@@ -82,15 +82,15 @@ def post_hook(api, driver, pipeline: str, payload, *, event=("X-GitHub-Event", "
 def test_signatures_are_checked_for_github_gitea_and_gitlab():
     body = b'{"ref": "refs/heads/main"}'
     digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert triggers.signature_valid(SECRET, body, {"X-Hub-Signature-256": f"sha256={digest}"})
-    assert triggers.signature_valid(SECRET, body, {"X-Gitea-Signature": digest})
-    assert triggers.signature_valid(SECRET, body, {"X-Gitlab-Token": SECRET})
-    assert not triggers.signature_valid(SECRET, body + b" ",
+    assert changes.signature_valid(SECRET, body, {"X-Hub-Signature-256": f"sha256={digest}"})
+    assert changes.signature_valid(SECRET, body, {"X-Gitea-Signature": digest})
+    assert changes.signature_valid(SECRET, body, {"X-Gitlab-Token": SECRET})
+    assert not changes.signature_valid(SECRET, body + b" ",
                                         {"X-Hub-Signature-256": f"sha256={digest}"})
-    assert not triggers.signature_valid(SECRET, body, {"X-Hub-Signature-256": digest})
-    assert not triggers.signature_valid(SECRET, body, {"X-Gitlab-Token": "guess"})
-    assert not triggers.signature_valid(SECRET, body, {})
-    assert not triggers.signature_valid("", body, {"X-Hub-Signature-256": "sha256="})
+    assert not changes.signature_valid(SECRET, body, {"X-Hub-Signature-256": digest})
+    assert not changes.signature_valid(SECRET, body, {"X-Gitlab-Token": "guess"})
+    assert not changes.signature_valid(SECRET, body, {})
+    assert not changes.signature_valid("", body, {"X-Hub-Signature-256": "sha256="})
 
 
 # --- filters ---------------------------------------------------------------------
@@ -110,13 +110,13 @@ def test_signatures_are_checked_for_github_gitea_and_gitlab():
     ("v[0-9]*", "v2.1", True),
 ])
 def test_globs_follow_codepipelines_rules(pattern, text, matches):
-    assert triggers.glob_match(pattern, text) is matches
+    assert changes.glob_match(pattern, text) is matches
 
 
 def aws_filters():
     document = json.loads((FIXTURES / "awsdocs-trigger-filters-MyServicePipeline-partial.json")
                           .read_text())["pipeline"]
-    return triggers.trigger_filters(document, "ApplicationSource")
+    return changes.trigger_filters(document, "ApplicationSource")
 
 
 @pytest.mark.parametrize("branch, tag, files, passes", [
@@ -131,20 +131,20 @@ def aws_filters():
     (None, "release-v2", None, False),
 ])
 def test_the_aws_documentation_filters_decide(branch, tag, files, passes):
-    ok, reason = triggers.filters_pass(aws_filters(), branch=branch, tag=tag, files=files,
+    ok, reason = changes.filters_pass(aws_filters(), branch=branch, tag=tag, files=files,
                                        default_branch="mainline")
     assert ok is passes, reason
 
 
 def test_without_a_trigger_only_the_actions_branch_starts_and_tags_do_not():
-    assert triggers.filters_pass(None, branch="main", tag=None, files=None,
+    assert changes.filters_pass(None, branch="main", tag=None, files=None,
                                  default_branch="main")[0]
-    assert triggers.filters_pass(None, branch="dev", tag=None, files=None,
+    assert changes.filters_pass(None, branch="dev", tag=None, files=None,
                                  default_branch="main") == (
         False, "the action builds main, not branch dev")
-    assert not triggers.filters_pass(None, branch=None, tag="v1", files=None,
+    assert not changes.filters_pass(None, branch=None, tag="v1", files=None,
                                      default_branch="main")[0]
-    assert triggers.filters_pass([], branch="main", tag=None, files=None,
+    assert changes.filters_pass([], branch="main", tag=None, files=None,
                                  default_branch="main") == (
         False, "the trigger of this action has no push filter")
 
@@ -153,18 +153,18 @@ def test_without_a_trigger_only_the_actions_branch_starts_and_tags_do_not():
 
 
 def test_github_gitlab_and_gitea_pushes_are_read_alike():
-    gh = triggers.push_parse("GitHub", github_push("https://github.com/acme/app.git", "a" * 40,
+    gh = changes.push_parse("GitHub", github_push("https://github.com/acme/app.git", "a" * 40,
                                                    files=["x.py", "y.py"]))
     assert (gh.branch, gh.after, gh.files) == ("main", "a" * 40, ["x.py", "y.py"])
     assert "https://github.com/acme/app.git" in gh.repository_urls
-    gitlab = triggers.push_parse("GitLab", {
+    gitlab = changes.push_parse("GitLab", {
         "object_kind": "tag_push", "ref": "refs/tags/v1.2", "before": "0" * 40,
         "after": "b" * 40, "checkout_sha": "b" * 40, "total_commits_count": 0, "commits": [],
         "project": {"git_http_url": "https://gitlab.com/acme/app.git",
                     "git_ssh_url": "git@gitlab.com:acme/app.git"}})
     assert (gitlab.tag, gitlab.branch, gitlab.after) == ("v1.2", None, "b" * 40)
     assert "git@gitlab.com:acme/app.git" in gitlab.repository_urls
-    gitea = triggers.push_parse("Gitea", {
+    gitea = changes.push_parse("Gitea", {
         "ref": "refs/heads/dev", "before": "1" * 40, "after": "c" * 40,
         "commits": [{"id": "c" * 40, "added": ["new.txt"], "removed": ["old.txt"],
                      "modified": []}],
@@ -176,11 +176,11 @@ def test_github_gitlab_and_gitea_pushes_are_read_alike():
 def test_a_push_with_more_commits_than_the_payload_lists_has_unknown_files():
     payload = github_push("https://github.com/acme/app.git", "a" * 40)
     payload["commits"] = payload["commits"] * 20
-    assert triggers.push_parse("GitHub", payload).files is None
+    assert changes.push_parse("GitHub", payload).files is None
 
 
 def test_a_payload_without_ref_is_not_a_push():
-    assert triggers.push_parse("GitHub", {"zen": "Design for failure."}) == \
+    assert changes.push_parse("GitHub", {"zen": "Design for failure."}) == \
         "the payload has no ref and after: not a push"
 
 
@@ -393,15 +393,15 @@ def test_the_hook_never_fails_the_commit_when_conveyor_is_down(tmp_path):
 
 def test_polling_starts_one_execution_per_new_head_commit(driver, repo):
     pipeline = make_pipeline("polled", str(repo.path))
-    first = driver.call(triggers.poll_pipeline, pipeline)
+    first = driver.call(changes.poll_pipeline, pipeline)
     assert [(d.started, d.reason) for d in first] == [(True, f"new commit {repo.head()[:12]}")]
     execution = PipelineExecution.objects.get()
     assert execution.trigger_type == "PollForSourceChanges"
     driver.run()
-    assert [(d.started, d.reason) for d in driver.call(triggers.poll_pipeline, pipeline)] == [
+    assert [(d.started, d.reason) for d in driver.call(changes.poll_pipeline, pipeline)] == [
         (False, "no new commit")]
     sha = repo.commit({"b.txt": "b"}, "Another")
-    assert driver.call(triggers.poll_pipeline, pipeline)[0].started
+    assert driver.call(changes.poll_pipeline, pipeline)[0].started
     driver.run()
     assert list(SourceRevision.objects.order_by("id").values_list("revision_id", flat=True)) \
         == [repo.head("HEAD~1"), sha]
@@ -411,7 +411,7 @@ def test_a_commit_built_by_a_manual_execution_is_not_started_again(driver, repo)
     pipeline = make_pipeline("manual-first", str(repo.path))
     driver.start(pipeline)
     driver.run()
-    decisions = driver.call(triggers.poll_pipeline, pipeline)
+    decisions = driver.call(changes.poll_pipeline, pipeline)
     assert [(d.started, d.reason) for d in decisions] == [(False, "no new commit")]
     assert PipelineExecution.objects.count() == 1
 
@@ -420,7 +420,7 @@ def test_polling_skips_detect_changes_false_and_reports_a_missing_branch(driver,
                                                                           tmp_path):
     make_pipeline("off", str(repo.path), detect="false")
     missing = make_pipeline("gone", str(tmp_path / "nowhere"))
-    results = driver.call(triggers.poll_sources)
+    results = driver.call(changes.poll_sources)
     assert results["off"] == []
     assert results["gone"][0].reason.startswith("cannot read ")
     assert missing and PipelineExecution.objects.count() == 0
@@ -431,28 +431,28 @@ def test_polling_applies_the_file_filters_to_the_changes_since_the_last_build(dr
         "gitConfiguration": {"sourceActionName": "Checkout", "push": [{
             "branches": {"includes": ["main"]},
             "filePaths": {"excludes": ["docs/**"]}}]}}])
-    assert driver.call(triggers.poll_pipeline, pipeline)[0].started
+    assert driver.call(changes.poll_pipeline, pipeline)[0].started
     driver.run()
     repo.commit({"docs/guide.md": "words"}, "Docs only")
-    decision = driver.call(triggers.poll_pipeline, pipeline)[0]
+    decision = driver.call(changes.poll_pipeline, pipeline)[0]
     assert (decision.started, decision.reason) == (
         False, "no trigger filter matches branch main with 1 changed file(s)")
     repo.commit({"app/main.py": "print(9)\n"}, "Code")
-    assert driver.call(triggers.poll_pipeline, pipeline)[0].started
+    assert driver.call(changes.poll_pipeline, pipeline)[0].started
 
 
 def test_the_poll_schedule_follows_the_setting(db, settings):
     from django_q.models import Schedule
 
     # post_migrate created it when the test database was built.
-    schedule = Schedule.objects.get(name=triggers.POLL_SCHEDULE_NAME)
-    assert (schedule.func, schedule.minutes) == ("executions.triggers.poll_task", 1)
+    schedule = Schedule.objects.get(name=changes.POLL_SCHEDULE_NAME)
+    assert (schedule.func, schedule.minutes) == ("triggers.changes.poll_task", 1)
     settings.CONVEYOR_POLL_SECONDS = 150
-    triggers.poll_schedule_ensure()
-    assert Schedule.objects.get(name=triggers.POLL_SCHEDULE_NAME).minutes == 3
+    changes.poll_schedule_ensure()
+    assert Schedule.objects.get(name=changes.POLL_SCHEDULE_NAME).minutes == 3
     settings.CONVEYOR_POLL_SECONDS = 0
-    triggers.poll_schedule_ensure()
-    assert not Schedule.objects.filter(name=triggers.POLL_SCHEDULE_NAME).exists()
+    changes.poll_schedule_ensure()
+    assert not Schedule.objects.filter(name=changes.POLL_SCHEDULE_NAME).exists()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -469,7 +469,7 @@ def test_two_pollers_racing_for_one_commit_start_one_execution(repo, monkeypatch
     def poll():
         try:
             barrier.wait()
-            outcomes.append(triggers.change_start(
+            outcomes.append(changes.change_start(
                 pipeline=Pipeline.objects.get(pk=pipeline.pk), action_name="Checkout",
                 commit=repo.head(), trigger_type="PollForSourceChanges", trigger_detail="race"))
         except Exception as exc:  # noqa: BLE001 (reported by the assertion)

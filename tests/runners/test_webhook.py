@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 
 from executions.models import ActionExecution
-from executions.runners import ActionFailed, Result, Waiting
-from executions.runners.webhook import WebhookInvokeRunner, job_token, job_token_action_id
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
+from runners import ActionFailed, Result, Waiting
+from runners.webhook import WebhookInvokeRunner, job_token, job_token_action_id
 from tests.factories import action, definition
 from tests.runners.conftest import make_ctx
 from tests.runners.receiver import start_receiver

@@ -11,9 +11,9 @@ import pytest
 from django.utils import timezone
 
 from executions import retention
-from executions.hooks import services as hook_services
 from executions.models import HookDelivery, PipelineExecution
 from tests.runners.test_triggers import github_push, make_pipeline, signed
+from triggers.hooks import services as hook_services
 
 
 @pytest.fixture

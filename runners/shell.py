@@ -62,15 +62,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from executions.runners import register
-from executions.runners.base import (
+from runners import register
+from runners.base import (
     ActionFailed,
     Result,
     RunContext,
     Runner,
     kill_process_group,
 )
-from executions.runners.checks import configuration_of, list_of
+from runners.checks import configuration_of, list_of
 
 REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")

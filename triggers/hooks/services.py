@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from executions import pull_requests, services, triggers
+from executions import services
 from executions.choices import ActionExecutionStatus
 from executions.models import ActionExecution, HookDelivery
-from executions.runners import webhook
 from pipelines.models import Pipeline
+from runners import webhook
+from triggers import changes, pull_requests
 
 
 class HookError(Exception):
@@ -57,11 +58,11 @@ def delivery_id(headers: Mapping[str, str]) -> str:
 class PushOutcome:
     """What a push did: the decisions per Git source action (or a note, for a ping)."""
 
-    decisions: list[triggers.Decision]
+    decisions: list[changes.Decision]
     note: str = ""
 
     @property
-    def started(self) -> list[triggers.Decision]:
+    def started(self) -> list[changes.Decision]:
         return [d for d in self.decisions if d.started]
 
 
@@ -79,7 +80,7 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
     3. A ping, or an event other than a push, is acknowledged and ignored.
     4. A push is parsed (400 if it is not one) and each Git source action
        decides by its repository, DetectChanges and the trigger filters;
-       at most one execution starts per commit (``triggers.change_start``).
+       at most one execution starts per commit (``changes.change_start``).
     """
     if len(body) > push_max_bytes():
         raise HookError(413, f"The payload is larger than {push_max_bytes()} bytes.")
@@ -89,7 +90,7 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
     if not pipeline.webhook_secret:
         raise HookError(401, f'Pipeline "{pipeline_name}" has no webhook secret: set one '
                              "before sending it webhooks.")
-    if not triggers.signature_valid(pipeline.webhook_secret, body, headers):
+    if not changes.signature_valid(pipeline.webhook_secret, body, headers):
         raise HookError(401, "The webhook signature is missing or wrong.")
     delivery = delivery_id(headers)
     if len(delivery) > 200:
@@ -111,7 +112,7 @@ def push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str])
 
 
 def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
-    sender, event = triggers.event_kind(headers)
+    sender, event = changes.event_kind(headers)
     if event == "ping":
         return PushOutcome([], note="pong")
     pull_request = pull_requests.is_pull_request(sender, event)
@@ -127,10 +128,10 @@ def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) ->
         if isinstance(pr, str):
             raise HookError(400, f"Not a pull request: {pr}.")
         return PushOutcome(pull_requests.decide(pipeline, pr))
-    push = triggers.push_parse(sender, data)
+    push = changes.push_parse(sender, data)
     if isinstance(push, str):
         raise HookError(400, f"Not a push: {push}.")
-    return PushOutcome(triggers.push_decide(pipeline, push))
+    return PushOutcome(changes.push_decide(pipeline, push))
 
 
 def job_report(*, token: str, data) -> ActionExecution:
@@ -186,7 +187,7 @@ def aws_webhook_receive(*, url_token: str, body: bytes, headers: Mapping[str, st
     2. Delivery ids are de-duplicated per pipeline as for push hooks (409).
     3. Every filter rule must match (``pipelines.webhooks.filters_match``);
        otherwise 200 with the first rule that did not.
-    4. A push payload starts its head commit through ``triggers.change_start``
+    4. A push payload starts its head commit through ``triggers.changes.change_start``
        (one execution per commit); any other payload starts the source
        action's configured branch head.
     """
@@ -248,7 +249,7 @@ def _aws_webhook_handle(webhook, body: bytes, headers: Mapping[str, str]) -> Pus
     from executions.errors import ExecutionError
     from pipelines import webhooks as rules
 
-    sender, event = triggers.event_kind(headers)
+    sender, event = changes.event_kind(headers)
     if event == "ping":
         return PushOutcome([], note="pong")
     try:
@@ -256,20 +257,20 @@ def _aws_webhook_handle(webhook, body: bytes, headers: Mapping[str, str]) -> Pus
     except ValueError as exc:
         raise HookError(400, f"The payload is not JSON: {exc}") from None
     pipeline, name = webhook.pipeline, webhook.target_action
-    action = next((a for a in triggers.git_sources(pipeline.document) if a["name"] == name),
+    action = next((a for a in changes.git_sources(pipeline.document) if a["name"] == name),
                   None)
     if action is None:
-        return PushOutcome([triggers.Decision(name, reason=f'the pipeline has no Git source '
+        return PushOutcome([changes.Decision(name, reason=f'the pipeline has no Git source '
                                                            f'action "{name}" any more')])
     config = action.get("configuration") or {}
     ok, why = rules.filters_match(webhook.filters, data, config)
     if not ok:
-        return PushOutcome([triggers.Decision(name, reason=why)])
+        return PushOutcome([changes.Decision(name, reason=why)])
     type(webhook).objects.filter(pk=webhook.pk).update(last_triggered_at=timezone.now())
-    push = triggers.push_parse(sender, data)
+    push = changes.push_parse(sender, data)
     try:
-        if isinstance(push, triggers.Push) and not push.deleted:
-            execution, started = triggers.change_start(
+        if isinstance(push, changes.Push) and not push.deleted:
+            execution, started = changes.change_start(
                 pipeline=pipeline, action_name=name, commit=push.after,
                 branch=push.branch or push.tag or "", trigger_type=TriggerType.WEBHOOK,
                 trigger_detail=f"Webhook {webhook.name}: {push.describe()}")
@@ -278,8 +279,8 @@ def _aws_webhook_handle(webhook, body: bytes, headers: Mapping[str, str]) -> Pus
                 pipeline=pipeline, trigger_type=TriggerType.WEBHOOK,
                 trigger_detail=f"Webhook {webhook.name}"), True
     except ExecutionError as exc:
-        return PushOutcome([triggers.Decision(name, reason=exc.detail)])
-    return PushOutcome([triggers.Decision(
+        return PushOutcome([changes.Decision(name, reason=exc.detail)])
+    return PushOutcome([changes.Decision(
         name, started, execution,
         why if started else f"this commit was already started as execution "
                             f"#{execution.number}")])

@@ -1,4 +1,4 @@
-"""Thin views over ``executions.hooks.services``; callers are machines, not users."""
+"""Thin views over ``triggers.hooks.services``; callers are machines, not users."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from executions.hooks import services
 from pipelines.api.serializers import ErrorSerializer
+from triggers.hooks import services
 
 
 class HookRefused(exceptions.APIException):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from executions import views
+from dashboard import execution_views, views
 
 app_name = "dashboard"
 
@@ -16,10 +16,10 @@ urlpatterns = [
     path("pipelines/<str:name>/stages/<str:stage>/transition/", views.transition_toggle,
          name="transition"),
     path("pipelines/<str:name>/executions/", views.execution_history, name="history"),
-    path("pipelines/<str:name>/insights/", views.pipeline_insights, name="insights"),
-    path(EXECUTION, views.execution_detail, name="execution"),
+    path("pipelines/<str:name>/insights/", execution_views.pipeline_insights, name="insights"),
+    path(EXECUTION, execution_views.execution_detail, name="execution"),
     path(EXECUTION + "stop/", views.execution_stop, name="stop"),
     path(EXECUTION + "stages/<str:stage>/retry/", views.stage_retry, name="retry"),
-    path(ACTION, views.action_detail, name="action"),
-    path(ACTION + "log/", views.action_log, name="action-log"),
+    path(ACTION, execution_views.action_detail, name="action"),
+    path(ACTION + "log/", execution_views.action_log, name="action-log"),
 ]

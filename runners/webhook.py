@@ -46,10 +46,10 @@ import uuid
 
 from django.conf import settings
 
-from executions.runners import register
-from executions.runners.base import ActionFailed, Result, RunContext, Runner, Waiting
-from executions.runners.checks import configuration_of
-from executions.runners.shell import SECRET_NAME_RE, secret_value
+from runners import register
+from runners.base import ActionFailed, Result, RunContext, Runner, Waiting
+from runners.checks import configuration_of
+from runners.shell import SECRET_NAME_RE, secret_value
 
 CONFIG_KEYS_USED = ("Url", "Secret", "SecretName", "TimeoutSeconds")
 MAX_ANSWER_BYTES = 1 << 20

@@ -14,7 +14,7 @@ action has ended and its log is read to the end.
 
 Only a signed-in user allowed to view pipelines may connect (the origin is
 checked by ``AllowedHostsOriginValidator`` in ``config.asgi``). Consumers hold
-no rules: they read events and logs; the hub (``executions.live``) tells them
+no rules: they read events and logs; the hub (``dashboard.live``) tells them
 when to read.
 """
 
@@ -29,7 +29,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from executions import live
+from dashboard import live
 
 VIEW_PERMISSION = "pipelines.view_pipeline"
 LOG_POLL_SECONDS = 0.15

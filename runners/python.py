@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from executions.runners import register
-from executions.runners.base import ActionFailed, Result, RunContext, Runner
-from executions.runners.checks import configuration_of
+from runners import register
+from runners.base import ActionFailed, Result, RunContext, Runner
+from runners.checks import configuration_of
 
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
                          r"([.:][A-Za-z_][A-Za-z0-9_]*)$")

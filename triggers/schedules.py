@@ -89,5 +89,5 @@ def schedule_ensure(**kwargs) -> None:
 
     Schedule.objects.update_or_create(
         name=SCHEDULE_NAME,
-        defaults={"func": "executions.schedules.schedules_task",
+        defaults={"func": "triggers.schedules.schedules_task",
                   "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1})

@@ -5,13 +5,14 @@ so that definition validation knows the provider and checks its configuration.
 Other apps add their runners the same way when they start, e.g. in
 ``approvals.apps.ApprovalsConfig.ready``::
 
-    from executions import runners
+    import runners
     runners.register(ManualApprovalRunner)   # categories=("Approval",), provider="Manual"
 """
 
 from __future__ import annotations
 
-from executions.runners.base import (
+from pipelines import providers
+from runners.base import (
     ActionFailed,
     LogWriter,
     Result,
@@ -21,7 +22,6 @@ from executions.runners.base import (
     Waiting,
     kill_process_group,
 )
-from pipelines import providers
 
 __all__ = [
     "ActionFailed", "LogWriter", "Result", "Revision", "RunContext", "Runner", "Waiting",
@@ -56,7 +56,7 @@ def load_builtin() -> None:
     """Import the runner modules shipped with executions (each registers itself)."""
     import importlib
 
-    for module in ("executions.runners.simulate", "executions.runners.shell"):
+    for module in ("runners.simulate", "runners.shell"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

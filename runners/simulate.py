@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from executions.runners import register
-from executions.runners.base import ActionFailed, Result, Revision, RunContext, Runner, Waiting
 from pipelines.choices import ActionCategory
+from runners import register
+from runners.base import ActionFailed, Result, Revision, RunContext, Runner, Waiting
 
 OUTCOMES = ("Succeeded", "Failed", "Waiting")
 

@@ -11,8 +11,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from executions import triggers
 from pipelines.models import Pipeline
+from triggers import changes
 
 
 class Command(BaseCommand):
@@ -29,8 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args, pipelines=(), loop=False, interval=None, install_schedule=False,
                **options):
         if install_schedule:
-            triggers.poll_schedule_ensure()
-            self.stdout.write(f"Polling every {triggers.poll_seconds():g} s "
+            changes.poll_schedule_ensure()
+            self.stdout.write(f"Polling every {changes.poll_seconds():g} s "
                               "(rounded up to whole minutes by django-q2).")
             return
         interval = interval or float(getattr(settings, "CONVEYOR_POLL_SECONDS", 60)) or 60
@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 missing = set(pipelines) - {p.name for p in selected}
                 if missing:
                     raise CommandError("No pipeline is named " + ", ".join(sorted(missing)))
-            for name, decisions in triggers.poll_sources(selected).items():
+            for name, decisions in changes.poll_sources(selected).items():
                 for d in decisions:
                     if d.started or not loop:
                         what = (f"started #{d.execution.number}" if d.started

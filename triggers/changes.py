@@ -41,8 +41,8 @@ from django.utils import timezone
 from executions.choices import TriggerType
 from executions.errors import ExecutionError
 from executions.models import PipelineExecution, SourceRevision
-from executions.runners import git as gitlib
 from pipelines.models import Pipeline
+from runners import git as gitlib
 
 logger = logging.getLogger("conveyor.triggers")
 
@@ -461,6 +461,6 @@ def poll_schedule_ensure(**kwargs) -> None:
         return
     Schedule.objects.update_or_create(
         name=POLL_SCHEDULE_NAME,
-        defaults={"func": "executions.triggers.poll_task", "schedule_type": Schedule.MINUTES,
+        defaults={"func": "triggers.changes.poll_task", "schedule_type": Schedule.MINUTES,
                   "minutes": max(1, math.ceil(seconds / 60)), "repeats": -1},
     )

@@ -8,7 +8,7 @@ Configuration (strings, as CodePipeline's):
 - ``BranchName`` — the branch whose head is built;
 - ``DetectChanges`` — ``"true"`` (default): pushes (webhook, post-receive hook)
   and polling start executions for this action; ``"false"``: only a person or
-  a client starts them (see ``executions.triggers``).
+  a client starts them (see ``triggers.changes``).
 
 A run fetches the repository into a bare mirror kept under the git cache
 (``CONVEYOR_GIT_CACHE_ROOT``, default ``var/git-cache``; one fetch at a time
@@ -42,8 +42,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from executions.runners import register
-from executions.runners.base import (
+from runners import register
+from runners.base import (
     ActionFailed,
     Result,
     Revision,
@@ -52,7 +52,7 @@ from executions.runners.base import (
     file_lock,
     kill_process_group,
 )
-from executions.runners.checks import configuration_of, list_of
+from runners.checks import configuration_of, list_of
 
 CONFIG_KEYS = ("RepositoryUrl", "BranchName", "DetectChanges")
 URL_RE = re.compile(r"^(https?|ssh|git|file)://[^\s]+$")

@@ -7,7 +7,7 @@ redirect.
 
 from django.urls import re_path
 
-from executions.hooks import views
+from triggers.hooks import views
 
 urlpatterns = [
     re_path(r"^hooks/(?P<pipeline>[A-Za-z0-9.@_-]{1,100})/?$", views.PushHookApi.as_view(),

@@ -29,12 +29,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from executions import triggers
 from executions.choices import TriggerType
 from executions.errors import ExecutionError
 from executions.models import PipelineExecution
-from executions.runners import git as gitlib
 from pipelines.models import Pipeline
+from runners import git as gitlib
+from triggers import changes
 
 OPEN, UPDATED, CLOSED = "OPEN", "UPDATED", "CLOSED"
 
@@ -140,11 +140,11 @@ def filters_pass(filters: list[dict] | None, pr: PullRequest,
         events = flt.get("events") or [OPEN, UPDATED, CLOSED]
         if pr.event not in events:
             continue
-        if "branches" in flt and not triggers._included(flt["branches"],
+        if "branches" in flt and not changes._included(flt["branches"],
                                                         pr.destination_branch):
             continue
         if "filePaths" in flt and files is not None and not any(
-                triggers._included(flt["filePaths"], name) for name in files):
+                changes._included(flt["filePaths"], name) for name in files):
             continue
         return True, f"pull request #{pr.number} {pr.event} matches a trigger filter"
     return False, (f"no pullRequest filter matches {pr.event} into {pr.destination_branch}"
@@ -168,22 +168,22 @@ def _changed_files(url: str, pr: PullRequest) -> list[str] | None:
         return None
 
 
-def decide(pipeline: Pipeline, pr: PullRequest) -> list[triggers.Decision]:
+def decide(pipeline: Pipeline, pr: PullRequest) -> list[changes.Decision]:
     """Start what a pull-request event should start; one Decision per Git source action."""
     from executions import services
 
     document = pipeline.document
     wanted = {gitlib.repository_key(u) for u in pr.repository_urls}
-    sources = triggers.git_sources(document)
+    sources = changes.git_sources(document)
     if not sources:
-        return [triggers.Decision("", reason="the pipeline has no Git source action")]
+        return [changes.Decision("", reason="the pipeline has no Git source action")]
     decisions = []
     for action in sources:
         name = action["name"]
         config = action.get("configuration") or {}
         url = config.get("RepositoryUrl", "")
         if wanted and gitlib.repository_key(url) not in wanted:
-            decisions.append(triggers.Decision(
+            decisions.append(changes.Decision(
                 name, reason=f"the pull request is for another repository than {url}"))
             continue
         filters = pull_request_filters(document, name)
@@ -191,13 +191,13 @@ def decide(pipeline: Pipeline, pr: PullRequest) -> list[triggers.Decision]:
                  and any("filePaths" in f for f in filters) else None)
         ok, why = filters_pass(filters, pr, files)
         if not ok:
-            decisions.append(triggers.Decision(name, reason=why))
+            decisions.append(changes.Decision(name, reason=why))
             continue
         token = change_token(name, pr)
         seen = PipelineExecution.objects.filter(pipeline=pipeline,
                                                 client_request_token=token).first()
         if seen is not None:
-            decisions.append(triggers.Decision(
+            decisions.append(changes.Decision(
                 name, False, seen, f"this pull-request event was already started as "
                                    f"execution #{seen.number}"))
             continue
@@ -210,7 +210,7 @@ def decide(pipeline: Pipeline, pr: PullRequest) -> list[triggers.Decision]:
                                    "pullRequest": pr.variables()}],
                 client_request_token=token)
         except ExecutionError as exc:
-            decisions.append(triggers.Decision(name, reason=exc.detail))
+            decisions.append(changes.Decision(name, reason=exc.detail))
             continue
-        decisions.append(triggers.Decision(name, True, execution, why))
+        decisions.append(changes.Decision(name, True, execution, why))
     return decisions

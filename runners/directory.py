@@ -34,9 +34,9 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from executions.runners import register
-from executions.runners.base import ActionFailed, Result, RunContext, Runner, file_lock
-from executions.runners.checks import configuration_of, list_of
+from runners import register
+from runners.base import ActionFailed, Result, RunContext, Runner, file_lock
+from runners.checks import configuration_of, list_of
 
 CONFIG_KEYS = ("TargetDirectory", "KeepReleases")
 RELEASE_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9_.-]+$")

@@ -1,0 +1,353 @@
+"""The dashboard's execution, action and insights pages (see ``dashboard.views`` for how
+a page renders and stays live)."""
+
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from dashboard import live
+from dashboard.consumers import read_log
+from dashboard.views import (
+    INSIGHTS_DAYS,
+    INSIGHTS_EXECUTIONS,
+    LOG_TAIL_BYTES,
+    RETRY,
+    STOP,
+    E,
+    S,
+    _execution,
+    _now,
+    _render,
+    review_hooks,
+    seconds,
+    viewer_required,
+)
+from executions.choices import (
+    RetryMode,
+)
+from executions.models import (
+    ActionExecution,
+    Artifact,
+    PipelineExecution,
+    SourceRevision,
+    StageExecution,
+)
+from pipelines.models import Pipeline
+
+# --- Execution -----------------------------------------------------------------------
+
+
+@dataclass
+class Bar:
+    ae: ActionExecution
+    left: float
+    width: float
+    seconds: float
+    review: dict | None = None
+
+
+@dataclass
+class StageRow:
+    se: StageExecution
+    bars: list[Bar]
+    left: float
+    width: float
+
+
+def _gantt(ex: PipelineExecution, stage_executions, action_executions, now) -> tuple[list, float]:
+    """Stages and actions as bars on one time axis (percent of the execution's span)."""
+    t0 = ex.started_at or ex.created_at
+    ends = [x.ended_at or now for x in [*stage_executions, *action_executions]]
+    t1 = ex.ended_at or (max(ends) if ends and ex.status not in E.ACTIVE else now)
+    span = max((t1 - t0).total_seconds(), 0.001)
+
+    def place(start, end) -> tuple[float, float]:
+        start = start or t0
+        left = max(0.0, (start - t0).total_seconds()) / span * 100
+        width = max(0.6, (((end or now) - start).total_seconds()) / span * 100)
+        return round(min(left, 99.4), 2), round(min(width, 100 - min(left, 99.4)), 2)
+
+    by_stage: dict[int, list[Bar]] = {}
+    for ae in action_executions:
+        left, width = place(ae.started_at or ae.created_at, ae.ended_at)
+        by_stage.setdefault(ae.stage_execution_id, []).append(
+            Bar(ae, left, width, seconds(ae.started_at or ae.created_at, ae.ended_at, now)))
+    rows = []
+    for se in stage_executions:
+        left, width = place(se.started_at, se.ended_at)
+        rows.append(StageRow(se, by_stage.get(se.pk, []), left, width))
+    return rows, span
+
+
+def _document_diff(old: dict, new: dict, old_label: str, new_label: str) -> list[tuple[str, str]]:
+    """A unified diff of two definition documents as (css class, line) pairs."""
+    a = json.dumps(old, indent=2, sort_keys=True).splitlines()
+    b = json.dumps(new, indent=2, sort_keys=True).splitlines()
+    lines = []
+    for line in difflib.unified_diff(a, b, old_label, new_label, lineterm="", n=3):
+        kind = ("head" if line.startswith(("---", "+++", "@@"))
+                else "add" if line.startswith("+") else "del" if line.startswith("-") else "")
+        lines.append((kind, line))
+    return lines
+
+
+@viewer_required
+def execution_detail(request, name: str, number: int):
+    """One execution: timeline of its actions, variables, artifacts, the version it ran."""
+    ex = _execution(name, number, "pipeline_version", "superseded_by", "triggered_by",
+                    "rollback_target")
+    seq = live.last_sequence(live.execution_key(ex.pk))
+    now = _now()
+    stage_executions = list(StageExecution.objects.filter(execution=ex)
+                            .order_by("stage_index", "attempt"))
+    action_executions = list(ActionExecution.objects.filter(execution=ex)
+                             .order_by("stage_execution_id", "run_order", "id"))
+    rows, span = _gantt(ex, stage_executions, action_executions, now)
+    for hook in review_hooks:
+        found = hook(request, action_executions)
+        for row in rows:
+            for bar in row.bars:
+                bar.review = found.get(bar.ae.pk)
+    artifacts = list(Artifact.objects.filter(execution=ex).select_related("produced_by")
+                     .order_by("name", "id"))
+    revisions = list(SourceRevision.objects.filter(execution=ex))
+    pipeline = ex.pipeline
+    version = ex.pipeline_version
+    diff = []
+    if version.number != pipeline.version:
+        diff = _document_diff(version.document, pipeline.document,
+                              f"version {version.number} (this execution)",
+                              f"version {pipeline.version} (current)")
+    entered = {se.stage_name for se in stage_executions}
+    planned = [s["name"] for s in version.document.get("stages", [])
+               if s["name"] not in entered]
+    user = request.user
+    context = {
+        "pipeline": pipeline, "ex": ex, "rows": rows, "span": span, "seq": seq, "now": now,
+        "artifacts": artifacts, "revisions": revisions, "version": version, "diff": diff,
+        "not_entered": planned, "document": json.dumps(version.document, indent=2),
+        "can_stop": user.has_perm(STOP), "can_retry": user.has_perm(RETRY),
+        "retry_modes": RetryMode.choices,
+        "retryable": {se.stage_name for se in stage_executions
+                      if se.status in (S.FAILED, S.STOPPED)}
+        if ex.status in (E.FAILED, E.STOPPED) else set(),
+    }
+    return _render(request, "executions/execution.html", context, {
+        "header": "executions/_partials/execution_header.html",
+        "timeline": "executions/_partials/execution_timeline.html",
+        "artifacts": "executions/_partials/execution_artifacts.html",
+    })
+
+
+# --- Action ------------------------------------------------------------------------------
+
+TEST_COUNT = re.compile(r"(\d+)\s+(passed|failed|skipped|errors?)", re.IGNORECASE)
+
+
+def test_report(summary: str) -> dict | None:
+    """Counts from a test action's summary ("12 passed, 1 failed, 2 skipped ...")."""
+    counts = {}
+    for number, word in TEST_COUNT.findall(summary or ""):
+        key = word.lower().rstrip("s") if word.lower().startswith("error") else word.lower()
+        counts[key] = counts.get(key, 0) + int(number)
+    if not counts:
+        return None
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def _action(name: str, number: int, stage: str, action: str, attempt: str | None):
+    ex = _execution(name, number)
+    attempts = list(ActionExecution.objects.filter(execution=ex, stage_name=stage,
+                                                   action_name=action).order_by("attempt"))
+    if not attempts:
+        raise Http404("No such action in this execution.")
+    chosen = attempts[-1]
+    if attempt:
+        chosen = next((a for a in attempts if str(a.attempt) == attempt), None)
+        if chosen is None:
+            raise Http404("No such attempt.")
+    return ex, attempts, chosen
+
+
+@viewer_required
+def action_detail(request, name: str, number: int, stage: str, action: str):
+    """One action execution: its log (live while it runs), test report, output variables."""
+    ex, attempts, ae = _action(name, number, stage, action, request.GET.get("attempt"))
+    seq = live.last_sequence(live.execution_key(ex.pk))
+    size = 0
+    text, offset, truncated = "", 0, False
+    if ae.log_path:
+        from pathlib import Path
+
+        from django.conf import settings
+
+        path = Path(settings.LOG_ROOT) / ae.log_path
+        size = path.stat().st_size if path.exists() else 0
+        start = max(0, size - LOG_TAIL_BYTES)
+        truncated = start > 0
+        text, offset, _ = read_log(ae.log_path, start, final=True, limit=LOG_TAIL_BYTES)
+        if truncated:  # begin at a whole line
+            cut = text.find("\n")
+            text = text[cut + 1:] if cut >= 0 else text
+    reviews: dict = {}
+    for hook in review_hooks:
+        reviews.update(hook(request, [ae]))
+    context = {
+        "pipeline": ex.pipeline, "ex": ex, "ae": ae, "attempts": attempts, "seq": seq,
+        "now": _now(), "log": text, "log_offset": offset, "log_truncated": truncated,
+        "report": test_report(ae.summary) if ae.category == "Test" else None,
+        "configuration": json.dumps(ae.configuration, indent=2) if ae.configuration else "",
+        "review": reviews.get(ae.pk),
+    }
+    return _render(request, "executions/action.html", context, {
+        "header": "executions/_partials/action_header.html",
+    })
+
+
+@viewer_required
+def action_log(request, name: str, number: int, stage: str, action: str):
+    """The whole log as plain text (for reading without JavaScript, or saving)."""
+    _, _, ae = _action(name, number, stage, action, request.GET.get("attempt"))
+    from pathlib import Path
+
+    from django.conf import settings
+
+    path = Path(settings.LOG_ROOT) / ae.log_path if ae.log_path else None
+    if path is None or not path.exists():
+        return HttpResponse("", content_type="text/plain; charset=utf-8")
+    return FileResponse(open(path, "rb"), content_type="text/plain; charset=utf-8")  # noqa: SIM115
+
+
+# --- Insights ------------------------------------------------------------------------------
+
+
+@dataclass
+class Chart:
+    """A small server-rendered SVG line/bar chart."""
+
+    title: str
+    unit: str
+    width: int = 720
+    height: int = 180
+    series: list[dict] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    y_max: float = 1.0
+    ticks: list[dict] = field(default_factory=list)
+    bars: list[dict] = field(default_factory=list)
+
+
+PALETTE = ["#0073bb", "#ec7211", "#1d8102", "#8d6605", "#6b40c4", "#d13212", "#00838f"]
+PAD_LEFT, PAD_BOTTOM, PAD_TOP, PAD_RIGHT = 48, 22, 10, 10
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200):
+        if value <= step * 4:
+            return step * 4
+    return value
+
+
+def _line_chart(title: str, unit: str, labels: list[str], series: dict[str, list]) -> Chart:
+    chart = Chart(title, unit, labels=labels)
+    values = [v for vs in series.values() for v in vs if v is not None]
+    chart.y_max = _nice_max(max(values, default=0))
+    inner_w = chart.width - PAD_LEFT - PAD_RIGHT
+    inner_h = chart.height - PAD_TOP - PAD_BOTTOM
+    n = max(len(labels) - 1, 1)
+    for i in range(5):
+        value = chart.y_max * i / 4
+        chart.ticks.append({"y": round(PAD_TOP + inner_h - inner_h * i / 4, 1),
+                            "label": _short(value) if unit == "s" else f"{value:g}"})
+    for k, (name, vs) in enumerate(series.items()):
+        points = []
+        for i, v in enumerate(vs):
+            if v is None:
+                continue
+            x = PAD_LEFT + inner_w * i / n
+            y = PAD_TOP + inner_h - inner_h * min(v, chart.y_max) / chart.y_max
+            points.append({"x": round(x, 1), "y": round(y, 1), "v": v, "label": labels[i]})
+        chart.series.append({"name": name, "color": PALETTE[k % len(PALETTE)],
+                             "points": points,
+                             "path": " ".join(f"{p['x']},{p['y']}" for p in points)})
+    return chart
+
+
+def _short(value: float) -> str:
+    value = float(value)
+    if value >= 3600:
+        return f"{value / 3600:.1f} h"
+    if value >= 60:
+        return f"{value / 60:.1f} min"
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+@viewer_required
+def pipeline_insights(request, name: str):
+    """Duration trends of executions and stages, and the success rate per day, as SVG."""
+    pipeline = get_object_or_404(Pipeline, name=name)
+    now = _now()
+    recent = list(PipelineExecution.objects.filter(pipeline=pipeline, status__in=E.TERMINAL)
+                  .exclude(started_at=None).order_by("-number")
+                  .values("pk", "number", "status", "started_at", "ended_at")
+                  [:INSIGHTS_EXECUTIONS])[::-1]
+    labels = [f"#{r['number']}" for r in recent]
+    durations = [round(seconds(r["started_at"], r["ended_at"]), 2) for r in recent]
+    execution_chart = _line_chart("Execution duration", "s", labels, {"Execution": durations})
+    index = {r["pk"]: i for i, r in enumerate(recent)}
+    stage_names = [s["name"] for s in pipeline.document.get("stages", [])]
+    per_stage: dict[str, list] = {s: [None] * len(recent) for s in stage_names}
+    for row in (StageExecution.objects.filter(execution_id__in=list(index))
+                .exclude(started_at=None).exclude(ended_at=None).order_by("attempt")
+                .values("execution_id", "stage_name", "started_at", "ended_at")):
+        if row["stage_name"] in per_stage:
+            per_stage[row["stage_name"]][index[row["execution_id"]]] = round(
+                seconds(row["started_at"], row["ended_at"]), 2)
+    stage_chart = _line_chart("Stage duration", "s", labels, per_stage)
+    since = now - timedelta(days=INSIGHTS_DAYS - 1)
+    days = {}
+    for row in (PipelineExecution.objects.filter(
+            pipeline=pipeline, status__in=E.TERMINAL,
+            started_at__date__gte=since.date()).order_by()
+            .annotate(day=TruncDate("started_at")).values("day")
+            .annotate(total=Count("id"), ok=Count("id", filter=Q(status=E.SUCCEEDED)))):
+        days[row["day"]] = row
+    rate = Chart("Success rate per day", "%", height=160)
+    inner_w = rate.width - PAD_LEFT - PAD_RIGHT
+    inner_h = rate.height - PAD_TOP - PAD_BOTTOM
+    slot = inner_w / INSIGHTS_DAYS
+    for i in range(INSIGHTS_DAYS):
+        day = (since + timedelta(days=i)).date()
+        row = days.get(day)
+        label = day.strftime("%b %d")
+        if row and row["total"]:
+            pct = 100.0 * row["ok"] / row["total"]
+            h = inner_h * pct / 100
+            rate.bars.append({"x": round(PAD_LEFT + i * slot + 1, 1), "w": round(slot - 2, 1),
+                              "y": round(PAD_TOP + inner_h - h, 1), "h": round(h, 1),
+                              "label": label, "pct": round(pct), "ok": row["ok"],
+                              "total": row["total"]})
+        rate.labels.append(label)
+    for i in range(5):
+        rate.ticks.append({"y": round(PAD_TOP + inner_h - inner_h * i / 4, 1),
+                           "label": f"{25 * i}%"})
+    total = sum(r["total"] for r in days.values())
+    ok = sum(r["ok"] for r in days.values())
+    context = {
+        "pipeline": pipeline, "charts": [execution_chart, stage_chart], "rate": rate,
+        "total": total, "succeeded": ok, "success_rate": round(100 * ok / total) if total else None,
+        "median": sorted(durations)[len(durations) // 2] if durations else None,
+        "days": INSIGHTS_DAYS, "count": len(recent), "now": now,
+        "chart_left": PAD_LEFT, "chart_bottom": 180 - PAD_BOTTOM,
+    }
+    return render(request, "executions/insights.html", context)

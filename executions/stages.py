@@ -1,0 +1,460 @@
+"""Stage boundaries and the inside of a stage: starting an execution, entering, waiting,
+superseding and admitting at boundaries, starting a stage's actions and ending it
+(docs/semantics.md). Called only by ``executions.engine``'s entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+import runners
+from executions import signals
+from executions.aggregation import ActionView, execution_outcome, stage_step
+from executions.choices import (
+    EventKind,
+    ExecutionType,
+    RetryMode,
+    WaitingReason,
+)
+from executions.models import (
+    ActionExecution,
+    PipelineExecution,
+    SourceRevision,
+    StageExecution,
+)
+from executions.statuses import (
+    A,
+    Claim,
+    E,
+    S,
+    _abandon,
+    _action_doc,
+    _claim_fields,
+    _Effects,
+    _event,
+    _label,
+    _locks,
+    _plan,
+    _set_status,
+    _stage_index,
+    _stages,
+    _Transaction,
+    _user,
+    dispatch_seconds,
+    setting,
+    worker_name,
+)
+from executions.variables import Unresolvable, _inputs, _resolve, _source_override, _variables
+from pipelines.choices import ExecutionMode
+from pipelines.models import Pipeline, Stage
+
+# --- starting ---------------------------------------------------------------------
+
+
+def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, trigger_detail: str,
+                     variables: dict, source_revision_overrides: list,
+                     client_request_token: str, execution_type: str = ExecutionType.STANDARD,
+                     rollback_target: PipelineExecution | None = None,
+                     rollback_stage_name: str = "") -> PipelineExecution:
+    """Create an execution (InProgress) and let it arrive at its first stage.
+
+    Called by ``services.execution_start`` and ``services.stage_rollback``,
+    which have checked the request.
+    """
+    with _Transaction(pipeline.pk) as fx:
+        # Under the pipeline lock, max + 1 cannot be taken twice (the unique
+        # constraint on (pipeline, number) backs it anyway).
+        number = (PipelineExecution.objects.filter(pipeline=pipeline)
+                  .aggregate(n=Max("number"))["n"] or 0) + 1
+        now = timezone.now()
+        ex = PipelineExecution.objects.create(
+            pipeline=pipeline, number=number, pipeline_version=version,
+            execution_mode=version.document.get("executionMode", ExecutionMode.SUPERSEDED),
+            execution_type=execution_type, rollback_target=rollback_target,
+            rollback_stage_name=rollback_stage_name, trigger_type=trigger_type,
+            trigger_detail=trigger_detail[:1000], triggered_by=_user(user),
+            client_request_token=client_request_token, status=E.IN_PROGRESS,
+            variables=variables, source_revision_overrides=source_revision_overrides,
+            started_at=now,
+        )
+        ex.pipeline_version = version
+        ex.pipeline = pipeline
+        if rollback_target is not None:
+            # A rollback redeploys its target's artifacts: it shows their revisions
+            # (CodePipeline's artifactRevisions of a rollback execution).
+            SourceRevision.objects.bulk_create([
+                SourceRevision(
+                    execution=ex, action_name=r.action_name, artifact_name=r.artifact_name,
+                    revision_id=r.revision_id, revision_summary=r.revision_summary,
+                    revision_url=r.revision_url,
+                    revision_change_identifier=r.revision_change_identifier)
+                for r in SourceRevision.objects.filter(execution=rollback_target)])
+        who = getattr(user, "username", "") or trigger_type
+        summary = f"Started by {who}" + (f": {trigger_detail}" if trigger_detail else "")
+        _event(fx, ex, EventKind.PIPELINE_EXECUTION, "", E.IN_PROGRESS, summary,
+               {"triggerType": trigger_type, "number": number,
+                "executionType": execution_type})
+        _arrive(fx, ex, _plan(ex)[0])
+    return ex
+
+
+# --- stage boundaries (rules 1-4, 10) ---------------------------------------------------
+
+
+def _transition(pipeline_id: int, stage_name: str) -> tuple[bool, str]:
+    # order_by(): Stage's default ordering goes through Pipeline (a join for nothing).
+    row = next(iter(Stage.objects.filter(pipeline_id=pipeline_id, name=stage_name).order_by()
+                    .values_list("transition_enabled", "transition_disabled_reason")[:1]),
+               None)
+    # A stage no longer in the current definition (an execution pinned to an
+    # older version) has no transition to disable.
+    return (True, "") if row is None else row
+
+
+def _holder(pipeline_id: int, stage_name: str) -> StageExecution | None:
+    """The stage execution holding the lock of a stage, if any."""
+    return (StageExecution.objects.select_related("execution")
+            .filter(pipeline_id=pipeline_id, stage_name=stage_name, locking=True,
+                    status__in=S.ACTIVE).first())
+
+
+def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str,
+            others: list[PipelineExecution] | None = None) -> None:
+    """``ex`` has finished the previous stage (or just started): enter or wait (rules 2, 3).
+
+    ``others``: the executions already waiting at that stage, if the caller knows.
+    """
+    pipeline_id = ex.pipeline_id
+    if others is None:
+        others = list(PipelineExecution.objects.select_related("pipeline_version")
+                      .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name)
+                      .exclude(pk=ex.pk).order_by("number"))
+    if ex.execution_mode == ExecutionMode.SUPERSEDED:
+        # Rule 3: only the most recent inbound execution survives at a boundary.
+        newest = max([ex, *[o for o in others if o.execution_mode == ExecutionMode.SUPERSEDED]],
+                     key=lambda e: e.number)
+        for other in others:
+            if other.execution_mode == ExecutionMode.SUPERSEDED and other is not newest:
+                _supersede(fx, other, by=newest)
+        if newest is not ex:
+            _supersede(fx, ex, by=newest)
+            return
+        others = [o for o in others if o.execution_mode != ExecutionMode.SUPERSEDED]
+    enabled, _reason = _transition(pipeline_id, stage_name)
+    if not enabled:
+        _wait(fx, ex, stage_name, WaitingReason.TRANSITION_DISABLED)
+        return
+    if _locks(ex):
+        if ex.execution_mode == ExecutionMode.QUEUED and any(
+            o.number < ex.number and _locks(o) for o in others
+        ):
+            _wait(fx, ex, stage_name, WaitingReason.QUEUED_BEHIND)
+            return
+        if not _enter_locked(fx, ex, stage_name):
+            _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
+        return
+    _enter(fx, ex, stage_name)
+
+
+def _wait(fx: _Effects, ex: PipelineExecution, stage_name: str, reason: str) -> None:
+    """Make ``ex`` the inbound execution of a stage (an event, not a status change)."""
+    if ex.inbound_stage_name == stage_name:
+        if ex.inbound_reason != reason:
+            PipelineExecution.objects.filter(pk=ex.pk).update(inbound_reason=reason)
+            ex.inbound_reason = reason
+        return
+    now = timezone.now()
+    PipelineExecution.objects.filter(pk=ex.pk).update(
+        inbound_stage_name=stage_name, inbound_since=now, inbound_reason=reason, updated_at=now)
+    ex.inbound_stage_name, ex.inbound_since, ex.inbound_reason = stage_name, now, reason
+    _event(fx, ex, EventKind.INBOUND, ex.status, ex.status,
+           f'Waiting to enter "{stage_name}": {WaitingReason(reason).label.lower()}',
+           {"stageName": stage_name, "waitingReason": reason})
+
+
+def _clear_inbound(ex: PipelineExecution) -> dict:
+    ex.inbound_stage_name, ex.inbound_since, ex.inbound_reason = "", None, ""
+    return {"inbound_stage_name": "", "inbound_since": None, "inbound_reason": ""}
+
+
+def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int = 1,
+           retry_mode: str = "") -> StageExecution | None:
+    """Insert the StageExecution (the lock) and start its first actions; None if locked."""
+    now = timezone.now()
+    se = StageExecution(
+        execution=ex, pipeline_id=ex.pipeline_id, stage_name=stage_name,
+        stage_index=_stage_index(ex, stage_name), attempt=attempt, retry_mode=retry_mode,
+        locking=_locks(ex), status=S.IN_PROGRESS, started_at=now,
+    )
+    try:
+        with transaction.atomic():
+            se.save()
+    except IntegrityError:
+        # The constraint has the last word: someone holds the stage.
+        return None
+    se.execution = ex
+    if ex.inbound_stage_name:
+        PipelineExecution.objects.filter(pk=ex.pk).update(**_clear_inbound(ex), updated_at=now)
+    _event(fx, se, EventKind.STAGE_EXECUTION, "", S.IN_PROGRESS,
+           f"Retry {attempt - 1} ({retry_mode})" if attempt > 1 else "",
+           {"attempt": attempt, "retryMode": retry_mode} if attempt > 1 else None)
+    _stage_advance(fx, se, fresh=True)
+    return se
+
+
+def _enter_locked(fx: _Effects, ex: PipelineExecution, stage_name: str) -> bool:
+    """Enter a locking stage; if it is held, try rule 10 on the holder, then give up.
+
+    Entering first and asking who holds the stage only when the constraint
+    refused spares a query on every uncontended boundary.
+    """
+    if _enter(fx, ex, stage_name) is not None:
+        return True
+    holder = _holder(ex.pipeline_id, stage_name)
+    if holder is not None and not _supersede_pending_approval(fx, holder, newer=ex):
+        return False
+    return _enter(fx, ex, stage_name) is not None
+
+
+def _admit(fx: _Effects, pipeline_id: int, stage_name: str,
+           waiting: list[PipelineExecution] | None = None) -> None:
+    """A stage unlocked or its transition was enabled: let inbound executions in (rule 4)."""
+    if waiting is None:
+        waiting = list(PipelineExecution.objects.select_related("pipeline_version")
+                       .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name,
+                               status=E.IN_PROGRESS).order_by("number"))
+    if not waiting or not _transition(pipeline_id, stage_name)[0]:
+        return
+    blocked = False
+    for ex in waiting:
+        if not _locks(ex):
+            _enter(fx, ex, stage_name)
+            continue
+        if blocked:
+            _wait(fx, ex, stage_name, WaitingReason.QUEUED_BEHIND
+                  if ex.execution_mode == ExecutionMode.QUEUED else WaitingReason.STAGE_LOCKED)
+            continue
+        if not _enter_locked(fx, ex, stage_name):
+            _wait(fx, ex, stage_name, WaitingReason.STAGE_LOCKED)
+        blocked = True
+
+
+def _supersede(fx: _Effects, ex: PipelineExecution, *, by: PipelineExecution) -> None:
+    """End an inbound (or, rule 10, approval-waiting) execution as Superseded, naming ``by``."""
+    if _set_status(fx, ex, E.SUPERSEDED, summary=f"Superseded by {_label(by)}",
+                   superseded_by=by, data={"supersededBy": str(by.execution_id)},
+                   **_clear_inbound(ex)):
+        fx.signals.append((signals.execution_superseded,
+                           {"execution": ex, "superseded_by": by}))
+
+
+def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
+                                newer: PipelineExecution) -> bool:
+    """Rule 10: free a stage whose older execution only waits for a manual approval.
+
+    Applies in SUPERSEDED mode when every action still InProgress in the
+    holder's stage is a *waiting* Approval action whose configuration does not
+    set ``SupersedePendingApproval`` to "false" (actions of later runOrder
+    groups that have not started do not count). Those actions end Abandoned,
+    the stage Stopped, the older execution Superseded (summaries name the
+    newer one), and ``action_abandoned``/``execution_superseded`` are sent so
+    the approvals app closes its requests. True if the stage is now free.
+    """
+    older = holder.execution
+    if (older.pk == newer.pk or older.number > newer.number
+            or older.execution_mode != ExecutionMode.SUPERSEDED
+            or newer.execution_mode != ExecutionMode.SUPERSEDED
+            or older.status != E.IN_PROGRESS or holder.status != S.IN_PROGRESS):
+        return False
+    running = list(ActionExecution.objects.filter(stage_execution=holder, status=A.IN_PROGRESS))
+    if not running:
+        return False
+    for ae in running:
+        config = (ae.configuration or {}).get("configuration") or {}
+        keep = str(config.get("SupersedePendingApproval", "true")).strip().lower() == "false"
+        if ae.category != "Approval" or ae.waiting_since is None or keep:
+            return False
+    reason = f"Superseded by {_label(newer)}: a newer execution arrived at this stage"
+    for ae in running:
+        _abandon(fx, ae, reason, superseded_by=newer)
+    _set_status(fx, holder, S.STOPPED, summary=f"Superseded by {_label(newer)}")
+    _supersede(fx, older, by=newer)
+    return True
+
+
+# --- inside a stage (rules 5, 6, 7) ------------------------------------------------
+
+
+def _effective(se: StageExecution, ex: PipelineExecution) -> tuple[list[ActionView],
+                                                                   dict[str, int]]:
+    """Each action of the stage with its status for this attempt.
+
+    A FAILED_ACTIONS retry carries the actions that succeeded in an earlier
+    attempt as Succeeded; anything else not run in this attempt is None.
+    Also returns each action's highest attempt number so far.
+    """
+    rows = list(ActionExecution.objects.filter(execution=ex, stage_name=se.stage_name)
+                .only("action_name", "status", "stage_execution_id", "attempt")
+                .order_by("attempt"))
+    current = {r.action_name: r.status for r in rows if r.stage_execution_id == se.pk}
+    earlier = {r.action_name: r.status for r in rows if r.stage_execution_id != se.pk}
+    views = []
+    for action in _stages(ex)[se.stage_index]["actions"]:
+        name = action["name"]
+        status = current.get(name)
+        if status is None and se.retry_mode == RetryMode.FAILED_ACTIONS \
+                and earlier.get(name) == A.SUCCEEDED:
+            status = A.SUCCEEDED
+        views.append(ActionView(name, action.get("runOrder", 1), status))
+    attempts: dict[str, int] = {}
+    for r in rows:
+        attempts[r.action_name] = max(attempts.get(r.action_name, 0), r.attempt)
+    return views, attempts
+
+
+def _stage_advance(fx: _Effects, se: StageExecution, *, fresh: bool = False,
+                   ended: ActionExecution | None = None) -> None:
+    """Apply ``stage_step`` to a stage execution: start actions, or end the stage.
+
+    ``fresh``: the stage execution was just inserted as a first attempt, so no
+    action of this execution has run in the stage (no query needed to know it).
+    ``ended``: the action that just ended in it; when it is the only action of
+    a first attempt, its status is the whole picture (no query either).
+    """
+    ex = se.execution
+    if se.status not in S.ACTIVE:
+        return
+    actions = _stages(ex)[se.stage_index]["actions"]
+    attempts: dict[str, int] = {}
+    if fresh and se.attempt == 1:
+        views = [ActionView(a["name"], a.get("runOrder", 1), None) for a in actions]
+    elif (ended is not None and se.attempt == 1 and len(actions) == 1
+          and ended.stage_execution_id == se.pk and ended.action_name == actions[0]["name"]):
+        views = [ActionView(ended.action_name, actions[0].get("runOrder", 1), ended.status)]
+    else:
+        views, attempts = _effective(se, ex)
+    decision = stage_step(views, stopping=se.status == S.STOPPING)
+    if decision.start:
+        _start_actions(fx, se, ex, decision.start, attempts)
+    elif decision.status is not None:
+        summary = _stage_summary(se, decision.status)
+        if _set_status(fx, se, decision.status, summary=summary):
+            _stage_ended(fx, se)
+
+
+def _stage_summary(se: StageExecution, status: str) -> str | None:
+    if status == S.FAILED:
+        failed = (ActionExecution.objects.filter(stage_execution=se, status=A.FAILED)
+                  .order_by("id").first())
+        if failed is not None:
+            return f'Action "{failed.action_name}" failed: {failed.summary}'
+    return None
+
+
+def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
+                   names: Iterable[str], attempts: dict[str, int]) -> list[ActionExecution]:
+    names = set(names)
+    now = timezone.now()
+    started = []
+    for action in _stages(ex)[se.stage_index]["actions"]:
+        if action["name"] not in names:
+            continue
+        type_id = action["actionTypeId"]
+        runner = runners.get(type_id["category"], type_id["provider"])
+        timeout = action.get("timeoutInMinutes") or (
+            runner.default_timeout_minutes if runner else
+            int(setting("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", 60)))
+        ae = ActionExecution(
+            execution=ex, stage_execution=se, pipeline_id=ex.pipeline_id,
+            stage_name=se.stage_name, action_name=action["name"],
+            category=type_id["category"], owner=type_id.get("owner", "Custom"),
+            provider=type_id["provider"], run_order=action.get("runOrder", 1),
+            namespace=action.get("namespace") or "",
+            attempt=attempts.get(action["name"], 0) + 1, status=A.IN_PROGRESS,
+            timeout_minutes=timeout,
+            # Until a worker claims it, the lease bounds how long the action may
+            # sit in the queue before the sweeper hands it out again.
+            lease_expires_at=now + timedelta(seconds=dispatch_seconds()),
+        )
+        claim = _claim_ahead(fx, ae, ex, runner, now)
+        ae.save(force_insert=True)
+        _event(fx, ae, EventKind.ACTION_EXECUTION, "", A.IN_PROGRESS, "",
+               {"attempt": ae.attempt, "runOrder": ae.run_order})
+        if claim is not None:
+            fx.claim = claim
+        else:
+            fx.dispatch.append(ae.pk)
+        started.append(ae)
+    return started
+
+
+def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runner,
+                 now: datetime) -> Claim | None:
+    """Claim a new action for the worker thread whose transaction starts it.
+
+    A worker that has just finished an action runs the next one itself
+    (``tasks`` continuation). Claiming it in the same transaction that creates
+    it spares that worker the claim's read, its compare-and-set and a commit.
+    Only the first action of a transaction, only inside a worker's task, and
+    only when it resolves cleanly: anything else takes the ordinary path
+    (queued, claimed by ``action_claim``, which reports the problem).
+    """
+    if fx.claim is not None or runner is None:
+        return None
+    from executions import tasks
+
+    if not tasks.can_continue():
+        return None
+    try:
+        doc = _action_doc(ex, ae.stage_name, ae.action_name)
+        variables = _variables(ex)
+        resolved = _resolve(doc, variables)
+        inputs = _inputs(ex, doc)
+    except Unresolvable:
+        return None
+    for key, value in _claim_fields(ae, ex, resolved, worker_name(), now).items():
+        setattr(ae, key, value)
+    return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
+
+
+def _stage_ended(fx: _Effects, se: StageExecution) -> None:
+    """A stage execution ended: finish the execution or move on, then unlock (rules 2, 4, 6)."""
+    ex = se.execution
+    plan = _plan(ex)
+    if (se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS
+            and se.stage_name != plan[-1]):
+        # The common case needs no look at the other stages: an execution only
+        # gets past stages whose latest attempt succeeded, and runs one at a time.
+        # One query finds who waits at the next stage and at the one just left.
+        following = plan[plan.index(se.stage_name) + 1]
+        names = [following, se.stage_name] if se.locking else [following]
+        waiting = list(PipelineExecution.objects.select_related("pipeline_version")
+                       .filter(pipeline_id=ex.pipeline_id, inbound_stage_name__in=names)
+                       .exclude(pk=ex.pk).order_by("number"))
+        _arrive(fx, ex, following,
+                others=[w for w in waiting if w.inbound_stage_name == following])
+        if se.locking:
+            _admit(fx, ex.pipeline_id, se.stage_name,
+                   waiting=[w for w in waiting if w.inbound_stage_name == se.stage_name
+                            and w.status == E.IN_PROGRESS])
+        return
+    latest = dict(StageExecution.objects.filter(execution=ex).order_by("attempt")
+                  .values_list("stage_name", "status"))
+    outcome = execution_outcome([latest.get(name) for name in plan],
+                                stopping=ex.status == E.STOPPING)
+    if outcome is not None:
+        if ex.status in E.ACTIVE:
+            summary = None
+            if outcome == E.FAILED:
+                summary = f'Stage "{se.stage_name}" failed. {se.status_summary}'.strip()
+            elif outcome == E.SUCCEEDED:
+                summary = "Succeeded"
+            _set_status(fx, ex, outcome, summary=summary)
+    elif se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS:
+        _arrive(fx, ex, plan[plan.index(se.stage_name) + 1])
+    if se.locking:
+        _admit(fx, ex.pipeline_id, se.stage_name)
