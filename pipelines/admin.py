@@ -36,7 +36,14 @@ from pipelines.admin_forms import (
     _field_for,
     _split,
 )
-from pipelines.models import Pipeline, PipelineSchedule, PipelineVersion, Stage, Webhook
+from pipelines.models import (
+    CommitStatusTarget,
+    Pipeline,
+    PipelineSchedule,
+    PipelineVersion,
+    Stage,
+    Webhook,
+)
 from pipelines.validation import Problem
 
 # --- the pipeline admin ------------------------------------------------------------------
@@ -533,3 +540,24 @@ class PipelineScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         services.schedule_save(schedule=obj)
+
+
+class CommitStatusTargetForm(forms.ModelForm):
+    api_url = forms.URLField(assume_scheme="https", max_length=500,
+                             help_text="GitHub: https://api.github.com; GitLab: "
+                                       "https://<host>/api/v4; Gitea: https://<host>/api/v1")
+
+    class Meta:
+        model = CommitStatusTarget
+        fields = ["pipeline", "provider", "api_url", "repository", "token", "per_stage",
+                  "enabled"]
+        widgets = {"token": forms.PasswordInput(render_value=True)}
+
+
+@admin.register(CommitStatusTarget)
+class CommitStatusTargetAdmin(admin.ModelAdmin):
+    """Where each pipeline reports commit statuses (see triggers.statuses)."""
+
+    form = CommitStatusTargetForm
+    list_display = ["pipeline", "provider", "repository", "per_stage", "enabled"]
+    list_select_related = ["pipeline"]

@@ -237,3 +237,33 @@ class ScheduleTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule} @ {self.tick.isoformat()}"
+
+
+class ForgeProvider(models.TextChoices):
+    GITHUB = "GitHub", "GitHub"
+    GITLAB = "GitLab", "GitLab"
+    GITEA = "Gitea", "Gitea"
+
+
+class CommitStatusTarget(models.Model):
+    """Where a pipeline reports its commits' statuses (pending/success/failure/error).
+
+    ``repository`` is the forge's name for it (``owner/name``, or GitLab's
+    project path), ``api_url`` the forge's REST API root (GitHub:
+    https://api.github.com; GitLab: https://host/api/v4; Gitea:
+    https://host/api/v1). The token is configuration, never part of the
+    definition document (an export must not carry it).
+    """
+
+    pipeline = models.OneToOneField(Pipeline, on_delete=models.CASCADE,
+                                    related_name="commit_status_target")
+    provider = models.CharField(max_length=16, choices=ForgeProvider.choices)
+    api_url = models.URLField(max_length=500)
+    repository = models.CharField(max_length=300)
+    token = models.CharField(max_length=500)
+    # Also one status per stage (context "conveyor/<pipeline>/<stage>").
+    per_stage = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} → {self.provider} {self.repository}"

@@ -417,7 +417,7 @@ class GitSourceRunner(Runner):
             "CommitterDate": info.committer_date,
             "RepositoryName": repository_name(url),
         }
-        # An execution started by a pull request (executions.pull_requests) adds its fields.
+        # An execution started by a pull request (triggers.pull_requests) adds its fields.
         pull_request = override.get("pullRequest")
         if isinstance(pull_request, dict):
             variables.update({k: str(v) for k, v in pull_request.items()})
