@@ -8,7 +8,7 @@ class ApprovalsConfig(AppConfig):
     def ready(self) -> None:
         # The Manual approval provider joins the executions runner registry (and,
         # through it, the providers validation consults); executions never
-        # imports approvals (DESIGN.md: imports point one way).
+        # imports approvals (imports point one way: README, Architecture).
         import runners
         from approvals import receivers  # noqa: F401  (connects the engine's signals)
         from approvals.runner import ManualApprovalRunner

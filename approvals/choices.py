@@ -23,7 +23,7 @@ ApprovalStatus.TERMINAL = frozenset({"Approved", "Rejected", "Expired", "Superse
                                      "Abandoned"})
 ApprovalStatus.TRANSITIONS = {
     # Approved/Rejected by decisions; Expired by the action's timeout;
-    # Superseded by a newer execution (rule 10); Abandoned when the execution
+    # Superseded by a newer execution (docs/semantics.md §10); Abandoned when the execution
     # is stopped and abandoned, or the action ended some other way.
     "Pending": frozenset({"Approved", "Rejected", "Expired", "Superseded", "Abandoned"}),
     "Approved": frozenset(),

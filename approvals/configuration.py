@@ -12,7 +12,7 @@ value is a string, as in the definition document:
   approve it (``"false"`` by default);
 - ``NotificationWebhook``: a URL that receives a Slack-compatible JSON POST;
 - ``SupersedePendingApproval``: ``"false"`` keeps CodePipeline's behaviour
-  (a waiting approval holds its stage); read by the engine (rule 10);
+  (a waiting approval holds its stage); read by the engine (docs/semantics.md §10);
 - ``NotificationArn``: accepted so AWS documents import, and ignored (no SNS here).
 
 ``timeoutInMinutes`` (on the action, not in its configuration) is 5 to 86400

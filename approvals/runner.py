@@ -3,7 +3,7 @@
 Running it opens an ``ApprovalRequest`` and answers ``Waiting``: the action
 stays InProgress, held by no worker, until ``approvals.services`` completes it
 (enough approvals, one rejection) or the engine ends it (timeout → "approval
-expired", stop and abandon, rule 10). The owner in ``actionTypeId`` may be
+expired", stop and abandon, docs/semantics.md §10). The owner in ``actionTypeId`` may be
 ``AWS`` (documents exported from CodePipeline) or ``Custom``: the registry
 keys providers by (category, provider) only.
 """

@@ -4,7 +4,7 @@ The dashboard, the inbox page, the signed links, the REST API and the AWS
 endpoint call these functions and hold no rules of their own. Completing the
 approval action goes through ``executions.services.action_complete``; the
 engine's signals (``executions.signals``) close requests whose action ended
-some other way (timeout, stop and abandon, rule 10's superseding).
+some other way (timeout, stop and abandon, docs/semantics.md §10's superseding).
 
 Errors (``approvals.errors``): ``ApprovalForbidden`` (403), ``ApprovalClosed``
 (409), ``ApprovalNotFound`` (404), ``ApprovalInvalid`` (400),
@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from approvals import signals
 from approvals.choices import ApprovalStatus, DecisionStatus, DecisionSurface
 from approvals.configuration import ApprovalSettings, Reviewers, parse_reviewers
 from approvals.errors import (
@@ -92,10 +93,9 @@ def approval_request_open(*, action_execution: ActionExecution, config: Approval
             },
         )
         if created:
-            from approvals import tasks
-
             pk = str(request.pk)
-            transaction.on_commit(lambda: tasks.enqueue("approval_notify", pk))
+            transaction.on_commit(lambda: signals.approval_requested.send(
+                sender=ApprovalRequest, request_pk=pk))
     ae.refresh_from_db(fields=["status", "summary"])
     if ae.status != ActionExecutionStatus.IN_PROGRESS:
         approval_close_for_action(action_execution=ae, status=ae.status, summary=ae.summary)

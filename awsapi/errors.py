@@ -8,6 +8,19 @@ into ``client.exceptions.<Code>``; other codes (``AccessDeniedException``,
 caller as a ``ClientError`` with that code.
 """
 
+from approvals.errors import ApprovalClosed, ApprovalError, ApprovalForbidden, ApprovalNotFound
+from executions.errors import (
+    ExecutionConflict,
+    ExecutionError,
+    ExecutionNotFound,
+    ExecutionNotLatest,
+    ExecutionNotStoppable,
+    RollbackTargetInvalid,
+    RollbackTargetOutdated,
+    StageNotRetryable,
+    StopAlreadyRequested,
+)
+
 
 class AwsError(Exception):
     """An answer in AWS's error shape: ``code`` is the exception name, ``status`` the HTTP status.
@@ -66,3 +79,38 @@ def unknown_operation(message: str) -> AwsError:
 def internal_failure() -> AwsError:
     return AwsError("InternalFailure", "The request processing has failed because of an "
                     "unknown error, exception or failure.", 500)
+
+
+# The conflicts the services tell apart, by CodePipeline's name for each; any
+# other ExecutionConflict is a ConflictException.
+_CONFLICTS = (
+    (ExecutionNotStoppable, "PipelineExecutionNotStoppableException"),
+    (StopAlreadyRequested, "DuplicatedStopRequestException"),
+    (StageNotRetryable, "StageNotRetryableException"),
+    (ExecutionNotLatest, "NotLatestPipelineExecutionException"),
+    (RollbackTargetInvalid, "UnableToRollbackStageException"),
+    (RollbackTargetOutdated, "PipelineExecutionOutdatedException"),
+)
+
+
+def service_error(exc: ExecutionError | ApprovalError, *,
+                  not_found: str | AwsError = "StageNotFoundException") -> AwsError:
+    """CodePipeline's exception for a service error: the AWS endpoint's one mapping.
+
+    ``not_found`` names what an ``ExecutionNotFound`` is about in this
+    operation (after the adapter has looked up the pipeline and the execution
+    itself, what the service can still not find is a stage); an ``AwsError`` is
+    answered as it is.
+    """
+    if isinstance(exc, ExecutionConflict):
+        for kind, code in _CONFLICTS:
+            if isinstance(exc, kind):
+                return AwsError(code, exc.detail)
+        return AwsError("ConflictException", exc.detail)
+    if isinstance(exc, ExecutionNotFound | ApprovalNotFound):
+        return not_found if isinstance(not_found, AwsError) else AwsError(not_found, exc.detail)
+    if isinstance(exc, ApprovalClosed):
+        return AwsError("ApprovalAlreadyCompletedException", exc.detail)
+    if isinstance(exc, ApprovalForbidden):
+        return AwsError("AccessDeniedException", exc.detail, 400)
+    return validation(exc.detail)  # invalid: the request itself is wrong

@@ -89,22 +89,13 @@ def document(name: str, mode: str) -> dict:
     ]}
 
 
-def ensure_database(url: str) -> None:
-    """Create the benchmark's PostgreSQL database if it does not exist yet."""
-    import psycopg
-    from psycopg import sql
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def child(name: str, runs: int) -> dict:
     """Runs inside the topology's environment: set up, start a cluster, measure."""
     import django
 
     if os.environ.get("DATABASE_URL"):
+        from _databases import ensure_database  # bench/ is this script's sys.path[0]
+
         ensure_database(os.environ["DATABASE_URL"])
     django.setup()
     from django.core.management import call_command

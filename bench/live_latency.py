@@ -269,6 +269,10 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
     modes = ["embedded", "redis"] if args.mode == "both" else [args.mode]
+    if "redis" in modes:
+        from _databases import ensure_database  # bench/ is this script's sys.path[0]
+
+        ensure_database(args.database_url)     # a fresh machine has no conveyor_dash yet
     targets = {"embedded": 250, "redis": 50}
     for mode in modes:
         with tempfile.TemporaryDirectory(prefix=f"conveyor-bench-{mode}-") as var_dir:

@@ -9,7 +9,7 @@ urlpatterns = [
     # The home page is the live Pipelines list of the dashboard.
     path("", dashboard_views.pipeline_list, name="home"),
     path("", include("dashboard.urls")),
-    path("", include("approvals.dashboard")),
+    path("approvals/<uuid:pk>/review/", dashboard_views.review_decide, name="dashboard-review"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from dashboard import live
+from dashboard import live, review
 from dashboard.consumers import read_log
 from dashboard.views import (
     INSIGHTS_DAYS,
@@ -22,14 +22,13 @@ from dashboard.views import (
     RETRY,
     STOP,
     E,
-    S,
     _execution,
     _now,
     _render,
-    review_hooks,
     seconds,
     viewer_required,
 )
+from executions import selectors
 from executions.choices import (
     RetryMode,
 )
@@ -40,6 +39,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.refusals import stage_retry_refusal
 from pipelines.models import Pipeline
 
 # --- Execution -----------------------------------------------------------------------
@@ -99,6 +99,20 @@ def _document_diff(old: dict, new: dict, old_label: str, new_label: str) -> list
     return lines
 
 
+def _retryable(ex: PipelineExecution, stage_executions) -> set[str]:
+    """The stages of ``ex`` whose Retry button is offered: where the engine would accept
+    it (docs/semantics.md §8). A query per stage that passes every other check."""
+    latest = {se.stage_name: se.status for se in stage_executions}   # by attempt: last wins
+    offered = set()
+    for name, status in latest.items():
+        ask = {"number": ex.number, "status": ex.status, "stage_name": name,
+               "latest_stage_status": status}
+        if stage_retry_refusal(**ask) is None and stage_retry_refusal(
+                **ask, newer_number=selectors.stage_entered_since(ex, name)) is None:
+            offered.add(name)
+    return offered
+
+
 @viewer_required
 def execution_detail(request, name: str, number: int):
     """One execution: timeline of its actions, variables, artifacts, the version it ran."""
@@ -111,11 +125,10 @@ def execution_detail(request, name: str, number: int):
     action_executions = list(ActionExecution.objects.filter(execution=ex)
                              .order_by("stage_execution_id", "run_order", "id"))
     rows, span = _gantt(ex, stage_executions, action_executions, now)
-    for hook in review_hooks:
-        found = hook(request, action_executions)
-        for row in rows:
-            for bar in row.bars:
-                bar.review = found.get(bar.ae.pk)
+    found = review.review_forms(request, action_executions)
+    for row in rows:
+        for bar in row.bars:
+            bar.review = found.get(bar.ae.pk)
     artifacts = list(Artifact.objects.filter(execution=ex).select_related("produced_by")
                      .order_by("name", "id"))
     revisions = list(SourceRevision.objects.filter(execution=ex))
@@ -136,9 +149,7 @@ def execution_detail(request, name: str, number: int):
         "not_entered": planned, "document": json.dumps(version.document, indent=2),
         "can_stop": user.has_perm(STOP), "can_retry": user.has_perm(RETRY),
         "retry_modes": RetryMode.choices,
-        "retryable": {se.stage_name for se in stage_executions
-                      if se.status in (S.FAILED, S.STOPPED)}
-        if ex.status in (E.FAILED, E.STOPPED) else set(),
+        "retryable": _retryable(ex, stage_executions),
     }
     return _render(request, "executions/execution.html", context, {
         "header": "executions/_partials/execution_header.html",
@@ -198,9 +209,7 @@ def action_detail(request, name: str, number: int, stage: str, action: str):
         if truncated:  # begin at a whole line
             cut = text.find("\n")
             text = text[cut + 1:] if cut >= 0 else text
-    reviews: dict = {}
-    for hook in review_hooks:
-        reviews.update(hook(request, [ae]))
+    reviews = review.review_forms(request, [ae])
     context = {
         "pipeline": ex.pipeline, "ex": ex, "ae": ae, "attempts": attempts, "seq": seq,
         "now": _now(), "log": text, "log_offset": offset, "log_truncated": truncated,

@@ -1,7 +1,7 @@
 """The live dashboard's doorbell, and the hub that fans it out inside a web process.
 
 Events are rows (``ExecutionEvent``): the database is the source of truth and
-the channel layer only rings a doorbell (DESIGN.md "Live dashboard").
+the channel layer only rings a doorbell (README, Architecture).
 
 - **Ringing.** The engine sends ``signals.events_appended`` once the transaction
   that appended events has committed; ``ring`` (connected in ``apps.ready``)

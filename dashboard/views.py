@@ -7,7 +7,7 @@ and receives ``{"a": "<html>", ...}`` rendered from the same ``_partials/``
 templates as the first paint. Forms are plain POST + redirect with CSRF.
 
 Views hold no rules: buttons call ``executions.services`` (and, through the
-review hook, the approvals services); a refusal (``ExecutionError``) becomes a
+``dashboard.review``, the approvals services); a refusal (``ExecutionError``) becomes a
 message on the page. Reading needs ``pipelines.view_pipeline``; each button is
 shown and accepted only for users with its operator permission.
 
@@ -37,9 +37,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
-from dashboard import live
+from approvals import services as approval_services
+from approvals.choices import ApprovalStatus, DecisionSurface
+from approvals.errors import ApprovalError
+from dashboard import live, review
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
-from executions import services
+from executions import selectors, services
 from executions.choices import (
     PipelineExecutionStatus,
     RetryMode,
@@ -53,6 +56,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.refusals import stage_retry_refusal
 from pipelines.models import Pipeline
 from triggers import schedules
 
@@ -69,11 +73,6 @@ LOG_TAIL_BYTES = 256 * 1024
 INSIGHTS_EXECUTIONS = 60
 INSIGHTS_DAYS = 30
 
-# Review hooks: the approvals app registers one (imports point approvals ->
-# executions, never back). A hook takes (request, [ActionExecution]) and
-# answers {action_execution.pk: {"url": POST target, "request": label}} for
-# the approval actions the user may decide.
-review_hooks: list[Callable[[Any, list[ActionExecution]], dict[int, dict]]] = []
 
 
 def viewer_required(view):
@@ -130,19 +129,17 @@ def seconds(start: datetime | None, end: datetime | None, now: datetime | None =
 
 def _latest_stage_executions(pipeline_ids, *, select=("execution",)) -> list[StageExecution]:
     """The newest StageExecution of every stage of these pipelines: one query."""
-    return services.latest_stage_executions(pipeline_ids, select=select)
+    return selectors.latest_stage_executions(pipeline_ids, select=select)
 
 
 def _latest_action_executions(pipeline_id: int) -> list[ActionExecution]:
     """The newest ActionExecution of every action of a pipeline: one query."""
-    return services.latest_action_executions(pipeline_id)
+    return selectors.latest_action_executions(pipeline_id)
 
 
 def _revisions(execution_ids) -> dict[int, list[SourceRevision]]:
-    found: dict[int, list[SourceRevision]] = {}
-    for rev in SourceRevision.objects.filter(execution_id__in=list(execution_ids)):
-        found.setdefault(rev.execution_id, []).append(rev)
-    return found
+    """Each execution's source revisions (a rollback's are its target's): one query."""
+    return selectors.source_revisions(execution_ids)
 
 
 # --- Pipelines ----------------------------------------------------------------------
@@ -240,7 +237,7 @@ class StageBox:
 
 
 def _why(ex: PipelineExecution, box: StageBox, position: int) -> str:
-    """Why an inbound execution waits, in words (rule 2)."""
+    """Why an inbound execution waits, in words (docs/semantics.md §2)."""
     if ex.inbound_reason == WaitingReason.TRANSITION_DISABLED and box.stage is not None:
         who = box.stage.transition_changed_by or "someone"
         reason = box.stage.transition_disabled_reason
@@ -274,18 +271,19 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
                  for a in doc["actions"]]
         se = latest_se.get(doc["name"])
         box = StageBox(doc["name"], index, stages.get(doc["name"]), se, cards)
-        # Offered only where the engine would accept it (rule 8); it has the last word.
-        box.retryable = (se is not None and se.status in (S.FAILED, S.STOPPED)
-                         and se.execution.status in (E.FAILED, E.STOPPED))
+        # Offered only where the engine would accept it (docs/semantics.md §8): ``se`` is
+        # the stage's newest attempt of all, so no newer execution has entered it since.
+        box.retryable = se is not None and stage_retry_refusal(
+            number=se.execution.number, status=se.execution.status, stage_name=se.stage_name,
+            latest_stage_status=se.status) is None
         waiting = [ex for ex in inbound if ex.inbound_stage_name == doc["name"]]
         box.inbound = [Inbound(ex, _why(ex, box, k)) for k, ex in enumerate(waiting, 1)]
         boxes.append(box)
     cards = [c for b in boxes for c in b.cards if c.ae is not None]
-    for hook in review_hooks:
-        found = hook(request, [c.ae for c in cards])
-        for card in cards:
-            if card.ae.pk in found:
-                card.review = found[card.ae.pk]
+    found = review.review_forms(request, [c.ae for c in cards])
+    for card in cards:
+        if card.ae.pk in found:
+            card.review = found[card.ae.pk]
     shown = {ex.pk for ex in active} | ({latest.pk} if latest else set())
     revisions = _revisions(shown)
     user = request.user
@@ -335,7 +333,8 @@ def _back(request, fallback: str):
     return redirect(safe_next(request, fallback))
 
 
-def _refused(request, exc: services.ExecutionError) -> None:
+def _refused(request, exc: services.ExecutionError | ApprovalError) -> None:
+    """The dashboard's one answer to a refusal: its sentence, as a message on the page."""
     messages.error(request, str(getattr(exc, "detail", "") or exc))
 
 
@@ -512,3 +511,32 @@ def execution_history(request, name: str):
                "statuses": E.choices, "seq": seq, "now": _now()}
     return _render(request, "executions/history.html", context,
                    {"table": "executions/_partials/history_table.html"})
+
+
+# --- Review (an approval decided from a dashboard page) ------------------------------
+
+
+@login_required
+@require_POST
+def review_decide(request, pk):
+    """Approve or Reject from a dashboard page, then back to that page."""
+    target = safe_next(request, reverse("home"))
+    try:
+        approval = approval_services.approval_get(approval_id=pk, user=request.user)
+        approval_services.approval_decide(request=approval, user=request.user,
+                                          status=request.POST.get("status", ""),
+                                          summary=request.POST.get("summary", ""),
+                                          surface=DecisionSurface.DASHBOARD)
+    except ApprovalError as exc:
+        _refused(request, exc)
+        return redirect(target)
+    approval.refresh_from_db()
+    where = f"{approval.stage_name} / {approval.action_name}"
+    if approval.status == ApprovalStatus.PENDING:
+        messages.success(request, f"Your approval of {where} is recorded; it needs "
+                                  f"{approval.required_approvals} in all.")
+    else:
+        messages.success(request, f"{where}: {approval.status}.")
+    return redirect(target)
+
+

@@ -701,7 +701,8 @@ def drill_kill_workers(args) -> None:
     say(f"  commands orphaned by the kill and killed by the sweeper before their end: {cut} of "
         f"{lost.count()}")
     check_ledger(stack.ledger)
-    # The failed executions can resume: retry the failed stage (rule 8), which is allowed
+    # The failed executions can resume: retry the failed stage (docs/semantics.md §8),
+    # which is allowed
     # only for the newest execution that entered it, one per pipeline here.
     from executions.errors import ExecutionConflict
 

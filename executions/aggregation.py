@@ -34,7 +34,7 @@ class StageDecision:
 
 
 def stage_step(actions: Iterable[ActionView], *, stopping: bool) -> StageDecision:
-    """Decide a stage's next move from its actions' statuses (rules 5, 6, 7).
+    """Decide a stage's next move from its actions' statuses (docs/semantics.md §5, §6, §7).
 
     Precedence, first match wins:
     1. an action is InProgress → wait (a failure or a stop lets running ones finish);

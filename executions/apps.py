@@ -6,6 +6,11 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Executions"
 
     def ready(self) -> None:
+        # The engine hands work to the queue through a port; the django-q2 adapter
+        # imports the engine, so it is wired here rather than imported by it.
+        from executions import queue, tasks
+
+        queue.wire(tasks)
         from django.db.models.signals import post_migrate
 
         # `migrate` makes the daily prune schedule follow CONVEYOR_RETENTION_DAYS.

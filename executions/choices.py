@@ -23,7 +23,7 @@ PipelineExecutionStatus.TERMINAL = frozenset({"Stopped", "Succeeded", "Supersede
 PipelineExecutionStatus.TRANSITIONS = {
     "InProgress": frozenset({"Stopping", "Stopped", "Succeeded", "Superseded", "Failed"}),
     "Stopping": frozenset({"Stopped"}),
-    # Retrying a stage makes a Failed or Stopped execution InProgress again (rule 8).
+    # Retrying a stage makes a Failed or Stopped execution InProgress again (docs/semantics.md §8).
     "Stopped": frozenset({"InProgress"}),
     "Failed": frozenset({"InProgress"}),
     "Succeeded": frozenset(),
@@ -39,7 +39,7 @@ class StageExecutionStatus(models.TextChoices):
     FAILED = "Failed", "Failed"
 
 
-# ACTIVE is also the set of statuses that hold the stage lock (rule 1).
+# ACTIVE is also the set of statuses that hold the stage lock (docs/semantics.md §1).
 StageExecutionStatus.ACTIVE = frozenset({"InProgress", "Stopping"})
 StageExecutionStatus.TERMINAL = frozenset({"Stopped", "Succeeded", "Failed"})
 StageExecutionStatus.TRANSITIONS = {
@@ -95,7 +95,7 @@ class RetryMode(models.TextChoices):
 
 
 class WaitingReason(models.TextChoices):
-    """Why an inbound execution waits at the gate of a stage (rule 2)."""
+    """Why an inbound execution waits at the gate of a stage (docs/semantics.md §2)."""
 
     STAGE_LOCKED = "StageLocked", "The stage is in use by another execution"
     TRANSITION_DISABLED = "TransitionDisabled", "The transition into the stage is disabled"

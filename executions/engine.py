@@ -1,4 +1,4 @@
-"""The execution state machine (DESIGN.md "Execution semantics", rules 1-11).
+"""The execution state machine (docs/semantics.md §1–§11).
 
 This is the only module that changes the status of a PipelineExecution, a
 StageExecution or an ActionExecution, and it does so through one helper,
@@ -7,7 +7,7 @@ StageExecution or an ActionExecution, and it does so through one helper,
 ``executions.choices``, which appends the ExecutionEvent in the same
 transaction. Zero rows updated means a lost race or an invalid move; the
 caller then changes nothing else, which makes every entry point idempotent
-under a repeated or late message (rule 11).
+under a repeated or late message (docs/semantics.md §11).
 
 Every entry point that changes statuses runs in one transaction that first
 locks its pipeline's row (``SELECT … FOR NO KEY UPDATE`` on PostgreSQL; on
@@ -16,7 +16,7 @@ orders the decisions at stage boundaries — "the stage is locked, so I wait
 as its inbound execution" and "I leave the stage, so the inbound one enters"
 can never interleave and lose a wake-up — and it makes the events of one
 pipeline commit in sequence order. The stage lock itself is the database's
-conditional unique constraint (rule 1): the engine asks first, the
+conditional unique constraint (docs/semantics.md §1): the engine asks first, the
 constraint has the last word.
 
 Effects that must not happen unless the transaction commits — handing new
@@ -24,7 +24,7 @@ action executions to workers, killing process groups, sending signals —
 are collected in an ``_Effects`` and run on commit.
 
 Hooks for other apps (see ``executions.signals``): ``action_ended``,
-``action_abandoned`` (with ``superseded_by`` for rule 10),
+``action_abandoned`` (with ``superseded_by`` for docs/semantics.md §10),
 ``execution_superseded``, ``events_appended``. Waiting actions (approvals,
 webhook invokes) are completed from outside with ``action_complete``.
 """
@@ -41,14 +41,11 @@ from django.db import transaction
 from django.utils import timezone
 
 import runners
+from executions import queue, selectors
 from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
 from executions.choices import EventKind
 from executions.errors import (
     ExecutionConflict,
-    ExecutionNotLatest,
-    ExecutionNotStoppable,
-    StageNotRetryable,
-    StopAlreadyRequested,
 )
 from executions.models import (
     ActionExecution,
@@ -58,6 +55,7 @@ from executions.models import (
     SourceRevision,
     StageExecution,
 )
+from executions.refusals import stage_retry_refusal, stop_refusal
 from executions.stages import (
     _admit,
     _clear_inbound,
@@ -281,7 +279,7 @@ def action_wait(action_execution_pk: int, *, worker: str, summary: str = "",
     """The runner answered Waiting: the action stays InProgress, held by no worker.
 
     Returns the token the outside party must present (generated when none
-    was given), or None if the action had already ended. Rule 10 is checked
+    was given), or None if the action had already ended. docs/semantics.md §10 is checked
     again: a newer execution may already wait at this stage.
     """
     pipeline_id = ActionExecution.objects.filter(pk=action_execution_pk).values_list(
@@ -325,23 +323,20 @@ def action_complete(action_execution_pk: int, *, succeeded: bool, summary: str =
                    output_variables=output_variables, external_url=external_url)
 
 
-# --- stop (rule 7) -------------------------------------------------------------------
+# --- stop (docs/semantics.md §7) ------------------------------------------------------------------
 
 
 def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
                    user) -> PipelineExecution:
-    """Stop and wait, or stop and abandon (rule 7); see ``services.execution_stop``."""
+    """Stop and wait, or stop and abandon (docs/semantics.md §7); see
+    ``services.execution_stop``."""
     with _Transaction(execution.pipeline_id) as fx:
         ex = _fetch(execution.pk)
         who = getattr(user, "username", "") or "a client"
         summary = (reason or "").strip() or f"Stopped by {who}"
-        if ex.status in E.TERMINAL:
-            raise ExecutionNotStoppable(
-                f"Execution #{ex.number} has already ended ({ex.status}): it cannot be stopped.")
-        if ex.status == E.STOPPING and not abandon:
-            raise StopAlreadyRequested(
-                f"Execution #{ex.number} is already stopping; stop and abandon to end its "
-                "running actions at once.")
+        refusal = stop_refusal(number=ex.number, status=ex.status, abandon=abandon)
+        if refusal is not None:
+            raise refusal.error()
         if ex.inbound_stage_name:
             # An inbound execution has nothing running: it stops at once.
             _set_status(fx, ex, E.STOPPED, summary=summary, **_clear_inbound(ex))
@@ -374,7 +369,7 @@ def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
     return ex
 
 
-# --- retry (rule 8) --------------------------------------------------------------------
+# --- retry (docs/semantics.md §8) -----------------------------------------------------------------
 
 
 def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
@@ -382,35 +377,16 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
     """Retry a Failed or Stopped stage; see ``services.stage_retry``."""
     with _Transaction(execution.pipeline_id) as fx:
         ex = _fetch(execution.pk)
-        if ex.status == E.SUPERSEDED:
-            by = f" by #{ex.superseded_by.number}" if ex.superseded_by_id else ""
-            raise ExecutionNotLatest(
-                f"Execution #{ex.number} was superseded{by}: it cannot be retried.")
-        if ex.status in E.ACTIVE:
-            raise StageNotRetryable(
-                f"Execution #{ex.number} is {ex.status}: only a Failed or Stopped execution "
-                "can be retried.")
-        if ex.status == E.SUCCEEDED:
-            raise StageNotRetryable(
-                f"Execution #{ex.number} succeeded: there is nothing to retry.")
         latest = (StageExecution.objects.filter(execution=ex, stage_name=stage_name)
                   .order_by("-attempt").first())
-        if latest is None:
-            raise StageNotRetryable(
-                f'Execution #{ex.number} never entered stage "{stage_name}": it cannot be '
-                "retried there.")
-        if latest.status not in (S.FAILED, S.STOPPED):
-            raise StageNotRetryable(
-                f'Stage "{stage_name}" of execution #{ex.number} is {latest.status}: only a '
-                "Failed or Stopped stage can be retried.")
-        newer = (StageExecution.objects.filter(
-            pipeline_id=ex.pipeline_id, stage_name=stage_name,
-            execution__number__gt=ex.number).select_related("execution")
-            .order_by("execution__number").first())
-        if newer is not None:
-            raise ExecutionNotLatest(
-                f'Execution #{newer.execution.number} has entered stage "{stage_name}" since: '
-                f"execution #{ex.number} can no longer be retried there.")
+        newer = selectors.stage_entered_since(ex, stage_name)
+        refusal = stage_retry_refusal(
+            number=ex.number, status=ex.status, stage_name=stage_name,
+            latest_stage_status=latest.status if latest is not None else None,
+            superseded_by=ex.superseded_by.number if ex.superseded_by_id else None,
+            newer_number=newer)
+        if refusal is not None:
+            raise refusal.error()
         if not _set_status(fx, ex, E.IN_PROGRESS, ended_at=None,
                            summary=f'Retrying stage "{stage_name}" ({mode})',
                            data={"retryMode": mode, "stageName": stage_name}):
@@ -424,7 +400,7 @@ def stage_retry(execution: PipelineExecution, *, stage_name: str, mode: str,
     return se
 
 
-# --- transitions (rule 4) -----------------------------------------------------------------
+# --- transitions (docs/semantics.md §4) -----------------------------------------------------------
 
 
 def transition_set(pipeline: Pipeline, *, stage_name: str, enabled: bool, reason: str,
@@ -449,7 +425,7 @@ def transition_set(pipeline: Pipeline, *, stage_name: str, enabled: bool, reason
     return changed
 
 
-# --- timeouts and lost workers (rule 9, crash safety) ---------------------------------------
+# --- timeouts and lost workers (docs/semantics.md §9, crash safety) -------------------------------
 
 
 def timed_out_summary(minutes: int | None) -> str:
@@ -500,9 +476,7 @@ def sweep(now: datetime | None = None) -> SweepReport:
                 pk=pk, status=A.IN_PROGRESS, worker="", lease_expires_at=lease,
             ).update(lease_expires_at=now + timedelta(seconds=dispatch_seconds()))
             if moved:
-                from executions import tasks
-
-                transaction.on_commit(lambda pk=pk: tasks.dispatch([pk]))
+                transaction.on_commit(lambda pk=pk: queue.dispatch([pk]))
                 report.redispatched += 1
             continue
         summary = (f"Worker lost: no heartbeat from {worker} since "

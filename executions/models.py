@@ -8,7 +8,7 @@ produce; ``SourceRevision`` the revision each source action resolved;
 ``ExecutionEvent`` is the append-only record of every status change.
 
 Only ``executions.engine`` writes the ``status`` fields, through one
-compare-and-set helper that also appends the event (DESIGN.md rule 11).
+compare-and-set helper that also appends the event (docs/semantics.md §11).
 """
 
 import uuid
@@ -41,7 +41,7 @@ class PipelineExecution(models.Model):
 
     ``number`` is the per-pipeline ordinal people read (#42); ``execution_id``
     the UUID the API shows; the integer primary key never leaves the server.
-    While the execution waits at the gate of a stage (rule 2) it is that stage's
+    While the execution waits at the gate of a stage (docs/semantics.md §2) it is that stage's
     *inbound execution*: ``inbound_stage_name`` is set, with since when and why.
     """
 
@@ -154,7 +154,7 @@ class StageExecution(models.Model):
     """One entry of an execution into a stage (a retry is a new row, ``attempt`` + 1).
 
     ``pipeline`` and ``stage_name`` are copied from the execution and its pinned
-    document so the database itself can lock the stage (rule 1): at most one
+    document so the database itself can lock the stage (docs/semantics.md §1): at most one
     *locking* row per (pipeline, stage) may be InProgress or Stopping. Rows of
     PARALLEL executions have ``locking`` False and lock nothing.
     """
@@ -195,7 +195,7 @@ class StageExecution(models.Model):
         ]
         indexes = [
             # "The latest execution in stage S of pipeline P" (pipeline state) and
-            # "did an execution newer than #n enter stage S" (retry, rule 8).
+            # "did an execution newer than #n enter stage S" (retry, docs/semantics.md §8).
             models.Index(fields=["pipeline", "stage_name", "-id"],
                          name="executions_se_stage_idx"),
         ]
@@ -279,7 +279,7 @@ class ActionExecution(models.Model):
                 condition=Q(status="InProgress"),
                 name="executions_ae_lease_idx",
             ),
-            # The sweeper: "InProgress actions past their deadline" (rule 9).
+            # The sweeper: "InProgress actions past their deadline" (docs/semantics.md §9).
             models.Index(
                 fields=["deadline_at"],
                 condition=Q(status="InProgress"),

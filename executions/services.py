@@ -12,36 +12,31 @@ Errors (``executions.errors``): ``ExecutionConflict`` (409),
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.db import IntegrityError
-from django.db.models import OuterRef, Subquery
 
 from executions import engine
-from executions.choices import ExecutionType, RetryMode, TriggerType, WaitingReason
+from executions.choices import ExecutionType, RetryMode, TriggerType
 from executions.errors import (
     ExecutionConflict,
     ExecutionError,
     ExecutionInvalid,
     ExecutionNotFound,
-    RollbackTargetInvalid,
-    RollbackTargetOutdated,
 )
 from executions.models import (
     ActionExecution,
     PipelineExecution,
-    SourceRevision,
     StageExecution,
 )
-from executions.prepared import Prepared
+from executions.refusals import rollback_refusal, transition_refusal
 from pipelines import services as pipeline_services
-from pipelines.models import Action, Pipeline, Stage
+from pipelines.models import Pipeline
 from pipelines.validation import validate_document
 from pipelines.validation import warnings as problem_warnings
 
 __all__ = [
     "ExecutionConflict", "ExecutionError", "ExecutionInvalid", "ExecutionNotFound",
-    "action_complete", "execution_start", "execution_stop", "pipeline_state",
+    "action_complete", "execution_start", "execution_stop",
     "stage_retry", "stage_rollback", "transition_set",
 ]
 
@@ -110,7 +105,7 @@ def execution_start(
 def execution_stop(
     *, execution: PipelineExecution, abandon: bool = False, reason: str = "", user=None
 ) -> PipelineExecution:
-    """Stop an execution (rule 7) and return it refreshed.
+    """Stop an execution (docs/semantics.md §7) and return it refreshed.
 
     - Stop and wait (``abandon=False``): the execution is Stopping; running
       actions finish, nothing new starts, then it is Stopped.
@@ -127,7 +122,7 @@ def execution_stop(
 def stage_retry(
     *, execution: PipelineExecution, stage_name: str, mode: str, user=None
 ) -> StageExecution:
-    """Retry a Failed or Stopped stage of an execution (rule 8); return the new attempt.
+    """Retry a Failed or Stopped stage (docs/semantics.md §8); return the new attempt.
 
     ``mode`` is ``FAILED_ACTIONS`` (succeeded actions keep their results) or
     ``ALL_ACTIONS``. Refused with an ``ExecutionConflict``: ``ExecutionNotLatest``
@@ -151,17 +146,15 @@ def transition_set(
 
     Disabling holds arriving executions as the stage's inbound execution
     (SUPERSEDED rules still apply); enabling lets the inbound execution in
-    (rule 4). Disabling needs a reason (``ExecutionInvalid`` otherwise); the
+    (docs/semantics.md §4). Disabling needs a reason (``ExecutionInvalid`` otherwise); the
     first stage has no transition into it.
     """
     stage = pipeline.stages.filter(name=stage_name).first()
-    if stage is None:
-        raise ExecutionNotFound(f'Pipeline "{pipeline.name}" has no stage "{stage_name}".')
-    if stage.position == 0:
-        raise ExecutionInvalid(
-            f'"{stage_name}" is the first stage: there is no transition into it.',
-            [("stageName", "the first stage has no inbound transition")],
-        )
+    refusal = transition_refusal(pipeline_name=pipeline.name, stage_name=stage_name,
+                                 stage_position=stage.position if stage else None,
+                                 enabled=enabled, reason=reason)
+    if refusal is not None:
+        raise refusal.error()
     try:
         changed = engine.transition_set(
             pipeline, stage_name=stage_name, enabled=enabled, reason=reason, user=user
@@ -186,33 +179,20 @@ def stage_rollback(
     pipeline version (``RollbackTargetOutdated``); the source stage cannot be
     rolled back (``ExecutionInvalid``).
     """
-    document = pipeline.document
-    index, _ = _stage_doc(document, stage_name)
-    if index == 0:
-        raise ExecutionInvalid(
-            f'"{stage_name}" is the source stage: it cannot be rolled back.',
-            [("stageName", "the source stage cannot be rolled back")],
-        )
-    if target_execution.pipeline_id != pipeline.pk:
-        raise ExecutionNotFound(
-            f"Execution {target_execution.execution_id} is not an execution of "
-            f'"{pipeline.name}".'
-        )
-    if target_execution.pipeline_version.number != pipeline.version:
-        raise RollbackTargetOutdated(
-            f"Execution #{target_execution.number} ran on version "
-            f"{target_execution.pipeline_version.number} of the pipeline, not on the "
-            f"current version {pipeline.version}: it cannot be a rollback target."
-        )
-    succeeded = (
+    index, _ = _stage_doc(pipeline.document, stage_name)
+    target_stage_status = (
         StageExecution.objects.filter(execution=target_execution, stage_name=stage_name)
         .order_by("-attempt").values_list("status", flat=True).first()
     )
-    if succeeded != "Succeeded":
-        raise RollbackTargetInvalid(
-            f'Execution #{target_execution.number} did not succeed in stage "{stage_name}": '
-            "only a successful execution can be a rollback target."
-        )
+    refusal = rollback_refusal(
+        pipeline_name=pipeline.name, pipeline_version=pipeline.version, stage_name=stage_name,
+        stage_index=index, target_number=target_execution.number,
+        target_execution_id=target_execution.execution_id,
+        target_on_pipeline=target_execution.pipeline_id == pipeline.pk,
+        target_version=target_execution.pipeline_version.number,
+        target_stage_status=target_stage_status)
+    if refusal is not None:
+        raise refusal.error()
     return engine.execution_create(
         pipeline=pipeline,
         version=target_execution.pipeline_version,
@@ -248,165 +228,6 @@ def action_complete(
         output_variables=output_variables,
         external_url=external_url,
     )
-
-
-def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]:
-    """The pipeline's state in GetPipelineState's shape (times are datetimes).
-
-    ``{"pipelineName", "pipelineVersion", "created", "updated", "stageStates": [
-    {"stageName", "inboundTransitionState": {"enabled", "disabledReason",
-    "lastChangedBy", "lastChangedAt"}, "inboundExecution" (the first, as AWS),
-    "inboundExecutions": [{"pipelineExecutionId", "status", "waitingReason",
-    "waitingSince"}], "latestExecution": {"pipelineExecutionId", "status"} | None,
-    "actionStates": [{"actionName", "currentRevision", "latestExecution":
-    {"actionExecutionId", "status", "summary", "lastStatusChange", "token",
-    "externalExecutionUrl", "externalExecutionId"} | None}]}]}``
-
-    ``types``: the inbound and latest executions also carry ``"type"``, the
-    execution's STANDARD or ROLLBACK (the ``/aws/`` answer shows it).
-
-    Five queries whatever the history's size, each compiled once per process
-    (``executions.prepared``): this is read on every look at a pipeline.
-    """
-    pk = pipeline.pk
-    stages = {row[0]: row for row in _STATE_STAGES(pk)}
-    inbound: dict[str, list[dict]] = {}
-    for stage_name, execution_id, status, reason, since, kind in _STATE_INBOUND(pk):
-        waiting = {"pipelineExecutionId": str(execution_id), "status": status,
-                   "waitingReason": _WAITING_REASONS.get(reason, reason),
-                   "waitingSince": since}
-        if types:
-            waiting["type"] = kind
-        inbound.setdefault(stage_name, []).append(waiting)
-    revisions = dict(_STATE_REVISIONS(pk))
-    latest_stages = {row[0]: row for row in _STATE_LATEST_STAGES(pk)}
-    latest_actions = {(row[0], row[1]): row for row in _STATE_LATEST_ACTIONS(pk)}
-    document_stages = pipeline.document.get("stages", [])
-    states = []
-    for index, stage_doc in enumerate(document_stages):
-        name = stage_doc["name"]
-        stage = stages.get(name)
-        action_states = []
-        for action_doc in stage_doc["actions"]:
-            ae = latest_actions.get((name, action_doc["name"]))
-            state: dict[str, Any] = {"actionName": action_doc["name"], "latestExecution": None}
-            if ae is not None:
-                (_, _, action_execution_id, execution_id, status, summary, updated_at,
-                 token, waiting_since, external_url, external_id) = ae
-                state["latestExecution"] = {
-                    "actionExecutionId": str(action_execution_id),
-                    "pipelineExecutionId": str(execution_id),
-                    "status": status,
-                    "summary": summary,
-                    "lastStatusChange": updated_at,
-                    "token": token if (waiting_since and status == "InProgress") else None,
-                    "externalExecutionUrl": external_url or None,
-                    "externalExecutionId": external_id or None,
-                }
-            rev = revisions.get(action_doc["name"]) if index == 0 else None
-            if rev is not None:
-                state["currentRevision"] = {"revisionId": rev}
-            action_states.append(state)
-        waiting = inbound.get(name, [])
-        latest = latest_stages.get(name)
-        latest_execution = None
-        if latest is not None:
-            latest_execution = {"pipelineExecutionId": str(latest[2]), "status": latest[1]}
-            if types:
-                latest_execution["type"] = latest[3]
-        states.append({
-            "stageName": name,
-            "inboundTransitionState": {
-                "enabled": stage[1] if stage else True,
-                "disabledReason": (stage[2] or None) if stage else None,
-                "lastChangedBy": (stage[3] or None) if stage else None,
-                "lastChangedAt": stage[4] if stage else None,
-            },
-            "inboundExecution": waiting[0] if waiting else None,
-            "inboundExecutions": waiting,
-            "latestExecution": latest_execution,
-            "actionStates": action_states,
-        })
-    return {
-        "pipelineName": pipeline.name,
-        "pipelineVersion": pipeline.version,
-        "created": pipeline.created_at,
-        "updated": pipeline.updated_at,
-        "stageStates": states,
-    }
-
-
-_WAITING_REASONS = {value: str(label) for value, label in WaitingReason.choices}
-
-
-def _newest_stage_execution():
-    """The id of the newest StageExecution of the outer ``pipelines.Stage`` row
-    (one probe of ``executions_se_stage_idx``)."""
-    return (StageExecution.objects
-            .filter(pipeline=OuterRef("pipeline_id"), stage_name=OuterRef("name"))
-            .order_by("-id").values("id")[:1])
-
-
-def _newest_action_execution():
-    """The id of the newest ActionExecution of the outer ``pipelines.Action`` row
-    (one probe of ``executions_ae_action_idx``)."""
-    return (ActionExecution.objects
-            .filter(pipeline=OuterRef("stage__pipeline_id"), stage_name=OuterRef("stage__name"),
-                    action_name=OuterRef("name"))
-            .order_by("-id").values("id")[:1])
-
-
-_STATE_STAGES = Prepared(lambda pipeline_id: Stage.objects.filter(pipeline_id=pipeline_id)
-                         .order_by().values_list(
-                             "name", "transition_enabled", "transition_disabled_reason",
-                             "transition_changed_by", "transition_changed_at"))
-# The inbound executions, oldest first: executions_pe_inbound_idx.
-_STATE_INBOUND = Prepared(lambda pipeline_id: PipelineExecution.objects
-                          .filter(pipeline_id=pipeline_id).exclude(inbound_stage_name="")
-                          .order_by("number").values_list(
-                              "inbound_stage_name", "execution_id", "status", "inbound_reason",
-                              "inbound_since", "execution_type"))
-# The source revisions of the newest execution that has any.
-_STATE_REVISIONS = Prepared(lambda pipeline_id: SourceRevision.objects.filter(
-    execution=Subquery(PipelineExecution.objects
-                       .filter(pipeline_id=pipeline_id, source_revisions__isnull=False)
-                       .order_by("-number").values("pk")[:1]))
-    .order_by("id").values_list("action_name", "revision_id"))
-_STATE_LATEST_STAGES = Prepared(lambda pipeline_id: StageExecution.objects.filter(
-    id__in=Stage.objects.filter(pipeline_id=pipeline_id)
-    .values(latest=Subquery(_newest_stage_execution())))
-    .order_by().values_list("stage_name", "status", "execution__execution_id",
-                            "execution__execution_type"))
-_STATE_LATEST_ACTIONS = Prepared(lambda pipeline_id: ActionExecution.objects.filter(
-    id__in=Action.objects.filter(stage__pipeline_id=pipeline_id)
-    .values(latest=Subquery(_newest_action_execution())))
-    .order_by().values_list("stage_name", "action_name", "action_execution_id",
-                            "execution__execution_id", "status", "summary", "updated_at",
-                            "token", "waiting_since", "external_url", "external_id"))
-
-
-def latest_stage_executions(pipeline_ids: Iterable[int], *,
-                            select: tuple[str, ...] = ("execution",)) -> list[StageExecution]:
-    """The newest StageExecution of each stage of these pipelines' current definitions.
-
-    One query whatever the history's size: for each ``pipelines.Stage`` row, the
-    newest matching row is one probe of ``executions_se_stage_idx`` (a GROUP BY
-    over the history would read every stage execution of the pipeline).
-    """
-    ids = (Stage.objects.filter(pipeline_id__in=list(pipeline_ids))
-           .values(latest=Subquery(_newest_stage_execution())))
-    return list(StageExecution.objects.filter(id__in=ids).select_related(*select))
-
-
-def latest_action_executions(pipeline_id: int) -> list[ActionExecution]:
-    """The newest ActionExecution of each action of a pipeline's current definition.
-
-    One query whatever the history's size: one probe of ``executions_ae_action_idx``
-    per ``pipelines.Action`` row.
-    """
-    ids = (Action.objects.filter(stage__pipeline_id=pipeline_id)
-           .values(latest=Subquery(_newest_action_execution())))
-    return list(ActionExecution.objects.filter(id__in=ids).select_related("execution"))
 
 
 # --- helpers -------------------------------------------------------------------

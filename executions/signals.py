@@ -9,15 +9,15 @@ Other apps listen to these instead of being imported by ``executions``
   timed out, lost by its worker, or abandoned because its execution was
   superseded. The approvals app closes a pending ApprovalRequest here.
 - ``action_abandoned(sender, action_execution, reason, superseded_by)``: an
-  action was Abandoned (stop-and-abandon, or rule 10: a waiting approval of an
+  action was Abandoned (stop-and-abandon, or docs/semantics.md §10: a waiting approval of an
   execution that a newer one superseded; ``superseded_by`` is then that newer
   PipelineExecution, else None).
 - ``execution_superseded(sender, execution, superseded_by)``: an execution
-  ended Superseded (rule 3 or rule 10).
+  ended Superseded (docs/semantics.md §3 or docs/semantics.md §10).
 - ``events_appended(sender, pipeline_id, execution_ids, last_event_id)``: new
   ExecutionEvent rows were committed (the live dashboard's doorbell).
 
-``sender`` is always the ``executions.engine`` module.
+``sender`` is always the ``executions.statuses`` module (the engine's status helper).
 """
 
 from django.dispatch import Signal

@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 import runners
-from executions import signals
+from executions import queue, signals
 from executions.aggregation import ActionView, execution_outcome, stage_step
 from executions.choices import (
     EventKind,
@@ -102,7 +102,7 @@ def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, tr
     return ex
 
 
-# --- stage boundaries (rules 1-4, 10) ---------------------------------------------------
+# --- stage boundaries (docs/semantics.md §1–§4, §10) ----------------------------------------------
 
 
 def _transition(pipeline_id: int, stage_name: str) -> tuple[bool, str]:
@@ -124,7 +124,8 @@ def _holder(pipeline_id: int, stage_name: str) -> StageExecution | None:
 
 def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str,
             others: list[PipelineExecution] | None = None) -> None:
-    """``ex`` has finished the previous stage (or just started): enter or wait (rules 2, 3).
+    """``ex`` has finished the previous stage (or just started): enter or wait
+    (docs/semantics.md §2, §3).
 
     ``others``: the executions already waiting at that stage, if the caller knows.
     """
@@ -134,7 +135,7 @@ def _arrive(fx: _Effects, ex: PipelineExecution, stage_name: str,
                       .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name)
                       .exclude(pk=ex.pk).order_by("number"))
     if ex.execution_mode == ExecutionMode.SUPERSEDED:
-        # Rule 3: only the most recent inbound execution survives at a boundary.
+        # docs/semantics.md §3: only the most recent inbound execution survives at a boundary.
         newest = max([ex, *[o for o in others if o.execution_mode == ExecutionMode.SUPERSEDED]],
                      key=lambda e: e.number)
         for other in others:
@@ -207,7 +208,7 @@ def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int
 
 
 def _enter_locked(fx: _Effects, ex: PipelineExecution, stage_name: str) -> bool:
-    """Enter a locking stage; if it is held, try rule 10 on the holder, then give up.
+    """Enter a locking stage; if it is held, try docs/semantics.md §10 on the holder, then give up.
 
     Entering first and asking who holds the stage only when the constraint
     refused spares a query on every uncontended boundary.
@@ -222,7 +223,8 @@ def _enter_locked(fx: _Effects, ex: PipelineExecution, stage_name: str) -> bool:
 
 def _admit(fx: _Effects, pipeline_id: int, stage_name: str,
            waiting: list[PipelineExecution] | None = None) -> None:
-    """A stage unlocked or its transition was enabled: let inbound executions in (rule 4)."""
+    """A stage unlocked or its transition was enabled: let inbound executions in
+    (docs/semantics.md §4)."""
     if waiting is None:
         waiting = list(PipelineExecution.objects.select_related("pipeline_version")
                        .filter(pipeline_id=pipeline_id, inbound_stage_name=stage_name,
@@ -244,7 +246,8 @@ def _admit(fx: _Effects, pipeline_id: int, stage_name: str,
 
 
 def _supersede(fx: _Effects, ex: PipelineExecution, *, by: PipelineExecution) -> None:
-    """End an inbound (or, rule 10, approval-waiting) execution as Superseded, naming ``by``."""
+    """End an inbound (or an approval-waiting, docs/semantics.md §10) execution as
+    Superseded, naming ``by``."""
     if _set_status(fx, ex, E.SUPERSEDED, summary=f"Superseded by {_label(by)}",
                    superseded_by=by, data={"supersededBy": str(by.execution_id)},
                    **_clear_inbound(ex)):
@@ -254,7 +257,7 @@ def _supersede(fx: _Effects, ex: PipelineExecution, *, by: PipelineExecution) ->
 
 def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
                                 newer: PipelineExecution) -> bool:
-    """Rule 10: free a stage whose older execution only waits for a manual approval.
+    """docs/semantics.md §10: free a stage whose older execution only waits for a manual approval.
 
     Applies in SUPERSEDED mode when every action still InProgress in the
     holder's stage is a *waiting* Approval action whose configuration does not
@@ -286,7 +289,7 @@ def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
     return True
 
 
-# --- inside a stage (rules 5, 6, 7) ------------------------------------------------
+# --- inside a stage (docs/semantics.md §5, §6, §7) ------------------------------------------------
 
 
 def _effective(se: StageExecution, ex: PipelineExecution) -> tuple[list[ActionView],
@@ -397,7 +400,7 @@ def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runne
     """Claim a new action for the worker thread whose transaction starts it.
 
     A worker that has just finished an action runs the next one itself
-    (``tasks`` continuation). Claiming it in the same transaction that creates
+    (the queue's continuation). Claiming it in the same transaction that creates
     it spares that worker the claim's read, its compare-and-set and a commit.
     Only the first action of a transaction, only inside a worker's task, and
     only when it resolves cleanly: anything else takes the ordinary path
@@ -405,9 +408,7 @@ def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runne
     """
     if fx.claim is not None or runner is None:
         return None
-    from executions import tasks
-
-    if not tasks.can_continue():
+    if not queue.can_continue():
         return None
     try:
         doc = _action_doc(ex, ae.stage_name, ae.action_name)
@@ -422,7 +423,8 @@ def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runne
 
 
 def _stage_ended(fx: _Effects, se: StageExecution) -> None:
-    """A stage execution ended: finish the execution or move on, then unlock (rules 2, 4, 6)."""
+    """A stage execution ended: finish the execution or move on, then unlock
+    (docs/semantics.md §2, §4, §6)."""
     ex = se.execution
     plan = _plan(ex)
     if (se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS

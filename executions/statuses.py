@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from executions import signals
+from executions import queue, signals
 from executions.choices import (
     ActionExecutionStatus,
     EventKind,
@@ -81,7 +81,7 @@ class _Effects:
     # Events are written in one INSERT just before the transaction commits.
     pending: list[ExecutionEvent] = field(default_factory=list)
     # An action claimed in this transaction for the worker thread that runs it
-    # next (``tasks`` continuation): handed over on commit, never queued.
+    # next (the queue's continuation): handed over on commit, never queued.
     claim: Claim | None = None
 
     def flush(self) -> None:
@@ -96,12 +96,10 @@ class _Effects:
 
     def run(self) -> None:
         if self.claim is not None or self.dispatch:
-            from executions import tasks
-
             if self.claim is not None:
-                tasks.continue_with(self.claim)
+                queue.continue_with(self.claim)
             if self.dispatch:
-                tasks.dispatch(list(self.dispatch))
+                queue.dispatch(list(self.dispatch))
         for worker, pgid in self.kills:
             # Same machine: kill now. Elsewhere: the worker's heartbeat sees the
             # action ended and kills its own process group.

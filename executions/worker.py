@@ -172,7 +172,7 @@ def _riding_out(call, *args, **kwargs):
     back) closes this thread's connection and tries again, with backoff, for up to half
     a lease. Safe because every entry point is one transaction and a compare-and-set:
     a failed try wrote nothing, and a report whose commit did land changes nothing the
-    second time (rule 11). Without this, one PostgreSQL restart failed every action
+    second time (docs/semantics.md §11). Without this, one PostgreSQL restart failed every action
     that reported its end during it ("Worker lost" one lease later) and left every
     claim it interrupted to the dispatch lease (5 minutes by default): see the
     postgres drill in docs/reliability.md. Past half a lease the error propagates and

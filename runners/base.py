@@ -246,15 +246,15 @@ class Runner:
     provider: ClassVar[str] = ""
     categories: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
-    # The timeout when the action sets no timeoutInMinutes (rule 9).
+    # The timeout when the action sets no timeoutInMinutes (docs/semantics.md §9).
     default_timeout_minutes: ClassVar[int] = 60
     # False for runners that only start something and answer Waiting (they
     # need no process of their own while they wait).
     runs_processes: ClassVar[bool] = True
-    # The summary of an action that ran past its timeout (rule 9); "" keeps the
+    # The summary of an action that ran past its timeout (docs/semantics.md §9); "" keeps the
     # engine's "Action timed out after N min" (an approval says "approval expired").
     timeout_summary: ClassVar[str] = ""
-    # Stop and wait lets running actions finish (rule 7). False for actions that
+    # Stop and wait lets running actions finish (docs/semantics.md §7). False for actions that
     # wait for people, not for work (a manual approval could hold a stop for days):
     # a stop-and-wait ends them at once, as Abandoned.
     stop_waits_for_it: ClassVar[bool] = True

@@ -1,4 +1,4 @@
-"""Approval shapes for the REST API, in camelCase (DESIGN.md "an approval")."""
+"""Approval shapes for the REST API, in camelCase (docs/api-executions.md)."""
 
 from rest_framework import serializers
 

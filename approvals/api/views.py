@@ -9,39 +9,18 @@ reviewer of (across pipelines, newest first); ``POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals import services
 from approvals.api.serializers import ApprovalSerializer, DecisionInput
 from approvals.choices import ApprovalStatus, DecisionSurface
-from approvals.errors import (
-    ApprovalClosed,
-    ApprovalError,
-    ApprovalForbidden,
-    ApprovalInvalid,
-    ApprovalNotFound,
-)
-from pipelines.api.errors import Conflict
 from pipelines.api.serializers import ErrorSerializer
 
 ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
 }
-
-
-def api_error(exc: ApprovalError) -> Exception:
-    """The DRF exception (and so the one error body) for a service error."""
-    if isinstance(exc, ApprovalForbidden):
-        return PermissionDenied(exc.detail)
-    if isinstance(exc, ApprovalClosed):
-        return Conflict(exc.detail)
-    if isinstance(exc, ApprovalNotFound):
-        return NotFound(exc.detail)
-    if isinstance(exc, ApprovalInvalid):
-        return ValidationError({"status": [exc.detail]})
-    return ValidationError(exc.detail)
 
 
 class ApprovalListApi(generics.ListAPIView):
@@ -93,18 +72,13 @@ class ApprovalDecisionApi(APIView):
     )
     def post(self, request, id):  # noqa: A002  (the URL's name for it)
         # Who may not decide is refused (403/404) before their body is looked at (400).
-        try:
-            approval = services.approval_get(approval_id=id, user=request.user)
-        except ApprovalError as exc:
-            raise api_error(exc) from exc
+        approval = services.approval_get(approval_id=id, user=request.user)
         body = DecisionInput(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.approval_decide(request=approval, user=request.user,
-                                     status=body.validated_data["status"],
-                                     summary=body.validated_data["summary"],
-                                     surface=DecisionSurface.API)
-        except ApprovalError as exc:
-            raise api_error(exc) from exc
+        # A refusal (ApprovalError) is answered by config.api_errors, the API's one mapping.
+        services.approval_decide(request=approval, user=request.user,
+                                 status=body.validated_data["status"],
+                                 summary=body.validated_data["summary"],
+                                 surface=DecisionSurface.API)
         approval.refresh_from_db()
         return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)

@@ -11,13 +11,10 @@ from __future__ import annotations
 from approvals import services
 from approvals.choices import DecisionStatus, DecisionSurface
 from approvals.errors import (
-    ApprovalClosed,
     ApprovalError,
-    ApprovalForbidden,
-    ApprovalNotFound,
 )
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     NAME,
     epoch,
     field_enum,
@@ -72,12 +69,7 @@ def put_approval_result(caller, body: dict) -> dict:
             token=token, user=caller.user, status=status, summary=summary,
             surface=DecisionSurface.AWS,
         )
-    except ApprovalNotFound:
-        raise _not_found(pipeline, stage_name, action_name) from None
-    except ApprovalClosed as exc:
-        raise errors.AwsError("ApprovalAlreadyCompletedException", exc.detail) from None
-    except ApprovalForbidden as exc:
-        raise errors.AwsError("AccessDeniedException", exc.detail, 400) from None
     except ApprovalError as exc:
-        raise errors.validation(exc.detail) from None
+        raise errors.service_error(
+            exc, not_found=_not_found(pipeline, stage_name, action_name)) from None
     return {"approvedAt": epoch(decision.decided_at)}

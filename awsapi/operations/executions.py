@@ -4,7 +4,7 @@ Each function checks the request's shape (as CodePipeline's model declares
 it), looks up what it names, calls one service and renders the answer in
 CodePipeline's shape: timestamps in epoch seconds, members without a value
 left out. The service errors become CodePipeline's exceptions
-(``_service_error``); every rule about what may be started, stopped, retried,
+(``awsapi.errors.service_error``); every rule about what may be started, stopped, retried,
 rolled back or let through a transition stays in the services and the engine.
 """
 
@@ -14,7 +14,7 @@ from django.core.files.storage import storages
 from django.db.models import Exists, OuterRef
 
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     EXECUTION_ID,
     NAME,
     compact,
@@ -30,19 +30,11 @@ from awsapi.operations import (
     page_token_load,
     pipeline_named,
 )
-from executions import services
+from executions import selectors, services
 from executions.choices import ExecutionType, RetryMode, StageExecutionStatus
 from executions.errors import (
-    ExecutionConflict,
     ExecutionError,
     ExecutionInvalid,
-    ExecutionNotFound,
-    ExecutionNotLatest,
-    ExecutionNotStoppable,
-    RollbackTargetInvalid,
-    RollbackTargetOutdated,
-    StageNotRetryable,
-    StopAlreadyRequested,
 )
 from executions.models import ActionExecution, Artifact, PipelineExecution, StageExecution
 from pipelines.models import Pipeline
@@ -55,36 +47,6 @@ REVISION_TYPES = ("COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJEC
 TRANSITION_TYPES = ("Inbound", "Outbound")
 DISABLED_REASON = r"[a-zA-Z0-9!@ \(\)\.\*\?\-]+"
 LIST_DEFAULT = 100
-
-# The conflicts the services tell apart, by CodePipeline's name for each; any
-# other ExecutionConflict is a ConflictException.
-_CONFLICTS = (
-    (ExecutionNotStoppable, "PipelineExecutionNotStoppableException"),
-    (StopAlreadyRequested, "DuplicatedStopRequestException"),
-    (StageNotRetryable, "StageNotRetryableException"),
-    (ExecutionNotLatest, "NotLatestPipelineExecutionException"),
-    (RollbackTargetInvalid, "UnableToRollbackStageException"),
-    (RollbackTargetOutdated, "PipelineExecutionOutdatedException"),
-)
-
-
-def _service_error(exc: ExecutionError, *,
-                   not_found: str = "StageNotFoundException") -> errors.AwsError:
-    """CodePipeline's exception for a service error.
-
-    ``not_found`` names what an ``ExecutionNotFound`` is about in this
-    operation (after the adapter has looked up the pipeline and the execution
-    itself, what the service can still not find is a stage).
-    """
-    if isinstance(exc, ExecutionConflict):
-        for kind, code in _CONFLICTS:
-            if isinstance(exc, kind):
-                return errors.AwsError(code, exc.detail)
-        return errors.AwsError("ConflictException", exc.detail)
-    if isinstance(exc, ExecutionNotFound):
-        return errors.AwsError(not_found, exc.detail)
-    return errors.validation(exc.detail)  # ExecutionInvalid: the request itself is wrong
-
 
 def _execution_not_found(pipeline: Pipeline, execution_id: str) -> errors.AwsError:
     return errors.AwsError(
@@ -122,14 +84,6 @@ def _rollback_metadata(execution: PipelineExecution) -> dict | None:
     if execution.execution_type != ExecutionType.ROLLBACK or execution.rollback_target is None:
         return None
     return {"rollbackTargetPipelineExecutionId": str(execution.rollback_target.execution_id)}
-
-
-def _revisions(execution: PipelineExecution) -> list:
-    """The source revisions an execution carries (a rollback's are its target's)."""
-    own = list(execution.source_revisions.all())
-    if own or execution.execution_type != ExecutionType.ROLLBACK or not execution.rollback_target:
-        return own
-    return list(execution.rollback_target.source_revisions.all())
 
 
 def _text(value: str) -> str | None:
@@ -190,7 +144,7 @@ def start_pipeline_execution(caller, body: dict) -> dict:
             source_revisions=revisions, client_request_token=token,
         )
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
@@ -206,7 +160,7 @@ def stop_pipeline_execution(caller, body: dict) -> dict:
         services.execution_stop(execution=execution, abandon=abandon, reason=reason,
                                 user=caller.user)
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
@@ -236,7 +190,7 @@ def get_pipeline_execution(caller, body: dict) -> dict:
                 "created": epoch(r.created_at),
                 "revisionUrl": _text(r.revision_url),
             }
-            for r in _revisions(execution)
+            for r in selectors.source_revisions([execution.pk])[execution.pk]
         ],
         "variables": [{"name": name, "resolvedValue": str(value)}
                       for name, value in (execution.variables or {}).items()],
@@ -267,7 +221,6 @@ def list_pipeline_executions(caller, body: dict) -> dict:
                               "The nextToken was not returned for this pipeline.")
     executions = (PipelineExecution.objects.filter(pipeline=pipeline)
                   .select_related("triggered_by", "rollback_target")
-                  .prefetch_related("source_revisions", "rollback_target__source_revisions")
                   .order_by("-number"))
     wanted = field_object(body, "filter") or {}
     succeeded_in = field_object(wanted, "succeededInStage")
@@ -279,14 +232,16 @@ def list_pipeline_executions(caller, body: dict) -> dict:
     if after is not None:
         executions = executions.filter(number__lt=after[1])
     page = list(executions[: limit + 1])
-    answer = {"pipelineExecutionSummaries": [_summary(ex) for ex in page[:limit]]}
+    revisions = selectors.source_revisions([ex.pk for ex in page[:limit]])
+    answer = {"pipelineExecutionSummaries": [_summary(ex, revisions[ex.pk])
+                                             for ex in page[:limit]]}
     if len(page) > limit:
         answer["nextToken"] = page_token_dump([pipeline.pk, page[limit - 1].number],
                                               salt=_EXECUTIONS_SALT)
     return answer
 
 
-def _summary(execution: PipelineExecution) -> dict:
+def _summary(execution: PipelineExecution, revisions: list) -> dict:
     stopped = execution.status in ("Stopping", "Stopped")
     return compact({
         "pipelineExecutionId": str(execution.execution_id),
@@ -301,7 +256,7 @@ def _summary(execution: PipelineExecution) -> dict:
                 "revisionSummary": _text(r.revision_summary),
                 "revisionUrl": _text(r.revision_url),
             }
-            for r in _revisions(execution)
+            for r in revisions
         ],
         "trigger": _trigger(execution),
         "stopTrigger": {"reason": execution.status_summary[:200]} if stopped else None,
@@ -316,14 +271,14 @@ def _summary(execution: PipelineExecution) -> dict:
 
 @operation("GetPipelineState", permission=READ)
 def get_pipeline_state(caller, body: dict) -> dict:
-    """``services.pipeline_state`` in CodePipeline's shape.
+    """``selectors.pipeline_state`` in CodePipeline's shape.
 
     Beyond the REST answer, each stage execution carries ``type`` (STANDARD or
     ROLLBACK) and a failed action its ``errorDetails``; Conveyor's own extras
     (why and since when an inbound execution waits) are left out.
     """
     pipeline = pipeline_named(_name(body, "name"))
-    state = services.pipeline_state(pipeline, types=True)
+    state = selectors.pipeline_state(pipeline, types=True)
 
     def stage_execution(ex: dict | None) -> dict | None:
         if ex is None:
@@ -510,7 +465,7 @@ def retry_stage_execution(caller, body: dict) -> dict:
         services.stage_retry(execution=execution, stage_name=stage_name, mode=mode,
                              user=caller.user)
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
@@ -547,7 +502,7 @@ def _transition(caller, body: dict, *, enabled: bool) -> dict:
                                                             transition_type),
             enabled=enabled, reason=reason, user=caller.user)
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {}
 
 
@@ -575,5 +530,5 @@ def rollback_stage(caller, body: dict) -> dict:
         # answers that it cannot roll the stage back.
         raise errors.AwsError("UnableToRollbackStageException", exc.detail) from None
     except ExecutionError as exc:
-        raise _service_error(exc) from None
+        raise errors.service_error(exc) from None
     return {"pipelineExecutionId": str(execution.execution_id)}

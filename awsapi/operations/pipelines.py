@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     NAME,
     epoch,
     field_int,

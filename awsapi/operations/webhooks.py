@@ -13,7 +13,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from awsapi import errors
-from awsapi.operations import (
+from awsapi.operations.base import (
     NAME,
     account_id,
     compact,

@@ -1,7 +1,7 @@
 """Serializers of the executions API, in CodePipeline's shapes and camelCase names.
 
 Output serializers render model rows (or, for the pipeline state, the dict
-``services.pipeline_state`` builds); input serializers only check the shape of
+``selectors.pipeline_state`` builds); input serializers only check the shape of
 a request body: every rule about what may be started, stopped or retried lives
 in ``executions.services``. Times are ISO 8601 strings (as aws-cli v2 prints
 them); the API shows UUIDs and per-pipeline numbers, never primary keys.

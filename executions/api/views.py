@@ -5,7 +5,7 @@ that calls one service. Execution ids are the UUIDs (``pipelineExecutionId``),
 action execution ids the ``actionExecutionId`` UUIDs. The service errors map to
 the one error body (``config.api_errors``): a state conflict answers 409.
 
-Paths (DESIGN.md "REST API"):
+Paths (docs/api-executions.md):
 
 - ``GET /api/pipelines/{name}/state/`` — GetPipelineState;
 - ``POST /api/pipelines/{name}/stages/{stage}/transition/`` — enable/disable;
@@ -34,7 +34,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from executions import artifacts as artifact_storage
-from executions import services
+from executions import selectors, services
 from executions.api import logs
 from executions.api.filters import ActionExecutionFilter, PipelineExecutionFilter
 from executions.api.permissions import READ, ExecutionPermissions
@@ -152,7 +152,7 @@ class PipelineStateApi(_Api):
     @extend_schema(summary="Get a pipeline's state",
                    responses={200: PipelineStateSerializer, **ERRORS})
     def get(self, request, name):
-        state = services.pipeline_state(_pipeline(name))
+        state = selectors.pipeline_state(_pipeline(name))
         return Response(pipeline_state_data(state))
 
 

@@ -1,4 +1,5 @@
-"""Approvals ended by the engine: expiry (frozen time), superseding (rule 10), stop and abandon."""
+"""Approvals ended by the engine: expiry (frozen time), superseding (docs/semantics.md §10),
+stop and abandon."""
 
 from datetime import timedelta
 

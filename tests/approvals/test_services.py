@@ -5,7 +5,7 @@ import pytest
 from approvals import services
 from approvals.errors import ApprovalClosed, ApprovalForbidden, ApprovalInvalid, ApprovalNotFound
 from approvals.models import ApprovalDecision, ApprovalRequest
-from executions import services as execution_services
+from executions import selectors
 from executions.models import ActionExecution, PipelineExecution
 from tests.approvals.conftest import release_pipeline
 
@@ -27,7 +27,7 @@ def test_a_waiting_approval_opens_a_request_with_the_message_resolved_and_the_re
     ae = request.action_execution
     assert ae.status == "InProgress" and ae.waiting_since is not None
     # The token PutApprovalResult presents is the one GetPipelineState shows.
-    state = execution_services.pipeline_state(request.execution.pipeline)
+    state = selectors.pipeline_state(request.execution.pipeline)
     production = next(s for s in state["stageStates"] if s["stageName"] == "Production")
     assert production["actionStates"][0]["latestExecution"]["token"] == request.token
     assert ae.summary == "Waiting for 1 approval from any reviewer"

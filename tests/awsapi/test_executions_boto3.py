@@ -195,7 +195,7 @@ def test_a_rejection_fails_the_execution_and_a_superseded_approval_is_already_co
     assert "latestExecution" not in action_state(state, "Production", "Release")
 
     # An older execution waiting for approval gives way to a newer one arriving
-    # (Conveyor's rule 10): its token no longer decides anything.
+    # (Conveyor's docs/semantics.md §10): its token no longer decides anything.
     older = client.start_pipeline_execution(name="shop")["pipelineExecutionId"]
     stale = approval_token(client, "shop", older)
     client.disable_stage_transition(pipelineName="shop", stageName="Production",

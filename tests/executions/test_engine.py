@@ -1,4 +1,4 @@
-"""The execution rules of DESIGN.md, each with the sequence of events it produces."""
+"""The execution rules of docs/semantics.md, each with the sequence of events it produces."""
 
 import pytest
 
@@ -27,7 +27,7 @@ def test_an_execution_runs_every_stage_in_order_and_succeeds(driver):
     ]
 
 
-# --- rule 1: stage locks ---------------------------------------------------------------
+# --- docs/semantics.md §1: stage locks ------------------------------------------------------------
 
 
 def test_the_database_refuses_two_executions_in_one_stage(driver):
@@ -46,7 +46,7 @@ def test_the_database_refuses_two_executions_in_one_stage(driver):
     assert held.status == "InProgress"
 
 
-# --- rules 2, 3, 4: inbound executions -----------------------------------------------------
+# --- docs/semantics.md §2, §3, §4: inbound executions ---------------------------------------------
 
 
 def test_an_execution_waits_inbound_while_the_next_stage_is_locked_and_enters_when_it_unlocks(
@@ -150,7 +150,7 @@ def test_parallel_executions_share_stages_without_locks(driver):
     assert set(PipelineExecution.objects.values_list("status", flat=True)) == {"Succeeded"}
 
 
-# --- rules 5, 6: runOrder groups and failures ---------------------------------------------
+# --- docs/semantics.md §5, §6: runOrder groups and failures ---------------------------------------
 
 
 def grouped_pipeline(**build):
@@ -201,7 +201,7 @@ def test_a_failed_action_lets_running_ones_finish_then_fails_the_stage_and_unloc
     assert StageExecution.objects.get(execution=newer, stage_name="Build").status == "InProgress"
 
 
-# --- rule 7: stop -------------------------------------------------------------------------
+# --- docs/semantics.md §7: stop -------------------------------------------------------------------
 
 
 def claim(driver, stage_name, action_name, execution=None, worker="test-host:1:1"):
@@ -296,7 +296,7 @@ def test_an_inbound_execution_stops_at_once(driver):
     assert not StageExecution.objects.filter(execution=second, stage_name="Build").exists()
 
 
-# --- rule 8: retry --------------------------------------------------------------------------
+# --- docs/semantics.md §8: retry ------------------------------------------------------------------
 
 
 def retry(driver, ex, stage_name, mode="FAILED_ACTIONS"):

@@ -1,4 +1,4 @@
-"""Variables, artifacts, rollback and stale approvals (rule 10), with their events."""
+"""Variables, artifacts, rollback and stale approvals (docs/semantics.md §10), with their events."""
 
 import json
 
@@ -176,7 +176,7 @@ def test_rollback_is_refused_for_the_source_stage_a_failed_target_and_another_ve
         rollback("Deploy", good)
 
 
-# --- rule 10: stale approvals ---------------------------------------------------------------
+# --- docs/semantics.md §10: stale approvals -------------------------------------------------------
 
 
 def approval_pipeline(**approval_config):

@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from executions import services
+from executions import selectors, services
 from executions.api.serializers import (
     PipelineExecutionSummarySerializer,
     PipelineStateSerializer,
@@ -70,7 +70,7 @@ def _varied_history(driver, operator):
 
 def test_pipeline_state_data_is_the_serializers_json(driver, operator):
     pipeline = _varied_history(driver, operator)
-    state = services.pipeline_state(pipeline)
+    state = selectors.pipeline_state(pipeline)
     deploy = state["stageStates"][2]
     assert deploy["inboundExecution"] is not None
     assert deploy["inboundTransitionState"]["disabledReason"] == "change freeze <b>"
@@ -79,7 +79,7 @@ def test_pipeline_state_data_is_the_serializers_json(driver, operator):
 
 
 def test_pipeline_state_data_of_a_pipeline_that_never_ran(db):
-    state = services.pipeline_state(simple_pipeline("never"))
+    state = selectors.pipeline_state(simple_pipeline("never"))
     assert all(stage["latestExecution"] is None for stage in state["stageStates"])
     assert _json(pipeline_state_data(state)) == _json(PipelineStateSerializer(state).data)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from executions import services
+from executions import selectors, services
 from executions.errors import ExecutionInvalid
 from executions.models import PipelineExecution
 from pipelines.services import pipeline_save
@@ -58,7 +58,7 @@ def test_pipeline_state_shows_transitions_inbound_executions_and_latest_actions(
                 enabled=False, reason="change freeze", user=operator)
     first = driver.start(pipeline)
     driver.run()
-    state = services.pipeline_state(pipeline)
+    state = selectors.pipeline_state(pipeline)
     assert state["pipelineName"] == "demo" and state["pipelineVersion"] == 1
     source, build, deploy = state["stageStates"]
     assert source["latestExecution"] == {"pipelineExecutionId": str(first.execution_id),

@@ -1,0 +1,212 @@
+"""The dispatch table: one small function per CodePipeline operation.
+
+Each function takes the verified ``Caller`` and the request's JSON object and
+returns the answer's JSON object, calling the services of the app that owns the
+operation; rules stay in those services. Register one with::
+
+    @operation("GetPipeline", permission="pipelines.view_pipeline")
+    def get_pipeline(caller, body): ...
+
+``permission`` is the Django permission (or tuple of permissions, all
+needed) the REST API requires for the same action; a caller without it gets
+``AccessDeniedException``.
+
+Modules of operations, by the app whose services they call: ``pipelines``,
+``executions``, ``approvals``; the package imports them all (``awsapi.operations``).
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+
+from awsapi import errors
+from awsapi.auth import Caller
+
+Handler = Callable[[Caller, dict], dict]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    handler: Handler
+    permission: str | tuple[str, ...] | None
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str, *,
+              permission: str | tuple[str, ...] | None) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        if name in OPERATIONS:
+            raise RuntimeError(f"operation {name} is registered twice")
+        OPERATIONS[name] = Operation(name, handler, permission)
+        return handler
+
+    return register
+
+
+def dispatch(name: str, caller: Caller, body: dict) -> dict:
+    """Run operation ``name`` for ``caller``, after checking its permission."""
+    op = OPERATIONS.get(name)
+    if op is None:
+        raise errors.unknown_operation(f"Operation {name} is not supported by Conveyor.")
+    needed = (op.permission,) if isinstance(op.permission, str) else op.permission or ()
+    if needed and not caller.user.has_perms(needed):
+        raise errors.access_denied(user=caller.user, operation=name)
+    return op.handler(caller, body)
+
+
+# --- helpers for the operation functions ------------------------------------
+
+def account_id() -> str:
+    """Conveyor has no AWS accounts; ARNs carry this fixed 12-digit id."""
+    return getattr(settings, "CONVEYOR_AWS_ACCOUNT_ID", "000000000000")
+
+
+def pipeline_arn(caller: Caller, name: str) -> str:
+    return f"arn:aws:codepipeline:{caller.region}:{account_id()}:{name}"
+
+
+def epoch(value: datetime | str | None) -> float | None:
+    """A timestamp as AWS JSON sends it: seconds since the epoch (milliseconds kept)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return round(value.timestamp(), 3)
+
+
+def _constraint(value: Any, member: str, constraint: str) -> errors.AwsError:
+    shown = "null" if value is None else repr(value) if not isinstance(value, str) else value
+    return errors.validation(
+        f"1 validation error detected: Value '{shown}' at '{member}' failed to satisfy "
+        f"constraint: {constraint}"
+    )
+
+
+def field_string(body: dict, member: str, *, required: bool = False,
+                 pattern: str | None = None, max_length: int | None = None) -> str | None:
+    value = body.get(member)
+    if value is None:
+        if required:
+            raise _constraint(None, member, "Member must not be null")
+        return None
+    if not isinstance(value, str) or not value:
+        raise _constraint(value, member, "Member must be a non-empty string")
+    if max_length is not None and len(value) > max_length:
+        raise _constraint(value, member,
+                          f"Member must have length less than or equal to {max_length}")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise _constraint(value, member,
+                          f"Member must satisfy regular expression pattern: {pattern}")
+    return value
+
+
+def field_int(body: dict, member: str, *, minimum: int | None = None,
+              maximum: int | None = None) -> int | None:
+    value = body.get(member)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _constraint(value, member, "Member must be an integer")
+    if minimum is not None and value < minimum:
+        raise _constraint(value, member,
+                          f"Member must have value greater than or equal to {minimum}")
+    if maximum is not None and value > maximum:
+        raise _constraint(value, member,
+                          f"Member must have value less than or equal to {maximum}")
+    return value
+
+
+def field_object(body: dict, member: str, *, required: bool = False) -> dict | None:
+    value = body.get(member)
+    if value is None:
+        if required:
+            raise _constraint(None, member, "Member must not be null")
+        return None
+    if not isinstance(value, dict):
+        raise _constraint(value, member, "Member must be an object")
+    return value
+
+
+def field_list(body: dict, member: str, *, max_length: int | None = None) -> list:
+    """A list member (absent: empty); ``max_length`` as the model's ``max``."""
+    value = body.get(member)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _constraint(value, member, "Member must be a list")
+    if max_length is not None and len(value) > max_length:
+        raise _constraint(value, member,
+                          f"Member must have length less than or equal to {max_length}")
+    return value
+
+
+def field_bool(body: dict, member: str) -> bool | None:
+    value = body.get(member)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _constraint(value, member, "Member must be a boolean")
+    return value
+
+
+def field_enum(body: dict, member: str, values: list[str] | tuple[str, ...], *,
+               required: bool = False) -> str | None:
+    value = field_string(body, member, required=required)
+    if value is not None and value not in values:
+        raise _constraint(value, member,
+                          f"Member must satisfy enum value set: [{', '.join(values)}]")
+    return value
+
+
+def compact(value: Any) -> Any:
+    """Drop the members that have no value (None), recursively, as AWS leaves them out."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
+# --- names shared by the operation modules --------------------------------------
+
+NAME = r"[A-Za-z0-9.@\-_]+"
+EXECUTION_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def pipeline_not_found(name: str) -> errors.AwsError:
+    return errors.AwsError("PipelineNotFoundException",
+                           f"Pipeline with name '{name}' does not exist.")
+
+
+def pipeline_named(name: str):
+    """The pipeline called ``name``, or ``PipelineNotFoundException``."""
+    from pipelines.models import Pipeline
+
+    pipeline = Pipeline.objects.filter(name=name).first()
+    if pipeline is None:
+        raise pipeline_not_found(name)
+    return pipeline
+
+
+def page_token_dump(value: Any, *, salt: str) -> str:
+    """A ``nextToken``: the signed position after which the next page starts."""
+    return signing.dumps(value, salt=salt)
+
+
+def page_token_load(token: str | None, *, salt: str, operation: str) -> Any:
+    """The position a ``nextToken`` names; ``InvalidNextTokenException`` if it was not ours."""
+    if token is None:
+        return None
+    try:
+        return signing.loads(token, salt=salt)
+    except signing.BadSignature:
+        raise errors.AwsError("InvalidNextTokenException",
+                              f"The nextToken was not returned by {operation}.") from None
