@@ -5,6 +5,8 @@ times in a row through a real ``manage.py qcluster`` (embedded topology:
 SQLite + ORM broker), in three settings:
 
 - none: no rule (the baseline);
+- answering: a usual rule to a local server answering 200 at once (what any
+  rule costs, dead target or not);
 - refused: a usual rule (execution.succeeded, execution.failed, stage.failed:
   one delivery per execution here) to a port nobody listens on (connection
   refused at once: every delivery fails and is retried later);
@@ -18,7 +20,7 @@ SQLite + ORM broker), in three settings:
 It prints each setting's median and p95 latency, and the deliveries' state at
 the end, beside the machine's load average.
 
-    .venv/bin/python bench/notification_delay.py [--runs 20]
+    .venv/bin/python bench/notification_delay.py [--runs 20] [--only none,black-hole]
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,12 +106,26 @@ def child(setting: str, runs: int, target: str, events: list[str]) -> dict:
             "deliveries": states}
 
 
+class _Answer(BaseHTTPRequestHandler):
+    """A live target: answers 200 at once."""
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--events", help=argparse.SUPPRESS)
+    parser.add_argument("--only", help="comma-separated settings to run (default: all)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.runs, args.target or "",
@@ -120,12 +138,19 @@ def main() -> None:
     hole.listen(100)  # accepts (the kernel does), never answers
     refused_url = f"http://127.0.0.1:{refused.getsockname()[1]}/"
     hole_url = f"http://127.0.0.1:{hole.getsockname()[1]}/"
-    settings = [("none", "", []), ("refused", refused_url, USUAL),
+    answering = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=answering.serve_forever, daemon=True).start()
+    answering_url = f"http://127.0.0.1:{answering.server_address[1]}/"
+    settings = [("none", "", []), ("answering", answering_url, USUAL),
+                ("refused", refused_url, USUAL),
                 ("black-hole", hole_url, USUAL), ("hole-every", hole_url, EVERY)]
     print("Conveyor: does a dead notification target delay executions? "
           "Source + 3 x Shell `true`, embedded topology, 4 workers")
     print(f"machine: {machine()}")
+    only = set(args.only.split(",")) if args.only else None
     for setting, target, events in settings:
+        if only is not None and setting not in only:
+            continue
         env = topology_env("embedded")
         out = subprocess.run([sys.executable, __file__, "--child", setting, "--runs",
                               str(args.runs), "--target", target,
