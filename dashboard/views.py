@@ -442,17 +442,14 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
     run for each of 25 rows were most of the page's CPU time.
     """
     url = _execution_url(pipeline_name)
-    executions = list(PipelineExecution.objects.filter(pk__in=ids).order_by("-number")
-                      .values_list(*_HISTORY_FIELDS))
-    revisions: dict[int, list[dict]] = {}
-    if executions:
-        for execution_pk, revision_url, revision_id, summary in (
-                SourceRevision.objects.filter(execution_id__in=[ex[0] for ex in executions])
-                .order_by("id")
-                .values_list("execution_id", "revision_url", "revision_id", "revision_summary")):
-            revisions.setdefault(execution_pk, []).append({
-                "url": revision_url, "id": revision_id, "short": short_revision(revision_id),
-                "summary": _truncate(first_line(summary), 72)})
+    executions = selectors.execution_rows(ids, _HISTORY_FIELDS)
+    revisions = {
+        pk: [{"url": revision_url, "id": revision_id, "short": short_revision(revision_id),
+              "summary": _truncate(first_line(summary), 72)}
+             for revision_url, revision_id, summary in rows]
+        for pk, rows in selectors.revision_rows(
+            [ex[0] for ex in executions],
+            ("revision_url", "revision_id", "revision_summary")).items()}
     rows = []
     for (pk, number, execution_type, status, superseded, inbound_stage, trigger_type,
          trigger_detail, triggered_by, username, started_at, ended_at) in executions:

@@ -206,3 +206,25 @@ def stage_entered_since(execution: PipelineExecution, stage_name: str) -> int | 
         execution__number__gt=execution.number)
         .order_by("execution__number").values_list("execution__number", flat=True).first())
 
+
+def execution_rows(ids, fields: tuple[str, ...]) -> list[tuple]:
+    """The ``fields`` of these executions, newest first: one query (a history page).
+
+    ``ids``: a list, or the page's slice of a ``values_list("pk", flat=True)``
+    QuerySet, read as a subquery of this query (the page is chosen on ids alone).
+    """
+    return list(PipelineExecution.objects.filter(pk__in=ids).order_by("-number")
+                .values_list(*fields))
+
+
+def revision_rows(execution_ids: Iterable[int], fields: tuple[str, ...]
+                  ) -> dict[int, list[tuple]]:
+    """The ``fields`` of each execution's source revisions, in id order: one query (none
+    for no executions). A rollback's are its target's (§12): its own copied rows."""
+    found: dict[int, list[tuple]] = {pk: [] for pk in execution_ids}
+    if found:
+        for execution_pk, *values in (SourceRevision.objects
+                                      .filter(execution_id__in=list(found)).order_by("id")
+                                      .values_list("execution_id", *fields)):
+            found[execution_pk].append(tuple(values))
+    return found

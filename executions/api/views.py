@@ -63,7 +63,6 @@ from executions.models import (
     Artifact,
     ExecutionEvent,
     PipelineExecution,
-    SourceRevision,
 )
 from pipelines.api.serializers import ErrorSerializer
 from pipelines.models import Pipeline
@@ -234,14 +233,8 @@ def _summaries(ids) -> list[dict]:
     ``ids``: a list, or the page's slice of a ``values_list("pk", flat=True)``
     QuerySet (``_IdsPagination``), read as a subquery of the rows' query.
     """
-    rows = list(PipelineExecution.objects.filter(pk__in=ids).order_by("-number")
-                .values_list(*SUMMARY_FIELDS))
-    revisions: dict[int, list[tuple]] = {row[0]: [] for row in rows}
-    if rows:
-        for execution_pk, *revision in (
-                SourceRevision.objects.filter(execution_id__in=list(revisions))
-                .order_by("id").values_list("execution_id", *SUMMARY_REVISION_FIELDS)):
-            revisions[execution_pk].append(tuple(revision))
+    rows = selectors.execution_rows(ids, SUMMARY_FIELDS)
+    revisions = selectors.revision_rows([row[0] for row in rows], SUMMARY_REVISION_FIELDS)
     tz = timezone.get_current_timezone()
     return [execution_summary_data(row, revisions[row[0]], tz) for row in rows]
 
