@@ -197,6 +197,9 @@ CONVEYOR_RETENTION_DAYS = int(os.environ.get("CONVEYOR_RETENTION_DAYS", "0") or 
 CONVEYOR_POLL_SECONDS = float(os.environ.get("CONVEYOR_POLL_SECONDS", "60"))
 # Bare mirrors of the repositories Git sources fetch from.
 CONVEYOR_GIT_CACHE_ROOT = Path(os.environ.get("CONVEYOR_GIT_CACHE_ROOT", VAR_DIR / "git-cache"))
+# CodeBuild's cache.paths, kept per build project between its builds.
+CONVEYOR_BUILD_CACHE_ROOT = Path(os.environ.get("CONVEYOR_BUILD_CACHE_ROOT",
+                                                VAR_DIR / "build-cache"))
 # SECRETS_MANAGER variables: CONVEYOR_SECRET_<NAME> in the worker's environment,
 # else the file <CONVEYOR_SECRETS_DIR>/<name>.
 CONVEYOR_SECRETS_DIR = Path(os.environ.get("CONVEYOR_SECRETS_DIR", VAR_DIR / "secrets"))

@@ -228,3 +228,11 @@ def revision_rows(execution_ids: Iterable[int], fields: tuple[str, ...]
                                       .values_list("execution_id", *fields)):
             found[execution_pk].append(tuple(values))
     return found
+
+
+def artifact_revisions(pipeline_execution_id: str) -> dict[str, str]:
+    """Artifact name → the revision its source action resolved in the execution (by UUID);
+    what CodeBuild's ``CODEBUILD_SOURCE_VERSION`` variables read."""
+    return dict(SourceRevision.objects
+                .filter(execution__execution_id=pipeline_execution_id)
+                .exclude(artifact_name="").values_list("artifact_name", "revision_id"))

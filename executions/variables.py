@@ -3,6 +3,7 @@ document with references resolved, and its input artifacts."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -55,6 +56,17 @@ def _resolve(doc: Any, variables: dict[str, str], path: str = "",
     passes the values out of band (Shell uses environment variables), so that a
     value can never become code.
     """
+    if isinstance(doc, str) and substitute and path.startswith("configuration.") and \
+            doc.lstrip()[:1] in ("[", "{") and "#{" in doc:
+        # A configuration value holding JSON (CodeBuild's EnvironmentVariables) is
+        # resolved inside its strings and written back as JSON: a value with a quote
+        # in it (a commit message) stays one string and cannot add an entry.
+        try:
+            parsed = json.loads(doc)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list | dict):
+            return json.dumps(_resolve(parsed, variables, path), ensure_ascii=False)
     if isinstance(doc, str):
         def sub(match: re.Match) -> str:
             ref = match.group(1)

@@ -32,11 +32,13 @@ from pipelines.admin_forms import (
     _ACTION_FIELDS,
     _TOP_FIELDS,
     PipelineAdminForm,
+    PrettyJSONField,
     StageInline,
     _field_for,
     _split,
 )
 from pipelines.models import (
+    BuildProject,
     CommitStatusTarget,
     Pipeline,
     PipelineSchedule,
@@ -561,3 +563,62 @@ class CommitStatusTargetAdmin(admin.ModelAdmin):
     form = CommitStatusTargetForm
     list_display = ["pipeline", "provider", "repository", "per_stage", "enabled"]
     list_select_related = ["pipeline"]
+
+
+# --- build projects ---------------------------------------------------------------
+
+_PROJECT_FIELDS = {"name": "name", "description": "description", "source": "buildspec",
+                   "environment.computeType": "compute_type",
+                   "environment.environmentVariables": "environment_variables",
+                   "environment": "environment_variables",
+                   "timeoutInMinutes": "timeout_in_minutes", "cache": "cache_paths"}
+
+
+class BuildProjectForm(forms.ModelForm):
+    """Checks the project as every surface does (``services.build_project_problems``):
+    each problem is shown beside its field, an inline buildspec's at the buildspec."""
+
+    environment_variables = PrettyJSONField(empty=[], help_text=(
+        'A list of {"name", "value", "type"}: type PLAINTEXT, PARAMETER_STORE or '
+        "SECRETS_MANAGER (the last two name one of Conveyor's secrets)."))
+    cache_paths = PrettyJSONField(empty=[], help_text=(
+        "Paths kept between this project's builds, added to the buildspec's cache.paths."))
+
+    class Meta:
+        model = BuildProject
+        fields = ["name", "description", "buildspec", "environment_variables",
+                  "timeout_in_minutes", "compute_type", "cache_paths"]
+        widgets = {"buildspec": forms.Textarea(attrs={"rows": 12, "cols": 90,
+                                                      "class": "vLargeTextField"})}
+
+    def clean(self):
+        data = super().clean()
+        document = {
+            "name": data.get("name") or "", "description": data.get("description") or "",
+            "source": {"buildspec": data.get("buildspec") or ""},
+            "environment": {"computeType": data.get("compute_type"),
+                            "environmentVariables": data.get("environment_variables") or []},
+            "timeoutInMinutes": data.get("timeout_in_minutes"),
+            "cache": {"paths": data.get("cache_paths") or []},
+        }
+        for problem in services.build_project_problems(document):
+            if problem.severity != "error":
+                continue
+            field = next((f for key, f in _PROJECT_FIELDS.items()
+                          if problem.path == key or problem.path.startswith(key + ".")
+                          or problem.path.startswith(key + "[")), None)
+            if field in self.fields:
+                self.add_error(field, str(problem))
+            else:
+                self.add_error(None, str(problem))
+        return data
+
+
+@admin.register(BuildProject)
+class BuildProjectAdmin(admin.ModelAdmin):
+    """Build projects: what a CodeBuild action's ProjectName names."""
+
+    form = BuildProjectForm
+    list_display = ["name", "compute_type", "timeout_in_minutes", "build_count", "updated_at"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["build_count", "created_at", "updated_at"]

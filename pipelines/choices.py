@@ -16,9 +16,27 @@ class ActionCategory(models.TextChoices):
     DEPLOY = "Deploy", "Deploy"
     APPROVAL = "Approval", "Approval"
     INVOKE = "Invoke", "Invoke"
+    # CodePipeline V2's built-in Commands action (provider Commands, owner AWS).
+    COMPUTE = "Compute", "Compute"
 
 
 class ActionOwner(models.TextChoices):
     AWS = "AWS", "AWS"
     THIRD_PARTY = "ThirdParty", "ThirdParty"
     CUSTOM = "Custom", "Custom"
+
+
+class ComputeType(models.TextChoices):
+    """CodeBuild's compute sizes; ``runners.compute`` maps each to limits."""
+
+    SMALL = "BUILD_GENERAL1_SMALL", "Small (3 GB, 2 vCPUs)"
+    MEDIUM = "BUILD_GENERAL1_MEDIUM", "Medium (7 GB, 4 vCPUs)"
+    LARGE = "BUILD_GENERAL1_LARGE", "Large (15 GB, 8 vCPUs)"
+    XLARGE = "BUILD_GENERAL1_XLARGE", "X-Large (70 GB, 36 vCPUs)"
+    XXLARGE = "BUILD_GENERAL1_2XLARGE", "2X-Large (145 GB, 72 vCPUs)"
+
+
+class EnvironmentVariableType(models.TextChoices):
+    PLAINTEXT = "PLAINTEXT", "Plain text"
+    PARAMETER_STORE = "PARAMETER_STORE", "Parameter Store (from Conveyor's secrets)"
+    SECRETS_MANAGER = "SECRETS_MANAGER", "Secrets Manager (from Conveyor's secrets)"

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from pipelines.choices import ActionCategory, ExecutionMode
+from pipelines.choices import ActionCategory, ComputeType, ExecutionMode
 
 NAME_PATTERN = r"^[A-Za-z0-9.@_-]{1,100}$"
 name_validator = RegexValidator(
@@ -267,3 +267,42 @@ class CommitStatusTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline.name} → {self.provider} {self.repository}"
+
+
+class BuildProject(models.Model):
+    """A CodeBuild build project kept in Conveyor: what a ``CodeBuild`` action's
+    ``ProjectName`` names.
+
+    ``buildspec`` is a path in the primary source (default ``buildspec.yml``) or an
+    inline buildspec (a text holding a new line), as CodeBuild's project source
+    buildspec is. ``environment_variables`` are ``{name, value, type}`` entries
+    (PLAINTEXT, PARAMETER_STORE, SECRETS_MANAGER — the last two name Conveyor's
+    secrets). ``cache_paths`` are added to the buildspec's ``cache.paths``; the
+    cache itself lives under ``var/build-cache/<name>/``. ``build_count`` numbers
+    builds (``CODEBUILD_BUILD_NUMBER``).
+    """
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    description = models.CharField(max_length=255, blank=True)
+    buildspec = models.TextField(
+        blank=True, help_text="A path in the primary source (default buildspec.yml) or an "
+        "inline buildspec.")
+    environment_variables = models.JSONField(default=list, blank=True)
+    timeout_in_minutes = models.PositiveIntegerField(default=60)
+    compute_type = models.CharField(max_length=32, choices=ComputeType.choices,
+                                    default=ComputeType.SMALL)
+    cache_paths = models.JSONField(default=list, blank=True)
+    build_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(timeout_in_minutes__gte=5, timeout_in_minutes__lte=2160),
+                name="pipelines_buildproject_timeout_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # A checker receives the action's document and returns (relative path, message)
-# pairs, e.g. ("configuration.BranchName", "is required").
-Checker = Callable[[dict], list[tuple[str, str]]]
+# pairs, e.g. ("configuration.BranchName", "is required") — errors — or
+# (relative path, message, "warning") for a field that is kept but has no effect here.
+Checker = Callable[[dict], list[tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ AWS_ONLY_PROVIDERS: dict[str, frozenset[str]] = {
     "Source": frozenset(
         {"CodeCommit", "S3", "ECR", "CodeStarSourceConnection", "GitHub", "Bitbucket"}
     ),
-    "Build": frozenset({"CodeBuild", "Jenkins", "ECRBuildAndPublish", "Commands"}),
-    "Test": frozenset({"CodeBuild", "DeviceFarm", "Jenkins", "Ghost Inspector", "BlazeMeter"}),
+    "Build": frozenset({"Jenkins", "ECRBuildAndPublish"}),
+    "Test": frozenset({"DeviceFarm", "Jenkins", "Ghost Inspector", "BlazeMeter"}),
     "Deploy": frozenset(
         {
             "CodeDeploy",

@@ -4,16 +4,21 @@ Views, serializers, the admin and management commands call these functions and
 hold no rules of their own.
 """
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from pipelines import documents, webhooks
+from pipelines.buildspec import buildspec_parse
+from pipelines.choices import ComputeType
 from pipelines.models import (
     Action,
+    BuildProject,
     Pipeline,
     PipelineSchedule,
     PipelineVersion,
@@ -21,7 +26,7 @@ from pipelines.models import (
     Webhook,
     WebhookAuthentication,
 )
-from pipelines.validation import Problem, errors, validate_document
+from pipelines.validation import NAME_RE, NAME_RULE, Problem, errors, validate_document
 
 
 class DefinitionInvalid(Exception):
@@ -383,3 +388,201 @@ def schedule_save(*, schedule: PipelineSchedule) -> PipelineSchedule:
         raise DefinitionInvalid(problems)
     schedule.save()
     return schedule
+
+
+# --- build projects ---------------------------------------------------------------
+
+PROJECT_KEYS = ("name", "description", "source", "environment", "timeoutInMinutes", "cache")
+# Fields of an AWS project (``aws codebuild batch-get-projects``) that have no use here:
+# accepted on import, each named in a warning.
+AWS_PROJECT_FIELDS = ("arn", "serviceRole", "artifacts", "secondaryArtifacts", "secondarySources",
+                      "secondarySourceVersions", "sourceVersion", "logsConfig", "vpcConfig",
+                      "encryptionKey", "tags", "created", "lastModified", "badge",
+                      "queuedTimeoutInMinutes", "projectVisibility", "concurrentBuildLimit",
+                      "fileSystemLocations", "buildBatchConfig", "webhook", "publicProjectAlias",
+                      "resourceAccessRole", "autoRetryLimit")
+ENV_VAR_TYPES = ("PLAINTEXT", "PARAMETER_STORE", "SECRETS_MANAGER")
+SOURCE_NOT_USED = ("type", "location", "gitCloneDepth", "auth", "reportBuildStatus",
+                   "insecureSsl", "gitSubmodulesConfig", "sourceIdentifier", "buildStatusConfig")
+ENVIRONMENT_NOT_USED = ("type", "image", "imagePullCredentialsType", "privilegedMode",
+                        "certificate", "registryCredential", "fleet")
+CACHE_NOT_USED = ("type", "location", "modes", "cacheNamespace")
+
+
+def _subfields(add, path: str, value: dict, known: tuple[str, ...], not_used: tuple[str, ...],
+               why: str) -> None:
+    """Name each key of ``value`` that is AWS-only (a warning) or unknown (an error)."""
+    for key in value:
+        if key in known:
+            continue
+        if key in not_used:
+            add(f"{path}.{key}", why, "warning")
+        else:
+            add(f"{path}.{key}", f'"{key}" is not a {path} field: use ' + ", ".join(known))
+
+
+class BuildProjectInvalid(Exception):
+    """A build project document was refused; ``problems`` lists every reason with its path."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass
+class BuildProjectSaveResult:
+    project: Any
+    created: bool
+    warnings: list[Problem]
+
+
+def build_project_problems(document: Any) -> list[Problem]:
+    """Every problem of a build project document, each at its path (errors and warnings).
+
+    The document is CodeBuild's project shape, camelCase: ``name``, ``description``,
+    ``source.buildspec``, ``environment.computeType``, ``environment.environmentVariables``,
+    ``timeoutInMinutes``, ``cache.paths``. An inline buildspec is checked as a build
+    would check it (its problems at ``source.buildspec.<path>``).
+    """
+    problems: list[Problem] = []
+
+    def add(path, message, severity="error"):
+        problems.append(Problem(path, message, severity))
+
+    if not isinstance(document, dict):
+        return [Problem("", "a build project must be an object")]
+    name = document.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        add("name", "is required" if name is None else f'"{name}" is not a valid name: use '
+            f"{NAME_RULE}")
+    for key in document:
+        if key in AWS_PROJECT_FIELDS:
+            add(key, "not used: kept by AWS only, builds here do not read it", "warning")
+        elif key not in PROJECT_KEYS:
+            add(key, f'"{key}" is not a build project field: use ' + ", ".join(PROJECT_KEYS))
+    if "description" in document and not isinstance(document["description"], str):
+        add("description", "must be a string")
+    source = document.get("source", {})
+    if not isinstance(source, dict):
+        add("source", "must be an object")
+        source = {}
+    _subfields(add, "source", source, ("buildspec",), SOURCE_NOT_USED,
+               "not used: the source of a build is its action's input artifacts")
+    buildspec = source.get("buildspec", "")
+    if not isinstance(buildspec, str):
+        add("source.buildspec", "must be a string: a path or an inline buildspec")
+    elif "\n" in buildspec.strip():
+        _, found = buildspec_parse(buildspec)
+        for p in found:
+            add(f"source.buildspec.{p.path}" if p.path else "source.buildspec", p.message,
+                p.severity)
+    elif buildspec and (buildspec.startswith("/") or ".." in buildspec.split("/")):
+        add("source.buildspec", f'"{buildspec}" must be a path inside the primary source')
+    env = document.get("environment", {})
+    if not isinstance(env, dict):
+        add("environment", "must be an object")
+        env = {}
+    _subfields(add, "environment", env, ("computeType", "environmentVariables"),
+               ENVIRONMENT_NOT_USED, "not used: builds run with the tools of the machine "
+               "(or agent) that runs them")
+    compute = env.get("computeType", ComputeType.SMALL.value)
+    if compute not in ComputeType.values:
+        add("environment.computeType", f'"{compute}" is not a compute type: use '
+            + ", ".join(ComputeType.values))
+    variables = env.get("environmentVariables", [])
+    if not isinstance(variables, list):
+        add("environment.environmentVariables", "must be a list")
+        variables = []
+    seen: set[str] = set()
+    for i, item in enumerate(variables):
+        path = f"environment.environmentVariables[{i}]"
+        if not isinstance(item, dict):
+            add(path, "must be an object with name, value and type")
+            continue
+        var = item.get("name")
+        if not isinstance(var, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", var):
+            add(f"{path}.name", f'"{var}" is not an environment variable name')
+        elif var in seen:
+            add(f"{path}.name", f'environment variable "{var}" is set twice')
+        else:
+            seen.add(var)
+        if not isinstance(item.get("value"), str):
+            add(f"{path}.value", "is required (a string)")
+        if item.get("type", "PLAINTEXT") not in ENV_VAR_TYPES:
+            add(f"{path}.type", f'"{item.get("type")}" is not a type: use '
+                + ", ".join(ENV_VAR_TYPES))
+    timeout = document.get("timeoutInMinutes", 60)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 5 <= timeout <= 2160:
+        add("timeoutInMinutes", f"must be a whole number of minutes from 5 to 2160, not "
+            f"{timeout!r}")
+    cache = document.get("cache", {})
+    if not isinstance(cache, dict):
+        add("cache", "must be an object")
+        cache = {}
+    _subfields(add, "cache", cache, ("paths",), CACHE_NOT_USED,
+               "not used: the cache is kept on this machine per project")
+    paths = cache.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        add("cache.paths", "must be a list of paths")
+    return problems
+
+
+def build_project_save(*, document: Any, name: str | None = None) -> BuildProjectSaveResult:
+    """Create or update the build project a document describes.
+
+    1. Every problem is found at once; an error raises ``BuildProjectInvalid`` and
+       changes nothing. 2. ``name`` (the project being edited, e.g. from the URL)
+       must match the document's. 3. Warnings (AWS-only fields) come back with
+       the result. An AWS answer ``{"projects": [one]}`` is accepted as it is.
+    """
+    if isinstance(document, dict) and isinstance(document.get("projects"), list) \
+            and len(document["projects"]) == 1:
+        document = document["projects"][0]
+    found = build_project_problems(document)
+    if name is not None and isinstance(document, dict) and document.get("name") != name:
+        found.append(Problem("name", f'the document names "{document.get("name")}", not '
+                             f'"{name}"'))
+    if errors(found):
+        raise BuildProjectInvalid(found)
+    env = document.get("environment") or {}
+    values = {
+        "description": document.get("description", ""),
+        "buildspec": (document.get("source") or {}).get("buildspec", ""),
+        "environment_variables": [
+            {"name": v["name"], "value": v["value"], "type": v.get("type", "PLAINTEXT")}
+            for v in env.get("environmentVariables", [])],
+        "timeout_in_minutes": document.get("timeoutInMinutes", 60),
+        "compute_type": env.get("computeType", "BUILD_GENERAL1_SMALL"),
+        "cache_paths": list((document.get("cache") or {}).get("paths", [])),
+    }
+    project, created = BuildProject.objects.update_or_create(name=document["name"],
+                                                             defaults=values)
+    return BuildProjectSaveResult(project, created, [p for p in found if p.severity == "warning"])
+
+
+def build_project_export(project) -> dict:
+    """A build project as its document (``build_project_save`` reads it back unchanged)."""
+    return {
+        "name": project.name,
+        "description": project.description,
+        "source": {"buildspec": project.buildspec},
+        "environment": {"computeType": project.compute_type,
+                        "environmentVariables": list(project.environment_variables)},
+        "timeoutInMinutes": project.timeout_in_minutes,
+        "cache": {"paths": list(project.cache_paths)},
+    }
+
+
+def build_project_delete(*, name: str) -> None:
+    BuildProject.objects.filter(name=name).delete()
+
+
+def build_project_next_number(*, name: str) -> int | None:
+    """Count one more build of the project and return its number (None: no such project).
+
+    One UPDATE with F(): two builds starting at once get two numbers.
+    """
+    with transaction.atomic():
+        if not BuildProject.objects.filter(name=name).update(build_count=F("build_count") + 1):
+            return None
+        return BuildProject.objects.filter(name=name).values_list("build_count", flat=True)[0]

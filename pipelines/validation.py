@@ -101,6 +101,7 @@ class _Validator:
             self.add("", f"the definition must be an object, not {_type_name(doc)}")
             return self.problems
         self.name("name", doc.get("name"))
+        self.json_numbers("", doc)
         mode = doc.get("executionMode", ExecutionMode.SUPERSEDED.value)
         if mode not in ExecutionMode.values:
             self.add("executionMode", f'"{mode}" is not an execution mode: use '
@@ -123,6 +124,18 @@ class _Validator:
         self.stages(stages, variables)
         self.triggers(doc.get("triggers", []), stages)
         return self.problems
+
+    def json_numbers(self, path: str, value: Any) -> None:
+        """Infinity and NaN anywhere (kept fields included): JSON, and the row, cannot hold them."""
+        if isinstance(value, float) and (value != value or value in (float("inf"),
+                                                                     float("-inf"))):
+            self.add(path, f"{value} is not a number JSON allows")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.json_numbers(f"{path}.{key}" if path else str(key), item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.json_numbers(f"{path}[{i}]", item)
 
     def variables(self, value: Any) -> set[str]:
         names: set[str] = set()
@@ -308,8 +321,9 @@ class _Validator:
                          + (f'use {", ".join(known)}' if known
                             else "no provider of this category is installed"))
             return
-        for rel, message in spec.check(action):
-            self.add(f"{path}.{rel}" if rel else path, message)
+        # A checker answers (path, message) or (path, message, "warning").
+        for rel, message, *severity in spec.check(action):
+            self.add(f"{path}.{rel}" if rel else path, message, *severity[:1])
 
     def artifacts(self, path: str, value: Any, output: bool) -> list[str]:
         if value is None:

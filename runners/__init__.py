@@ -56,7 +56,7 @@ def load_builtin() -> None:
     """Import the runner modules shipped with executions (each registers itself)."""
     import importlib
 
-    for module in ("runners.simulate", "runners.shell"):
+    for module in ("runners.simulate", "runners.shell", "runners.commands", "runners.codebuild"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,8 +1,11 @@
 """``Shell``: run the action's ``commands`` with bash, in a fresh workspace.
 
-For Build, Test and Deploy actions. Each command runs as ``bash -c <command>``
-in the workspace (which holds the first input artifact; the others are in
-``$CONVEYOR_INPUT_<NAME>``), in a new process group, with a clean environment:
+For Build, Test and Deploy actions. The commands run one after another in **one
+bash session** (``runners.session.ShellSession``, as CodeBuild's
+buildspec 0.2 and the Commands action run them: ``export``, ``cd`` and shell
+variables carry to the next command) in the workspace (which holds the first
+input artifact; the others are in ``$CONVEYOR_INPUT_<NAME>``), in a new process
+group, with a clean environment:
 
 - ``environmentVariables`` (their ``#{...}`` references already resolved);
 - every variable the command text references, as an environment variable:
@@ -17,7 +20,8 @@ The commands stop at the first failure; the summary names the failing command
 and its exit code. Lines ``name=value`` written to the file ``$CONVEYOR_OUTPUT``
 become the action's output variables. Each output artifact collects the
 workspace files matching its ``files`` globs (all files when it names none).
-On stop or timeout the whole process group is killed, grandchildren included.
+On stop or timeout the whole process group is killed, grandchildren included;
+what a command starts in the background lives until the action ends.
 
 Configuration (all optional):
 
@@ -45,17 +49,10 @@ output variables.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
-import select
 import shutil
-import signal
-import subprocess
-import threading
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +65,9 @@ from runners.base import (
     Result,
     RunContext,
     Runner,
-    kill_process_group,
 )
 from runners.checks import configuration_of, list_of
+from runners.session import ShellSession
 
 REFERENCE_RE = re.compile(r"#\{([^}]*)\}")
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")
@@ -142,6 +139,13 @@ def glob_problem(pattern: str) -> str | None:
     if ".." in pattern.replace("\\", "/").split("/"):
         return f'"{pattern}" leads outside the workspace'
     return None
+
+
+def failed_command_summary(index: int, count: int, code: int, command: str, masker) -> str:
+    """``Command 2 of 3 failed with exit code 1: make test`` (long commands cut, secrets masked)."""
+    shown = command if len(command) <= MAX_SUMMARY_COMMAND else (
+        command[:MAX_SUMMARY_COMMAND] + "…")
+    return f"Command {index + 1} of {count} failed with exit code {code}: {masker.text(shown)}"
 
 
 def split_globs(value: str) -> list[str]:
@@ -299,17 +303,6 @@ def find_reports(workspace: Path, patterns: list[str]) -> list[Path]:
 # --- the runner ------------------------------------------------------------------
 
 CONFIG_KEYS = ("WorkingDirectory", "Reports")
-# One read of the commands' output; lines are stamped per read (see _pump).
-# The pipe is enlarged to match (Linux F_SETPIPE_SZ), so a chatty command
-# blocks less often and the pump wakes up less often.
-READ_SIZE = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# A read smaller than this is a trickle: wait COALESCE_SECONDS for more before
-# stamping and writing (the log is still live to within a few milliseconds).
-TRICKLE = 1 << 14
-COALESCE_SECONDS = 0.005
-# A line longer than this is written out in pieces (a progress bar without new lines).
-MAX_PENDING = 1 << 20
 
 
 @register
@@ -409,20 +402,17 @@ class ShellRunner(Runner):
         cwd = self.working_directory(ctx)
         patterns = split_globs(ctx.configuration.get("Reports", ""))
         failure = None
-        for index, (command, _) in enumerate(prepared):
-            if ctx.should_stop():
-                raise ActionFailed(f"Stopped: {ctx.stop_reason}")
-            original = commands[index]
-            ctx.log.line(masker.text(f"$ {original}"))
-            code = self._run_one(ctx, command, env, cwd=cwd, masker=masker)
-            if code != 0:
-                if ctx.should_stop():
+        with ShellSession(ctx, env=env, cwd=cwd, masker=masker) as session:
+            for index, (command, _) in enumerate(prepared):
+                original = commands[index]
+                ctx.log.line(masker.text(f"$ {original}"))
+                outcome = session.run(command)
+                if outcome.stopped or ctx.should_stop():
                     raise ActionFailed(f"Stopped: {ctx.stop_reason}")
-                shown = original if len(original) <= MAX_SUMMARY_COMMAND else (
-                    original[:MAX_SUMMARY_COMMAND] + "…")
-                failure = (f"Command {index + 1} of {len(commands)} failed with exit code "
-                           f"{code}: {masker.text(shown)}")
-                break
+                if outcome.code != 0:
+                    failure = failed_command_summary(index, len(commands), outcome.code,
+                                                     original, masker)
+                    break
         variables = {k: masker.text(v) for k, v in read_output_variables(output_file).items()}
         report = None
         if patterns:
@@ -455,70 +445,3 @@ class ShellRunner(Runner):
         if report is not None:
             summary = f"{masker.text(report.summary())} ({summary})"
         return Result(summary=summary[:2000], output_variables=variables)
-
-    def _run_one(self, ctx: RunContext, command: str, env: dict, *, cwd: Path | None = None,
-                 masker: Masker | None = None) -> int:
-        proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=cwd or ctx.workspace, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        # start_new_session: the bash is the leader of a new process group, so
-        # one killpg reaches everything it starts.
-        ctx.set_process_group(proc.pid)
-        pump = threading.Thread(target=self._pump, args=(proc, ctx, masker), daemon=True)
-        pump.start()
-        try:
-            code = proc.wait()
-        finally:
-            # Leftover background processes would hold the pipe open (and
-            # outlive the workspace): the group ends with its command.
-            kill_process_group(proc.pid, signal.SIGKILL)
-            ctx.clear_process_group(proc.pid)
-            pump.join(timeout=5)
-        return code
-
-    @staticmethod
-    def _pump(proc: subprocess.Popen, ctx: RunContext, masker: Masker | None = None) -> None:
-        """Copy the commands' output to the log in large reads, whole lines at a time.
-
-        Reading up to 1 MiB at once (not line by line) keeps a chatty command as fast
-        as one writing to /dev/null (bench/log_throughput.py); only whole lines
-        are masked, so a secret is never split between two reads.
-        """
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
-            fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)
-        pending = b""
-        ended = False
-        while not ended:
-            data = os.read(fd, READ_SIZE)
-            if not data:
-                break
-            pending += data
-            if len(data) < TRICKLE:
-                # Output arriving a line at a time (a line-flushed program): let a few
-                # milliseconds of it gather, then pay for one pass instead of one per line.
-                time.sleep(COALESCE_SECONDS)
-                while len(pending) < READ_SIZE and select.select([fd], [], [], 0)[0]:
-                    more = os.read(fd, READ_SIZE)
-                    if not more:
-                        ended = True
-                        break
-                    pending += more
-            cut = pending.rfind(b"\n") + 1
-            if not cut:
-                if len(pending) < MAX_PENDING:
-                    continue
-                # A very long line: write most of it, keep a tail a secret could span.
-                cut = len(pending) - (masker.longest if masker else 0)
-            block, pending = pending[:cut], pending[cut:]
-            if masker:
-                block = masker.data(block)
-            ctx.log.write_block(block)
-        if pending:  # the last line had no new line: it is a line all the same
-            if masker:
-                pending = masker.data(pending)
-            ctx.log.write_block(pending)
-        proc.stdout.close()

@@ -108,13 +108,14 @@ def api():
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
-    """Artifacts, logs, workspaces, git mirrors and secrets of each test live in its own
-    temporary folder."""
+    """Artifacts, logs, workspaces, git mirrors, build caches and secrets of each test live
+    in its own temporary folder."""
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.LOG_ROOT = tmp_path / "logs"
     settings.WORKSPACE_ROOT = tmp_path / "workspaces"
     settings.CONVEYOR_GIT_CACHE_ROOT = tmp_path / "git-cache"
     settings.CONVEYOR_SECRETS_DIR = tmp_path / "secrets"
+    settings.CONVEYOR_BUILD_CACHE_ROOT = tmp_path / "build-cache"
     settings.STORAGES = {
         **settings.STORAGES,
         "artifacts": {

@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group, Permission
 
 _GRANTS = [
     ("pipelines", "pipelines.migrations.0002_groups"),
+    ("pipelines", "pipelines.migrations.0004_build_project_groups"),
     ("executions", "executions.migrations.0002_groups"),
     ("approvals", "approvals.migrations.0002_groups"),
 ]

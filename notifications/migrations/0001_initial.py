@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('executions', '0006_history_indexes'),
-        ('pipelines', '0003_tags_webhooks'),
+        ('pipelines', '0005_tags_webhooks'),
     ]
 
     operations = [

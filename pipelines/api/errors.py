@@ -12,7 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from pipelines.services import DefinitionInvalid, PipelineNotFound
+from pipelines.services import BuildProjectInvalid, DefinitionInvalid, PipelineNotFound
 
 
 class Conflict(exceptions.APIException):
@@ -57,7 +57,7 @@ def problems_body(problems) -> dict:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DefinitionInvalid):
+    if isinstance(exc, DefinitionInvalid | BuildProjectInvalid):
         return Response(problems_body(exc.problems), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PipelineNotFound):
         exc = exceptions.NotFound(f'No pipeline is named "{exc}".')

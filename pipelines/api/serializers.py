@@ -157,3 +157,21 @@ class WebhookSecretInput(serializers.Serializer):
     secret = serializers.CharField(allow_blank=True, max_length=200, help_text=(
         "HMAC-SHA256 secret for X-Hub-Signature-256, at least 16 characters; "
         '"" turns push webhooks off.'))
+
+
+class BuildProjectSerializer(serializers.Serializer):
+    """A build project in CodeBuild's shape (``services.build_project_export``)."""
+
+    name = serializers.CharField()
+    description = serializers.CharField(required=False)
+    source = serializers.DictField(required=False, help_text='{"buildspec": a path in the '
+                                   "primary source, or an inline buildspec}")
+    environment = serializers.DictField(required=False, help_text='{"computeType", '
+                                        '"environmentVariables": [{name, value, type}]}')
+    timeoutInMinutes = serializers.IntegerField(required=False)  # noqa: N815 (API vocabulary)
+    cache = serializers.DictField(required=False, help_text='{"paths": [...]}')
+
+    def to_representation(self, instance):
+        from pipelines.services import build_project_export
+
+        return build_project_export(instance)

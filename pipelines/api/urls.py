@@ -11,4 +11,7 @@ urlpatterns = [
          name="api-pipeline-version-list"),
     path("pipelines/<str:name>/versions/<int:number>/", views.PipelineVersionDetailApi.as_view(),
          name="api-pipeline-version-detail"),
+    path("build-projects/", views.BuildProjectListApi.as_view(), name="api-build-project-list"),
+    path("build-projects/<str:name>/", views.BuildProjectDetailApi.as_view(),
+         name="api-build-project-detail"),
 ]

@@ -15,10 +15,12 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from pipelines import services
+from pipelines.api.errors import Conflict
 from pipelines.api.filters import PipelineFilter
 from pipelines.api.parsers import TextYAMLParser, XYAMLParser, YAMLParser
 from pipelines.api.permissions import PipelinePermissions
 from pipelines.api.serializers import (
+    BuildProjectSerializer,
     DefinitionInput,
     ErrorSerializer,
     PipelineDocumentSerializer,
@@ -28,7 +30,7 @@ from pipelines.api.serializers import (
     WebhookSecretInput,
     WebhookSerializer,
 )
-from pipelines.models import Pipeline, PipelineVersion
+from pipelines.models import BuildProject, Pipeline, PipelineVersion
 
 DEFINITION_PARSERS = [JSONParser, YAMLParser, TextYAMLParser, XYAMLParser]
 
@@ -200,3 +202,76 @@ class PipelineWebhookApi(generics.GenericAPIView):
         services.pipeline_set_webhook_secret(pipeline=pipeline,
                                              secret=data.validated_data["secret"])
         return Response(self._body(request, pipeline))
+
+
+# --- build projects ---------------------------------------------------------------
+
+PROJECT_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                description="The build project's name.")
+
+
+class BuildProjectPermissions(PipelinePermissions):
+    def _queryset(self, view):
+        return BuildProject.objects.all()
+
+
+class BuildProjectListApi(generics.ListAPIView):
+    """``GET`` lists build projects (by name); ``POST`` creates one from its document."""
+
+    queryset = BuildProject.objects.order_by("name")
+    serializer_class = BuildProjectSerializer
+    permission_classes = [BuildProjectPermissions]
+    parser_classes = DEFINITION_PARSERS
+    filter_backends: list = []
+
+    @extend_schema(summary="List build projects",
+                   responses={200: BuildProjectSerializer(many=True), **ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(summary="Create a build project", request=BuildProjectSerializer,
+                   responses={201: BuildProjectSerializer, **VALIDATION_ERRORS})
+    def post(self, request):
+        name = request.data.get("name") if isinstance(request.data, dict) else None
+        if isinstance(name, str) and BuildProject.objects.filter(name=name).exists():
+            raise Conflict(f'A build project is already named "{name}".')
+        result = services.build_project_save(document=request.data)
+        return Response(_project_body(result), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[PROJECT_NAME])
+class BuildProjectDetailApi(generics.GenericAPIView):
+    """One build project: read, replace, delete."""
+
+    queryset = BuildProject.objects.all()
+    serializer_class = BuildProjectSerializer
+    permission_classes = [BuildProjectPermissions]
+    parser_classes = DEFINITION_PARSERS
+    http_method_names = ["get", "put", "delete", "head", "options"]
+
+    @extend_schema(summary="Get a build project",
+                   responses={200: BuildProjectSerializer, 404: ErrorSerializer, **ERRORS})
+    def get(self, request, name):
+        return Response(services.build_project_export(get_object_or_404(BuildProject,
+                                                                        name=name)))
+
+    @extend_schema(summary="Replace a build project", request=BuildProjectSerializer,
+                   responses={200: BuildProjectSerializer, 404: ErrorSerializer,
+                              **VALIDATION_ERRORS})
+    def put(self, request, name):
+        get_object_or_404(BuildProject, name=name)
+        return Response(_project_body(services.build_project_save(document=request.data,
+                                                                  name=name)))
+
+    @extend_schema(summary="Delete a build project",
+                   responses={204: None, 404: ErrorSerializer, **ERRORS})
+    def delete(self, request, name):
+        get_object_or_404(BuildProject, name=name)
+        services.build_project_delete(name=name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _project_body(result: services.BuildProjectSaveResult) -> dict:
+    body = services.build_project_export(result.project)
+    body["warnings"] = [p.as_dict() for p in result.warnings]
+    return body

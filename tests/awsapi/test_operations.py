@@ -104,7 +104,7 @@ def test_list_action_types_lists_the_providers_that_can_run_here(aws, viewer,
     ids = [(t["id"]["category"], t["id"]["provider"]) for t in types]
     assert ids == [(s.category, s.provider) for s in providers.all_specs()]
     assert ("Source", "Git") in ids and ("Build", "Shell") in ids
-    assert ("Build", "CodeBuild") not in ids  # AWS-only providers are not offered
+    assert ("Build", "Jenkins") not in ids  # AWS-only providers are not offered
     git = types[ids.index(("Source", "Git"))]
     assert git["id"] == {"category": "Source", "owner": "Custom", "provider": "Git",
                          "version": "1"}

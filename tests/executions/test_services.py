@@ -28,10 +28,10 @@ def test_executions_are_numbered_per_pipeline(driver):
 def test_a_pipeline_with_an_aws_only_action_cannot_start(driver):
     doc = definition("aws", stages=[
         ("Source", [sim("Checkout", "Source", outputArtifacts=[{"name": "Src"}])]),
-        ("Build", [action("Compile", "Build", "CodeBuild", inputArtifacts=[{"name": "Src"}])]),
+        ("Build", [action("Compile", "Build", "Jenkins", inputArtifacts=[{"name": "Src"}])]),
     ])
     pipeline = pipeline_save(document=doc).pipeline
-    with pytest.raises(ExecutionInvalid, match='provider "CodeBuild" exists only on AWS') as e:
+    with pytest.raises(ExecutionInvalid, match='provider "Jenkins" exists only on AWS') as e:
         driver.start(pipeline)
     assert e.value.problems[0][0] == "stages[1].actions[0].actionTypeId.provider"
     assert not PipelineExecution.objects.exists()

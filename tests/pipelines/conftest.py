@@ -32,6 +32,9 @@ def _strict_checker(action: dict) -> list[tuple[str, str]]:
 TEST_PROVIDERS = [
     ("Source", "Git"),
     ("Build", "Shell"),
+    ("Build", "CodeBuild"),
+    ("Test", "CodeBuild"),
+    ("Compute", "Commands"),
     ("Test", "Shell"),
     ("Deploy", "Shell"),
     ("Deploy", "Directory"),
@@ -42,7 +45,8 @@ TEST_PROVIDERS = [
 
 @pytest.fixture
 def known_providers():
-    """Only Git, Shell, Directory, Webhook and Manual, with a permissive checker, for one test."""
+    """Only Git, Shell, CodeBuild, Commands, Directory, Webhook and Manual, with a permissive
+    checker, for one test."""
     saved = dict(providers._registry)
     providers._registry.clear()
     for category, name in TEST_PROVIDERS:

@@ -22,11 +22,9 @@ WARNINGS = {
         aws_only("stages[0].actions[0].actionTypeId.provider", "S3"),
         aws_only("stages[1].actions[0].actionTypeId.provider", "CodeDeploy")],
     "brain-tasks-pipeline-codestar-connection.json": [
-        aws_only("stages[0].actions[0].actionTypeId.provider", "CodeStarSourceConnection"),
-        aws_only("stages[1].actions[0].actionTypeId.provider", "CodeBuild")],
+        aws_only("stages[0].actions[0].actionTypeId.provider", "CodeStarSourceConnection")],
     "cicdtest-java-github-v1-cloudformation-changeset.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "GitHub"),
-        aws_only("stages[1].actions[0].actionTypeId.provider", "CodeBuild"),
         aws_only("stages[2].actions[0].actionTypeId.provider", "CloudFormation"),
         aws_only("stages[2].actions[1].actionTypeId.provider", "CloudFormation"),
         aws_only("stages[2].actions[2].actionTypeId.provider", "CloudFormation")],
@@ -36,11 +34,9 @@ WARNINGS = {
         aws_only("stages[0].actions[0].actionTypeId.provider", "S3")],
     "secureops-pipeline-ecs-deploy.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "CodeStarSourceConnection"),
-        aws_only("stages[1].actions[0].actionTypeId.provider", "CodeBuild"),
         aws_only("stages[2].actions[0].actionTypeId.provider", "ECS")],
     "tic-tac-toe-pipeline-github-v1-ecs.json": [
         aws_only("stages[0].actions[0].actionTypeId.provider", "GitHub"),
-        aws_only("stages[1].actions[0].actionTypeId.provider", "CodeBuild"),
         aws_only("stages[2].actions[0].actionTypeId.provider", "ECS")],
 }
 

@@ -155,10 +155,11 @@ RULES = [
      None, [("stages[2].actions[0].actionTypeId", "must be an object, not a string")]),
     ("a_category_is_required", lambda d: act(d, 2)["actionTypeId"].pop("category"), None,
      [("stages[2].actions[0].actionTypeId.category", "is required")]),
-    ("the_category_is_one_of_six", set_(lambda d: act(d, 2)["actionTypeId"], "category",
+    ("the_category_is_one_of_seven", set_(lambda d: act(d, 2)["actionTypeId"], "category",
                                         "Release"), None,
      [("stages[2].actions[0].actionTypeId.category",
-       '"Release" is not a category: use Source, Build, Test, Deploy, Approval, Invoke')]),
+       '"Release" is not a category: use Source, Build, Test, Deploy, Approval, Invoke, '
+       "Compute")]),
     ("the_owner_is_one_of_three", set_(lambda d: act(d, 2)["actionTypeId"], "owner", "Me"),
      None, [("stages[2].actions[0].actionTypeId.owner",
              '"Me" is not an owner: use AWS, ThirdParty, Custom')]),
@@ -400,3 +401,9 @@ def test_unknown_fields_are_kept_and_not_reported():
     act(doc, 2)["region"] = "eu-west-1"
     doc["stages"][2]["onFailure"] = {"result": "ROLLBACK"}
     assert validate_document(doc) == []
+
+
+def test_a_number_json_cannot_hold_is_refused_where_it_stands():
+    doc = definition()
+    doc["artifactStore"] = {"type": "S3", "size": float("inf")}
+    assert ("artifactStore.size", "inf is not a number JSON allows") in errors(doc)

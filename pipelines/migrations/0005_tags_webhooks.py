@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0002_groups'),
+        ('pipelines', '0004_build_project_groups'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0003_tags_webhooks'),
+        ('pipelines', '0005_tags_webhooks'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0004_schedules'),
+        ('pipelines', '0006_schedules'),
     ]
 
     operations = [

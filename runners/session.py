@@ -1,0 +1,382 @@
+"""``ShellSession``: one bash per action; commands fed one at a time, state kept between them.
+
+The commands of an action run in **one shell session**, as CodeBuild's buildspec
+0.2 runs them: ``export``, ``cd``, shell variables, functions and options carry
+from one command to the next. Python keeps the decisions — which command runs
+next, phases, ``finally``, ``on-failure``, timeouts, stop — because every
+command's exit status comes back to it:
+
+1. ``spawn_shell`` starts ``bash`` once (the single place the sandbox plugs in),
+   its stdin ``/dev/null``, its stdout and stderr one pipe pumped into the live
+   log (``LogPump``: large reads, whole lines, secrets masked).
+2. Each command travels NUL-terminated through a dedicated pipe (fd 200 inside
+   the shell, never the commands' stdin) and runs with ``eval`` in the shell
+   itself; the shell answers ``status N`` on a second pipe (fd 201). Both fds
+   are closed for the command, so a build cannot read or forge them by accident.
+3. A command that ends the shell (``exit 3``, a failure under ``set -e``) fails
+   with that exit code. An EXIT trap first writes the shell's state (variables,
+   exported or not, functions, options, working directory) on fd 201; the next
+   command runs in a new shell that starts from that state — the CodeBuild
+   behaviour a ``post_build`` or ``finally`` after a failure relies on. What the
+   old shell started in the background ends with it.
+4. ``close`` (and a stop, a timeout) kills the whole process group — the
+   sandbox with it once the sandbox starts the shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from runners.base import RunContext, kill_process_group
+
+# One read of the commands' output; lines are stamped per read (see LogPump).
+# The pipe is enlarged to match (Linux F_SETPIPE_SZ), so a chatty command
+# blocks less often and the pump wakes up less often.
+READ_SIZE = 1 << 20
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# A read smaller than this is a trickle: wait COALESCE_SECONDS for more before
+# stamping and writing (the log is still live to within a few milliseconds).
+TRICKLE = 1 << 14
+COALESCE_SECONDS = 0.005
+# A line longer than this is written out in pieces (a progress bar without new lines).
+MAX_PENDING = 1 << 20
+# How often a waiting session looks at stop requests and deadlines.
+POLL_SECONDS = 0.1
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Bash variables that describe the running shell itself: never carried to a new shell.
+_NOT_CARRIED = ("BASH*|SHELLOPTS|EUID|UID|PPID|PIPESTATUS|FUNCNAME|GROUPS|RANDOM|SRANDOM|"
+                "SECONDS|LINENO|HISTCMD|EPOCHREALTIME|EPOCHSECONDS|DIRSTACK|SHLVL|_|COMP_*|"
+                "OPTIND|__conveyor_*")
+
+# {cmd} and {status} are the fd numbers the shell inherited (numbers, never user data).
+BOOTSTRAP = r"""
+exec 200<&{cmd} 201>&{status} {cmd}<&- {status}>&-
+__conveyor_exit() {{
+  __conveyor_s=$?
+  printf 'exit %d\0' "$__conveyor_s" >&201
+  {{
+    for __conveyor_n in $(compgen -v); do
+      case $__conveyor_n in {not_carried}) ;; *) declare -p "$__conveyor_n" ;; esac
+    done
+    declare -f
+    shopt -p
+    printf 'cd -- %q || true\n' "$PWD"
+    set +o
+  }} >&201 2>/dev/null
+}}
+__conveyor_vars() {{
+  for __conveyor_n in "$@"; do
+    [[ -v $__conveyor_n ]] &&
+      printf 'var %s=%s\0' "$__conveyor_n" "${{!__conveyor_n}}" >&201
+  done
+  return 0
+}}
+trap __conveyor_exit EXIT
+while IFS= read -r -d '' -u 200 __conveyor_c; do
+  case $__conveyor_c in
+    c*) eval "${{__conveyor_c#c}}" 200<&- 201>&-; printf 'status %d\0' "$?" >&201 ;;
+    q*) eval "${{__conveyor_c#q}}"; printf 'status %d\0' "$?" >&201 ;;
+  esac
+done
+trap - EXIT
+"""
+
+
+class LogPump:
+    """Copies a command's output to the log in large blocks, whole lines at a time.
+
+    Only whole lines are masked and written, so a secret is never split between
+    two reads; a line longer than ``MAX_PENDING`` is written in pieces, keeping
+    a tail a secret could span. ``flush`` writes an unfinished last line as a
+    line (a command ended without a new line).
+    """
+
+    def __init__(self, log, masker=None):
+        self.log = log
+        self.masker = masker if masker else None
+        self.pending = b""
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+        cut = self.pending.rfind(b"\n") + 1
+        if not cut:
+            if len(self.pending) < MAX_PENDING:
+                return
+            cut = len(self.pending) - (self.masker.longest if self.masker else 0)
+        block, self.pending = self.pending[:cut], self.pending[cut:]
+        self._write(block)
+
+    def flush(self) -> None:
+        if self.pending:
+            block, self.pending = self.pending, b""
+            self._write(block)
+
+    def _write(self, block: bytes) -> None:
+        if self.masker:
+            block = self.masker.data(block)
+        self.log.write_block(block)
+
+
+def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
+                stdout: int, pass_fds: Sequence[int], read_only: Iterable[Path] = (),
+                read_write: Iterable[Path] = ()) -> subprocess.Popen:
+    """Start a session's shell: the one place every command of an action is launched from.
+
+    The shell is the leader of a new process group (one ``killpg`` reaches
+    everything it starts) with stdin ``/dev/null`` and stdout/stderr on
+    ``stdout``; ``pass_fds`` are the command and status pipes. ``read_only`` and
+    ``read_write`` are the folders the commands need besides their workspace
+    (inputs, the action's home, the cache): the sandbox (``runners/sandbox.py``,
+    ``wrap(argv, ctx, env=…, cwd=…, read_only=…, read_write=…) -> Launch``)
+    plugs in here, and only here — Popen(launch.argv, env=launch.env,
+    preexec_fn=launch.preexec_fn, pass_fds=(*launch.pass_fds, *pass_fds)).
+    """
+    del read_only, read_write  # used by the sandbox, which is not part of this build yet
+    return subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
+        stderr=subprocess.STDOUT, pass_fds=tuple(pass_fds), start_new_session=True,
+    )
+
+
+@dataclass
+class Outcome:
+    """How one command ended: its exit ``code``; ``shell_exited`` when it ended the
+    shell (``exit``, ``set -e``); ``stopped``/``timed_out`` when Python ended it."""
+
+    code: int
+    shell_exited: bool = False
+    stopped: bool = False
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0 and not self.stopped and not self.timed_out
+
+
+class ShellSession:
+    """One bash for the commands of one action (see the module docstring).
+
+    ``run(command)`` returns the command's ``Outcome`` once the command ended and
+    its output is in the log; ``variables(names)`` reads shell variables (exported
+    or not) of the session; ``close()`` ends the shell and everything it started.
+    ``posix`` runs bash in POSIX mode (a buildspec's ``env.shell: sh``).
+    """
+
+    def __init__(self, ctx: RunContext, *, env: dict, cwd: Path, masker=None,
+                 read_only: Iterable[Path] = (), read_write: Iterable[Path] = (),
+                 posix: bool = False):
+        self.ctx, self.env, self.cwd = ctx, env, cwd
+        self.read_only, self.read_write = tuple(read_only), tuple(read_write)
+        self.posix = posix
+        self.pump = LogPump(ctx.log, masker)
+        self.proc: subprocess.Popen | None = None
+        self._out_r, self._out_w = os.pipe()
+        with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(self._out_r, F_SETPIPE_SZ, READ_SIZE)
+        self._cmd_w = -1
+        self._status_r = -1
+        self._status_buf = b""
+        self._snapshot: bytes | None = None
+        self._closed = False
+        self.lost_state = False   # a shell ended without leaving its state (its EXIT trap replaced)
+
+    # --- the shell's life ---------------------------------------------------------
+
+    def _start(self) -> None:
+        cmd_r, cmd_w = os.pipe()
+        status_r, status_w = os.pipe()
+        script = BOOTSTRAP.format(cmd=cmd_r, status=status_w, not_carried=_NOT_CARRIED)
+        argv = ["bash", "--noprofile", "--norc"]
+        if self.posix:
+            argv += ["-o", "posix"]
+        argv += ["-c", script, "conveyor-session"]
+        try:
+            self.proc = spawn_shell(argv, self.ctx, env=self.env, cwd=self.cwd,
+                                    stdout=self._out_w, pass_fds=(cmd_r, status_w),
+                                    read_only=self.read_only, read_write=self.read_write)
+        finally:
+            os.close(cmd_r)
+            os.close(status_w)
+        self._cmd_w, self._status_r, self._status_buf = cmd_w, status_r, b""
+        self.ctx.set_process_group(self.proc.pid)
+        if self._snapshot is not None:
+            snapshot, self._snapshot = self._snapshot, None
+            # The state the previous shell left: at top level (declare makes globals),
+            # its complaints (read-only variables) silenced; options come last.
+            self._send(b"q{\n" + snapshot + b"\n} 2>/dev/null")
+            self._wait()
+
+    def _end_shell(self) -> None:
+        """The shell is gone or must go: kill its group, reap it, close its pipes."""
+        if self.proc is None:
+            return
+        kill_process_group(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.ctx.clear_process_group(self.proc.pid)
+        for fd in (self._cmd_w, self._status_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._cmd_w = self._status_r = -1
+        self.proc = None
+        self._drain()
+
+    def close(self) -> None:
+        """End the shell and everything it started; write what is left of the output."""
+        if self._closed:
+            return
+        self._closed = True
+        self._end_shell()
+        self._drain()
+        self.pump.flush()
+        for fd in (self._out_r, self._out_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> ShellSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- commands -------------------------------------------------------------------
+
+    def run(self, command: str, *, deadline: float | None = None) -> Outcome:
+        """Run one command in the session; ``deadline`` is a ``time.monotonic()`` value."""
+        return self._call(b"c" + self._encode(command), deadline)
+
+    def query(self, code: str) -> Outcome:
+        """Run Conveyor's own shell code (not logged as a command, fds left open)."""
+        return self._call(b"q" + self._encode(code), None)
+
+    def variables(self, names: Iterable[str]) -> dict[str, str]:
+        """The values of the named shell variables that are set (exported or not)."""
+        names = [n for n in names if NAME_RE.match(n)]
+        if not names:
+            return {}
+        self._values: dict[str, str] = {}
+        self.query("__conveyor_vars " + " ".join(names))
+        return dict(self._values)
+
+    @staticmethod
+    def _encode(text: str) -> bytes:
+        data = text.encode("utf-8", errors="surrogateescape")
+        if b"\0" in data:
+            raise ValueError("a command cannot hold a NUL character")
+        return data
+
+    def _call(self, message: bytes, deadline: float | None) -> Outcome:
+        if self._closed:
+            raise RuntimeError("the session is closed")
+        if self.ctx.should_stop():
+            return Outcome(code=-1, stopped=True)
+        if self.proc is None:
+            self._start()
+        self._send(message)
+        return self._wait(deadline)
+
+    def _send(self, message: bytes) -> None:
+        data = message + b"\0"
+        try:
+            while data:
+                written = os.write(self._cmd_w, data)
+                data = data[written:]
+        except BrokenPipeError:
+            pass  # the shell is gone: _wait sees its end
+
+    def _wait(self, deadline: float | None = None) -> Outcome:
+        """Pump output until the shell answers; then drain what the command wrote."""
+        out_r, status_r = self._out_r, self._status_r
+        while True:
+            timeout = POLL_SECONDS
+            if deadline is not None:
+                timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+            ready, _, _ = select.select([out_r, status_r], [], [], timeout)
+            if out_r in ready:
+                self._read_output()
+            if status_r in ready:
+                chunk = os.read(status_r, 65536)
+                if not chunk:
+                    return self._shell_ended()
+                self._status_buf += chunk
+                outcome = self._parse_status()
+                if outcome is not None:
+                    self._drain()
+                    self.pump.flush()
+                    return outcome
+            if self.ctx.should_stop():
+                self._end_shell()
+                self.pump.flush()
+                return Outcome(code=-1, stopped=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                self._end_shell()
+                self.pump.flush()
+                return Outcome(code=-1, timed_out=True)
+
+    def _parse_status(self) -> Outcome | None:
+        while True:
+            if self._status_buf.startswith(b"exit "):
+                return None  # the shell is ending: its state follows until EOF
+            end = self._status_buf.find(b"\0")
+            if end < 0:
+                return None
+            message, self._status_buf = self._status_buf[:end], self._status_buf[end + 1:]
+            if message.startswith(b"status "):
+                return Outcome(code=int(message[7:]))
+            if message.startswith(b"var "):
+                name, _, value = message[4:].partition(b"=")
+                self._values[name.decode()] = value.decode("utf-8", errors="replace")
+
+    def _shell_ended(self) -> Outcome:
+        """The status pipe closed: the command ended the shell (or it was killed)."""
+        assert self.proc is not None
+        buf = self._status_buf
+        code = None
+        if buf.startswith(b"exit "):
+            head, _, snapshot = buf.partition(b"\0")
+            with contextlib.suppress(ValueError):
+                code = int(head[5:])
+            self._snapshot = snapshot
+        else:
+            self.lost_state = True
+        proc = self.proc
+        self._end_shell()
+        self.pump.flush()
+        if self.ctx.should_stop():
+            return Outcome(code=-1, stopped=True)
+        if code is None:
+            returncode = proc.returncode
+            code = returncode if isinstance(returncode, int) and returncode >= 0 else 1
+        return Outcome(code=code, shell_exited=True)
+
+    def _read_output(self) -> None:
+        fd = self._out_r
+        data = os.read(fd, READ_SIZE)
+        if len(data) < TRICKLE:
+            # Output arriving a line at a time (a line-flushed program): let a few
+            # milliseconds of it gather, then pay for one pass instead of one per line.
+            time.sleep(COALESCE_SECONDS)
+            while len(data) < READ_SIZE and select.select([fd], [], [], 0)[0]:
+                data += os.read(fd, READ_SIZE)
+        self.pump.feed(data)
+
+    def _drain(self) -> None:
+        """Read what is already in the output pipe (the ended command wrote it all)."""
+        with contextlib.suppress(OSError):
+            while select.select([self._out_r], [], [], 0)[0]:
+                data = os.read(self._out_r, READ_SIZE)
+                if not data:
+                    break
+                self.pump.feed(data)

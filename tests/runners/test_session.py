@@ -1,0 +1,78 @@
+"""One shell session per action: state carries, statuses come back, stop kills it all."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from runners.session import ShellSession
+from tests.executions.test_shell import alive
+from tests.runners.conftest import log_text, make_ctx
+
+
+def session_for(tmp_path, **kwargs):
+    ctx = make_ctx(tmp_path, {"name": "Run"})
+    return ctx, ShellSession(ctx, env={"PATH": "/usr/bin:/bin"}, cwd=ctx.workspace, **kwargs)
+
+
+def test_export_cd_variables_and_functions_carry_from_one_command_to_the_next(tmp_path):
+    ctx, session = session_for(tmp_path)
+    (ctx.workspace / "sub").mkdir()
+    with session:
+        for command in ["export GREETING=hello", "PLAIN=kept", "cd sub", "say() { echo said; }"]:
+            assert session.run(command).code == 0
+        assert session.run('echo "$GREETING $PLAIN $(basename "$PWD")"; say').code == 0
+    lines = [line.split(" ", 1)[1] for line in log_text(ctx).splitlines()]
+    assert lines == ["hello kept sub", "said"]
+
+
+def test_each_commands_exit_status_comes_back_and_stdin_is_empty(tmp_path):
+    ctx, session = session_for(tmp_path)
+    with session:
+        assert session.run("false").code == 1
+        assert session.run("(exit 7)").code == 7
+        assert session.run('test -z "$(cat)"').code == 0   # reads /dev/null, never hangs
+
+
+def test_a_command_that_exits_the_shell_fails_and_the_next_one_keeps_the_state(tmp_path):
+    ctx, session = session_for(tmp_path)
+    with session:
+        session.run("export A=1; B=2; cd /tmp; set -e")
+        outcome = session.run("echo before; false; echo never")   # set -e ends the shell
+        assert (outcome.code, outcome.shell_exited) == (1, True)
+        assert session.run("exit 3").code == 3
+        assert session.run('echo "after $A $B $PWD"').code == 0
+        assert session.variables(["A", "B", "UNSET"]) == {"A": "1", "B": "2"}
+    lines = [line.split(" ", 1)[1] for line in log_text(ctx).splitlines()]
+    assert lines == ["before", "after 1 2 /tmp"]
+
+
+def test_a_command_cannot_read_or_answer_on_the_sessions_own_channels(tmp_path):
+    ctx, session = session_for(tmp_path)
+    with session:
+        assert session.run("echo forged >&201").code != 0
+        assert session.run("read -r line <&200").code != 0
+        assert session.run("true").code == 0
+
+
+def test_stopping_the_session_kills_its_background_processes(tmp_path):
+    ctx, session = session_for(tmp_path)
+    pidfile = tmp_path / "bg.pid"
+    result = {}
+    with session:
+        session.run(f"sleep 60 & echo $! > {pidfile}")
+        thread = threading.Thread(target=lambda: result.update(o=session.run("sleep 60")))
+        thread.start()
+        time.sleep(0.3)
+        ctx.request_stop("abandoned")
+        thread.join(timeout=5)
+    assert result["o"].stopped
+    assert not alive(int(pidfile.read_text()))
+
+
+def test_a_command_past_its_deadline_is_killed(tmp_path):
+    ctx, session = session_for(tmp_path)
+    started = time.monotonic()
+    with session:
+        outcome = session.run("sleep 30", deadline=time.monotonic() + 0.3)
+    assert outcome.timed_out and time.monotonic() - started < 5
