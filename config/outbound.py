@@ -130,13 +130,20 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float,
 
     Raises ``OutboundRefused`` before connecting, ``TimeoutError``/``OSError`` as sockets do.
     """
+    return request("POST", url, body=body, headers=headers, timeout=timeout,
+                   max_bytes=max_bytes)
+
+
+def request(method: str, url: str, *, body: bytes | None, headers: dict[str, str],
+            timeout: float, max_bytes: int = 1 << 20) -> Answer:
+    """Any method, under the same rules as ``post`` (notifications, commit statuses, rules)."""
     scheme, host, port, address = resolve(url)
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = cls(host, port, address, timeout=timeout)
     try:
-        connection.request("POST", target, body=body, headers=headers)
+        connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
         data = response.read(max_bytes)
         return Answer(response.status, response.reason, data, response.headers)

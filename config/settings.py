@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "awsapi",
     "config",
     "observability",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -350,6 +351,14 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "conveyor@localhost")
 CONVEYOR_BASE_URL = os.environ.get(
     "CONVEYOR_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
 )
+
+# --- Integrations (docs/integrations.md) --------------------------------------
+CONVEYOR_NOTIFY_TIMEOUT = float(os.environ.get("CONVEYOR_NOTIFY_TIMEOUT", "5"))
+CONVEYOR_NOTIFY_ATTEMPTS = int(os.environ.get("CONVEYOR_NOTIFY_ATTEMPTS", "5"))
+CONVEYOR_NOTIFY_CONCURRENCY = int(os.environ.get("CONVEYOR_NOTIFY_CONCURRENCY", "1"))
+CONVEYOR_SCHEDULE_GRACE_SECONDS = float(os.environ.get("CONVEYOR_SCHEDULE_GRACE_SECONDS",
+                                                       "3600"))
+CONVEYOR_STATUS_ATTEMPTS = int(os.environ.get("CONVEYOR_STATUS_ATTEMPTS", "5"))
 
 # --- REST API ---------------------------------------------------------------
 # API tokens (config/api_auth.py): lifetime of a new token, and how many wrong tokens an

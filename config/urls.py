@@ -26,6 +26,7 @@ urlpatterns = [
          name="api-audit-export"),
     path("pipelines/<str:name>/audit/", observability_views.pipeline_audit,
          name="pipeline-audit"),
+    path("api/", include("notifications.urls")),
     path("aws/", include("awsapi.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start script as a file (no inline script); the

@@ -60,6 +60,7 @@ from executions.refusals import stage_retry_refusal
 from pipelines.models import Pipeline
 from pipelines.report import blocking as report_blocking
 from pipelines.report import migration_report
+from triggers import schedules
 
 VIEW = "pipelines.view_pipeline"
 START = "executions.start_pipelineexecution"
@@ -313,6 +314,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         "can_start": user.has_perm(START), "can_stop": user.has_perm(STOP),
         "can_retry": user.has_perm(RETRY), "can_toggle": user.has_perm(TOGGLE),
         "retry_modes": RetryMode.choices,
+        "schedules": schedules.next_runs(pipeline),
     }
 
 

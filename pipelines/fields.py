@@ -39,10 +39,7 @@ INERT = frozenset({
 })
 
 # path -> why it is warned (the warning's text).
-WARNED = {
-    "triggers[].gitConfiguration.pullRequest": (
-        "pull-request triggers do not start executions in Conveyor yet"),
-}
+WARNED: dict[str, str] = {}
 
 # The members Conveyor reads at each level (a path with [] for list items).
 KNOWN: dict[str, frozenset[str]] = {

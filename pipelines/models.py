@@ -41,6 +41,9 @@ class Pipeline(models.Model):
         blank=True,
         help_text="HMAC-SHA256 secret that push webhooks must sign their body with.",
     )
+    # AWS resource tags (TagResource, CreatePipeline's ``tags``): {key: value}.
+    # Not part of the definition document, as on AWS (get-pipeline omits them).
+    tags = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -153,6 +156,123 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage} / {self.name}"
+
+
+class WebhookAuthentication(models.TextChoices):
+    GITHUB_HMAC = "GITHUB_HMAC", "HMAC signature (X-Hub-Signature-256 or X-Hub-Signature)"
+    IP = "IP", "Sender's address in AllowedIPRange"
+    UNAUTHENTICATED = "UNAUTHENTICATED", "Anyone who knows the URL"
+
+
+class Webhook(models.Model):
+    """A CodePipeline webhook (PutWebhook): a URL of its own that starts one source action.
+
+    A delivery to ``/api/webhooks/{url_token}/`` that passes ``authentication``
+    and every ``filters`` rule (``{"jsonPath", "matchEquals"}``, all must match)
+    starts the pipeline for ``target_action``. It is the AWS-shaped sibling of the
+    pipeline's own push hook (``/api/hooks/{pipeline}/``), which uses the
+    pipeline's webhook secret and its ``triggers``.
+    """
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="webhooks")
+    target_action = models.CharField(max_length=100)
+    filters = models.JSONField(default=list)
+    authentication = models.CharField(max_length=16, choices=WebhookAuthentication.choices)
+    secret_token = models.CharField(max_length=100, blank=True)
+    allowed_ip_range = models.CharField(max_length=100, blank=True)
+    # The unguessable part of the URL (AWS's webhook URLs carry one too).
+    url_token = models.CharField(max_length=64, unique=True)
+    tags = models.JSONField(default=dict, blank=True)
+    last_triggered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PipelineSchedule(models.Model):
+    """A cron-style trigger: at each tick of ``cron`` in ``timezone`` the pipeline starts.
+
+    The execution runs the latest commit of each source (no revision is
+    pinned). Ticks are started by ``triggers.schedules`` from django-q2's
+    scheduler; each tick starts at most once (``ScheduleTick``).
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=100, validators=[name_validator])
+    cron = models.CharField(max_length=100, help_text='Five fields: minute hour day-of-month '
+                            'month day-of-week, e.g. "0 2 * * 1-5" (02:00 on weekdays).')
+    timezone = models.CharField(max_length=64, default="UTC",
+                                help_text="An IANA time zone, e.g. Europe/Paris.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pipeline", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "name"],
+                                    name="pipelines_pipelineschedule_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} / {self.name} ({self.cron} {self.timezone})"
+
+
+class ScheduleTick(models.Model):
+    """One tick of a schedule that was acted on; unique, so several clusters start it once."""
+
+    schedule = models.ForeignKey(PipelineSchedule, on_delete=models.CASCADE,
+                                 related_name="ticks")
+    tick = models.DateTimeField()
+    # The execution it started (a UUID, not a key: pipelines does not know executions).
+    execution_id = models.UUIDField(null=True, blank=True)
+    outcome = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-tick"]
+        constraints = [
+            # Two clusters' schedulers firing for the same minute: one insert wins.
+            models.UniqueConstraint(fields=["schedule", "tick"],
+                                    name="pipelines_scheduletick_unique_tick"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.tick.isoformat()}"
+
+
+class ForgeProvider(models.TextChoices):
+    GITHUB = "GitHub", "GitHub"
+    GITLAB = "GitLab", "GitLab"
+    GITEA = "Gitea", "Gitea"
+
+
+class CommitStatusTarget(models.Model):
+    """Where a pipeline reports its commits' statuses (pending/success/failure/error).
+
+    ``repository`` is the forge's name for it (``owner/name``, or GitLab's
+    project path), ``api_url`` the forge's REST API root (GitHub:
+    https://api.github.com; GitLab: https://host/api/v4; Gitea:
+    https://host/api/v1). The token is configuration, never part of the
+    definition document (an export must not carry it).
+    """
+
+    pipeline = models.OneToOneField(Pipeline, on_delete=models.CASCADE,
+                                    related_name="commit_status_target")
+    provider = models.CharField(max_length=16, choices=ForgeProvider.choices)
+    api_url = models.URLField(max_length=500)
+    repository = models.CharField(max_length=300)
+    token = models.CharField(max_length=500)
+    # Also one status per stage (context "conveyor/<pipeline>/<stage>").
+    per_stage = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} → {self.provider} {self.repository}"
 
 
 class BuildProject(models.Model):

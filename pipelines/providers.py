@@ -44,10 +44,10 @@ class ProviderSpec:
     provider: str
     check: Checker
     description: str = ""
-    # Configuration keys holding secrets: stored sealed, shown masked (pipelines.secrets).
-    secret_keys: frozenset[str] = frozenset()
     # What the action still needs from this installation (may read the database).
     readiness: Callable[[dict], list[Readiness]] = _ready
+    # Configuration keys holding secrets: stored sealed, shown masked (pipelines.secrets).
+    secret_keys: frozenset[str] = frozenset()
 
 
 _registry: dict[tuple[str, str], ProviderSpec] = {}
@@ -57,7 +57,7 @@ def register(category: str, provider: str, check: Checker, description: str = ""
              secret_keys: frozenset[str] = frozenset(),
              readiness: Callable[[dict], list[Readiness]] | None = None) -> None:
     _registry[(category, provider)] = ProviderSpec(category, provider, check, description,
-                                                   frozenset(secret_keys), readiness or _ready)
+                                                   readiness or _ready, frozenset(secret_keys))
 
 
 def get(category: str, provider: str) -> ProviderSpec | None:

@@ -6,6 +6,7 @@ hold no rules of their own.
 
 import re
 from dataclasses import dataclass
+from secrets import token_urlsafe
 from typing import Any
 
 from django.db import transaction
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from observability.audit import audit_record
 from observability.models import AuditAct
-from pipelines import documents, secrets
+from pipelines import documents, secrets, webhooks
 from pipelines.buildspec import buildspec_parse
 from pipelines.choices import ComputeType, ConnectionProvider, CredentialKind
 from pipelines.models import (
@@ -23,8 +24,11 @@ from pipelines.models import (
     Connection,
     ConnectionArn,
     Pipeline,
+    PipelineSchedule,
     PipelineVersion,
     Stage,
+    Webhook,
+    WebhookAuthentication,
 )
 from pipelines.report import ActionReport, migration_report
 from pipelines.report import blocking as report_blocking
@@ -320,6 +324,126 @@ def stage_transition_set(*, stage: Stage, enabled: bool, reason: str = "", user=
 
 def _user(user):
     return user if getattr(user, "is_authenticated", False) else None
+
+
+# --- tags ------------------------------------------------------------------------
+
+
+class TooManyTags(Exception):
+    """Tagging would leave a resource with more than ``webhooks.MAX_TAGS`` tags."""
+
+
+def resource_tags_set(*, resource: Pipeline | Webhook, tags: list[dict]) -> None:
+    """Add or overwrite tags (``[{"key", "value"}]``) on a pipeline or a webhook.
+
+    Refuses malformed tags (``DefinitionInvalid`` at ``tags[i].key``/``.value``)
+    and a result of more than 50 tags (``TooManyTags``); nothing changes then.
+    """
+    problems = webhooks.tag_problems(tags)
+    if problems:
+        raise DefinitionInvalid(problems)
+    with transaction.atomic():
+        row = type(resource).objects.select_for_update().get(pk=resource.pk)
+        merged = {**row.tags, **{t["key"]: t["value"] for t in tags}}
+        if len(merged) > webhooks.MAX_TAGS:
+            raise TooManyTags(f"{resource} would have {len(merged)} tags; the most is "
+                              f"{webhooks.MAX_TAGS}")
+        type(resource).objects.filter(pk=resource.pk).update(tags=merged)
+    resource.tags = merged
+
+
+def resource_tags_remove(*, resource: Pipeline | Webhook, keys: list[str]) -> None:
+    """Remove the tags with these keys (keys it does not have are no error, as on AWS)."""
+    with transaction.atomic():
+        row = type(resource).objects.select_for_update().get(pk=resource.pk)
+        kept = {k: v for k, v in row.tags.items() if k not in set(keys)}
+        type(resource).objects.filter(pk=resource.pk).update(tags=kept)
+    resource.tags = kept
+
+
+# --- webhooks (CodePipeline's PutWebhook) -------------------------------------------
+
+
+def webhook_put(*, name: str, pipeline: Pipeline, target_action: str, filters: list[dict],
+                authentication: str, configuration: dict | None = None,
+                tags: list[dict] | None = None) -> Webhook:
+    """Create or replace the webhook ``name`` (PutWebhook); its URL token survives a replace.
+
+    Every problem is reported at once, each at its path under ``webhook``
+    (``webhook.targetAction``, ``webhook.filters[0].jsonPath``,
+    ``webhook.authenticationConfiguration.SecretToken``…), and nothing is stored:
+    the target action must be a source action of the pipeline, the filters
+    readable JSONPaths whose ``{Property}`` references exist, GITHUB_HMAC needs
+    a SecretToken, IP an AllowedIPRange.
+    """
+    configuration = configuration or {}
+    problems: list[Problem] = []
+    stages = pipeline.document.get("stages") or []
+    sources = {a["name"]: a for a in (stages[0].get("actions") or [] if stages else [])
+               if (a.get("actionTypeId") or {}).get("category") == "Source"}
+    action = sources.get(target_action)
+    if action is None:
+        problems.append(Problem("webhook.targetAction", f'pipeline "{pipeline.name}" has no '
+                                f'source action "{target_action}" (its source actions: '
+                                f'{", ".join(sorted(sources)) or "none"})'))
+    if action is not None:  # {Property} references are checked against the action's
+        problems += webhooks.filter_problems(filters, action.get("configuration") or {},
+                                             "webhook.filters")
+    if authentication not in WebhookAuthentication.values:
+        problems.append(Problem("webhook.authentication",
+                                f"must be one of {', '.join(WebhookAuthentication.values)}"))
+    secret = configuration.get("SecretToken") or ""
+    ip_range = configuration.get("AllowedIPRange") or ""
+    if authentication == WebhookAuthentication.GITHUB_HMAC and (
+            not isinstance(secret, str) or not 1 <= len(secret) <= 100):
+        problems.append(Problem("webhook.authenticationConfiguration.SecretToken",
+                                "GITHUB_HMAC needs a secret of 1 to 100 characters"))
+    if authentication == WebhookAuthentication.IP:
+        why = webhooks.ip_range_problem(ip_range)
+        if why:
+            problems.append(Problem("webhook.authenticationConfiguration.AllowedIPRange", why))
+    problems += webhooks.tag_problems(tags or [])
+    if problems:
+        raise DefinitionInvalid(problems)
+    with transaction.atomic():
+        webhook, created = Webhook.objects.select_for_update().get_or_create(
+            name=name, defaults={"pipeline": pipeline, "url_token": token_urlsafe(32)})
+        webhook.pipeline = pipeline
+        webhook.target_action = target_action
+        webhook.filters = [{"jsonPath": f["jsonPath"], "matchEquals": f["matchEquals"]}
+                           for f in filters]
+        webhook.authentication = authentication
+        webhook.secret_token = secret if authentication == "GITHUB_HMAC" else ""
+        webhook.allowed_ip_range = ip_range if authentication == "IP" else ""
+        if tags:
+            webhook.tags = {**webhook.tags, **{t["key"]: t["value"] for t in tags}}
+        webhook.save()
+    return webhook
+
+
+def webhook_delete(*, webhook: Webhook) -> None:
+    """Delete a webhook: its URL starts nothing any more."""
+    webhook.delete()
+
+
+# --- schedules ---------------------------------------------------------------------
+
+
+def schedule_save(*, schedule: PipelineSchedule) -> PipelineSchedule:
+    """Validate (``DefinitionInvalid`` at ``cron`` / ``timezone``) and save a schedule."""
+    from pipelines import schedules
+
+    problems = []
+    why = schedules.cron_problem(schedule.cron)
+    if why:
+        problems.append(Problem("cron", why))
+    why = schedules.timezone_problem(schedule.timezone)
+    if why:
+        problems.append(Problem("timezone", why))
+    if problems:
+        raise DefinitionInvalid(problems)
+    schedule.save()
+    return schedule
 
 
 # --- build projects ---------------------------------------------------------------

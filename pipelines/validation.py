@@ -699,6 +699,8 @@ class _Validator:
                 for j, flt in enumerate(git[kind]):
                     if not self.expect(f"{fpath}[{j}]", flt, dict, "an object"):
                         continue
+                    if kind == "pullRequest":
+                        self._pull_request_filter(f"{fpath}[{j}]", flt)
                     self.fields(f"{fpath}[{j}]", flt, f"triggers[].gitConfiguration.{kind}[]")
                     for key in ("branches", "tags", "filePaths"):
                         if key not in flt:
@@ -709,6 +711,17 @@ class _Validator:
                             for side in ("includes", "excludes"):
                                 if side in flt[key]:
                                     self.string_list(f"{kpath}.{side}", flt[key][side])
+
+    def _pull_request_filter(self, path: str, flt: dict) -> None:
+        """CodePipeline's pullRequest filter: 1-3 ``events`` of OPEN/UPDATED/CLOSED, no tags."""
+        events = flt.get("events")
+        if events is not None and (not isinstance(events, list) or not 1 <= len(events) <= 3
+                                   or any(e not in ("OPEN", "UPDATED", "CLOSED")
+                                          for e in events)):
+            self.add(f"{path}.events", "must list 1 to 3 of OPEN, UPDATED, CLOSED")
+        if "tags" in flt:
+            self.add(f"{path}.tags", "pull-request filters have branches and filePaths, "
+                                     "not tags")
 
 
 def validate_document(doc: Any) -> list[Problem]:

@@ -603,9 +603,14 @@ class GitFetchingRunner(Runner):
             count = archive_into(mirror, sha, directory, ctx=ctx, log=ctx.log)
             ctx.log.line(f"Wrote {count} file(s) of {sha[:12]} into {name}")
         page = self.revision_url(location, sha)
+        variables = self.variables(ctx, location, info, branch_name)
+        # An execution started by a pull request (triggers.pull_requests) adds its fields.
+        pull_request = override.get("pullRequest")
+        if isinstance(pull_request, dict):
+            variables.update({k: str(v) for k, v in pull_request.items()})
         return Result(
             summary=f"{sha[:12]} on {branch_name}: {info.subject}"[:2000],
-            output_variables=self.variables(ctx, location, info, branch_name),
+            output_variables=variables,
             external_url=page,
             external_id=sha,
             revision=Revision(revision_id=sha, summary=info.subject, url=page,

@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -50,6 +49,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from config import outbound
 from pipelines import providers
 from runners import cron
 from runners.base import ActionFailed, LogWriter, RunContext
@@ -257,38 +257,29 @@ class DeploymentWindow(RuleProvider):
 # --- HTTP helpers -------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
 class _Unanswered(Exception):
     """No usable HTTP answer; the message says why."""
 
 
 def _http(url: str, *, timeout: float, data: bytes | None = None,
           headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, headers={"User-Agent": "Conveyor",
-                                                              **(headers or {})},
-                                     method="POST" if data is not None else "GET")
+    """GET (or POST ``data``) through ``config.outbound``: the server's one outbound policy
+    (private addresses refused unless CONVEYOR_OUTBOUND_ALLOW lists them, no redirects)."""
     try:
-        with _opener.open(request, timeout=timeout) as answer:
-            return answer.status, answer.read(MAX_ANSWER_BYTES)
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(300).decode("utf-8", "replace").strip()
-        raise _Unanswered(f"{url} answered {exc.code} {exc.reason}"
-                          + (f": {detail}" if detail else "")) from None
+        answer = outbound.request("POST" if data is not None else "GET", url, body=data,
+                                  headers={"User-Agent": "Conveyor", **(headers or {})},
+                                  timeout=timeout, max_bytes=MAX_ANSWER_BYTES)
+    except outbound.OutboundRefused as exc:
+        raise _Unanswered(f"Refused to call {url}: {exc}") from None
     except TimeoutError:
         raise _Unanswered(f"{url} did not answer within {timeout:g} s") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError | socket.timeout):
-            raise _Unanswered(f"{url} did not answer within {timeout:g} s") from None
-        raise _Unanswered(f"Cannot reach {url}: {exc.reason}") from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise _Unanswered(f"Cannot reach {url}: {exc}") from None
+    if answer.status >= 400:
+        detail = outbound.excerpt(answer.body, 300)
+        raise _Unanswered(f"{url} answered {answer.status} {answer.reason}"
+                          + (f": {detail}" if detail else ""))
+    return answer.status, answer.body
 
 
 def _http_url_problem(key: str, value: str | None) -> list[tuple[str, str]]:

@@ -18,3 +18,14 @@ class TriggersConfig(AppConfig):
 
         post_migrate.connect(poll_schedule_ensure, sender=apps.get_app_config("executions"),
                              dispatch_uid="conveyor-poll-schedule")
+        # ... and the pipelines' own schedules be ticked every minute.
+        from triggers.schedules import schedule_ensure
+
+        post_migrate.connect(schedule_ensure, sender=apps.get_app_config("executions"),
+                             dispatch_uid="conveyor-pipeline-schedules")
+        # Commit statuses follow the engine's events (after its commits).
+        from executions import signals
+        from triggers import statuses
+
+        signals.events_appended.connect(statuses.on_events_appended,
+                                        dispatch_uid="conveyor.commit-statuses")

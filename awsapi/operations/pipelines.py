@@ -1,6 +1,7 @@
 """Operations on definitions, over ``pipelines.services``."""
 
 from django.core import signing
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from awsapi import errors
@@ -8,6 +9,7 @@ from awsapi.operations.base import (
     NAME,
     epoch,
     field_int,
+    field_list,
     field_object,
     field_string,
     operation,
@@ -23,8 +25,10 @@ from pipelines.services import (
     pipeline_delete,
     pipeline_export,
     pipeline_save,
+    resource_tags_set,
 )
 from pipelines.validation import errors as error_problems
+from pipelines.webhooks import tag_problems
 
 LIST_PIPELINES_DEFAULT = 100
 _TOKEN_SALT = "awsapi.ListPipelines.nextToken"
@@ -46,10 +50,17 @@ def _declaration(body: dict) -> dict:
 
 @operation("CreatePipeline", permission="pipelines.add_pipeline")
 def create_pipeline(caller, body: dict) -> dict:
-    # Tags are accepted (scripts written for AWS send them) but Conveyor keeps none.
     document = _declaration(body)
+    tags = field_list(body, "tags", max_length=50)
+    problems = tag_problems(tags)
+    if problems:
+        raise errors.AwsError("InvalidTagsException", "; ".join(str(p) for p in problems))
     try:
-        result = pipeline_save(document=document, user=caller.user, create=True)
+        # One transaction: a pipeline is never left created without its tags.
+        with transaction.atomic():
+            result = pipeline_save(document=document, user=caller.user, create=True)
+            if tags:
+                resource_tags_set(resource=result.pipeline, tags=tags)
     except DefinitionInvalid as exc:
         # pipeline_save refuses an existing name with a single problem at "name",
         # after the document itself validated; AWS has its own exception for it.
@@ -61,7 +72,10 @@ def create_pipeline(caller, body: dict) -> dict:
                 f"A pipeline with the name '{document['name']}' already exists.",
             ) from None
         raise _invalid_structure(exc) from None
-    return {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
+    answer = {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
+    if tags:
+        answer["tags"] = [{"key": k, "value": v} for k, v in sorted(result.pipeline.tags.items())]
+    return answer
 
 
 @operation("GetPipeline", permission="pipelines.view_pipeline")

@@ -356,6 +356,7 @@ class BuildProjectDetailApi(generics.GenericAPIView):
     """One build project: read, replace, delete."""
 
     queryset = BuildProject.objects.all()
+    lookup_field = "name"  # for DRF's OPTIONS answer, as PipelineDetailApi
     serializer_class = BuildProjectSerializer
     permission_classes = [BuildProjectPermissions]
     parser_classes = DEFINITION_PARSERS

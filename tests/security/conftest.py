@@ -90,6 +90,8 @@ BY_ROUTE = {
     "api-action-execution-log": {"id": "{action_execution}"},
     "api-approval-decision": {"id": "{approval}"},
     "api-artifact-download": {"name": "Src"},
+    "api-notification-rule": {"pk": "{object}"},
+    "api-notification-deliveries": {"pk": "{object}"},
 }
 
 

@@ -33,6 +33,8 @@ ANONYMOUS_ALLOWED = {
     "api-push-hook": ("forges sign it with the pipeline's webhook secret, no user: "
                       "test_webhook.py", {"POST": 401}),
     "api-job-result": ("authenticated by the job's single-use token", {"POST": 404}),
+    "api-aws-webhook": ("a PutWebhook URL: its unguessable token, then the webhook's own "
+                        "authentication (test_webhooks_tags.py)", {"POST": 404}),
     "healthz": ("health probe of load balancers; names nothing (test_health.py)",
                 {"GET": 200}),
     "healthz-workers": ("health probe; names nothing (test_health.py); 503 until a "

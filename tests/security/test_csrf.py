@@ -16,6 +16,7 @@ ROUTES = all_routes()
 CSRF_EXEMPT = {
     "api-push-hook": "HMAC signature with the pipeline's webhook secret",
     "api-job-result": "the job's single-use token in the URL",
+    "api-aws-webhook": "the webhook's unguessable URL token, then its own authentication",
     "awsapi:endpoint": "SigV4 signature with a user's access key",
 }
 

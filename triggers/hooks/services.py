@@ -21,7 +21,7 @@ from executions.models import ActionExecution, HookDelivery
 from observability.counters import WEBHOOK_DELIVERIES, counter_add
 from pipelines.models import Pipeline
 from runners import webhook
-from triggers import changes
+from triggers import changes, pull_requests
 
 
 class HookError(Exception):
@@ -148,13 +148,19 @@ def _push_handle(pipeline: Pipeline, body: bytes, headers: Mapping[str, str]) ->
     sender, event = changes.event_kind(headers)
     if event == "ping":
         return PushOutcome([], note="pong")
-    if event != "push":
-        return PushOutcome([], note=f'"{event}" events are ignored: only pushes start '
-                                    "executions")
+    pull_request = pull_requests.is_pull_request(sender, event)
+    if event != "push" and not pull_request:
+        return PushOutcome([], note=f'"{event}" events are ignored: only pushes and pull '
+                                    "requests start executions")
     try:
         data = json_loads(body or b"null")
     except ValueError as exc:  # BodyRefused (nested too deeply) is one
         raise HookError(400, f"The payload is not JSON: {exc}") from None
+    if pull_request:
+        pr = pull_requests.parse(sender, data)
+        if isinstance(pr, str):
+            raise HookError(400, f"Not a pull request: {pr}.")
+        return PushOutcome(pull_requests.decide(pipeline, pr))
     push = changes.push_parse(sender, data)
     if isinstance(push, str):
         raise HookError(400, f"Not a push: {push}.")
@@ -212,3 +218,114 @@ def job_report(*, token: str, data) -> ActionExecution:
                              "for one report.")
     ae.refresh_from_db()
     return ae
+
+
+def aws_webhook_receive(*, url_token: str, body: bytes, headers: Mapping[str, str],
+                        remote_addr: str) -> PushOutcome:
+    """Verify and act on a delivery to a CodePipeline webhook (``PutWebhook``) URL.
+
+    1. The token must name a webhook (404). The delivery must pass its
+       ``authentication``: GITHUB_HMAC, a signature of the body with its
+       SecretToken (``X-Hub-Signature-256: sha256=…`` or GitHub's older
+       ``X-Hub-Signature: sha1=…``); IP, a sender address in AllowedIPRange;
+       UNAUTHENTICATED, anyone with the URL. Otherwise 401, nothing starts.
+    2. Delivery ids are de-duplicated per pipeline as for push hooks (409).
+    3. Every filter rule must match (``pipelines.webhooks.filters_match``);
+       otherwise 200 with the first rule that did not.
+    4. A push payload starts its head commit through ``triggers.changes.change_start``
+       (one execution per commit); any other payload starts the source
+       action's configured branch head.
+    """
+    from pipelines import webhooks as rules
+    from pipelines.models import Webhook, WebhookAuthentication
+
+    if len(body) > push_max_bytes():
+        raise HookError(413, f"The payload is larger than {push_max_bytes()} bytes.")
+    webhook = Webhook.objects.select_related("pipeline").filter(url_token=url_token).first()
+    if webhook is None:
+        raise HookError(404, "No webhook has this URL.")
+    if webhook.authentication == WebhookAuthentication.GITHUB_HMAC:
+        ok = _github_hmac_valid(webhook.secret_token, body, headers)
+    elif webhook.authentication == WebhookAuthentication.IP:
+        ok = rules.address_allowed(remote_addr, webhook.allowed_ip_range)
+    else:
+        ok = webhook.authentication == WebhookAuthentication.UNAUTHENTICATED
+    if not ok:
+        raise HookError(401, f"The delivery does not pass the webhook's "
+                             f"{webhook.authentication} authentication.")
+    pipeline = webhook.pipeline
+    delivery = delivery_id(headers)
+    if len(delivery) > 200:
+        raise HookError(400, "The delivery id is longer than 200 characters.")
+    recorded = None
+    if delivery:
+        try:
+            with transaction.atomic():
+                recorded = HookDelivery.objects.create(pipeline=pipeline, delivery_id=delivery)
+        except IntegrityError:
+            raise HookError(409, f'Delivery "{delivery}" was received before: a replayed '
+                                 "delivery starts nothing.") from None
+    try:
+        return _aws_webhook_handle(webhook, body, headers)
+    except BaseException:
+        if recorded is not None:
+            HookDelivery.objects.filter(pk=recorded.pk).delete()
+        raise
+
+
+def _github_hmac_valid(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    import hashlib
+
+    if not secret:
+        return False
+    given = headers.get("X-Hub-Signature-256")
+    if given is not None:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(given.strip().encode(), f"sha256={digest}".encode())
+    given = headers.get("X-Hub-Signature")
+    if given is not None:
+        digest = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+        return hmac.compare_digest(given.strip().encode(), f"sha1={digest}".encode())
+    return False
+
+
+def _aws_webhook_handle(webhook, body: bytes, headers: Mapping[str, str]) -> PushOutcome:
+    from executions.choices import TriggerType
+    from executions.errors import ExecutionError
+    from pipelines import webhooks as rules
+
+    sender, event = changes.event_kind(headers)
+    if event == "ping":
+        return PushOutcome([], note="pong")
+    try:
+        data = json_loads(body or b"null")
+    except ValueError as exc:
+        raise HookError(400, f"The payload is not JSON: {exc}") from None
+    pipeline, name = webhook.pipeline, webhook.target_action
+    action = next((a for a in changes.git_sources(pipeline.document) if a["name"] == name),
+                  None)
+    if action is None:
+        return PushOutcome([changes.Decision(name, reason=f'the pipeline has no Git source '
+                                                           f'action "{name}" any more')])
+    config = action.get("configuration") or {}
+    ok, why = rules.filters_match(webhook.filters, data, config)
+    if not ok:
+        return PushOutcome([changes.Decision(name, reason=why)])
+    type(webhook).objects.filter(pk=webhook.pk).update(last_triggered_at=timezone.now())
+    push = changes.push_parse(sender, data)
+    try:
+        if isinstance(push, changes.Push) and not push.deleted:
+            execution, started = changes.change_start(
+                pipeline=pipeline, action_name=name, commit=push.after,
+                branch=push.branch or push.tag or "", trigger_type=TriggerType.WEBHOOK,
+                trigger_detail=f"Webhook {webhook.name}: {push.describe()}")
+        else:
+            execution, started = services.execution_start(
+                pipeline=pipeline, trigger_type=TriggerType.WEBHOOK,
+                trigger_detail=f"Webhook {webhook.name}"), True
+    except ExecutionError as exc:
+        return PushOutcome([changes.Decision(name, reason=exc.detail)])
+    return PushOutcome([changes.Decision(
+        name, started, execution,
+        why if started else f"this commit was already started as execution "
+                            f"#{execution.number}")])

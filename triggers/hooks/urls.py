@@ -14,4 +14,6 @@ urlpatterns = [
             name="api-push-hook"),
     re_path(r"^jobs/(?P<token>[A-Za-z0-9_-]{1,128})/result/?$", views.JobResultApi.as_view(),
             name="api-job-result"),
+    re_path(r"^webhooks/(?P<token>[A-Za-z0-9_-]{1,64})/?$", views.AwsWebhookApi.as_view(),
+            name="api-aws-webhook"),
 ]

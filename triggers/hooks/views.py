@@ -108,18 +108,53 @@ class PushHookApi(APIView):
                                             headers=request.headers)
         except services.HookError as error:
             _refuse(error)
-        decisions = [{
-            "actionName": d.action_name,
-            "pipelineExecutionId": str(d.execution.execution_id) if d.execution else None,
-            "started": d.started,
-            "reason": d.reason,
-        } for d in outcome.decisions]
-        started = outcome.started
-        detail = outcome.note or (
-            "Started " + ", ".join(f"execution #{d.execution.number}" for d in started)
-            if started else "Nothing started.")
-        return Response({"detail": detail, "decisions": decisions},
-                        status=status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
+        return _push_answer(outcome)
+
+
+def _push_answer(outcome: services.PushOutcome) -> Response:
+    """202 with the decisions when something started, 200 otherwise."""
+    decisions = [{
+        "actionName": d.action_name,
+        "pipelineExecutionId": str(d.execution.execution_id) if d.execution else None,
+        "started": d.started,
+        "reason": d.reason,
+    } for d in outcome.decisions]
+    started = outcome.started
+    detail = outcome.note or (
+        "Started " + ", ".join(f"execution #{d.execution.number}" for d in started)
+        if started else "Nothing started.")
+    return Response({"detail": detail, "decisions": decisions},
+                    status=status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
+
+
+class AwsWebhookApi(APIView):
+    """``POST /api/webhooks/{token}/``: a delivery to a webhook made with PutWebhook."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Receive a delivery for a CodePipeline webhook",
+        description=("The URL comes from PutWebhook/ListWebhooks; the delivery must pass "
+                     "the webhook's authentication (GITHUB_HMAC, IP, UNAUTHENTICATED) and "
+                     "every filter (jsonPath equals matchEquals)."),
+        request=OpenApiTypes.OBJECT,
+        responses={200: PUSH_ANSWER, 202: PUSH_ANSWER,
+                   401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+                   404: OpenApiResponse(ErrorSerializer, description="No such webhook."),
+                   409: OpenApiResponse(ErrorSerializer, description="A replayed delivery.")},
+        auth=[],
+    )
+    def post(self, request, token: str):
+        limit = _refuse_oversized(request)
+        body = request._request.read(limit + 1)
+        try:
+            outcome = services.aws_webhook_receive(
+                url_token=token, body=body, headers=request.headers,
+                remote_addr=request.META.get("REMOTE_ADDR", ""))
+        except services.HookError as error:
+            _refuse(error)
+        return _push_answer(outcome)
 
 
 class JobResultApi(APIView):
