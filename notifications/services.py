@@ -121,7 +121,7 @@ def on_events_appended(sender, *, pipeline_id: int, last_event_id: int = 0, **kw
                                            action_category="Approval" if approvals else ""))
                & wanted for kind, previous, status in recent):
         return
-    from notifications import tasks
+    from notifications import queue as tasks
 
     try:
         tasks.enqueue("events_scan", pipeline_id, last_event_id)
@@ -279,7 +279,7 @@ def delivery_send(*, delivery_id: int) -> str:
     3. Otherwise, with attempts left, Pending again with ``next_attempt_at``
        after the backoff and a one-off schedule to try then; else Failed.
     """
-    from notifications import tasks
+    from notifications import queue as tasks
 
     now = timezone.now()
     due = NotificationDelivery.objects.filter(

@@ -23,11 +23,14 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone as django_timezone
 from django.utils.html import format_html, format_html_join
 from nested_admin import NestedModelAdmin
 
-from pipelines import documents, services
+from pipelines import (
+    admin_triggers,  # noqa: F401 (registers webhooks, schedules, statuses)
+    documents,
+    services,
+)
 from pipelines.admin_forms import (
     _ACTION_FIELDS,
     _TOP_FIELDS,
@@ -39,13 +42,10 @@ from pipelines.admin_forms import (
 )
 from pipelines.models import (
     BuildProject,
-    CommitStatusTarget,
     Connection,
     Pipeline,
-    PipelineSchedule,
     PipelineVersion,
     Stage,
-    Webhook,
 )
 from pipelines.validation import Problem
 
@@ -583,83 +583,6 @@ class ConnectionAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # connection_save wrote the ARNs
 
-
-@admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
-    """CodePipeline webhooks (PutWebhook): made and changed through the AWS API."""
-
-    list_display = ["name", "pipeline", "target_action", "authentication", "last_triggered_at"]
-    list_select_related = ["pipeline"]
-    search_fields = ["name", "pipeline__name"]
-    fields = ["name", "pipeline", "target_action", "filters", "authentication",
-              "allowed_ip_range", "tags", "last_triggered_at", "created_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class PipelineScheduleForm(forms.ModelForm):
-    class Meta:
-        model = PipelineSchedule
-        fields = ["pipeline", "name", "cron", "timezone", "enabled"]
-
-    def clean(self):
-        from pipelines import schedules
-
-        data = super().clean()
-        for field, check in (("cron", schedules.cron_problem),
-                             ("timezone", schedules.timezone_problem)):
-            if data.get(field):
-                why = check(data[field])
-                if why:
-                    self.add_error(field, f"{field} {why}")
-        return data
-
-
-@admin.register(PipelineSchedule)
-class PipelineScheduleAdmin(admin.ModelAdmin):
-    """Cron-style triggers; the ticks acted on are listed read-only under each."""
-
-    form = PipelineScheduleForm
-    list_display = ["pipeline", "name", "cron", "timezone", "enabled", "next_run"]
-    list_select_related = ["pipeline"]
-
-    @admin.display(description="Next run")
-    def next_run(self, schedule: PipelineSchedule) -> str:
-        from pipelines import schedules
-
-        if not schedule.enabled:
-            return "—"
-        return schedules.next_tick(schedule.cron, schedule.timezone,
-                                   django_timezone.now()).strftime("%Y-%m-%d %H:%M %Z")
-
-    def save_model(self, request, obj, form, change):
-        services.schedule_save(schedule=obj)
-
-
-class CommitStatusTargetForm(forms.ModelForm):
-    api_url = forms.URLField(assume_scheme="https", max_length=500,
-                             help_text="GitHub: https://api.github.com; GitLab: "
-                                       "https://<host>/api/v4; Gitea: https://<host>/api/v1")
-
-    class Meta:
-        model = CommitStatusTarget
-        fields = ["pipeline", "provider", "api_url", "repository", "token", "per_stage",
-                  "enabled"]
-        widgets = {"token": forms.PasswordInput(render_value=True)}
-
-
-@admin.register(CommitStatusTarget)
-class CommitStatusTargetAdmin(admin.ModelAdmin):
-    """Where each pipeline reports commit statuses (see triggers.statuses)."""
-
-    form = CommitStatusTargetForm
-    list_display = ["pipeline", "provider", "repository", "per_stage", "enabled"]
-    list_select_related = ["pipeline"]
 
 
 # --- build projects ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from pipelines import secrets
 from pipelines.choices import (
     ActionCategory,
     ComputeType,
@@ -258,7 +259,8 @@ class CommitStatusTarget(models.Model):
     project path), ``api_url`` the forge's REST API root (GitHub:
     https://api.github.com; GitLab: https://host/api/v4; Gitea:
     https://host/api/v1). The token is configuration, never part of the
-    definition document (an export must not carry it).
+    definition document (an export must not carry it); it is stored sealed
+    (``pipelines.secrets``) and never shown back.
     """
 
     pipeline = models.OneToOneField(Pipeline, on_delete=models.CASCADE,
@@ -273,6 +275,17 @@ class CommitStatusTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline.name} → {self.provider} {self.repository}"
+
+    def save(self, *args, **kwargs):
+        # Sealed at rest whichever surface wrote it (admin, a script, a test).
+        if self.token and not secrets.is_sealed(self.token):
+            self.token = secrets.seal(self.token)
+        super().save(*args, **kwargs)
+
+    @property
+    def token_value(self) -> str:
+        """The token itself, for the request to the forge (only ``triggers.statuses``)."""
+        return secrets.unseal(self.token)
 
 
 class BuildProject(models.Model):

@@ -12,6 +12,13 @@ class RunnersConfig(AppConfig):
         # Register the built-in runners (and their configuration checkers into
         # pipelines.providers, which validation consults). The runners of the
         # runners issue register themselves when imported.
-        from runners import directory, git, load_builtin, python, webhook  # noqa: F401
+        from runners import (  # noqa: F401
+            connection_sources,
+            directory,
+            git,
+            load_builtin,
+            python,
+            webhook,
+        )
 
         load_builtin()

@@ -73,15 +73,15 @@ def request_for(target: CommitStatusTarget, *, commit: str, state: str, context:
         url = f"{api}/projects/{project}/statuses/{commit}"
         body = {"state": wire, "name": context, "target_url": link,
                 "description": description}
-        headers = {"PRIVATE-TOKEN": target.token}
+        headers = {"Private-Token": target.token_value}  # GitLab's PRIVATE-TOKEN (any case)
     else:
         url = f"{api}/repos/{target.repository}/statuses/{commit}"
         body = {"state": wire, "context": context, "target_url": link,
                 "description": description}
-        headers = ({"Authorization": f"Bearer {target.token}",
+        headers = ({"Authorization": f"Bearer {target.token_value}",
                     "Accept": "application/vnd.github+json"}
                    if target.provider == ForgeProvider.GITHUB
-                   else {"Authorization": f"token {target.token}"})
+                   else {"Authorization": f"token {target.token_value}"})
     headers.update({"Content-Type": "application/json", "User-Agent": "Conveyor"})
     return url, json.dumps(body).encode(), headers
 
@@ -106,7 +106,7 @@ def on_events_appended(sender, *, pipeline_id: int, execution_ids=(), **kwargs) 
     """The engine's doorbell: queue a sync of these executions' statuses (nothing else)."""
     if pipeline_id not in pipelines_with_targets() or not execution_ids:
         return
-    from triggers import tasks
+    from triggers import queue as tasks
 
     try:
         tasks.enqueue("statuses_sync", list(execution_ids))
@@ -207,6 +207,6 @@ def _send(target, report: CommitStatusReport, link: str, description: str) -> No
     logger.warning("commit status %s of %s to %s failed (attempt %s): %s", report.context,
                    report.commit[:12], target.provider, report.attempts, answer.describe())
     if report.attempts < max_attempts():
-        from triggers import tasks
+        from triggers import queue as tasks
 
         tasks.retry_at([report.execution_id], due)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from notifications import queue as queued_tasks
 from notifications import services, tasks
 from tests.executions.conftest import _quiet_heartbeat, driver  # noqa: F401
 from tests.runners.receiver import start_receiver
@@ -25,8 +26,9 @@ class NotifyQueue:
 @pytest.fixture
 def notify(monkeypatch, settings, django_capture_on_commit_callbacks):
     queue = NotifyQueue(django_capture_on_commit_callbacks)
-    monkeypatch.setattr(tasks, "enqueue", lambda name, *args: queue.queued.append((name, args)))
-    monkeypatch.setattr(tasks, "retry_at", lambda pk, when: queue.retries.append((pk, when)))
+    monkeypatch.setattr(queued_tasks, "enqueue",
+                        lambda name, *args: queue.queued.append((name, args)))
+    monkeypatch.setattr(queued_tasks, "retry_at", lambda pk, when: queue.retries.append((pk, when)))
     services._rules_cache.clear()
     settings.CONVEYOR_BASE_URL = "https://conveyor.example.com"
     yield queue

@@ -37,7 +37,8 @@ def json_lines():
 
 
 def test_a_line_logged_while_an_action_runs_names_its_execution_stage_and_action(
-        driver, json_lines):
+        driver, json_lines, settings):
+    settings.CONVEYOR_INVOKE_MODULES = ["tests.observability"]  # the operator's allow list
     pipeline = simple_pipeline("logged", stages=[("Deploy", [action(
         "Notify", "Invoke", "Python",
         configuration={"Function": "tests.observability.targets.log_a_line"})])])

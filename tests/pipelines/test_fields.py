@@ -62,7 +62,9 @@ def base_document() -> dict:
     doc["triggers"] = [{"providerType": "CodeStarSourceConnection", "gitConfiguration": {
         "sourceActionName": "Checkout",
         "push": [{"branches": {"includes": ["main"]}, "tags": {"includes": ["v*"]},
-                  "filePaths": {"includes": ["src/**"]}}]}}]
+                  "filePaths": {"includes": ["src/**"]}}],
+        "pullRequest": [{"events": ["OPEN"], "branches": {"includes": ["main"]},
+                         "filePaths": {"includes": ["src/**"]}}]}}]
     doc["artifactStore"] = {"type": "S3", "location": "bucket",
                             "encryptionKey": {"id": "k", "type": "KMS"}}
     rule = {"name": "r", "ruleTypeId": {"category": "Rule", "owner": "AWS",

@@ -15,7 +15,7 @@ from executions.errors import ExecutionInvalid
 from executions.models import ActionExecution
 from pipelines import services
 from pipelines.report import migration_report
-from runners.git import CodeStarSourceConnectionRunner
+from runners.connection_sources import CodeStarSourceConnectionRunner
 from tests.pipelines.conftest import load_fixture
 from tests.pipelines.test_roundtrip import FIXTURE_DEFINITIONS
 from tests.runners.conftest import log_text, make_ctx

@@ -22,7 +22,7 @@ from pipelines import services
 from pipelines.selectors import connection_for
 from pipelines.validation import validate_document
 from runners import ActionFailed
-from runners.git import CodeCommitRunner, CodeStarSourceConnectionRunner
+from runners.connection_sources import CodeCommitRunner, CodeStarSourceConnectionRunner
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo, log_text, make_ctx
 from tests.runners.forge import Forge

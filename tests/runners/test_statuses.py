@@ -11,7 +11,8 @@ from executions.models import PipelineExecution
 from pipelines.models import CommitStatusTarget
 from tests.executions.conftest import sim, simple_pipeline
 from tests.runners.receiver import start_receiver
-from triggers import statuses, tasks
+from triggers import queue as tasks
+from triggers import statuses
 from triggers.models import CommitStatusReport
 
 SHA = "3" * 40
@@ -134,3 +135,16 @@ def test_a_pipeline_without_a_target_queues_nothing(db, driver, syncs):
     driver.run()
     assert syncs.queued == []
     assert PipelineExecution.objects.get().status == "Succeeded"
+
+
+def test_the_forge_token_is_stored_sealed_and_never_shown_back_in_the_admin(db, client, forge):
+    pipeline = simple_pipeline("shop")
+    row = target(pipeline, forge)
+    stored = CommitStatusTarget.objects.values_list("token", flat=True).get(pk=row.pk)
+    assert "t0ken" not in stored and stored.startswith("conveyor:sealed:")
+    assert CommitStatusTarget.objects.get(pk=row.pk).token_value == "t0ken"
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("root", "r@example.com", "x-Long-pass-1"))
+    page = client.get(f"/admin/pipelines/commitstatustarget/{row.pk}/change/").content.decode()
+    assert "t0ken" not in page and stored not in page

@@ -26,9 +26,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, no_workers, **options):
         manage = str(settings.BASE_DIR / "manage.py")
+        # X-Forwarded-For is believed only behind a proxy that sets it (CONVEYOR_PROXY_HEADERS):
+        # without one, a client would choose the address the sign-in lock-out counts.
+        proxied = os.environ.get("CONVEYOR_PROXY_HEADERS", "").lower() in ("1", "true", "yes")
         commands = {
             "web": [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-                    "--proxy-headers", "config.asgi:application"],
+                    *(["--proxy-headers"] if proxied else []), "config.asgi:application"],
         }
         if not no_workers:
             commands["workers"] = [sys.executable, manage, "qcluster"]
