@@ -203,11 +203,16 @@ def test_stop_and_abandon_a_running_execution(page, conveyor, login, unique):
     assert ex.action_executions.get(stage_name="Build").status == "Abandoned"
 
 
-def test_retry_a_failed_stage(page, conveyor, login, unique, e2e_dir):
-    flag = e2e_dir / f"{unique}.ready"
+def test_retry_a_failed_stage(page, conveyor, login, unique, tmp_path):
+    # The build runs sandboxed: it reads the flag's folder because the action says so
+    # (ReadablePaths; a folder of the test's, outside the server's var/).
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    flag = flags / f"{unique}.ready"
     pipeline = make_pipeline(unique, [
         ("Build", [action("Check", commands=[f"test -f {flag} || {{ echo not ready; exit 3; }}",
-                                               "echo ready"])]),
+                                               "echo ready"],
+                          configuration={"ReadablePaths": str(flags)})]),
         ("Deploy", [sim("Release", "Deploy")])])
     login("oscar")
     page.goto(f"{conveyor.url}/pipelines/{unique}/")
