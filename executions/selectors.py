@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 
-from executions.choices import WaitingReason
+from executions.choices import StageExecutionStatus, WaitingReason
 from executions.models import (
     ActionExecution,
     PipelineExecution,
@@ -205,6 +205,24 @@ def stage_entered_since(execution: PipelineExecution, stage_name: str) -> int | 
         pipeline_id=execution.pipeline_id, stage_name=stage_name,
         execution__number__gt=execution.number)
         .order_by("execution__number").values_list("execution__number", flat=True).first())
+
+
+def pipeline_executions(pipeline, *, succeeded_in_stage: str | None = None,
+                        before_number: int | None = None):
+    """A pipeline's executions, newest first (a QuerySet to slice into pages), with what
+    their summaries show (trigger user, rollback target): the AWS endpoint's
+    ListPipelineExecutions. ``succeeded_in_stage`` keeps those whose attempt at that stage
+    succeeded; ``before_number`` starts after a page's last execution (keyset paging)."""
+    executions = (PipelineExecution.objects.filter(pipeline=pipeline)
+                  .select_related("triggered_by", "rollback_target")
+                  .order_by("-number"))
+    if succeeded_in_stage is not None:
+        executions = executions.filter(Exists(StageExecution.objects.filter(
+            execution=OuterRef("pk"), stage_name=succeeded_in_stage,
+            status=StageExecutionStatus.SUCCEEDED)))
+    if before_number is not None:
+        executions = executions.filter(number__lt=before_number)
+    return executions
 
 
 def execution_rows(ids, fields: tuple[str, ...]) -> list[tuple]:

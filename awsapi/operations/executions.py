@@ -31,7 +31,7 @@ from awsapi.operations.base import (
     pipeline_named,
 )
 from executions import selectors, services
-from executions.choices import ExecutionType, RetryMode, StageExecutionStatus
+from executions.choices import ExecutionType, RetryMode
 from executions.errors import (
     ExecutionError,
     ExecutionInvalid,
@@ -220,18 +220,12 @@ def list_pipeline_executions(caller, body: dict) -> dict:
                               or after[0] != pipeline.pk):
         raise errors.AwsError("InvalidNextTokenException",
                               "The nextToken was not returned for this pipeline.")
-    executions = (PipelineExecution.objects.filter(pipeline=pipeline)
-                  .select_related("triggered_by", "rollback_target")
-                  .order_by("-number"))
     wanted = field_object(body, "filter") or {}
     succeeded_in = field_object(wanted, "succeededInStage")
-    if succeeded_in is not None:
-        stage_name = _name(succeeded_in, "stageName")
-        executions = executions.filter(Exists(StageExecution.objects.filter(
-            execution=OuterRef("pk"), stage_name=stage_name,
-            status=StageExecutionStatus.SUCCEEDED)))
-    if after is not None:
-        executions = executions.filter(number__lt=after[1])
+    executions = selectors.pipeline_executions(
+        pipeline,
+        succeeded_in_stage=_name(succeeded_in, "stageName") if succeeded_in is not None else None,
+        before_number=after[1] if after is not None else None)
     page = list(executions[: limit + 1])
     revisions = selectors.source_revisions([ex.pk for ex in page[:limit]])
     answer = {"pipelineExecutionSummaries": [_summary(ex, revisions[ex.pk])
@@ -273,7 +267,6 @@ def _summary(execution: PipelineExecution, revisions: list) -> dict:
 def _retry_metadata(pipeline, execution_ids: list[str]) -> dict[tuple[str, str], dict]:
     """CodePipeline's ``retryStageMetadata`` of each (latest execution, stage) that was
     retried: automatic and manual attempts and the latest trigger (one query)."""
-    from executions.models import StageExecution
 
     found: dict[tuple[str, str], dict] = {}
     if not execution_ids:

@@ -452,10 +452,13 @@ def test_stopping_an_execution_that_is_not_there_raises_not_found(aws, owner, op
 
 
 def flaky_definition(aws_definition, flag) -> dict:
-    """The Build fails until the file ``flag`` exists."""
+    """The Build fails until the file ``flag`` exists (its folder readable to the
+    sandboxed build through ReadablePaths)."""
+    flag.parent.mkdir(exist_ok=True)
     build = {"name": "Compile",
              "actionTypeId": {"category": "Build", "owner": "Custom", "provider": "Shell",
                               "version": "1"},
+             "configuration": {"ReadablePaths": str(flag.parent)},
              "inputArtifacts": [{"name": "Src"}],
              "commands": [f"test -f {flag}"]}
     return aws_definition("flaky", stages=[("Source", [checkout()]), ("Build", [build])])
@@ -463,7 +466,7 @@ def flaky_definition(aws_definition, flag) -> dict:
 
 def test_a_failed_stage_is_retried_and_the_execution_succeeds(
         aws, owner, operator, aws_definition, worker, tmp_path):
-    flag = tmp_path / "ready"
+    flag = tmp_path / "flags" / "ready"
     aws(owner).create_pipeline(pipeline=flaky_definition(aws_definition, flag))
     client = aws(operator)
     execution_id = client.start_pipeline_execution(name="flaky")["pipelineExecutionId"]
@@ -516,7 +519,7 @@ def test_a_failed_stage_is_retried_and_the_execution_succeeds(
 
 def test_an_execution_passed_by_a_newer_one_in_the_stage_is_not_the_latest(
         aws, owner, operator, aws_definition, worker, tmp_path):
-    flag = tmp_path / "ready"
+    flag = tmp_path / "flags" / "ready"
     aws(owner).create_pipeline(pipeline=flaky_definition(aws_definition, flag))
     client = aws(operator)
     older = client.start_pipeline_execution(name="flaky")["pipelineExecutionId"]
