@@ -7,7 +7,7 @@ sentence for the caller.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -125,6 +125,15 @@ def _push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str]
                              "before sending it webhooks.")
     if not changes.signature_valid(pipeline.webhook_secret, body, headers):
         raise HookError(401, "The webhook signature is missing or wrong.")
+    return _once_per_delivery(pipeline, headers,
+                              lambda: _push_handle(pipeline, body, headers))
+
+
+def _once_per_delivery(pipeline: Pipeline, headers: Mapping[str, str],
+                       handle: Callable[[], PushOutcome]) -> PushOutcome:
+    """Run ``handle`` once per delivery id (GitHub's, GitLab's, Gitea's header): a replayed
+    delivery answers 409 and starts nothing; a delivery whose handling fails is forgotten,
+    so that the sender's retry is handled."""
     delivery = delivery_id(headers)
     if len(delivery) > 200:
         raise HookError(400, "The delivery id is longer than 200 characters.")
@@ -137,7 +146,7 @@ def _push_receive(*, pipeline_name: str, body: bytes, headers: Mapping[str, str]
             raise HookError(409, f'Delivery "{delivery}" was received before: a replayed '
                                  "delivery starts nothing.") from None
     try:
-        return _push_handle(pipeline, body, headers)
+        return handle()
     except BaseException:
         if recorded is not None:
             HookDelivery.objects.filter(pk=recorded.pk).delete()
@@ -254,23 +263,8 @@ def aws_webhook_receive(*, url_token: str, body: bytes, headers: Mapping[str, st
         raise HookError(401, f"The delivery does not pass the webhook's "
                              f"{webhook.authentication} authentication.")
     pipeline = webhook.pipeline
-    delivery = delivery_id(headers)
-    if len(delivery) > 200:
-        raise HookError(400, "The delivery id is longer than 200 characters.")
-    recorded = None
-    if delivery:
-        try:
-            with transaction.atomic():
-                recorded = HookDelivery.objects.create(pipeline=pipeline, delivery_id=delivery)
-        except IntegrityError:
-            raise HookError(409, f'Delivery "{delivery}" was received before: a replayed '
-                                 "delivery starts nothing.") from None
-    try:
-        return _aws_webhook_handle(webhook, body, headers)
-    except BaseException:
-        if recorded is not None:
-            HookDelivery.objects.filter(pk=recorded.pk).delete()
-        raise
+    return _once_per_delivery(pipeline, headers,
+                              lambda: _aws_webhook_handle(webhook, body, headers))
 
 
 def _github_hmac_valid(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
