@@ -43,7 +43,7 @@ class CredentialKind(models.TextChoices):
 
 
 class ComputeType(models.TextChoices):
-    """CodeBuild's compute sizes; ``runners.compute`` maps each to limits."""
+    """CodeBuild's compute sizes; ``runners.sandbox.COMPUTE_TYPES`` maps each to limits."""
 
     SMALL = "BUILD_GENERAL1_SMALL", "Small (3 GB, 2 vCPUs)"
     MEDIUM = "BUILD_GENERAL1_MEDIUM", "Medium (7 GB, 4 vCPUs)"

@@ -34,7 +34,7 @@ from pathlib import Path
 from django.conf import settings
 
 from pipelines.buildspec import HOME_PREFIXES, SRC_PREFIXES, Buildspec, buildspec_parse
-from runners import register
+from runners import register, sandbox
 from runners.base import ActionFailed, Result, RunContext, Runner, file_lock
 from runners.build import (
     OWN_SHELL_FUNCTION,
@@ -53,7 +53,6 @@ from runners.build import (
     run_phase,
 )
 from runners.checks import configuration_of
-from runners.compute import log_compute
 from runners.session import ShellSession
 from runners.shell import Masker, TestReport, parse_junit
 
@@ -160,7 +159,14 @@ class CodeBuildRunner(Runner):
         env.update(resolve_entries(action_entries, secrets))
         masker = Masker(secrets)
         log_secret_lengths(ctx, secrets)
-        log_compute(ctx, project.compute_type if project else None)
+        # The project's compute type sizes the build (an action's own ComputeType or
+        # Limit* keys, read by sandbox.limits_for, come first).
+        limits = sandbox.limits_for(ctx)
+        compute = ctx.configuration.get("ComputeType") or (
+            project.compute_type if project else "") or sandbox.DEFAULT_COMPUTE_TYPE
+        if "ComputeType" not in ctx.configuration:
+            limits = sandbox.compute_type_limits(compute, limits)
+        sandbox.log_compute_type(ctx, compute, limits)
         cache_paths = list(spec.cache_paths) + list(project.cache_paths if project else [])
         if cache_paths and project is None:
             ctx.log.line("[Container] cache.paths: not kept: there is no build project "
@@ -171,7 +177,8 @@ class CodeBuildRunner(Runner):
         deadline = time.monotonic() + timeout * 60
 
         with ShellSession(ctx, env=env, cwd=src_dir, masker=masker, posix=spec.posix_shell,
-                          read_only=list(secondary.values()), read_write=[home]) as session:
+                          read_only=list(secondary.values()), read_write=[home],
+                          limits=limits) as session:
             if spec.version == "0.1":
                 session.query(OWN_SHELL_FUNCTION)
             failed = self._phases(ctx, session, spec, masker, deadline)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from runners import register
+from runners import register, sandbox
 from runners.base import ActionFailed, Result, RunContext, Runner
 from runners.build import (
     build_environment,
@@ -28,7 +28,6 @@ from runners.build import (
     run_phase,
 )
 from runners.checks import configuration_of, list_of
-from runners.compute import COMPUTE_TYPES, log_compute
 from runners.session import ShellSession
 from runners.shell import (
     SECRET_NAME_RE,
@@ -109,9 +108,9 @@ class CommandsRunner(Runner):
             path = f"configuration.{key}"
             if key == "EnvironmentType" and value != "LINUX_CONTAINER":
                 problems.append((path, f'"{value}" does not run here: use LINUX_CONTAINER'))
-            elif key == "ComputeType" and value not in COMPUTE_TYPES:
+            elif key == "ComputeType" and value not in sandbox.EC2_COMPUTE_TYPES:
                 problems.append((path, f'"{value}" is not a compute type: use '
-                                 + ", ".join(COMPUTE_TYPES)))
+                                 + ", ".join(sandbox.EC2_COMPUTE_TYPES)))
             elif key in NETWORK_KEYS:
                 problems.append((path, "not used: commands run on the network of the machine "
                                  "that runs them", "warning"))
@@ -143,7 +142,8 @@ class CommandsRunner(Runner):
                 env[item["name"]] = item.get("value", "")
         masker = Masker(secrets)
         log_secret_lengths(ctx, secrets)
-        log_compute(ctx, ctx.configuration.get("ComputeType"))
+        compute = ctx.configuration.get("ComputeType") or sandbox.DEFAULT_COMPUTE_TYPE
+        sandbox.log_compute_type(ctx, compute, sandbox.limits_for(ctx))
         names = [n for n in ctx.action.get("outputVariables") or [] if isinstance(n, str)]
         with ShellSession(ctx, env=env, cwd=src_dir, masker=masker,
                           read_only=[d for d in ctx.input_dirs.values() if d != src_dir],

@@ -156,6 +156,12 @@ COMPUTE_TYPES: dict[str, dict[str, int]] = {
 }
 
 
+# CodeBuild's default size (a build project that names none); the EC2 sizes are the
+# ones the Commands action accepts.
+DEFAULT_COMPUTE_TYPE = "BUILD_GENERAL1_SMALL"
+EC2_COMPUTE_TYPES = tuple(n for n in COMPUTE_TYPES if n.startswith("BUILD_GENERAL1_"))
+
+
 def default_limits() -> Limits:
     """The limits of an action that sets none (settings ``CONVEYOR_SANDBOX_LIMITS``)."""
     return Limits(**settings.CONVEYOR_SANDBOX_LIMITS)
@@ -172,6 +178,13 @@ def compute_type_limits(name: str, base: Limits | None = None) -> Limits:
     Raises KeyError for a name not in ``COMPUTE_TYPES``.
     """
     return replace(base or default_limits(), **COMPUTE_TYPES[name])
+
+
+def log_compute_type(ctx: RunContext, name: str, limits: Limits) -> None:
+    """Say in the build's log which compute type sized it and the limits that hold."""
+    ctx.log.line(f"[Container] Compute type {name}: {limits.memory_mib // 1024} GiB of "
+                 f"memory per process, files up to {limits.file_size_mib // 1024} GiB, "
+                 f"{limits.processes} processes (sandbox limits)")
 
 
 def limits_problems(config: dict) -> list[tuple[str, str]]:

@@ -132,7 +132,8 @@ class LogPump:
 
 def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
                 stdout: int, pass_fds: Sequence[int], read_only: Iterable[Path] = (),
-                read_write: Iterable[Path] = ()) -> subprocess.Popen:
+                read_write: Iterable[Path] = (),
+                limits: sandbox.Limits | None = None) -> subprocess.Popen:
     """Start a session's shell: the one place every command of an action is launched from.
 
     The shell is the leader of a new process group (one ``killpg`` reaches
@@ -144,7 +145,7 @@ def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
     plugs in here, and only here.
     """
     launch = sandbox.wrap(list(argv), ctx, env=env, cwd=cwd, read_only=tuple(read_only),
-                          read_write=tuple(read_write))
+                          read_write=tuple(read_write), limits=limits)
     proc = subprocess.Popen(
         launch.argv, cwd=cwd, env=launch.env, stdin=subprocess.DEVNULL, stdout=stdout,
         stderr=subprocess.STDOUT, preexec_fn=launch.preexec_fn,
@@ -180,8 +181,9 @@ class ShellSession:
 
     def __init__(self, ctx: RunContext, *, env: dict, cwd: Path, masker=None,
                  read_only: Iterable[Path] = (), read_write: Iterable[Path] = (),
-                 posix: bool = False):
+                 posix: bool = False, limits: sandbox.Limits | None = None):
         self.ctx, self.env, self.cwd = ctx, env, cwd
+        self.limits = limits  # None: the action's own (sandbox.limits_for)
         self.read_only, self.read_write = tuple(read_only), tuple(read_write)
         self.posix = posix
         self.pump = LogPump(ctx.log, masker)
@@ -209,7 +211,8 @@ class ShellSession:
         try:
             self.proc = spawn_shell(argv, self.ctx, env=self.env, cwd=self.cwd,
                                     stdout=self._out_w, pass_fds=(cmd_r, status_w),
-                                    read_only=self.read_only, read_write=self.read_write)
+                                    read_only=self.read_only, read_write=self.read_write,
+                                    limits=self.limits)
         finally:
             os.close(cmd_r)
             os.close(status_w)

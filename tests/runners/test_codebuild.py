@@ -521,3 +521,21 @@ def test_a_build_past_its_timeout_is_killed_and_names_the_phase(driver, tmp_path
                              "in phase BUILD")
     assert "Phase complete: BUILD State: TIMED_OUT" in log_of(build)
     assert not marker.exists()
+
+
+def test_the_project_compute_type_sizes_the_build_through_the_sandbox_limits(
+        driver, tmp_path):
+    build_project_save(document={"name": "app-build",
+                                 "environment": {"computeType": "BUILD_GENERAL1_MEDIUM"}})
+    repo = repo_with(tmp_path, """\
+        version: 0.2
+        phases:
+          build:
+            commands:
+              - echo "data limit $(ulimit -d) KiB"
+        """)
+    build = build_of(run_pipeline(driver, tmp_path, repo, codebuild()))
+    assert build.status == "Succeeded", build.summary
+    log = log_of(build)
+    assert "Compute type BUILD_GENERAL1_MEDIUM: 7 GiB of memory per process" in log
+    assert f"data limit {7 * 1024 * 1024} KiB" in log
