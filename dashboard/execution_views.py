@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, render
 
 from dashboard import live, review
 from dashboard.consumers import read_log
+from dashboard.gates import Gate, StageGates, of_stage_executions, stage_gates
 from dashboard.views import (
     INSIGHTS_DAYS,
     INSIGHTS_EXECUTIONS,
@@ -25,6 +26,9 @@ from dashboard.views import (
     _execution,
     _now,
     _render,
+    automatic_retries,
+    may_override,
+    override_refusal,
     seconds,
     viewer_required,
 )
@@ -56,15 +60,26 @@ class Bar:
 
 
 @dataclass
+class GateBar:
+    gate: Gate
+    left: float = 0.0
+    width: float = 0.0
+
+
+@dataclass
 class StageRow:
     se: StageExecution
     bars: list[Bar]
     left: float
     width: float
+    retry_why: str = ""
+    gates_before: list[GateBar] = field(default_factory=list)
+    gates_after: list[GateBar] = field(default_factory=list)
 
 
-def _gantt(ex: PipelineExecution, stage_executions, action_executions, now) -> tuple[list, float]:
-    """Stages and actions as bars on one time axis (percent of the execution's span)."""
+def _gantt(ex: PipelineExecution, stage_executions, action_executions, now) -> tuple:
+    """Stages and actions as bars on one time axis (percent of the execution's span):
+    (rows, span, ``place(start, end)`` giving any other bar's left and width)."""
     t0 = ex.started_at or ex.created_at
     ends = [x.ended_at or now for x in [*stage_executions, *action_executions]]
     t1 = ex.ended_at or (max(ends) if ends and ex.status not in E.ACTIVE else now)
@@ -85,7 +100,41 @@ def _gantt(ex: PipelineExecution, stage_executions, action_executions, now) -> t
     for se in stage_executions:
         left, width = place(se.started_at, se.ended_at)
         rows.append(StageRow(se, by_stage.get(se.pk, []), left, width))
-    return rows, span
+    return rows, span, place
+
+
+def _timeline_gates(ex: PipelineExecution, rows: list[StageRow], stages: list[dict],
+                    place) -> dict[str, StageGates]:
+    """Each stage's gates on the timeline: its beforeEntry gates above its first attempt,
+    its onSuccess/onFailure gates below its last, with the newest evaluation of each kind
+    among its attempts. Stages not entered get theirs from the definition (returned)."""
+    evaluations = of_stage_executions([row.se for row in rows])
+    by_stage: dict[str, dict] = {}
+    for row in rows:   # by stage, then attempt: the newest evaluation of a kind wins
+        by_stage.setdefault(row.se.stage_name, {}).update(evaluations.get(row.se.pk, {}))
+    first: dict[str, StageRow] = {}
+    last: dict[str, StageRow] = {}
+    for row in rows:
+        first.setdefault(row.se.stage_name, row)
+        last[row.se.stage_name] = row
+    pending = {}
+    for doc in stages:
+        gates = StageGates.of(stage_gates(doc, by_stage.get(doc["name"], {}),
+                                          refusal=override_refusal))
+        if doc["name"] not in first:
+            pending[doc["name"]] = gates
+            continue
+        first[doc["name"]].gates_before = [_gate_bar(g, place) for g in gates.before]
+        last[doc["name"]].gates_after = [_gate_bar(g, place) for g in gates.after]
+    return pending
+
+
+def _gate_bar(gate: Gate, place) -> GateBar:
+    evaluation = gate.evaluation
+    if evaluation is None or evaluation.started_at is None:
+        return GateBar(gate)
+    left, width = place(evaluation.started_at, evaluation.ended_at)
+    return GateBar(gate, left, width)
 
 
 def _document_diff(old: dict, new: dict, old_label: str, new_label: str) -> list[tuple[str, str]]:
@@ -125,7 +174,11 @@ def execution_detail(request, name: str, number: int):
                             .order_by("stage_index", "attempt"))
     action_executions = list(ActionExecution.objects.filter(execution=ex)
                              .order_by("stage_execution_id", "run_order", "id"))
-    rows, span = _gantt(ex, stage_executions, action_executions, now)
+    rows, span, place = _gantt(ex, stage_executions, action_executions, now)
+    retries = {(r.stage_name, r.attempt): r.why
+               for r in automatic_retries([ex.pk]).get(ex.pk, [])}
+    for row in rows:
+        row.retry_why = retries.get((row.se.stage_name, row.se.attempt), "")
     found = review.review_forms(request, action_executions)
     for row in rows:
         for bar in row.bars:
@@ -140,8 +193,9 @@ def execution_detail(request, name: str, number: int):
         diff = _document_diff(version.document, pipeline.document,
                               f"version {version.number} (this execution)",
                               f"version {pipeline.version} (current)")
+    pending = _timeline_gates(ex, rows, version.document.get("stages", []), place)
     entered = {se.stage_name for se in stage_executions}
-    planned = [s["name"] for s in version.document.get("stages", [])
+    planned = [(s["name"], pending.get(s["name"])) for s in version.document.get("stages", [])
                if s["name"] not in entered]
     user = request.user
     context = {
@@ -149,7 +203,7 @@ def execution_detail(request, name: str, number: int):
         "artifacts": artifacts, "revisions": revisions, "version": version, "diff": diff,
         "not_entered": planned, "document": json.dumps(secrets.mask(version.document), indent=2),
         "can_stop": user.has_perm(STOP), "can_retry": user.has_perm(RETRY),
-        "retry_modes": RetryMode.choices,
+        "can_override": may_override(user), "retry_modes": RetryMode.choices,
         "retryable": _retryable(ex, stage_executions),
     }
     return _render(request, "executions/execution.html", context, {

@@ -21,6 +21,8 @@ urlpatterns = [
     path(EXECUTION, execution_views.execution_detail, name="execution"),
     path(EXECUTION + "stop/", views.execution_stop, name="stop"),
     path(EXECUTION + "stages/<str:stage>/retry/", views.stage_retry, name="retry"),
+    path(EXECUTION + "stages/<str:stage>/conditions/<str:condition_type>/override/",
+         views.condition_override, name="override"),
     path(ACTION, execution_views.action_detail, name="action"),
     path(ACTION + "log/", execution_views.action_log, name="action-log"),
 ]

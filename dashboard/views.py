@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from conditions import services as condition_services
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -41,11 +42,14 @@ from approvals import services as approval_services
 from approvals.choices import ApprovalStatus, DecisionSurface
 from approvals.errors import ApprovalError
 from dashboard import live, review
+from dashboard.gates import StageGates, latest_on_pipeline, stage_gates
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
 from executions import selectors, services
 from executions.choices import (
+    ActionExecutionStatus,
     PipelineExecutionStatus,
     RetryMode,
+    RetryTrigger,
     StageExecutionStatus,
     TriggerType,
     WaitingReason,
@@ -57,6 +61,7 @@ from executions.models import (
     StageExecution,
 )
 from executions.refusals import stage_retry_refusal
+from observability.models import AuditSurface
 from pipelines.models import Pipeline
 from pipelines.report import blocking as report_blocking
 from pipelines.report import migration_report
@@ -67,6 +72,8 @@ START = "executions.start_pipelineexecution"
 STOP = "executions.stop_pipelineexecution"
 RETRY = "executions.retry_pipelineexecution"
 TOGGLE = "executions.toggle_transition"
+# Who may override a held stage condition: the conditions app keeps the one answer.
+OVERRIDE = condition_services.OVERRIDE_PERMISSION
 
 E = PipelineExecutionStatus
 S = StageExecutionStatus
@@ -89,6 +96,22 @@ def viewer_required(view):
     wrapped.__name__ = view.__name__
     wrapped.__doc__ = view.__doc__
     return wrapped
+
+
+def may_override(user) -> bool:
+    """Whether ``user`` sees the Override button of a held gate and may press it."""
+    return user.has_perm(OVERRIDE)
+
+
+def override_refusal(gate) -> str | None:
+    """Why a gate offers no Override button (None when it does): the conditions app's
+    own refusal, asked with what the gate shows."""
+    if gate.evaluation is None:
+        return "not evaluated"
+    refusal = condition_services.override_refusal(
+        number=gate.number, stage_name=gate.evaluation.stage_execution.stage_name,
+        kind=gate.kind, status=gate.status, result=gate.evaluation.result)
+    return refusal.message if refusal is not None else None
 
 
 def _require(request, permission: str) -> None:
@@ -233,25 +256,11 @@ class StageBox:
     inbound: list[Inbound] = field(default_factory=list)
     retryable: bool = False
     doc: dict = field(default_factory=dict)
+    gates: StageGates = field(default_factory=StageGates)
 
     @property
     def transition_enabled(self) -> bool:
         return self.stage is None or self.stage.transition_enabled
-
-    @property
-    def on_failure(self) -> str:
-        """The stage's onFailure in words, for the gate after it ("" when none)."""
-        block = self.doc.get("onFailure")
-        if not isinstance(block, dict) or "conditions" in block:
-            return ""
-        result = block.get("result")
-        if result == "RETRY":
-            mode = (block.get("retryConfiguration") or {}).get("retryMode", "FAILED_ACTIONS")
-            return ("retry all actions once" if mode == "ALL_ACTIONS"
-                    else "retry failed actions once")
-        if result == "ROLLBACK":
-            return "roll back to the last good execution"
-        return "fail" if result == "FAIL" else ""
 
 
 def _why(ex: PipelineExecution, box: StageBox, position: int) -> str:
@@ -283,6 +292,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
                   .order_by("-number")[:10])
     latest = (PipelineExecution.objects.filter(pipeline=pipeline).order_by("-number")
               .select_related("triggered_by").first())
+    evaluations = latest_on_pipeline(pipeline.pk)
     boxes = []
     for index, doc in enumerate(pipeline.document.get("stages", [])):
         cards = [ActionCard(a, latest_ae.get((doc["name"], a["name"])))
@@ -296,6 +306,8 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
             latest_stage_status=se.status) is None
         waiting = [ex for ex in inbound if ex.inbound_stage_name == doc["name"]]
         box.inbound = [Inbound(ex, _why(ex, box, k)) for k, ex in enumerate(waiting, 1)]
+        box.gates = StageGates.of(stage_gates(
+            doc, evaluations.get(doc["name"], {}), refusal=override_refusal))
         boxes.append(box)
     cards = [c for b in boxes for c in b.cards if c.ae is not None]
     found = review.review_forms(request, [c.ae for c in cards])
@@ -313,6 +325,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         "source_actions": (pipeline.document.get("stages") or [{"actions": []}])[0]["actions"],
         "can_start": user.has_perm(START), "can_stop": user.has_perm(STOP),
         "can_retry": user.has_perm(RETRY), "can_toggle": user.has_perm(TOGGLE),
+        "can_override": may_override(user),
         "retry_modes": RetryMode.choices,
         "schedules": schedules.next_runs(pipeline),
     }
@@ -442,6 +455,30 @@ def stage_retry(request, name: str, number: int, stage: str):
     return _back(request, reverse("dashboard:pipeline", args=[name]))
 
 
+@viewer_required
+@require_POST
+def condition_override(request, name: str, number: int, stage: str, condition_type: str):
+    """Override a held beforeEntry/onSuccess condition, with the reason the form asks for."""
+    if not may_override(request.user):
+        raise PermissionDenied("You may not do this.")
+    ex = _execution(name, number)
+    back = reverse("dashboard:pipeline", args=[name])
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        messages.error(request, "An override needs a reason: say why this change may go on.")
+        return _back(request, back)
+    try:
+        condition_services.stage_condition_override(
+            execution=ex, stage_name=stage, condition_type=condition_type, user=request.user,
+            reason=reason, surface=AuditSurface.DASHBOARD)
+    except services.ExecutionError as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, f'Execution #{number}: the {condition_type} condition of '
+                                  f'"{stage}" is overridden.')
+    return _back(request, back)
+
+
 # --- Execution history -----------------------------------------------------------------
 
 
@@ -470,6 +507,7 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
         for pk, rows in selectors.revision_rows(
             [ex[0] for ex in executions],
             ("revision_url", "revision_id", "revision_summary")).items()}
+    retried = automatic_retries(ex[0] for ex in executions)
     rows = []
     for (pk, number, execution_type, status, superseded, inbound_stage, trigger_type,
          trigger_detail, triggered_by, username, started_at, ended_at) in executions:
@@ -480,6 +518,7 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
             "rollback": execution_type == "ROLLBACK",
             "automatic": trigger_type == "AutomatedRollback",
             "reason": trigger_detail,
+            "retried": retried.get(pk, []),
             "status": status,
             "superseded": superseded,
             "superseded_url": url(superseded) if superseded is not None else "",
@@ -497,6 +536,38 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
             "elapsed": elapsed(started_at, ended_at, now),
         })
     return rows
+
+
+@dataclass
+class AutomaticRetry:
+    stage_name: str
+    attempt: int
+    why: str   # "Deploy failed (Smoke); retried by its onFailure RETRY (FAILED_ACTIONS)"
+
+
+def automatic_retries(execution_ids) -> dict[int, list[AutomaticRetry]]:
+    """The stages each of these executions retried by itself (onFailure RETRY), with why.
+    Two queries (the automatic attempts, the failed actions of the attempts before)."""
+    ids = list(execution_ids)
+    retries = list(StageExecution.objects.filter(
+        execution_id__in=ids, retry_trigger=RetryTrigger.AUTOMATED).order_by(
+        "stage_index", "attempt").values_list("execution_id", "stage_name", "attempt",
+                                              "retry_mode"))
+    if not retries:
+        return {}
+    failed: dict[tuple, list[str]] = {}
+    for execution_id, stage_name, attempt, action_name in ActionExecution.objects.filter(
+            execution_id__in={r[0] for r in retries}, status=ActionExecutionStatus.FAILED,
+            stage_name__in={r[1] for r in retries}).order_by("id").values_list(
+            "execution_id", "stage_name", "stage_execution__attempt", "action_name"):
+        failed.setdefault((execution_id, stage_name, attempt), []).append(action_name)
+    reasons: dict[int, list[AutomaticRetry]] = {}
+    for execution_id, stage_name, attempt, mode in retries:
+        actions = failed.get((execution_id, stage_name, attempt - 1), [])
+        reasons.setdefault(execution_id, []).append(AutomaticRetry(stage_name, attempt, (
+            f"{stage_name} failed" + (f" ({', '.join(actions)})" if actions else "")
+            + f"; retried by its onFailure RETRY ({mode or RetryMode.FAILED_ACTIONS})")))
+    return reasons
 
 
 def _execution_url(pipeline_name: str) -> Callable[[int], str]:

@@ -46,14 +46,36 @@ def test_the_five_stage_demo_fits_a_1400_pixel_window(page, conveyor, login, uni
     shot(page, "layout-demo-1400")
 
 
+def _rule(name: str, provider: str) -> dict:
+    rule = {"name": name, "ruleTypeId": {"category": "Rule", "owner": "AWS",
+                                         "provider": provider, "version": "1"}}
+    if provider == "VariableCheck":
+        rule["configuration"] = {"Variable": "#{variables.Ring}", "Value": "production",
+                                 "Operator": "EQ"}
+    elif provider == "DeploymentWindow":
+        rule["configuration"] = {"Cron": "0 * 9-17 ? * MON-FRI *", "TimeZone": "UTC"}
+    else:
+        rule["commands"] = ["true"]
+    return rule
+
+
 def test_ten_stages_with_gates_read_without_horizontal_scrolling_at_1366(page, conveyor,
                                                                         login, unique):
+    """Every later stage has a gate before it (beforeEntry, two rules) and after it
+    (onSuccess with a rule, or onFailure RETRY/ROLLBACK): 27 gates, no sideways scroll,
+    no action or rule name broken inside a word."""
     stages = [("Source", [sim("Checkout", "Source", outputArtifacts=[{"name": "Src"}])])]
     stages += [(f"Stage{n}", [sim(f"DeployToRegion{n}", "Deploy"),
                               sim(f"VerifyRegion{n}Health", "Test", runOrder=2)])
                for n in range(1, 10)]
     doc = definition(unique, stages=stages)
+    doc["variables"] = [{"name": "Ring", "defaultValue": "production"}]
     for n, stage in enumerate(doc["stages"][1:], 1):
+        stage["beforeEntry"] = {"conditions": [{"result": "FAIL", "rules": [
+            _rule(f"BusinessHoursInRegion{n}", "DeploymentWindow"),
+            _rule("ReleaseRingIsProduction", "VariableCheck")]}]}
+        stage["onSuccess"] = {"conditions": [{"result": "ROLLBACK", "rules": [
+            _rule(f"NoFiringAlertsInRegion{n}", "Commands")]}]}
         stage["onFailure"] = {"result": "ROLLBACK"} if n % 2 else {
             "result": "RETRY", "retryConfiguration": {"retryMode": "ALL_ACTIONS"}}
     pipeline_save(document=doc)
@@ -61,9 +83,27 @@ def test_ten_stages_with_gates_read_without_horizontal_scrolling_at_1366(page, c
     login("oscar")
     page.goto(f"{conveyor.url}/pipelines/{unique}/")
     assert page.locator("section.stage").count() == 10
-    assert page.locator(".gate").count() == 9
+    assert page.locator("section.gate[data-kind=beforeEntry]").count() == 9
+    assert page.locator("section.gate[data-kind=onSuccess]").count() == 9
+    assert page.locator("section.gate[data-kind=onFailure]").count() == 9
     assert_no_horizontal_scrolling(page, 1366)
+    for right in page.eval_on_selector_all(
+            "section.gate", "els => els.map(e => e.getBoundingClientRect().right)"):
+        assert right <= 1366, f"a gate ends at {right} px, beyond the 1366 px window"
+    # Stages wrap onto rows: more than one row, and none of them overflows.
+    tops = set(page.eval_on_selector_all(
+        "section.stage", "els => els.map(e => Math.round(e.getBoundingClientRect().top))"))
+    assert len(tops) > 1
     for n in range(1, 10):
         assert lines_of(page, f"section.stage .action header > :first-child"
                               f":text-is('VerifyRegion{n}Health')") == 1
+        assert lines_of(page, f"section.gate .rule-name:text-is('BusinessHoursInRegion{n}')") == 1
+        assert lines_of(page, f"section.gate .rule-name:text-is('NoFiringAlertsInRegion{n}')") == 1
+    # A gate sits in its stage's column: beforeEntry just above the stage, onSuccess below.
+    geometry = page.eval_on_selector("[id='part-stage:Stage5']", """el => {
+        const box = s => el.querySelector(s).getBoundingClientRect();
+        return [box("section.gate[data-kind=beforeEntry]").bottom, box("section.stage").top,
+                box("section.stage").bottom, box("section.gate[data-kind=onSuccess]").top]; }""")
+    before_bottom, stage_top, stage_bottom, after_top = geometry
+    assert before_bottom <= stage_top and stage_bottom <= after_top
     shot(page, "layout-ten-stages-1366")

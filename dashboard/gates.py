@@ -1,0 +1,205 @@
+"""Stage conditions drawn as gates: a stage's ``beforeEntry`` gate before it, its
+``onSuccess`` and ``onFailure`` gates after it (docs/conditions.md).
+
+A gate is drawn from the stage's definition even before anything was evaluated
+(its kind, result and rules with their providers); the latest evaluation of that
+kind (a ``ConditionExecution`` and its ``RuleExecution`` rows) is laid over it when
+there is one: the condition's status and each rule's status and summary.
+
+Pure shaping (``stage_gates``) is apart from the two reads (``latest_on_pipeline``,
+``of_stage_executions``), each a fixed number of queries whatever the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conditions.choices import CONDITION_TYPES, ConditionKind
+
+KINDS = tuple(ConditionKind.values)   # drawing order: before the stage, then after it
+LABELS = {value: str(label) for value, label in ConditionKind.choices}
+# What an override does, by kind (conditions.services.stage_condition_override).
+OVERRIDE_EFFECTS = {
+    "beforeEntry": "the stage's actions start as if the condition had passed",
+    "onSuccess": "the stage succeeds as if the condition had passed",
+    "onFailure": "the stage stays Failed without its rollback or retry",
+}
+
+
+@dataclass
+class RuleRow:
+    """One rule of a gate: from the definition, with its latest evaluation if any."""
+
+    name: str
+    provider: str
+    status: str = ""
+    summary: str = ""
+
+
+@dataclass
+class Gate:
+    """One condition of a stage, as the dashboard draws it."""
+
+    kind: str
+    result: str
+    rules: list[RuleRow]
+    retry_mode: str = ""
+    evaluation: Any = None   # conditions.models.ConditionExecution or None
+    overridable: bool = False
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.kind]
+
+    @property
+    def before(self) -> bool:
+        return self.kind == "beforeEntry"
+
+    @property
+    def status(self) -> str:
+        return self.evaluation.status if self.evaluation is not None else ""
+
+    @property
+    def condition_type(self) -> str:
+        return CONDITION_TYPES.get(self.kind, "")
+
+    @property
+    def number(self) -> int | None:
+        """The number of the execution the shown evaluation belongs to."""
+        if self.evaluation is None:
+            return None
+        return self.evaluation.stage_execution.execution.number
+
+    @property
+    def override_effect(self) -> str:
+        return OVERRIDE_EFFECTS[self.kind]
+
+    @property
+    def effect(self) -> str:
+        """What the result does, in words (docs/conditions.md, docs/semantics.md §15)."""
+        if self.kind == "onFailure" and not self.rules:
+            if self.result == "RETRY":
+                return ("retry all actions once" if self.retry_mode == "ALL_ACTIONS"
+                        else "retry failed actions once")
+            if self.result == "ROLLBACK":
+                return "roll back to the last good execution"
+            return "fail"
+        return {"FAIL": "fail", "SKIP": "skip the stage", "ROLLBACK": "roll back",
+                "RETRY": "retry"}.get(self.result, self.result.lower())
+
+
+def _rule_rows(condition: dict) -> list[RuleRow]:
+    rows = []
+    for rule in condition.get("rules") or []:
+        if isinstance(rule, dict):
+            type_id = rule.get("ruleTypeId") if isinstance(rule.get("ruleTypeId"), dict) else {}
+            rows.append(RuleRow(str(rule.get("name", "")), str(type_id.get("provider", ""))))
+    return rows
+
+
+def definition_gates(stage: dict) -> list[Gate]:
+    """The gates a stage's definition declares, in drawing order (before, then after)."""
+    gates = []
+    for kind in KINDS:
+        block = stage.get(kind)
+        if not isinstance(block, dict):
+            continue
+        conditions = block.get("conditions")
+        if isinstance(conditions, list) and conditions and isinstance(conditions[0], dict):
+            condition = conditions[0]   # exactly one per kind (docs/conditions.md §1)
+            retry = condition.get("retryConfiguration") or block.get("retryConfiguration")
+            gates.append(Gate(kind, str(condition.get("result", "")), _rule_rows(condition),
+                              retry_mode=_retry_mode(retry)))
+        elif kind == "onFailure" and block.get("result"):
+            gates.append(Gate(kind, str(block["result"]), [],
+                              retry_mode=_retry_mode(block.get("retryConfiguration"))))
+    return gates
+
+
+def _retry_mode(configuration: Any) -> str:
+    if not isinstance(configuration, dict):
+        return ""
+    return str(configuration.get("retryMode") or "")
+
+
+def stage_gates(stage: dict, evaluations: dict[str, Any],
+                refusal=None) -> list[Gate]:
+    """The gates of ``stage`` with ``evaluations`` (kind → latest ConditionExecution) laid
+    over them. A rule evaluated but gone from the definition is still shown; a rule
+    never evaluated keeps an empty status. ``refusal(gate)`` answers why a gate may not
+    be overridden (None when it may)."""
+    gates = definition_gates(stage)
+    for gate in gates:
+        found = evaluations.get(gate.kind)
+        if found is None:
+            continue
+        gate.evaluation = found
+        by_name = {r.name: r for r in gate.rules}
+        for run in _rules_of(found):
+            row = by_name.get(run.rule_name)
+            if row is None:
+                row = by_name[run.rule_name] = RuleRow(run.rule_name, run.provider)
+                gate.rules.append(row)
+            row.status, row.summary = run.status, run.summary
+            row.provider = row.provider or run.provider
+        if refusal is not None:
+            gate.overridable = refusal(gate) is None
+    return gates
+
+
+def _rules_of(evaluation) -> list:
+    """The rule executions of an evaluation in the condition's order (prefetched by the
+    reads below); the newest of each rule wins when a rule was evaluated more than once."""
+    return sorted(evaluation.rule_executions.all(), key=lambda r: (r.position, r.pk))
+
+
+def latest_on_pipeline(pipeline_id: int) -> dict[str, dict[str, Any]]:
+    """stage name → kind → the newest ConditionExecution of that stage and kind, among
+    every execution of the pipeline. Two queries (the evaluations, their rules)."""
+    from conditions.models import ConditionExecution, RuleExecution
+    from django.db.models import Max, Prefetch
+
+    newest = (ConditionExecution.objects.filter(stage_execution__pipeline_id=pipeline_id)
+              .order_by().values("stage_execution__stage_name", "kind")
+              .annotate(newest=Max("pk")).values("newest"))
+    rows = (ConditionExecution.objects.filter(pk__in=newest)
+            .select_related("stage_execution__execution", "overridden_by")
+            .prefetch_related(Prefetch("rule_executions",
+                                       queryset=RuleExecution.objects.order_by("position", "pk"))))
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        found.setdefault(row.stage_execution.stage_name, {})[row.kind] = row
+    return found
+
+
+def of_stage_executions(stage_executions: Iterable) -> dict[int, dict[str, Any]]:
+    """stage execution pk → kind → its newest ConditionExecution of that kind.
+    Two queries (the evaluations, their rules)."""
+    from conditions.models import ConditionExecution, RuleExecution
+    from django.db.models import Prefetch
+
+    ids = [se.pk for se in stage_executions]
+    if not ids:
+        return {}
+    rows = (ConditionExecution.objects.filter(stage_execution_id__in=ids).order_by("pk")
+            .select_related("stage_execution__execution", "overridden_by")
+            .prefetch_related(Prefetch("rule_executions",
+                                       queryset=RuleExecution.objects.order_by("position", "pk"))))
+    found: dict[int, dict[str, Any]] = {}
+    for row in rows:   # oldest first: the newest of each kind stays
+        found.setdefault(row.stage_execution_id, {})[row.kind] = row
+    return found
+
+
+@dataclass
+class StageGates:
+    """A stage's gates split by where they are drawn."""
+
+    before: list[Gate] = field(default_factory=list)
+    after: list[Gate] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, gates: list[Gate]) -> StageGates:
+        return cls([g for g in gates if g.before], [g for g in gates if not g.before])

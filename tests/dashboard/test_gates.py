@@ -1,0 +1,274 @@
+"""Stage conditions on the dashboard: each condition a gate before (beforeEntry) or after
+(onSuccess, onFailure) its stage, drawn from the definition before any evaluation and
+from the newest ConditionExecution and its RuleExecutions once there is one; an Override
+button on a held gate for those who may; the override POST.
+
+The pipelines run through the engine (the execution tests' ``driver``); the condition
+records are made directly here, as the engine would leave them, so that each state a
+person may see (in progress, failed, overridden) is drawn on purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from html.parser import HTMLParser
+
+import pytest
+from conditions.choices import CONDITION_TYPES
+from conditions.models import ConditionExecution, RuleExecution
+from django.utils import timezone
+
+from dashboard.gates import KINDS
+from executions.models import PipelineExecution, StageExecution
+from pipelines.services import pipeline_save
+from tests.executions.conftest import simple_pipeline
+
+pytestmark = pytest.mark.django_db
+
+
+def rule(name: str, provider: str, **fields) -> dict:
+    out = {"name": name, "ruleTypeId": {"category": "Rule", "owner": "AWS",
+                                        "provider": provider, "version": "1"}}
+    if provider == "VariableCheck":
+        out["configuration"] = {"Variable": "#{variables.Ring}", "Value": "prod",
+                                "Operator": "EQ"}
+    elif provider == "DeploymentWindow":
+        # Open every minute of every day: the test never waits for a window.
+        out["configuration"] = {"Cron": "0 * * ? * * *", "TimeZone": "UTC"}
+    elif provider == "Commands":
+        out["commands"] = ["true"]
+    out.update(fields)
+    return out
+
+
+GATED = {
+    "beforeEntry": {"conditions": [{"result": "FAIL", "rules": [
+        rule("OfficeHours", "DeploymentWindow"), rule("RingIsProd", "VariableCheck")]}]},
+    "onSuccess": {"conditions": [{"result": "ROLLBACK", "rules": [
+        rule("SmokeAfterRelease", "Commands")]}]},
+    "onFailure": {"result": "RETRY", "retryConfiguration": {"retryMode": "ALL_ACTIONS"}},
+}
+
+
+def gate_pipeline(name: str = "gated"):
+    """Source → Build → Deploy; Deploy is guarded by GATED's three conditions."""
+    pipeline = simple_pipeline(name, variables=[{"name": "Ring", "defaultValue": "prod"}])
+    return pipeline, _with_gates(pipeline)
+
+
+def _with_gates(pipeline):
+    doc = dict(pipeline.document)
+    doc["stages"] = [dict(s) for s in doc["stages"]]
+    doc["stages"][2].update(GATED)
+    return pipeline_save(document=doc).pipeline
+
+
+def ran(driver, name: str = "gated", runs: int = 1):
+    """A pipeline that ran (``runs`` times) without conditions, then gained GATED's (a new
+    version): its stage executions are where the condition records below hang, and
+    the engine evaluates none of them."""
+    pipeline = simple_pipeline(name, variables=[{"name": "Ring", "defaultValue": "prod"}])
+    executions = []
+    for _ in range(runs):
+        executions.append(driver.start(pipeline))
+        driver.run()
+    for ex in executions:
+        ex.refresh_from_db()
+    return _with_gates(pipeline), *executions
+
+
+def evaluation(ex: PipelineExecution, kind: str, status: str, rules: list[tuple], *,
+               stage: str = "Deploy", result: str = "FAIL", summary: str = "",
+               **fields) -> ConditionExecution:
+    se = StageExecution.objects.filter(execution=ex, stage_name=stage).latest("attempt")
+    now = timezone.now()
+    ce = ConditionExecution.objects.create(
+        stage_execution=se, kind=kind, result=result, status=status, summary=summary,
+        started_at=now - timedelta(seconds=5),
+        ended_at=None if status == "InProgress" else now, **fields)
+    for position, (rule_name, provider, rule_status, rule_summary) in enumerate(rules):
+        RuleExecution.objects.create(
+            condition_execution=ce, position=position, rule_name=rule_name,
+            provider=provider, status=rule_status, summary=rule_summary,
+            started_at=now - timedelta(seconds=5),
+            ended_at=None if rule_status == "InProgress" else now)
+    return ce
+
+
+class Gates(HTMLParser):
+    """The gates of a page, in document order: kind, status, text, Override form."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.gates: list[dict] = []
+        self.depth = 0
+        self.stage_seen: list[str] = []   # the order of gates and stages: "gate:kind"/"stage"
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        if self.depth:
+            self.depth += tag not in ("input", "br", "img")
+            if tag == "form" and "override" in (attrs.get("action") or ""):
+                self.gates[-1]["override"] = attrs["action"]
+            return
+        if tag == "section" and "gate" in classes:
+            self.gates.append({"kind": attrs.get("data-kind"), "status": attrs.get("data-status"),
+                               "text": "", "override": None})
+            self.stage_seen.append(f"gate:{attrs.get('data-kind')}")
+            self.depth = 1
+        elif tag == "section" and "stage" in classes:
+            self.stage_seen.append(attrs.get("aria-label", "stage"))
+
+    def handle_endtag(self, tag):
+        if self.depth and tag not in ("input", "br", "img"):
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.gates[-1]["text"] += " ".join(data.split()) + " "
+
+
+def page_gates(client, url: str) -> Gates:
+    response = client.get(url)
+    assert response.status_code == 200
+    return Gates(response.content.decode())
+
+
+# --- drawn from the definition ---------------------------------------------------------
+
+
+def test_a_stage_s_conditions_are_drawn_as_gates_before_any_evaluation(client, viewer):
+    pipeline, _ = gate_pipeline()
+    client.force_login(viewer)
+    found = page_gates(client, f"/pipelines/{pipeline.name}/")
+    # beforeEntry is drawn before its stage, onSuccess and onFailure after it.
+    assert found.stage_seen == ["Stage Source", "Stage Build", "gate:beforeEntry",
+                                "Stage Deploy", "gate:onSuccess", "gate:onFailure"]
+    before, success, failure = found.gates
+    assert before["status"] == "None"
+    assert "Before entry FAIL not evaluated" in before["text"]
+    assert "OfficeHours DeploymentWindow" in before["text"]
+    assert "RingIsProd VariableCheck" in before["text"]
+    assert "On success ROLLBACK not evaluated SmokeAfterRelease Commands" in success["text"]
+    assert "On failure RETRY Retry all actions once (ALL_ACTIONS)" in failure["text"]
+    assert all(g["override"] is None for g in found.gates)
+
+
+# --- drawn from the evaluation -----------------------------------------------------------
+
+
+def test_a_gate_shows_the_newest_evaluation_and_each_rule_s_result(client, viewer, driver):
+    pipeline, ex = ran(driver)
+    evaluation(ex, "beforeEntry", "Failed", [
+        ("OfficeHours", "DeploymentWindow", "Succeeded", "Inside the window (Mon 10:00 UTC)"),
+        ("RingIsProd", "VariableCheck", "Failed", '"staging" EQ "prod" is false'),
+    ], summary="Rule RingIsProd failed")
+    client.force_login(viewer)
+    before = page_gates(client, f"/pipelines/{pipeline.name}/").gates[0]
+    assert before["kind"] == "beforeEntry" and before["status"] == "Failed"
+    text = before["text"]
+    assert "Before entry FAIL Failed" in text
+    assert "OfficeHours DeploymentWindow Succeeded Inside the window (Mon 10:00 UTC)" in text
+    assert 'RingIsProd VariableCheck Failed "staging" EQ "prod" is false' in text
+    assert f"#{ex.number} · Rule RingIsProd failed" in text
+
+
+def test_the_pipeline_page_shows_the_newest_evaluation_of_each_kind(client, viewer, driver):
+    pipeline, first, second = ran(driver, runs=2)
+    evaluation(first, "beforeEntry", "Failed", [("RingIsProd", "VariableCheck", "Failed",
+                                                 "old")])
+    evaluation(second, "beforeEntry", "InProgress", [
+        ("OfficeHours", "DeploymentWindow", "InProgress", "Waiting for the window: opens at "
+                                                         "Mon 09:00 UTC")])
+    client.force_login(viewer)
+    before = page_gates(client, f"/pipelines/{pipeline.name}/").gates[0]
+    assert before["status"] == "InProgress"
+    assert f"#{second.number}" in before["text"] and "old" not in before["text"]
+    assert "Waiting for the window: opens at Mon 09:00 UTC" in before["text"]
+    # A rule not reached yet keeps its place from the definition, without a status.
+    assert "RingIsProd VariableCheck" in before["text"]
+
+
+def test_an_overridden_gate_says_who_and_why(client, viewer, operator, driver):
+    pipeline, ex = ran(driver)
+    evaluation(ex, "onSuccess", "Overridden", [
+        ("SmokeAfterRelease", "Commands", "Abandoned", "")], result="ROLLBACK",
+        overridden_by=operator, override_reason="Hotfix for the outage, checked by hand")
+    client.force_login(viewer)
+    success = page_gates(client, f"/pipelines/{pipeline.name}/").gates[1]
+    assert success["status"] == "Overridden"
+    assert (f"Overridden by {operator.username}: Hotfix for the outage, checked by hand"
+            in success["text"])
+
+
+def test_the_live_part_of_a_stage_carries_its_gates(client, viewer, driver):
+    """The browser refreshes ``stage:Deploy`` when a condition event of Deploy arrives:
+    the part carries the gates, rendered by the same partial as the first paint."""
+    pipeline, ex = ran(driver)
+    evaluation(ex, "beforeEntry", "InProgress", [
+        ("OfficeHours", "DeploymentWindow", "InProgress", "Waiting for the window")])
+    client.force_login(viewer)
+    part = client.get(f"/pipelines/{pipeline.name}/?parts=stage:Deploy").json()["parts"]
+    found = Gates(part["stage:Deploy"])
+    assert [g["kind"] for g in found.gates] == ["beforeEntry", "onSuccess", "onFailure"]
+    assert found.gates[0]["status"] == "InProgress"
+    full = page_gates(client, f"/pipelines/{pipeline.name}/")
+    assert [g["text"] for g in full.gates] == [g["text"] for g in found.gates]
+
+
+# --- Override -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, status, result, offered", [
+    ("beforeEntry", "InProgress", "FAIL", True),
+    ("onSuccess", "InProgress", "ROLLBACK", True),
+    ("onFailure", "InProgress", "ROLLBACK", True),
+    ("beforeEntry", "InProgress", "SKIP", False),      # a SKIP condition cannot be overridden
+    ("beforeEntry", "Failed", "FAIL", False),          # it no longer holds anything
+    ("beforeEntry", "Succeeded", "FAIL", False),
+    ("beforeEntry", "Overridden", "FAIL", False),
+])
+def test_the_override_button_is_on_a_held_gate_for_operators_only(
+        client, viewer, operator, driver, kind, status, result, offered):
+    """Held: the conditions app's ``override_refusal`` has no objection (docs/conditions.md)."""
+    pipeline, ex = ran(driver)
+    evaluation(ex, kind, status, [("RingIsProd", "VariableCheck", status
+                                   if status != "Overridden" else "Abandoned", "")],
+               result=result)
+    index = KINDS.index(kind)
+    client.force_login(operator)
+    gate = page_gates(client, f"/pipelines/{pipeline.name}/").gates[index]
+    expected = override_url(pipeline, ex, CONDITION_TYPES[kind])
+    assert gate["override"] == (expected if offered else None)
+    client.force_login(viewer)
+    assert [g["override"] for g in page_gates(
+        client, f"/pipelines/{pipeline.name}/").gates] == [None, None, None]
+
+
+def override_url(pipeline, ex, condition_type="BEFORE_ENTRY") -> str:
+    return (f"/pipelines/{pipeline.name}/executions/{ex.number}/stages/Deploy/conditions/"
+            f"{condition_type}/override/")
+
+
+def test_a_viewer_may_not_override(client, viewer, driver):
+    pipeline, ex = ran(driver)
+    ce = evaluation(ex, "beforeEntry", "Failed", [("RingIsProd", "VariableCheck", "Failed",
+                                                   "")])
+    client.force_login(viewer)
+    response = client.post(override_url(pipeline, ex), {"reason": "I want it"})
+    assert response.status_code == 403
+    ce.refresh_from_db()
+    assert ce.status == "Failed" and ce.overridden_by is None
+
+
+def test_an_override_without_a_reason_is_refused_with_a_message(client, operator, driver):
+    pipeline, ex = ran(driver)
+    ce = evaluation(ex, "beforeEntry", "Failed", [("RingIsProd", "VariableCheck", "Failed",
+                                                   "")])
+    client.force_login(operator)
+    response = client.post(override_url(pipeline, ex), {"reason": "   "}, follow=True)
+    assert "An override needs a reason" in response.content.decode()
+    ce.refresh_from_db()
+    assert ce.status == "Failed" and ce.overridden_by is None
