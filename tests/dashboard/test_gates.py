@@ -14,10 +14,10 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
-from conditions.choices import CONDITION_TYPES
-from conditions.models import ConditionExecution, RuleExecution
 from django.utils import timezone
 
+from conditions.choices import CONDITION_TYPES
+from conditions.models import ConditionExecution, RuleExecution
 from dashboard.gates import KINDS
 from executions.models import PipelineExecution, StageExecution
 from pipelines.services import pipeline_save
@@ -104,6 +104,8 @@ class Gates(HTMLParser):
         self.depth = 0
         self.stage_seen: list[str] = []   # the order of gates and stages: "gate:kind"/"stage"
         self.feed(html)
+        for gate in self.gates:
+            gate["text"] = " ".join(gate["text"].split())
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
