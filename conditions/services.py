@@ -20,6 +20,9 @@ from observability.audit import audit_record
 # steer an execution already running (retry a stage). Kept here only.
 OVERRIDE_PERMISSION = "executions.retry_pipelineexecution"
 
+__all__ = ["OVERRIDE_PERMISSION", "ConditionNotOverridable", "override_refusal",
+           "stage_condition_override"]
+
 
 @dataclass(frozen=True)
 class Refusal:
