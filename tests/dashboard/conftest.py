@@ -7,4 +7,5 @@ from tests.approvals.conftest import (  # noqa: F401
     mallory,
     release,
 )
+from tests.conditions.conftest import cdriver  # noqa: F401
 from tests.executions.conftest import _quiet_heartbeat, driver  # noqa: F401

@@ -10,17 +10,21 @@ person may see (in progress, failed, overridden) is drawn on purpose.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from conditions.choices import CONDITION_TYPES
 from conditions.models import ConditionExecution, RuleExecution
 from dashboard.gates import KINDS
 from executions.models import PipelineExecution, StageExecution
+from observability.models import AuditEntry
 from pipelines.services import pipeline_save
+from tests.conditions.conftest import check, condition, gated_pipeline
+from tests.conditions.conftest import rule as crule
 from tests.executions.conftest import simple_pipeline
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +278,86 @@ def test_an_override_without_a_reason_is_refused_with_a_message(client, operator
     assert "An override needs a reason" in response.content.decode()
     ce.refresh_from_db()
     assert ce.status == "Failed" and ce.overridden_by is None
+
+
+# --- with the conditions engine (the conditions tests' ``cdriver``) ------------------------
+
+SATURDAY = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def saturday():
+    """Outside the working-hours window of ``window()``: its rule waits."""
+    with time_machine.travel(SATURDAY, tick=False) as traveller:
+        yield traveller
+
+
+def window() -> dict:
+    return crule("DeploymentWindow", {"Cron": "0 0 9-17 ? * MON-FRI *", "TimeZone": "UTC"},
+                 name="Window")
+
+
+def test_an_operator_overrides_a_held_gate_from_the_dashboard_and_the_stage_runs(
+        client, operator, cdriver, saturday):
+    pipeline = gated_pipeline(beforeEntry=condition("FAIL", window(), check("#{variables.gate}",
+                                                                             name="Go")))
+    ex = cdriver.start(pipeline)
+    cdriver.run()
+    client.force_login(operator)
+    before = page_gates(client, f"/pipelines/{pipeline.name}/").gates[0]
+    assert before["status"] == "InProgress"
+    assert "opens at 2026-12-07 09:00 UTC" in before["text"]
+    assert before["override"] == override_url(pipeline, ex)
+    # The POST commits as a request does; its on-commit work reaches the driver's queue.
+    response = cdriver.call(client.post, override_url(pipeline, ex), {
+        "reason": " Hotfix for INC-7 ", "next": f"/pipelines/{pipeline.name}/"}, follow=True)
+    assert "the BEFORE_ENTRY condition of &quot;Deploy&quot; is overridden" in (
+        response.content.decode())
+    cdriver.run()
+    ex.refresh_from_db()
+    assert ex.status == "Succeeded"
+    ce = ConditionExecution.objects.get(stage_execution__execution=ex, kind="beforeEntry")
+    assert (ce.status, ce.overridden_by, ce.override_reason) == (
+        "Overridden", operator, "Hotfix for INC-7")
+    assert AuditEntry.objects.get(action="condition.override").surface == "dashboard"
+    before = page_gates(client, f"/pipelines/{pipeline.name}/").gates[0]
+    assert before["status"] == "Overridden" and before["override"] is None
+    assert f"Overridden by {operator.username}: Hotfix for INC-7" in before["text"]
+
+
+def test_an_override_of_a_gate_that_no_longer_holds_is_refused_with_the_reason(
+        client, operator, cdriver):
+    pipeline = gated_pipeline(beforeEntry=condition("FAIL", check("#{variables.gate}")))
+    ex = cdriver.start(pipeline)
+    cdriver.run()
+    client.force_login(operator)
+    response = client.post(override_url(pipeline, ex), {"reason": "late"}, follow=True)
+    assert ("has already ended (Succeeded): there is nothing to override"
+            in response.content.decode())
+    assert not AuditEntry.objects.filter(action="condition.override").exists()
+
+
+def test_the_execution_page_draws_the_evaluated_gates_on_its_timeline(client, viewer,
+                                                                      cdriver):
+    pipeline = gated_pipeline(
+        beforeEntry=condition("FAIL", check("#{variables.gate}", name="Go")),
+        onSuccess=condition("FAIL", check("#{variables.gate}", "stop", name="NotStopped")),
+        onFailure={"result": "ROLLBACK"})
+    ex = cdriver.start(pipeline)
+    cdriver.run()
+    ex.refresh_from_db()
+    assert ex.status == "Failed"   # onSuccess FAIL: its rule failed
+    client.force_login(viewer)
+    url = f"/pipelines/{pipeline.name}/executions/{ex.number}/"
+    found = page_gates(client, url)
+    assert [(g["kind"], g["status"]) for g in found.gates] == [
+        ("beforeEntry", "Succeeded"), ("onSuccess", "Failed"), ("onFailure", "None")]
+    assert "Go VariableCheck Succeeded" in found.gates[0]["text"]
+    assert "NotStopped VariableCheck Failed" in found.gates[1]["text"]
+    page = client.get(url).content.decode()
+    assert page.count('class="g-bar gate-bar"') == 2   # the two evaluations, on the time axis
+    # Its live part (every event of the execution refreshes the timeline) carries them.
+    part = client.get(url + "?parts=timeline").json()["parts"]["timeline"]
+    assert [g["status"] for g in Gates(part).gates] == ["Succeeded", "Failed", "None"]
+    # A stage not entered shows its gates from the definition.
+    assert "Verify" in page and "not entered" in page
