@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from conditions import services as condition_services
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -41,6 +40,7 @@ from django.views.decorators.http import require_POST
 from approvals import services as approval_services
 from approvals.choices import ApprovalStatus, DecisionSurface
 from approvals.errors import ApprovalError
+from conditions import services as condition_services
 from dashboard import live, review
 from dashboard.gates import StageGates, latest_on_pipeline, stage_gates
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
@@ -468,14 +468,14 @@ def condition_override(request, name: str, number: int, stage: str, condition_ty
         messages.error(request, "An override needs a reason: say why this change may go on.")
         return _back(request, back)
     try:
-        condition_services.stage_condition_override(
+        ce = condition_services.stage_condition_override(
             execution=ex, stage_name=stage, condition_type=condition_type, user=request.user,
             reason=reason, surface=AuditSurface.DASHBOARD)
     except services.ExecutionError as exc:
         _refused(request, exc)
     else:
-        messages.success(request, f'Execution #{number}: the {condition_type} condition of '
-                                  f'"{stage}" is overridden.')
+        messages.success(request, f"Execution #{number}: the {ce.get_kind_display().lower()} "
+                                  f'condition of "{stage}" is overridden.')
     return _back(request, back)
 
 

@@ -311,7 +311,7 @@ def test_an_operator_overrides_a_held_gate_from_the_dashboard_and_the_stage_runs
     # The POST commits as a request does; its on-commit work reaches the driver's queue.
     response = cdriver.call(client.post, override_url(pipeline, ex), {
         "reason": " Hotfix for INC-7 ", "next": f"/pipelines/{pipeline.name}/"}, follow=True)
-    assert "the BEFORE_ENTRY condition of &quot;Deploy&quot; is overridden" in (
+    assert "the before entry condition of &quot;Deploy&quot; is overridden" in (
         response.content.decode())
     cdriver.run()
     ex.refresh_from_db()

@@ -78,6 +78,12 @@ def test_a_gate_turns_live_and_an_operator_overrides_it(page, conveyor, login, u
         "data-status", "Succeeded", timeout=SLOW)
     expect(before.locator("summary:has-text('Override')")).to_have_count(0)
     shot(page, "gate-overridden")
+    # The execution page draws the gate on its timeline, with the evaluation's bar.
+    page.goto(f"{conveyor.url}/pipelines/{unique}/executions/1/")
+    row = page.locator("#part-timeline .g-gate[data-kind=beforeEntry]")
+    expect(row.locator("section.gate")).to_have_attribute("data-status", "Overridden")
+    expect(row.locator(".gate-bar")).to_have_attribute("data-status", "Overridden")
+    shot(page, "gate-execution")
 
 
 def test_a_viewer_sees_the_held_gate_without_an_override_button(page, conveyor, login,
