@@ -203,4 +203,5 @@ def test_history_and_execution_pages_label_the_automatic_rollback_and_retry_with
     driver.run()
     page = client.get(f"/pipelines/{retried.name}/executions/{ex.number}/").content.decode()
     assert "attempt 2 · automatic retry" in page
-    assert "The stage failed and its onFailure result is RETRY (FAILED_ACTIONS)" in page
+    assert ("Automatic retry: Deploy failed (Smoke); retried by its onFailure RETRY "
+            "(FAILED_ACTIONS)") in page
