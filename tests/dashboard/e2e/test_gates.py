@@ -86,15 +86,33 @@ def test_a_gate_turns_live_and_an_operator_overrides_it(page, conveyor, login, u
     shot(page, "gate-execution")
 
 
-def test_a_viewer_sees_the_held_gate_without_an_override_button(page, conveyor, login,
-                                                                unique):
+def test_a_viewer_sees_the_held_gate_without_a_button_and_the_override_arrives_live(
+        page, conveyor, login, people, unique):
+    """The viewer's execution page follows the gate: held, then overridden by someone
+    else (through the service, as the REST endpoint would), without a reload."""
+    from conditions import services as condition_services
     from executions import services
-    from pipelines.models import Pipeline
+    from executions.models import PipelineExecution
 
-    held_pipeline(unique)
-    services.execution_start(pipeline=Pipeline.objects.get(name=unique), user=None)
+    pipeline = held_pipeline(unique)
+    services.execution_start(pipeline=pipeline, user=people["oscar"])
     login("vera")
     page.goto(f"{conveyor.url}/pipelines/{unique}/")
     expect(gate(page, "Deploy", "beforeEntry")).to_have_attribute(
         "data-status", "InProgress", timeout=SLOW)
     expect(page.locator("summary:has-text('Override')")).to_have_count(0)
+    page.goto(f"{conveyor.url}/pipelines/{unique}/executions/1/")
+    live(page)
+    mark_no_reload(page)
+    row = page.locator("#part-timeline .g-gate[data-kind=beforeEntry] section.gate")
+    expect(row).to_have_attribute("data-status", "InProgress")
+    expect(row.locator("summary:has-text('Override')")).to_have_count(0)
+    condition_services.stage_condition_override(
+        execution=PipelineExecution.objects.get(pipeline=pipeline, number=1),
+        stage_name="Deploy", condition_type="BEFORE_ENTRY", user=people["rita"],
+        reason="Approved in the change board")
+    expect(row).to_have_attribute("data-status", "Overridden", timeout=SLOW)
+    expect(row).to_contain_text("Overridden by rita: Approved in the change board")
+    expect(page.locator("#part-header .status").first).to_have_attribute(
+        "data-status", "Succeeded", timeout=SLOW)
+    assert_not_reloaded(page)
