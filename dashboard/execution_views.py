@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from dashboard import live, review
 from dashboard.consumers import read_log
 from dashboard.gates import Gate, StageGates, of_stage_executions, stage_gates
+from dashboard.labels import automatic_retries
 from dashboard.views import (
     INSIGHTS_DAYS,
     INSIGHTS_EXECUTIONS,
@@ -26,9 +27,7 @@ from dashboard.views import (
     _execution,
     _now,
     _render,
-    automatic_retries,
     may_override,
-    override_refusal,
     seconds,
     viewer_required,
 )
@@ -119,8 +118,7 @@ def _timeline_gates(ex: PipelineExecution, rows: list[StageRow], stages: list[di
         last[row.se.stage_name] = row
     pending = {}
     for doc in stages:
-        gates = StageGates.of(stage_gates(doc, by_stage.get(doc["name"], {}),
-                                          refusal=override_refusal))
+        gates = StageGates.of(stage_gates(doc, by_stage.get(doc["name"], {})))
         if doc["name"] not in first:
             pending[doc["name"]] = gates
             continue

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conditions import services
 from conditions.choices import CONDITION_TYPES, ConditionKind
 
 KINDS = tuple(ConditionKind.values)   # drawing order: before the stage, then after it
@@ -124,12 +125,11 @@ def _retry_mode(configuration: Any) -> str:
     return str(configuration.get("retryMode") or "")
 
 
-def stage_gates(stage: dict, evaluations: dict[str, Any],
-                refusal=None) -> list[Gate]:
+def stage_gates(stage: dict, evaluations: dict[str, Any]) -> list[Gate]:
     """The gates of ``stage`` with ``evaluations`` (kind → latest ConditionExecution) laid
     over them. A rule evaluated but gone from the definition is still shown; a rule
-    never evaluated keeps an empty status. ``refusal(gate)`` answers why a gate may not
-    be overridden (None when it may)."""
+    never evaluated keeps an empty status. ``overridable``: ``override_refusal`` has
+    no objection (who may press the button is the page's question)."""
     gates = definition_gates(stage)
     for gate in gates:
         found = evaluations.get(gate.kind)
@@ -144,9 +144,19 @@ def stage_gates(stage: dict, evaluations: dict[str, Any],
                 gate.rules.append(row)
             row.status, row.summary = run.status, run.summary
             row.provider = row.provider or run.provider
-        if refusal is not None:
-            gate.overridable = refusal(gate) is None
+        gate.overridable = override_refusal(gate) is None
     return gates
+
+
+def override_refusal(gate: Gate) -> str | None:
+    """Why a gate offers no Override button (None when it does): the conditions app's
+    own refusal (the one every surface asks), with what the gate shows."""
+    if gate.evaluation is None:
+        return "not evaluated"
+    refusal = services.override_refusal(
+        number=gate.number, stage_name=gate.evaluation.stage_execution.stage_name,
+        kind=gate.kind, status=gate.status, result=gate.evaluation.result)
+    return refusal.message if refusal is not None else None
 
 
 def _rules_of(evaluation) -> list:
@@ -158,8 +168,9 @@ def _rules_of(evaluation) -> list:
 def latest_on_pipeline(pipeline_id: int) -> dict[str, dict[str, Any]]:
     """stage name → kind → the newest ConditionExecution of that stage and kind, among
     every execution of the pipeline. Two queries (the evaluations, their rules)."""
-    from conditions.models import ConditionExecution, RuleExecution
     from django.db.models import Max, Prefetch
+
+    from conditions.models import ConditionExecution, RuleExecution
 
     newest = (ConditionExecution.objects.filter(stage_execution__pipeline_id=pipeline_id)
               .order_by().values("stage_execution__stage_name", "kind")
@@ -177,8 +188,9 @@ def latest_on_pipeline(pipeline_id: int) -> dict[str, dict[str, Any]]:
 def of_stage_executions(stage_executions: Iterable) -> dict[int, dict[str, Any]]:
     """stage execution pk → kind → its newest ConditionExecution of that kind.
     Two queries (the evaluations, their rules)."""
-    from conditions.models import ConditionExecution, RuleExecution
     from django.db.models import Prefetch
+
+    from conditions.models import ConditionExecution, RuleExecution
 
     ids = [se.pk for se in stage_executions]
     if not ids:

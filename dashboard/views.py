@@ -43,13 +43,12 @@ from approvals.errors import ApprovalError
 from conditions import services as condition_services
 from dashboard import live, review
 from dashboard.gates import StageGates, latest_on_pipeline, stage_gates
+from dashboard.labels import automatic_retries
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
 from executions import selectors, services
 from executions.choices import (
-    ActionExecutionStatus,
     PipelineExecutionStatus,
     RetryMode,
-    RetryTrigger,
     StageExecutionStatus,
     TriggerType,
     WaitingReason,
@@ -101,17 +100,6 @@ def viewer_required(view):
 def may_override(user) -> bool:
     """Whether ``user`` sees the Override button of a held gate and may press it."""
     return user.has_perm(OVERRIDE)
-
-
-def override_refusal(gate) -> str | None:
-    """Why a gate offers no Override button (None when it does): the conditions app's
-    own refusal, asked with what the gate shows."""
-    if gate.evaluation is None:
-        return "not evaluated"
-    refusal = condition_services.override_refusal(
-        number=gate.number, stage_name=gate.evaluation.stage_execution.stage_name,
-        kind=gate.kind, status=gate.status, result=gate.evaluation.result)
-    return refusal.message if refusal is not None else None
 
 
 def _require(request, permission: str) -> None:
@@ -307,7 +295,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         waiting = [ex for ex in inbound if ex.inbound_stage_name == doc["name"]]
         box.inbound = [Inbound(ex, _why(ex, box, k)) for k, ex in enumerate(waiting, 1)]
         box.gates = StageGates.of(stage_gates(
-            doc, evaluations.get(doc["name"], {}), refusal=override_refusal))
+            doc, evaluations.get(doc["name"], {})))
         boxes.append(box)
     cards = [c for b in boxes for c in b.cards if c.ae is not None]
     found = review.review_forms(request, [c.ae for c in cards])
@@ -536,38 +524,6 @@ def _history_rows(pipeline_name: str, ids, now: datetime) -> list[dict]:
             "elapsed": elapsed(started_at, ended_at, now),
         })
     return rows
-
-
-@dataclass
-class AutomaticRetry:
-    stage_name: str
-    attempt: int
-    why: str   # "Deploy failed (Smoke); retried by its onFailure RETRY (FAILED_ACTIONS)"
-
-
-def automatic_retries(execution_ids) -> dict[int, list[AutomaticRetry]]:
-    """The stages each of these executions retried by itself (onFailure RETRY), with why.
-    Two queries (the automatic attempts, the failed actions of the attempts before)."""
-    ids = list(execution_ids)
-    retries = list(StageExecution.objects.filter(
-        execution_id__in=ids, retry_trigger=RetryTrigger.AUTOMATED).order_by(
-        "stage_index", "attempt").values_list("execution_id", "stage_name", "attempt",
-                                              "retry_mode"))
-    if not retries:
-        return {}
-    failed: dict[tuple, list[str]] = {}
-    for execution_id, stage_name, attempt, action_name in ActionExecution.objects.filter(
-            execution_id__in={r[0] for r in retries}, status=ActionExecutionStatus.FAILED,
-            stage_name__in={r[1] for r in retries}).order_by("id").values_list(
-            "execution_id", "stage_name", "stage_execution__attempt", "action_name"):
-        failed.setdefault((execution_id, stage_name, attempt), []).append(action_name)
-    reasons: dict[int, list[AutomaticRetry]] = {}
-    for execution_id, stage_name, attempt, mode in retries:
-        actions = failed.get((execution_id, stage_name, attempt - 1), [])
-        reasons.setdefault(execution_id, []).append(AutomaticRetry(stage_name, attempt, (
-            f"{stage_name} failed" + (f" ({', '.join(actions)})" if actions else "")
-            + f"; retried by its onFailure RETRY ({mode or RetryMode.FAILED_ACTIONS})")))
-    return reasons
 
 
 def _execution_url(pipeline_name: str) -> Callable[[int], str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from conditions.choices import CONDITION_TYPES
 from conditions.models import ConditionExecution, RuleExecution
-from dashboard.gates import KINDS
+from dashboard.gates import KINDS, stage_gates
 from executions.models import PipelineExecution, StageExecution
 from observability.models import AuditEntry
 from pipelines.services import pipeline_save
@@ -361,3 +362,39 @@ def test_the_execution_page_draws_the_evaluated_gates_on_its_timeline(client, vi
     assert [g["status"] for g in Gates(part).gates] == ["Succeeded", "Failed", "None"]
     # A stage not entered shows its gates from the definition.
     assert "Verify" in page and "not entered" in page
+
+
+# --- shaping alone (no database) ---------------------------------------------------------
+
+
+def _evaluation(kind: str, status: str, rules: list[tuple[str, str, str]], result="FAIL"):
+    """A ConditionExecution-shaped object as the reads above hand it to ``stage_gates``."""
+    runs = [SimpleNamespace(pk=n, position=n, rule_name=name, provider=provider,
+                            status=rule_status, summary="")
+            for n, (name, provider, rule_status) in enumerate(rules)]
+    return SimpleNamespace(kind=kind, status=status, result=result, summary="",
+                           rule_executions=SimpleNamespace(all=lambda: runs),
+                           stage_execution=SimpleNamespace(
+                               stage_name="Deploy", execution=SimpleNamespace(number=7)))
+
+
+def test_an_on_failure_condition_is_drawn_with_its_rules_and_a_plain_one_in_words():
+    with_rules = {"onFailure": {"conditions": [{"result": "ROLLBACK", "rules": [
+        rule("ErrorBudget", "Commands")]}]}}
+    [gate] = stage_gates(with_rules, {})
+    assert (gate.kind, gate.result, [(r.name, r.provider) for r in gate.rules]) == (
+        "onFailure", "ROLLBACK", [("ErrorBudget", "Commands")])
+    assert [g.effect for g in stage_gates({"onFailure": {"result": "FAIL"}}, {})] == ["fail"]
+    assert [g.effect for g in stage_gates({"onFailure": {"result": "RETRY"}}, {})] == [
+        "retry failed actions once"]
+    assert stage_gates({"name": "Build", "actions": []}, {}) == []
+
+
+def test_a_rule_evaluated_but_gone_from_the_definition_is_still_shown():
+    [gate] = stage_gates({"beforeEntry": {"conditions": [{"result": "FAIL", "rules": [
+        rule("Kept", "VariableCheck")]}]}}, {"beforeEntry": _evaluation(
+            "beforeEntry", "InProgress", [("Removed", "Commands", "Failed"),
+                                          ("Kept", "VariableCheck", "InProgress")])})
+    assert [(r.name, r.provider, r.status) for r in gate.rules] == [
+        ("Kept", "VariableCheck", "InProgress"), ("Removed", "Commands", "Failed")]
+    assert gate.overridable and gate.number == 7
