@@ -163,6 +163,13 @@ _CONDITION_STATE_HELP = (
     " (CodePipeline's StageConditionState).")
 
 
+class ConditionStateField(serializers.JSONField):
+    """A StageConditionState, its times written as every other time of the API."""
+
+    def to_representation(self, value):
+        return _condition_state_data(value)
+
+
 class StageStateSerializer(serializers.Serializer):
     stageName = serializers.CharField()
     inboundTransitionState = TransitionStateSerializer()
@@ -172,11 +179,11 @@ class StageStateSerializer(serializers.Serializer):
         many=True, help_text="Executions waiting to enter the stage, oldest first.")
     latestExecution = StageLatestExecutionSerializer(allow_null=True)
     actionStates = ActionStateSerializer(many=True)
-    beforeEntryConditionState = serializers.JSONField(
+    beforeEntryConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("beforeEntry"))
-    onSuccessConditionState = serializers.JSONField(
+    onSuccessConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("onSuccess"))
-    onFailureConditionState = serializers.JSONField(
+    onFailureConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("onFailure"))
 
 
