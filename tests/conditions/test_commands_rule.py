@@ -3,8 +3,6 @@ its commands see their input artifact, not Conveyor's code, its database or secr
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from conditions.models import RuleExecution
 from tests.conditions.conftest import condition, gated_pipeline, rule
 
