@@ -266,12 +266,10 @@ def _stage_summary(ce: ConditionExecution, status: str, summary: str, engaged: b
     return f"{kind} condition {status.lower()} (result {ce.result}): {summary}"
 
 
-def sweep(*, now: datetime | None = None) -> int:
-    """Hand out again the conditions whose waiting rule is due (its recheck time or its
-    timeout has come), whose worker was lost, or whose evaluation went missing.
-    Called by the sweeper every minute; returns how many were handed out."""
-    from conditions import tasks
-
+def sweep(*, enqueue, now: datetime | None = None) -> int:
+    """Hand out again (``enqueue``) the conditions whose waiting rule is due (its recheck
+    time or its timeout has come), whose worker was lost, or whose evaluation went
+    missing. Called by the sweeper every minute; returns how many were handed out."""
     now = now or timezone.now()
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     due = set(RuleExecution.objects.filter(free, status=R.IN_PROGRESS).filter(
@@ -283,5 +281,5 @@ def sweep(*, now: datetime | None = None) -> int:
                                                  updated_at__lt=now - STALE)
                .exclude(Exists(running)).values_list("pk", flat=True))
     for pk in sorted(due):
-        tasks.enqueue(pk)
+        enqueue(pk)
     return len(due)

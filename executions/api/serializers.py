@@ -155,12 +155,8 @@ class ActionStateSerializer(serializers.Serializer):
     latestExecution = ActionLatestExecutionSerializer(allow_null=True)
 
 
-_CONDITION_STATE_HELP = (
-    "The stage's {} condition, when it was evaluated for the latest execution: "
-    '{{"latestExecution": {{"status", "summary"}}, "conditionStates": [{{"latestExecution": '
-    '{{"status", "summary", "lastStatusChange"}}, "ruleStates": [{{"ruleName", '
-    '"latestExecution": {{"ruleExecutionId", "status", "summary", "lastStatusChange", …}}}}]}}]}}'
-    " (CodePipeline's StageConditionState).")
+_CONDITION_STATE_HELP = ("The stage's {} condition, when it was evaluated for the latest "
+                         "execution (CodePipeline's StageConditionState, docs/conditions.md).")
 
 
 class ConditionStateField(serializers.JSONField):
