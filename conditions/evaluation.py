@@ -34,6 +34,7 @@ from conditions.models import ConditionExecution, RuleExecution
 from executions import artifacts, engine
 from executions.variables import Unresolvable, _inputs, _resolve, _variables
 from pipelines import secrets
+from pipelines.validation_conditions import MAX_RULES
 from runners import rules as providers
 from runners.base import LogWriter
 
@@ -85,7 +86,8 @@ def _rules(ce: ConditionExecution) -> list[dict]:
 
 def condition_evaluate(pk: int) -> None:
     """Evaluate a condition's rules in order until one waits, one fails or all succeed."""
-    for _ in range(len(providers.registered()) + 12):
+    # Each turn starts or evaluates one rule; a condition has at most five (validation).
+    for _ in range(2 * MAX_RULES + 2):
         ce = _load(pk)
         if ce is None or ce.status != C.IN_PROGRESS:
             return
