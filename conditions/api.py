@@ -28,6 +28,16 @@ class ConditionOverrideSerializer(serializers.Serializer):
                                    default="", help_text="Why: kept in the audit trail.")
 
 
+class ConditionOverriddenSerializer(serializers.Serializer):
+    """The answer: the stage's condition states after the override (GetPipelineState's)."""
+
+    pipelineExecutionId = serializers.UUIDField()
+    stageName = serializers.CharField()
+    beforeEntryConditionState = serializers.JSONField(required=False)
+    onSuccessConditionState = serializers.JSONField(required=False)
+    onFailureConditionState = serializers.JSONField(required=False)
+
+
 @extend_schema(parameters=[EXECUTION, STAGE])
 class StageConditionOverrideApi(_Api):
     """OverrideStageCondition: end a condition being evaluated as Overridden, so the stage
@@ -38,7 +48,7 @@ class StageConditionOverrideApi(_Api):
     command_permission = services.OVERRIDE_PERMISSION
 
     @extend_schema(summary="Override a stage condition", request=ConditionOverrideSerializer,
-                   responses={200: serializers.JSONField(), **COMMAND_ERRORS})
+                   responses={200: ConditionOverriddenSerializer, **COMMAND_ERRORS})
     def post(self, request, id, stage):  # noqa: A002 (the path parameter's name)
         execution = _execution(id)
         body = ConditionOverrideSerializer(data=request.data)

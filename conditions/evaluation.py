@@ -34,6 +34,7 @@ from conditions.models import ConditionExecution, RuleExecution
 from executions import artifacts, engine
 from executions.variables import Unresolvable, _inputs, _resolve, _variables
 from pipelines import secrets
+from pipelines.validation_conditions import MAX_RULES
 from runners import rules as providers
 from runners.base import LogWriter
 
@@ -85,7 +86,8 @@ def _rules(ce: ConditionExecution) -> list[dict]:
 
 def condition_evaluate(pk: int) -> None:
     """Evaluate a condition's rules in order until one waits, one fails or all succeed."""
-    for _ in range(len(providers.registered()) + 12):
+    # Each turn starts or evaluates one rule; a condition has at most five (validation).
+    for _ in range(2 * MAX_RULES + 2):
         ce = _load(pk)
         if ce is None or ce.status != C.IN_PROGRESS:
             return
@@ -266,12 +268,10 @@ def _stage_summary(ce: ConditionExecution, status: str, summary: str, engaged: b
     return f"{kind} condition {status.lower()} (result {ce.result}): {summary}"
 
 
-def sweep(*, now: datetime | None = None) -> int:
-    """Hand out again the conditions whose waiting rule is due (its recheck time or its
-    timeout has come), whose worker was lost, or whose evaluation went missing.
-    Called by the sweeper every minute; returns how many were handed out."""
-    from conditions import tasks
-
+def sweep(*, enqueue, now: datetime | None = None) -> int:
+    """Hand out again (``enqueue``) the conditions whose waiting rule is due (its recheck
+    time or its timeout has come), whose worker was lost, or whose evaluation went
+    missing. Called by the sweeper every minute; returns how many were handed out."""
     now = now or timezone.now()
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     due = set(RuleExecution.objects.filter(free, status=R.IN_PROGRESS).filter(
@@ -283,5 +283,5 @@ def sweep(*, now: datetime | None = None) -> int:
                                                  updated_at__lt=now - STALE)
                .exclude(Exists(running)).values_list("pk", flat=True))
     for pk in sorted(due):
-        tasks.enqueue(pk)
+        enqueue(pk)
     return len(due)

@@ -45,4 +45,4 @@ def connect() -> None:
 def _on_swept(sender, *, now, **kwargs) -> None:
     from conditions.evaluation import sweep
 
-    sweep(now=now)
+    sweep(enqueue=tasks.enqueue, now=now)

@@ -155,12 +155,15 @@ class ActionStateSerializer(serializers.Serializer):
     latestExecution = ActionLatestExecutionSerializer(allow_null=True)
 
 
-_CONDITION_STATE_HELP = (
-    "The stage's {} condition, when it was evaluated for the latest execution: "
-    '{{"latestExecution": {{"status", "summary"}}, "conditionStates": [{{"latestExecution": '
-    '{{"status", "summary", "lastStatusChange"}}, "ruleStates": [{{"ruleName", '
-    '"latestExecution": {{"ruleExecutionId", "status", "summary", "lastStatusChange", …}}}}]}}]}}'
-    " (CodePipeline's StageConditionState).")
+_CONDITION_STATE_HELP = ("The stage's {} condition, when it was evaluated for the latest "
+                         "execution (CodePipeline's StageConditionState, docs/conditions.md).")
+
+
+class ConditionStateField(serializers.JSONField):
+    """A StageConditionState, its times written as every other time of the API."""
+
+    def to_representation(self, value):
+        return _condition_state_data(value)
 
 
 class StageStateSerializer(serializers.Serializer):
@@ -172,11 +175,11 @@ class StageStateSerializer(serializers.Serializer):
         many=True, help_text="Executions waiting to enter the stage, oldest first.")
     latestExecution = StageLatestExecutionSerializer(allow_null=True)
     actionStates = ActionStateSerializer(many=True)
-    beforeEntryConditionState = serializers.JSONField(
+    beforeEntryConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("beforeEntry"))
-    onSuccessConditionState = serializers.JSONField(
+    onSuccessConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("onSuccess"))
-    onFailureConditionState = serializers.JSONField(
+    onFailureConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("onFailure"))
 
 

@@ -190,3 +190,15 @@ def test_on_failure_retry_condition_retries_the_stage_once(cdriver):
                                                  "retry_trigger")) == [
         (1, "Failed", "", ""), (2, "Failed", "ALL_ACTIONS", "AutomatedStageRetry")]
     assert conditions_of(execution) == [("onFailure", "Succeeded"), ("onFailure", "Succeeded")]
+
+
+def test_which_condition_statuses_engage_the_result():
+    from conditions.evaluation import outcome_engaged
+
+    table = {(kind, status): outcome_engaged(kind, status)
+             for kind in ("beforeEntry", "onSuccess", "onFailure")
+             for status in ("Succeeded", "Failed", "Errored", "Overridden")}
+    assert [key for key, engaged in table.items() if engaged] == [
+        ("beforeEntry", "Failed"), ("beforeEntry", "Errored"),
+        ("onSuccess", "Failed"), ("onSuccess", "Errored"),
+        ("onFailure", "Succeeded")]

@@ -332,3 +332,27 @@ def test_an_on_success_condition_keeps_the_stage_while_newer_executions_wait(cdr
     cdriver.run()
     assert set(PipelineExecution.objects.values_list("status", flat=True)) == {"Succeeded"}
     assert held(second, "onSuccess").status == "Succeeded"
+
+
+def test_a_rule_that_crashes_errors_its_condition_and_fails_the_execution(cdriver):
+    stand_in = StandIn()  # stands in for Prometheus: the edge of the world
+    try:
+        stand_in.routes["/api/v1/query"] = (200, vector(({"job": "api"}, "0.01")))
+        metrics = rule("Metrics", {"PrometheusUrl": stand_in.url, "Query": "errors",
+                                   "Operator": "LT", "Threshold": "#{variables.gate}"},
+                       name="ErrorRate")
+        pipeline = gated_pipeline(beforeEntry=condition("FAIL", metrics))
+        # "go" is no number: the rule cannot be evaluated (a crash, not an answer).
+        execution = cdriver.start(pipeline)
+        cdriver.run()
+    finally:
+        stand_in.server.shutdown()
+        stand_in.server.server_close()
+    execution.refresh_from_db()
+    ce = held(execution)
+    rule_row = RuleExecution.objects.get()
+    assert (ce.status, rule_row.status) == ("Errored", "Failed")
+    assert rule_row.summary.startswith("The rule could not be evaluated: ValueError")
+    assert "Traceback" in rule_row.error
+    assert execution.status == "Failed"
+    assert 'Rule "ErrorRate" (Metrics) could not be evaluated' in execution.status_summary
