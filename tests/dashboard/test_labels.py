@@ -8,6 +8,8 @@ tests/executions/test_on_failure.py, reused).
 import pytest
 
 from executions.models import PipelineExecution
+from tests.conditions.conftest import check, condition, gated_pipeline
+from tests.executions.conftest import sim
 from tests.executions.test_on_failure import flaky, retry_pipeline, rollback_pipeline
 from tests.factories import action
 
@@ -76,3 +78,17 @@ def test_the_history_and_the_execution_page_label_an_automatic_rollback(driver, 
     failed = client.get(f"/pipelines/{pipeline.name}/executions/{bad.number}/")
     assert (f'Rolling back stage &quot;Deploy&quot; to execution #{good.number} '
             "(onFailure ROLLBACK).") in failed.content.decode()
+
+
+def test_a_retry_decided_by_an_on_failure_condition_says_so(cdriver, client, viewer):
+    pipeline = gated_pipeline(deploy=[sim("Release", "Deploy", Outcome="Failed")],
+                              onFailure={**condition("RETRY", check("#{variables.gate}")),
+                                         "retryConfiguration": {"retryMode": "ALL_ACTIONS"}})
+    ex = cdriver.start(pipeline)
+    cdriver.run()
+    client.force_login(viewer)
+    why = ("Deploy failed (Release); retried by its onFailure condition&#x27;s RETRY "
+           "(ALL_ACTIONS)")
+    assert why in client.get(f"/pipelines/{pipeline.name}/executions/").content.decode()
+    page = client.get(f"/pipelines/{pipeline.name}/executions/{ex.number}/").content.decode()
+    assert f"Automatic retry: {why}" in page
