@@ -6,7 +6,7 @@ A gate is drawn from the stage's definition even before anything was evaluated
 kind (a ``ConditionExecution`` and its ``RuleExecution`` rows) is laid over it when
 there is one: the condition's status and each rule's status and summary.
 
-Pure shaping (``stage_gates``) is apart from the two reads (``latest_on_pipeline``,
+Pure shaping (``stage_gates``) is apart from the two reads (``latest_on_stages``,
 ``of_stage_executions``), each a fixed number of queries whatever the history.
 """
 
@@ -165,23 +165,28 @@ def _rules_of(evaluation) -> list:
     return sorted(evaluation.rule_executions.all(), key=lambda r: (r.position, r.pk))
 
 
-def latest_on_pipeline(pipeline_id: int) -> dict[str, dict[str, Any]]:
-    """stage name → kind → the newest ConditionExecution of that stage and kind, among
-    every execution of the pipeline. Two queries (the evaluations, their rules)."""
-    from django.db.models import Max, Prefetch
+def latest_on_stages(latest: Iterable) -> dict[str, dict[str, Any]]:
+    """stage name → kind → the newest evaluation of that kind by the execution each stage
+    shows (``latest``: each stage's newest StageExecution), across that execution's
+    attempts at the stage — what GetPipelineState shows (docs/conditions.md §7). Two
+    queries (the evaluations, their rules), bounded by the stages, not the history."""
+    from django.db.models import Prefetch
 
     from conditions.models import ConditionExecution, RuleExecution
 
-    newest = (ConditionExecution.objects.filter(stage_execution__pipeline_id=pipeline_id)
-              .order_by().values("stage_execution__stage_name", "kind")
-              .annotate(newest=Max("pk")).values("newest"))
-    rows = (ConditionExecution.objects.filter(pk__in=newest)
+    shown = {(se.execution_id, se.stage_name) for se in latest}
+    if not shown:
+        return {}
+    rows = (ConditionExecution.objects
+            .filter(stage_execution__execution_id__in={pk for pk, _ in shown}).order_by("pk")
             .select_related("stage_execution__execution", "overridden_by")
             .prefetch_related(Prefetch("rule_executions",
                                        queryset=RuleExecution.objects.order_by("position", "pk"))))
     found: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        found.setdefault(row.stage_execution.stage_name, {})[row.kind] = row
+    for row in rows:   # oldest first: the newest of each kind stays
+        se = row.stage_execution
+        if (se.execution_id, se.stage_name) in shown:
+            found.setdefault(se.stage_name, {})[row.kind] = row
     return found
 
 

@@ -42,7 +42,7 @@ from approvals.choices import ApprovalStatus, DecisionSurface
 from approvals.errors import ApprovalError
 from conditions import services as condition_services
 from dashboard import live, review
-from dashboard.gates import StageGates, latest_on_pipeline, stage_gates
+from dashboard.gates import StageGates, latest_on_stages, stage_gates
 from dashboard.labels import automatic_retries
 from dashboard.templatetags.dashboard import elapsed, first_line, short_revision
 from executions import selectors, services
@@ -280,7 +280,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
                   .order_by("-number")[:10])
     latest = (PipelineExecution.objects.filter(pipeline=pipeline).order_by("-number")
               .select_related("triggered_by").first())
-    evaluations = latest_on_pipeline(pipeline.pk)
+    evaluations = latest_on_stages(latest_se.values())
     boxes = []
     for index, doc in enumerate(pipeline.document.get("stages", [])):
         cards = [ActionCard(a, latest_ae.get((doc["name"], a["name"])))
