@@ -356,3 +356,18 @@ def test_a_rule_that_crashes_errors_its_condition_and_fails_the_execution(cdrive
     assert "Traceback" in rule_row.error
     assert execution.status == "Failed"
     assert 'Rule "ErrorRate" (Metrics) could not be evaluated' in execution.status_summary
+
+
+def test_overriding_a_held_on_success_condition_lets_the_stage_succeed(cdriver, saturday,
+                                                                      operator):
+    pipeline = gated_pipeline(onSuccess=condition("ROLLBACK", window()))
+    execution = cdriver.start(pipeline)
+    cdriver.run()
+    assert held(execution, "onSuccess").status == "InProgress"
+    cdriver.call(services.stage_condition_override, execution=execution, stage_name="Deploy",
+                 condition_type="ON_SUCCESS", user=operator, reason="verified by hand")
+    cdriver.run()
+    execution.refresh_from_db()
+    assert execution.status == "Succeeded"
+    assert held(execution, "onSuccess").status == "Overridden"
+    assert not PipelineExecution.objects.filter(execution_type="ROLLBACK").exists()
