@@ -35,7 +35,7 @@ from django.conf import settings
 
 from pipelines.buildspec import HOME_PREFIXES, SRC_PREFIXES, Buildspec, buildspec_parse
 from runners import register, sandbox
-from runners.base import ActionFailed, Result, RunContext, Runner, file_lock
+from runners.base import ActionFailed, Readiness, Result, RunContext, Runner, file_lock
 from runners.build import (
     OWN_SHELL_FUNCTION,
     PhaseResult,
@@ -83,6 +83,20 @@ def environment_entries(value: str) -> list[dict]:
     return entries
 
 
+def build_network(ctx: RunContext, project) -> str:
+    """The network of a build: the stricter of the action's ``Network`` and the build
+    project's ``network`` ("none" from either wins; docs/runners.md), said in the log."""
+    action = sandbox.network_for(ctx)
+    own = project.network if project is not None else "host"
+    network = "none" if "none" in (action, own) else "host"
+    if network == "none":
+        who = [w for w, v in ((f'build project "{project.name}"' if project else "", own),
+                              ("configuration.Network", action)) if v == "none" and w]
+        ctx.log.line(f"[Container] Network: none ({' and '.join(who)}): the build reaches "
+                     "no network at all")
+    return network
+
+
 @register
 class CodeBuildRunner(Runner):
     provider = "CodeBuild"
@@ -110,6 +124,7 @@ class CodeBuildRunner(Runner):
         if config.get("CombineArtifacts", "false").lower() == "true":
             problems.append(("configuration.CombineArtifacts", "combines the artifacts of a "
                              "batch build, and batch builds do not run here"))
+        problems += sandbox.limits_problems(config)
         value = config.get("EnvironmentVariables")
         if value is not None and "#{" not in value:
             try:
@@ -117,10 +132,35 @@ class CodeBuildRunner(Runner):
             except ValueError as exc:
                 problems.append(("configuration.EnvironmentVariables", str(exc)))
         for key in config:
-            if key not in CONFIG_KEYS:
+            if key not in CONFIG_KEYS and key not in sandbox.SANDBOX_KEYS:
                 problems.append((f"configuration.{key}", f'"{key}" is not a setting of the '
-                                 "CodeBuild action: use " + ", ".join(CONFIG_KEYS)))
+                                 "CodeBuild action: use " + ", ".join(CONFIG_KEYS)
+                                 + " (or the sandbox's " + ", ".join(sandbox.SANDBOX_KEYS)
+                                 + ")"))
         return problems
+
+    def readiness(self, action_doc: dict) -> list[Readiness]:
+        """A note for the migration report: which build project the action runs with, or
+        that none of that name exists and the defaults hold (it runs either way)."""
+        from pipelines import selectors
+
+        name = configuration_of(action_doc).get("ProjectName")
+        if not isinstance(name, str) or not name or "#{" in name:
+            return []
+        project = selectors.build_project_get(name)
+        if project is None:
+            return [Readiness(note=(
+                f'no build project "{name}": runs {DEFAULT_BUILDSPEC} from the primary source '
+                f"with default settings ({DEFAULT_TIMEOUT_MINUTES} minutes, "
+                f"{sandbox.DEFAULT_COMPUTE_TYPE}, no project variables, no cache); to change "
+                "them, make the build project in the admin (/admin/pipelines/buildproject/"
+                "add/), with POST /api/build-projects/ or with manage.py "
+                "import_build_project"))]
+        buildspec = ("an inline buildspec" if "\n" in project.buildspec.strip()
+                     else project.buildspec or DEFAULT_BUILDSPEC)
+        return [Readiness(note=(
+            f'with build project "{name}": {buildspec}, {project.compute_type}, '
+            f"{project.timeout_in_minutes} minutes, network {project.network}"))]
 
     # --- the build ----------------------------------------------------------------
 
@@ -167,6 +207,7 @@ class CodeBuildRunner(Runner):
         if "ComputeType" not in ctx.configuration:
             limits = sandbox.compute_type_limits(compute, limits)
         sandbox.log_compute_type(ctx, compute, limits)
+        network = build_network(ctx, project)
         cache_paths = list(spec.cache_paths) + list(project.cache_paths if project else [])
         if cache_paths and project is None:
             ctx.log.line("[Container] cache.paths: not kept: there is no build project "
@@ -178,7 +219,7 @@ class CodeBuildRunner(Runner):
 
         with ShellSession(ctx, env=env, cwd=src_dir, masker=masker, posix=spec.posix_shell,
                           read_only=list(secondary.values()), read_write=[home],
-                          limits=limits) as session:
+                          limits=limits, network=network) as session:
             if spec.version == "0.1":
                 session.query(OWN_SHELL_FUNCTION)
             failed = self._phases(ctx, session, spec, masker, deadline)

@@ -4,6 +4,7 @@ real bash and the real engine (the worker code; only the queue is held by the te
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from executions.models import ActionExecution, Artifact
 from pipelines.models import BuildProject
 from pipelines.services import build_project_save, pipeline_save
 from pipelines.validation import validate_document
+from runners import sandbox
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo
 from tests.runners.test_commands_action import commands_action, git_source, log_of
@@ -253,8 +255,19 @@ def test_the_codebuild_configuration_is_checked_at_its_paths():
         "with a name and a value (strings)",
         'stages[1].actions[0].configuration.Image: "Image" is not a setting of the CodeBuild '
         "action: use ProjectName, PrimarySource, EnvironmentVariables, BatchEnabled, "
-        "CombineArtifacts, BuildspecOverride",
+        "CombineArtifacts, BuildspecOverride (or the sandbox's Network, ComputeType, "
+        "LimitMemoryMiB, LimitProcesses, LimitFileSizeMiB, LimitOpenFiles, LimitCpuSeconds)",
     ]
+
+
+def test_the_sandbox_settings_of_a_codebuild_action_are_checked_at_their_paths():
+    found = validation(codebuild(configuration={"Network": "off", "LimitProcesses": "ten"}))
+    assert found == [
+        'stages[1].actions[0].configuration.Network: "off" is not a network setting: use '
+        '"host" (the default) or "none"',
+        'stages[1].actions[0].configuration.LimitProcesses: "ten" is not a whole number '
+        "above 0"]
+    assert validation(codebuild(configuration={"Network": "none"})) == []
 
 
 # --- variables, secrets, artifacts, reports, cache -------------------------------
@@ -539,3 +552,61 @@ def test_the_project_compute_type_sizes_the_build_through_the_sandbox_limits(
     log = log_of(build)
     assert "Compute type BUILD_GENERAL1_MEDIUM: 7 GiB of memory per process" in log
     assert f"data limit {7 * 1024 * 1024} KiB" in log
+
+
+# --- network -----------------------------------------------------------------------
+
+REACH = """\
+    version: 0.2
+    phases:
+      build:
+        commands:
+          - echo hello > /dev/tcp/127.0.0.1/$LISTENER_PORT && echo "port $LISTENER_PORT answered"
+    """
+
+
+@pytest.fixture
+def listener():
+    """A TCP socket listening on 127.0.0.1 (the kernel completes a connection to it
+    without an accept): what a build with a network reaches, one without cannot."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def reach(driver, tmp_path, port, *, network=None, name="net"):
+    assert sandbox.probe() == (True, ""), sandbox.probe()[1]  # Network none needs it
+    repo = repo_with(tmp_path, REACH, name=f"repo-{name}")
+    config = {"EnvironmentVariables": json.dumps([{"name": "LISTENER_PORT",
+                                                   "value": str(port)}])}
+    if network:
+        config["Network"] = network
+    return build_of(run_pipeline(driver, tmp_path, repo, codebuild(configuration=config),
+                                 name=name))
+
+
+def test_a_project_with_network_none_gives_its_builds_no_network(driver, tmp_path, listener):
+    build_project_save(document={"name": "app-build"})
+    build = reach(driver, tmp_path, listener, name="open")
+    assert build.status == "Succeeded", build.summary
+    assert f"port {listener} answered" in log_of(build)
+
+    build_project_save(document={"name": "app-build", "network": "none"})
+    build = reach(driver, tmp_path, listener, name="closed")
+    assert build.status == "Failed"
+    assert build.summary.startswith("Phase BUILD failed: Command 1 of 1 failed with exit code 1")
+    log = log_of(build)
+    assert ('[Container] Network: none (build project "app-build"): the build reaches no '
+            "network at all") in log
+    assert f"port {listener} answered" not in log and "Connection refused" in log
+
+
+@pytest.mark.parametrize(("project", "action"), [("none", "host"), ("host", "none")])
+def test_the_stricter_of_the_project_and_the_action_network_wins(
+        driver, tmp_path, listener, project, action):
+    build_project_save(document={"name": "app-build", "network": project})
+    build = reach(driver, tmp_path, listener, network=action)
+    assert build.status == "Failed", build.summary
+    log = log_of(build)
+    assert f"port {listener} answered" not in log and "Connection refused" in log
+    who = 'build project "app-build"' if project == "none" else "configuration.Network"
+    assert f"[Container] Network: none ({who})" in log
