@@ -41,6 +41,7 @@ from runners.build import (
     PhaseResult,
     build_environment,
     build_home,
+    clone_layout,
     collect_artifact,
     expand,
     glob_regex,
@@ -182,8 +183,17 @@ class CodeBuildRunner(Runner):
         number = (services.build_project_next_number(name=name) if project else None) \
             or ctx.execution_number
         home = build_home(ctx)
-        env = build_environment(ctx, project=name, build_number=number, src_dir=src_dir,
+        # Where the build sees its source: CodeBuild's folder for a clone, or the source.
+        layout = clone_layout(ctx, primary, src_dir)
+        work_dir = layout or src_dir
+        env = build_environment(ctx, project=name, build_number=number, src_dir=work_dir,
                                 primary=primary, secondary=secondary, home=home)
+        read_write = [home]
+        if layout is not None:
+            env["PWD"] = str(layout)  # bash keeps the path through the link (`cd ../..`)
+            read_write.append(ctx.workspace.parent / "codebuild")
+            ctx.log.line(f"[Container] CODEBUILD_SRC_DIR={layout}: CodeBuild's folder for a "
+                         "clone of the repository (a link to the primary source)")
         secrets: list[str] = []
         env.update(spec.variables)
         env.update(resolve_entries(({"name": k, "value": v, "type": "PARAMETER_STORE"}
@@ -217,8 +227,8 @@ class CodeBuildRunner(Runner):
         timeout = project.timeout_in_minutes if project else DEFAULT_TIMEOUT_MINUTES
         deadline = time.monotonic() + timeout * 60
 
-        with ShellSession(ctx, env=env, cwd=src_dir, masker=masker, posix=spec.posix_shell,
-                          read_only=list(secondary.values()), read_write=[home],
+        with ShellSession(ctx, env=env, cwd=work_dir, masker=masker, posix=spec.posix_shell,
+                          read_only=list(secondary.values()), read_write=read_write,
                           limits=limits, network=network) as session:
             if spec.version == "0.1":
                 session.query(OWN_SHELL_FUNCTION)
@@ -229,6 +239,10 @@ class CodeBuildRunner(Runner):
                      for t in (*a.files, a.base_directory, *a.exclude_paths)]
             texts += [t for r in spec.reports for t in (*r.files, r.base_directory)]
             values = {**env, **session.variables(sorted(referenced_names(texts)))}
+        if layout is not None:  # paths through the link lead to the source itself
+            values = {k: str(src_dir) + v[len(str(layout)):]
+                      if v == str(layout) or v.startswith(f"{layout}/") else v
+                      for k, v in values.items()}
         for missing in [n for n in spec.exported_variables if n not in exported]:
             ctx.log.line(f"[Container] Exported variable {missing} is not set at the end of "
                          "the build")

@@ -4,6 +4,7 @@ real bash and the real engine (the worker code; only the queue is held by the te
 from __future__ import annotations
 
 import json
+import re
 import socket
 import textwrap
 from pathlib import Path
@@ -11,13 +12,16 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from executions import artifacts as store
 from executions.models import ActionExecution, Artifact
+from pipelines import services
 from pipelines.models import BuildProject
 from pipelines.services import build_project_save, pipeline_save
 from pipelines.validation import validate_document
 from runners import sandbox
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo
+from tests.runners.forge import Forge
 from tests.runners.test_commands_action import commands_action, git_source, log_of
 
 
@@ -450,7 +454,6 @@ def test_codebuild_environment_variables_describe_the_build(driver, tmp_path):
     execution = run_pipeline(driver, tmp_path, repo, codebuild(outputArtifacts=[{"name": "Env"}]))
     build = build_of(execution)
     assert build.status == "Succeeded", build.summary
-    from executions import artifacts as store
 
     target = tmp_path / "env-out"
     store.extract(Artifact.objects.get(execution=execution, name="Env").storage_name, target)
@@ -610,3 +613,62 @@ def test_the_stricter_of_the_project_and_the_action_network_wins(
     assert f"port {listener} answered" not in log and "Connection refused" in log
     who = 'build project "app-build"' if project == "none" else "configuration.Network"
     assert f"[Container] Network: none ({who})" in log
+
+
+# --- CodeBuild's folder for a clone ------------------------------------------------
+
+CLONE_ARN = "arn:aws:codeconnections:us-east-1:111122223333:connection/gopher"
+
+
+def test_a_clone_ref_source_is_laid_out_as_codebuild_lays_out_a_github_clone(driver, tmp_path):
+    """CODEBUILD_SRC_DIR ends in <host>/<owner>/<repo>; a build moves the owner folder into
+    a GOPATH (as ecs-agent's buildspec does), builds there, and the artifacts are still
+    collected. Sandboxed: the layout holds inside the sandbox too."""
+    assert sandbox.probe() == (True, ""), sandbox.probe()[1]
+    with Forge(tmp_path / "forge", "x-access-token", "t0ken-gopher") as forge:
+        repo = forge.repository("octo-org/gopher")
+        sha = repo.commit({"VERSION": "2.1.0\n", "buildspec.yml": textwrap.dedent("""\
+            version: 0.2
+            env:
+              exported-variables: [SRC, OWNER, SHORT]
+            phases:
+              build:
+                commands:
+                  - SRC=$CODEBUILD_SRC_DIR
+                  - test "$PWD" = "$CODEBUILD_SRC_DIR"
+                  - cd ../..
+                  - OWNER=$(ls)
+                  - mkdir -p src/github.com/
+                  - mv $OWNER src/github.com/aws
+                  - export GOPATH=$(pwd)
+                  - cd src/github.com/aws/gopher
+                  - SHORT=$(git rev-parse --short=8 HEAD)
+                  - echo "built $(cat VERSION) in ${PWD#$GOPATH}" > gopher-$SHORT.txt
+            artifacts:
+              files: [gopher-*.txt]
+            """)}, "The gopher")
+        services.connection_save(name="gh", provider="GitHub", base_url=forge.url,
+                                 arns=[CLONE_ARN], token="t0ken-gopher")
+        source = action("Checkout", "Source", "CodeStarSourceConnection", configuration={
+            "ConnectionArn": CLONE_ARN, "FullRepositoryId": "octo-org/gopher",
+            "BranchName": "main", "OutputArtifactFormat": "CODEBUILD_CLONE_REF"},
+            outputArtifacts=[{"name": "Src"}])
+        source["actionTypeId"]["owner"] = "AWS"
+        doc = definition("gopher", stages=[
+            ("Source", [source]),
+            ("Build", [codebuild(outputArtifacts=[{"name": "Built"}])])])
+        execution = driver.start(pipeline_save(document=doc).pipeline)
+        driver.run()
+    build = build_of(execution)
+    assert build.status == "Succeeded", log_of(build)
+    variables = build.output_variables
+    assert variables["SRC"].endswith("/src/127.0.0.1/octo-org/gopher")
+    assert re.search(r"/codebuild/output/src[0-9]+/src/127\.0\.0\.1/octo-org/gopher$",
+                     variables["SRC"])
+    assert (variables["OWNER"], variables["SHORT"]) == ("octo-org", sha[:8])
+    built = Artifact.objects.get(execution=execution, name="Built")
+    assert built.file_count == 1
+    target = tmp_path / "built"
+    store.extract(built.storage_name, target)
+    files = {p.name: p.read_text() for p in target.iterdir()}
+    assert files == {f"gopher-{sha[:8]}.txt": "built 2.1.0 in /src/github.com/aws/gopher\n"}
