@@ -672,3 +672,21 @@ def test_a_clone_ref_source_is_laid_out_as_codebuild_lays_out_a_github_clone(dri
     store.extract(built.storage_name, target)
     files = {p.name: p.read_text() for p in target.iterdir()}
     assert files == {f"gopher-{sha[:8]}.txt": "built 2.1.0 in /src/github.com/aws/gopher\n"}
+
+
+def test_env_shell_sh_runs_the_commands_in_posix_mode_and_bash_otherwise(driver, tmp_path):
+    spec = """\
+        version: 0.2
+        env:
+          shell: {shell}
+        phases:
+          build:
+            commands:
+              - case ":$SHELLOPTS:" in *:posix:*) echo "mode=posix";; *) echo "mode=bash";; esac
+        """
+    sh = build_of(run_pipeline(driver, tmp_path, repo_with(
+        tmp_path, spec.format(shell="sh"), name="sh"), codebuild(), name="sh"))
+    bash = build_of(run_pipeline(driver, tmp_path, repo_with(
+        tmp_path, spec.format(shell="bash"), name="bash"), codebuild(), name="bash"))
+    assert (sh.status, bash.status) == ("Succeeded", "Succeeded")
+    assert "mode=posix" in log_of(sh) and "mode=bash" in log_of(bash)
