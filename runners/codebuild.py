@@ -12,9 +12,11 @@
    project's variables, the action's ``EnvironmentVariables``. Secret values
    are masked everywhere.
 4. The phases run in one ``ShellSession`` (0.1: each command in its own
-   shell) with CodeBuild's rules: a failed ``install`` or ``pre_build`` ends the
-   build, a failed ``build`` still runs ``post_build``, ``on-failure: CONTINUE``
-   goes on to the next phase; ``finally`` runs after its phase's commands
+   shell), with the stricter of the project's and the action's network, from
+   ``$CODEBUILD_SRC_DIR`` (CodeBuild's folder for a connection's clone, see
+   ``runners.build.clone_layout``), with CodeBuild's rules: a failed ``install``
+   or ``pre_build`` ends the build, a failed ``build`` still runs ``post_build``,
+   ``on-failure: CONTINUE`` goes on to the next phase; ``finally`` runs after its phase's commands
    whatever they did; ``CODEBUILD_BUILD_SUCCEEDING`` is 0 once a phase failed.
 5. Then the exported variables become output variables, JUnit reports feed the
    summary (a failing test fails the build only through its command, as on
