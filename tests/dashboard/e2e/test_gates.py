@@ -46,6 +46,9 @@ def gate(page, stage: str, kind: str):
 
 
 def test_a_gate_turns_live_and_an_operator_overrides_it(page, conveyor, login, unique):
+    violations: list[str] = []   # the strict CSP: Chromium reports any refused inline code
+    page.on("console", lambda m: violations.append(m.text)
+            if "Content Security Policy" in m.text else None)
     held_pipeline(unique)
     login("oscar")
     page.goto(f"{conveyor.url}/pipelines/{unique}/")
@@ -83,7 +86,10 @@ def test_a_gate_turns_live_and_an_operator_overrides_it(page, conveyor, login, u
     row = page.locator("#part-timeline .g-gate[data-kind=beforeEntry]")
     expect(row.locator("section.gate")).to_have_attribute("data-status", "Overridden")
     expect(row.locator(".gate-bar")).to_have_attribute("data-status", "Overridden")
+    # The bar's offset and width arrive through data-css (conveyor.js), never inline.
+    assert row.locator(".gate-bar").evaluate("el => el.style.width") not in ("", "0%")
     shot(page, "gate-execution")
+    assert violations == []
 
 
 def test_a_viewer_sees_the_held_gate_without_a_button_and_the_override_arrives_live(
