@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runners import sandbox
+from runners import sandbox, watch
 from runners.base import RunContext, kill_process_group
 
 # One read of the commands' output; the lines of a read share a timestamp (see
@@ -203,6 +203,8 @@ class Outcome:
     shell_exited: bool = False
     stopped: bool = False
     timed_out: bool = False
+    # The limit that ended it, when Python ended it for one (runners/watch.py).
+    limit: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -234,6 +236,7 @@ class ShellSession:
         self._status_r = -1
         self._status_buf = b""
         self._trickling = False   # the last read of output was small (see _read_output)
+        self._watch: watch.MemoryWatch | None = None
         self._snapshot: bytes | None = None
         self._closed = False
         self.lost_state = False   # a shell ended without leaving its state (its EXIT trap replaced)
@@ -258,6 +261,8 @@ class ShellSession:
             os.close(status_w)
         self._cmd_w, self._status_r, self._status_buf = cmd_w, status_r, b""
         self.ctx.set_process_group(self.proc.pid)
+        limits = self.limits or sandbox.limits_for(self.ctx)
+        self._watch = watch.MemoryWatch(self.proc.pid, limits.memory_mib)
         if self._snapshot is not None:
             snapshot, self._snapshot = self._snapshot, None
             # The state the previous shell left: at top level (declare makes globals),
@@ -273,6 +278,7 @@ class ShellSession:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.ctx.clear_process_group(self.proc.pid)
+        self._watch = None
         for fd in (self._cmd_w, self._status_r):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -371,6 +377,12 @@ class ShellSession:
                 self._end_shell()
                 self.pump.flush()
                 return Outcome(code=-1, timed_out=True)
+            if self._watch is not None and (limit := self._watch.check()):
+                # The build as a whole holds more memory than its limit: it ends here.
+                self._end_shell()
+                self.pump.flush()
+                self.ctx.log.line(f"Limit: {limit}")
+                return Outcome(code=128 + signal.SIGKILL, limit=limit)
 
     def _parse_status(self) -> Outcome | None:
         while True:
