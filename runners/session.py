@@ -411,6 +411,10 @@ class ShellSession:
         else:
             self.lost_state = True
         proc = self.proc
+        # Let the shell's own end come first (bwrap passes on how its command died): a
+        # kill now would replace a SIGXCPU's exit status by the kill's.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
         self._end_shell()
         self.pump.flush()
         if self.ctx.should_stop():

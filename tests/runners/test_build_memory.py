@@ -69,3 +69,45 @@ def test_a_daemon_that_left_the_shell_is_counted_in_the_sandbox(tmp_path):
     ctx, failure, took = attempt(tmp_path, [f"(setsid {hold} &); : {MARKER}; {hold}"])
     assert failure is not None and "for the build as a whole) was exceeded" in failure
     assert took < 10
+
+
+def test_in_the_sandbox_the_build_is_listed_from_its_own_proc(tmp_path):
+    from runners.session import ShellSession
+    from runners.watch import MemoryWatch
+
+    if sandbox.status() != sandbox.ON:
+        pytest.skip("bubblewrap does not work here")
+    ctx = make_ctx(tmp_path, action("Run", "Build", "Shell", commands=["true"]))
+    with ShellSession(ctx, env={"PATH": "/usr/bin:/bin"}, cwd=ctx.workspace) as session:
+        assert session.run("sleep 30 & sleep 30 & true").code == 0
+        watch = MemoryWatch(session.proc.pid, 64)
+        held, count = watch.build_memory()
+        # bwrap's init, the session's bash, two sleeps: the sandbox's processes only.
+        assert watch.proc is not None and watch.proc.endswith("/root/proc")
+        assert count == 4 and 0 < held < 64 << 20
+
+
+def test_a_commands_action_above_its_memory_limit_fails_naming_it(driver, tmp_path, settings):
+    from executions.models import ActionExecution
+    from pipelines.services import pipeline_save
+    from tests.factories import definition
+    from tests.runners.conftest import GitRepo
+    from tests.runners.test_commands_action import commands_action, git_source
+
+    # The Commands action takes its limits from the settings (and ComputeType).
+    settings.CONVEYOR_SANDBOX_LIMITS = {**settings.CONVEYOR_SANDBOX_LIMITS, "memory_mib": 64}
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"a.txt": "a"})
+    hold = HOLD.format(seconds=20)
+    doc = definition("memory", stages=[
+        ("Source", [git_source(repo)]),
+        ("Build", [commands_action("Test", [f"{hold} & {hold} & wait"],
+                                   inputArtifacts=[{"name": "Src"}])]),
+    ])
+    execution = driver.start(pipeline_save(document=doc).pipeline)
+    driver.run()
+    test = ActionExecution.objects.get(execution=execution, action_name="Test")
+    assert test.status == "Failed"
+    assert test.summary.startswith("Command 1 of 1 failed with exit code 137: ")
+    assert "(the memory limit (64 MiB for the build as a whole) was exceeded: its " in \
+        test.summary
