@@ -236,7 +236,7 @@ class ShellSession:
         self._status_r = -1
         self._status_buf = b""
         self._trickling = False   # the last read of output was small (see _read_output)
-        self._watch: watch.MemoryWatch | None = None
+        self._watch: watch.BuildWatch | None = None
         self._snapshot: bytes | None = None
         self._closed = False
         self.lost_state = False   # a shell ended without leaving its state (its EXIT trap replaced)
@@ -262,7 +262,7 @@ class ShellSession:
         self._cmd_w, self._status_r, self._status_buf = cmd_w, status_r, b""
         self.ctx.set_process_group(self.proc.pid)
         limits = self.limits or sandbox.limits_for(self.ctx)
-        self._watch = watch.MemoryWatch(self.proc.pid, limits.memory_mib)
+        self._watch = watch.BuildWatch(self.proc.pid, limits)
         if self._snapshot is not None:
             snapshot, self._snapshot = self._snapshot, None
             # The state the previous shell left: at top level (declare makes globals),
@@ -378,7 +378,7 @@ class ShellSession:
                 self.pump.flush()
                 return Outcome(code=-1, timed_out=True)
             if self._watch is not None and (limit := self._watch.check()):
-                # The build as a whole holds more memory than its limit: it ends here.
+                # The build as a whole is above its memory or CPU time limit: it ends here.
                 self._end_shell()
                 self.pump.flush()
                 self.ctx.log.line(f"Limit: {limit}")

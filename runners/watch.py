@@ -1,4 +1,4 @@
-"""The memory of a build as a whole: its processes' memory summed, watched by the worker.
+"""The memory and CPU time of a build as a whole, summed over its processes by the worker.
 
 The sandbox's kernel limits (runners/sandbox.py) hold per process: RLIMIT_DATA
 cannot see that a build's four test processes hold 1 GiB each. A limit for the
@@ -10,7 +10,8 @@ build's processes and adds up the memory each holds of its own — anonymous and
 shared-memory pages, each shared page divided among the processes sharing it
 (``Pss_Anon + Pss_Shmem`` of ``/proc/<pid>/smaps_rollup``: a forked child does
 not count its parent's pages a second time). Above the limit, the session ends
-the build and the action fails naming the limit.
+the build and the action fails naming the limit. CPU time likewise
+(``BuildWatch``): RLIMIT_CPU holds per process, the sum for the build is watched.
 
 Which processes: in the sandbox, every process of its pid namespace, listed from
 the namespace's own ``/proc`` (reached from outside as ``/proc/<pid>/root/proc``
@@ -35,6 +36,13 @@ EVERY_SECONDS = 0.25
 SCAN_EVERY_SECONDS = 1.0
 KIB = 1024
 MIB = 1 << 20
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A single process at the CPU time limit is ended by the kernel (SIGXCPU, named with
+# certainty): the build's sum is allowed this much more, so the kernel speaks first.
+CPU_GRACE_SECONDS = 1.0
+# Likewise memory: one process at RLIMIT_DATA plus the session's own shell and bwrap
+# (a few MiB) would be above the sum otherwise, and the process's refusal not seen.
+MEMORY_GRACE = 8 * MIB
 
 
 def _read(path: str) -> bytes:
@@ -106,38 +114,69 @@ def _resident_not_file(proc: str, pid: int | str) -> int:
     return max(0, int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
 
 
-class MemoryWatch:
-    """Looks at a build's memory at most every ``EVERY_SECONDS``; ``check()`` returns
-    the phrase naming the limit once the build holds more than ``limit_mib``."""
+def cpu_seconds(proc: str, pid: int | str) -> float:
+    """The CPU time ``pid`` used and the CPU time of the children it reaped (a child's
+    own reaped children included: the kernel adds them up at each reaping)."""
+    try:
+        data = _read(f"{proc}/{pid}/stat")
+    except OSError:
+        return 0.0
+    # After "(comm) ": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+    # cmajflt utime stime cutime cstime ...
+    fields = data[data.rfind(b")") + 2:].split(b" ", 16)
+    return sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
 
-    def __init__(self, root: int, limit_mib: int):
-        self.root, self.limit_mib = root, limit_mib
+
+def usage(proc: str, pids: list) -> tuple[int, float, int]:
+    """(bytes held, CPU seconds used, number of processes) of ``pids`` under ``proc``."""
+    held = sum(own_memory(proc, pid) for pid in pids)
+    return held, sum(cpu_seconds(proc, pid) for pid in pids), len(pids)
+
+
+class BuildWatch:
+    """Looks at a build at most every ``EVERY_SECONDS``; ``check()`` returns the phrase
+    naming the limit once the build as a whole holds more memory than
+    ``limits.memory_mib`` or has used more CPU time than ``limits.cpu_seconds``.
+
+    CPU time: the live processes' own and what the children they reaped used, so
+    a process that ended still counts (in the sandbox, an orphan is reaped by the
+    namespace's init, which lives as long as the shell). It counts from the start
+    of the session's shell; a shell that ended (``exit``) and was started again
+    starts from zero.
+    """
+
+    def __init__(self, root: int, limits):
+        self.root, self.limits = root, limits
         self.next = time.monotonic() + EVERY_SECONDS
         self.proc: str | None = None  # the sandbox's /proc, once found
 
-    def build_memory(self) -> tuple[int, int]:
-        """(bytes held, number of processes) of the build."""
+    def build_usage(self) -> tuple[int, float, int]:
+        """(bytes held, CPU seconds used, number of processes) of the build."""
         for _ in range(2):
             if self.proc is None:
                 pids = descendants(self.root)
                 self.proc = namespace_proc(pids)
                 if self.proc is None:
-                    return sum(own_memory("/proc", pid) for pid in pids), len(pids)
+                    return usage("/proc", pids)
             try:
                 names = [name for name in os.listdir(self.proc) if name.isdigit()]
             except OSError:
                 self.proc = None  # the process it was reached through ended
                 continue
-            return sum(own_memory(self.proc, pid) for pid in names), len(names)
-        return 0, 0
+            return usage(self.proc, names)
+        return 0, 0.0, 0
 
     def check(self) -> str | None:
         now = time.monotonic()
         if now < self.next:
             return None
-        held, count = self.build_memory()
+        held, cpu, count = self.build_usage()
         self.next = time.monotonic() + (EVERY_SECONDS if self.proc else SCAN_EVERY_SECONDS)
-        if held <= self.limit_mib * MIB:
-            return None
-        return (f"the memory limit ({self.limit_mib} MiB for the build as a whole) was "
-                f"exceeded: its {count} processes held {held / MIB:.0f} MiB together")
+        memory_mib, cpu_limit = self.limits.memory_mib, self.limits.cpu_seconds
+        if held > memory_mib * MIB + MEMORY_GRACE:
+            return (f"the memory limit ({memory_mib} MiB for the build as a whole) was "
+                    f"exceeded: its {count} processes held {held / MIB:.0f} MiB together")
+        if cpu > cpu_limit + CPU_GRACE_SECONDS:
+            return (f"the CPU time limit ({cpu_limit} s for the build as a whole) was "
+                    f"exceeded: its processes used {cpu:.1f} s together")
+        return None

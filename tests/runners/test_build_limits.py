@@ -1,4 +1,5 @@
-"""The memory limit holds for the build as a whole (runners/watch.py), not only per process.
+"""Memory and CPU time limits hold for the build as a whole (runners/watch.py), not only
+per process.
 
 Real bash in the real sandbox; each process below holds its memory for real
 (``b"x" * n`` writes every page) and stays under the per-process limit, so only
@@ -73,18 +74,18 @@ def test_a_daemon_that_left_the_shell_is_counted_in_the_sandbox(tmp_path):
 
 def test_in_the_sandbox_the_build_is_listed_from_its_own_proc(tmp_path):
     from runners.session import ShellSession
-    from runners.watch import MemoryWatch
+    from runners.watch import BuildWatch
 
     if sandbox.status() != sandbox.ON:
         pytest.skip("bubblewrap does not work here")
     ctx = make_ctx(tmp_path, action("Run", "Build", "Shell", commands=["true"]))
     with ShellSession(ctx, env={"PATH": "/usr/bin:/bin"}, cwd=ctx.workspace) as session:
         assert session.run("sleep 30 & sleep 30 & true").code == 0
-        watch = MemoryWatch(session.proc.pid, 64)
-        held, count = watch.build_memory()
+        watch = BuildWatch(session.proc.pid, sandbox.default_limits())
+        held, cpu, count = watch.build_usage()
         # bwrap's init, the session's bash, two sleeps: the sandbox's processes only.
         assert watch.proc is not None and watch.proc.endswith("/root/proc")
-        assert count == 4 and 0 < held < 64 << 20
+        assert count == 4 and 0 < held < 64 << 20 and 0 <= cpu < 5
 
 
 def test_a_commands_action_above_its_memory_limit_fails_naming_it(driver, tmp_path, settings):
@@ -111,3 +112,18 @@ def test_a_commands_action_above_its_memory_limit_fails_naming_it(driver, tmp_pa
     assert test.summary.startswith("Command 1 of 1 failed with exit code 137: ")
     assert "(the memory limit (64 MiB for the build as a whole) was exceeded: its " in \
         test.summary
+
+
+def test_two_processes_together_above_the_cpu_time_limit_fail_the_build_naming_it(tmp_path):
+    # 1.8 s of CPU each, under the 2 s each process may use; 3.6 s together, above the
+    # limit and the watch's 1 s of grace (runners/watch.py). Both end
+    # (their CPU time is then their parent's reaped children's), the build waits on.
+    spin = ("python3 -c \"import time\nwhile time.process_time() < 1.8: pass\"")
+    ctx = make_ctx(tmp_path, action("Run", "Build", "Shell", commands=[
+        f"{spin} & {spin} & wait; sleep 60"], configuration={"LimitCpuSeconds": "2"}))
+    started = time.monotonic()
+    with pytest.raises(ActionFailed) as failed:
+        runner.run(ctx)
+    assert "(the CPU time limit (2 s for the build as a whole) was exceeded: its processes " \
+           "used " in failed.value.summary
+    assert time.monotonic() - started < 50
