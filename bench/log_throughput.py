@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -103,13 +104,14 @@ def main() -> None:
     args = parser.parse_args()
     settings.CONVEYOR_SANDBOX = args.sandbox
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"best of {args.rounds} rounds each; sandbox {sandbox.status()}")
+          f"best (and median) of {args.rounds} rounds each; sandbox {sandbox.status()}")
     worst = float("-inf")
     with tempfile.TemporaryDirectory() as tmp:
         for name, command in producers(args.mb).items():
             if args.only and args.only not in name:
                 continue
             logged, devnull, to_file, piped, cpus, outside = [], [], [], [], [], []
+            fixed = []
             size = 0
             out = Path(tmp) / "floor.out"
             for _ in range(args.rounds):
@@ -130,6 +132,7 @@ def main() -> None:
                 subprocess.run(["bash", "-c", f"{{ {command}; }} | cat > {out}"], check=True,
                                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp})
                 outside.append(time.perf_counter() - started)
+                fixed.append(once("true", Path(tmp))[0])
             best_log, best_null = min(logged), min(devnull)
             overhead = (best_log / best_null - 1) * 100
             worst = max(worst, overhead)
@@ -145,6 +148,10 @@ def main() -> None:
             vs_outside = (best_log / min(outside) - 1) * 100
             print(f"{'':24s} vs '| cat > file' outside Conveyor ({min(outside):6.3f} s): "
                   f"{vs_outside:+6.1f}% (target for lines >= 40 bytes: <= +10%)")
+            med_log, med_out = statistics.median(logged), statistics.median(outside)
+            print(f"{'':24s} medians: to the log {med_log:6.3f} s, '| cat > file' outside "
+                  f"{med_out:6.3f} s: {(med_log / med_out - 1) * 100:+6.1f}%; a `true` action "
+                  f"{statistics.median(fixed):6.3f} s (the action's fixed cost)")
     print(f"worst overhead {worst:+.1f}% (limit +10%); load average after "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -193,13 +193,15 @@ class PhaseResult:
     count: int = 0
     code: int = 0
     block: str = "commands"  # or "finally"
+    limit: str | None = None  # the limit the session ended it for (runners/watch.py)
 
     def describe(self, masker: Masker) -> str:
         shown = self.command if len(self.command) <= MAX_SUMMARY_COMMAND else (
             self.command[:MAX_SUMMARY_COMMAND] + "…")
         where = "Command" if self.block == "commands" else "Finally command"
+        limit = f" ({self.limit})" if self.limit else ""
         return (f"{where} {self.index} of {self.count} failed with exit code {self.code}: "
-                f"{masker.text(shown)}")
+                f"{masker.text(shown)}{limit}")
 
 
 def run_phase(session: ShellSession, ctx: RunContext, name: str, commands: list[str],
@@ -231,7 +233,7 @@ def run_phase(session: ShellSession, ctx: RunContext, name: str, commands: list[
                                          f"{command} exit status {outcome.code}"))
                 if result.status == "SUCCEEDED":
                     result = PhaseResult(label, "FAILED", command, i + 1, len(items),
-                                         outcome.code, block)
+                                         outcome.code, block, outcome.limit)
                 break
     ctx.log.line(f"[Container] Phase complete: {label} State: {result.status}")
     if result.status == "FAILED":

@@ -137,8 +137,9 @@ SANDBOX_KEYS = ("Network", "ComputeType", *LIMIT_KEYS)
 MINIMUMS = {"open_files": 256}
 
 # CodeBuild's compute types (memory and disk as AWS documents them) as limits: the
-# memory a build may use becomes the per-process memory limit, the disk the largest
-# file. vCPUs have no rlimit (CPU time is per process, not a share of cores): the
+# memory a build may use becomes the memory limit (the build's as a whole, watched by
+# runners/watch.py, and each process's), the disk the largest file.
+# vCPUs have no rlimit (CPU time is per process, not a share of cores): the
 # CPU time limit stays the default. For the CodeBuild runner and any action's
 # ``configuration.ComputeType``.
 GIB = 1024
@@ -183,7 +184,8 @@ def compute_type_limits(name: str, base: Limits | None = None) -> Limits:
 def log_compute_type(ctx: RunContext, name: str, limits: Limits) -> None:
     """Say in the build's log which compute type sized it and the limits that hold."""
     ctx.log.line(f"[Container] Compute type {name}: {limits.memory_mib // 1024} GiB of "
-                 f"memory per process, files up to {limits.file_size_mib // 1024} GiB, "
+                 f"memory for the build (and each process), files up to "
+                 f"{limits.file_size_mib // 1024} GiB, "
                  f"{limits.processes} processes (sandbox limits)")
 
 

@@ -37,13 +37,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runners import sandbox
+from runners import sandbox, watch
 from runners.base import RunContext, kill_process_group
 
-# One read of the commands' output; lines are stamped per read (see LogPump).
-# The pipe is enlarged to match (Linux F_SETPIPE_SZ), so a chatty command
-# blocks less often and the pump wakes up less often.
-READ_SIZE = 1 << 20
+# One read of the commands' output; the lines of a read share a timestamp (see
+# LogPump). 256 KiB: large enough that a memory-speed producer costs few reads,
+# small enough that a read and its stamped copy stay in the CPU's cache
+# (1 MiB reads were slower, bench/log_throughput.py). The pipe is enlarged
+# (Linux F_SETPIPE_SZ) so a chatty command blocks less often while the pump writes.
+READ_SIZE = 1 << 18
+PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # A read smaller than this is a trickle: wait COALESCE_SECONDS for more before
 # stamping and writing (the log is still live to within a few milliseconds).
@@ -96,12 +99,20 @@ trap - EXIT
 
 
 class LogPump:
-    """Copies a command's output to the log in large blocks, whole lines at a time.
+    """Copies a command's output to the log a read at a time, whole lines only.
 
-    Only whole lines are masked and written, so a secret is never split between
-    two reads; a line longer than ``MAX_PENDING`` is written in pieces, keeping
-    a tail a secret could span. ``flush`` writes an unfinished last line as a
-    line (a command ended without a new line).
+    Each read's complete lines go to the log under one timestamp (they arrived
+    together) with one ``bytes.replace`` and one ``writev``
+    (``LogWriter.write_lines``); the unfinished last line waits for the next
+    read in ``pending``. No Python loop over lines, and no copy of the read in
+    the common case (ASCII, no secret to mask).
+
+    Masking: a secret (never holding a new line, ``Masker`` splits them) can
+    straddle two reads only within the line they share, so with secrets to mask
+    the read is joined to ``pending`` before masking — the masker sees every
+    line whole. A line longer than ``MAX_PENDING`` is written in pieces, keeping
+    back a tail as long as the longest secret. ``flush`` writes an unfinished
+    last line as a line (a command ended without a new line).
     """
 
     def __init__(self, log, masker=None):
@@ -110,14 +121,33 @@ class LogPump:
         self.pending = b""
 
     def feed(self, data: bytes) -> None:
-        self.pending += data
-        cut = self.pending.rfind(b"\n") + 1
-        if not cut:
-            if len(self.pending) < MAX_PENDING:
+        if not data:
+            return
+        if self.masker is None and data.isascii() and self.pending.isascii():
+            last = data.rfind(b"\n")
+            if last >= 0:  # the fast path: no copy of the read
+                self.log.write_lines(self.pending, data, last + 1)
+                self.pending = data[last + 1:]
                 return
-            cut = len(self.pending) - (self.masker.longest if self.masker else 0)
-        block, self.pending = self.pending[:cut], self.pending[cut:]
-        self._write(block)
+        data = self.pending + data
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            if len(data) < MAX_PENDING:
+                self.pending = data
+                return
+            # A line too long to hold: written in pieces. Every whole secret in it is
+            # masked first, and the start a secret could have here is kept back.
+            if self.masker:
+                data = self.masker.data(data)
+            # (and at least 3 bytes: what follows the cut says whether it splits a
+            # UTF-8 character)
+            keep = max(self.masker.longest - 1 if self.masker else 0, 3)
+            cut = _utf8_boundary(data, len(data) - keep)
+            self.pending = data[cut:]
+            self.log.write_block(data[:cut])
+            return
+        self.pending = data[cut:]
+        self._write(data[:cut])
 
     def flush(self) -> None:
         if self.pending:
@@ -128,6 +158,15 @@ class LogPump:
         if self.masker:
             block = self.masker.data(block)
         self.log.write_block(block)
+
+
+def _utf8_boundary(data: bytes, cut: int) -> int:
+    """``cut`` moved back to the start of a UTF-8 character (a long line cut in pieces
+    must not split one into two replacement characters)."""
+    start = cut
+    while start > 0 and cut - start < 3 and data[start] & 0xC0 == 0x80:
+        start -= 1
+    return start if start > 0 else cut
 
 
 def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
@@ -165,6 +204,8 @@ class Outcome:
     shell_exited: bool = False
     stopped: bool = False
     timed_out: bool = False
+    # The limit that ended it, when Python ended it for one (runners/watch.py).
+    limit: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -193,10 +234,12 @@ class ShellSession:
         self.proc: subprocess.Popen | None = None
         self._out_r, self._out_w = os.pipe()
         with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
-            fcntl.fcntl(self._out_r, F_SETPIPE_SZ, READ_SIZE)
+            fcntl.fcntl(self._out_r, F_SETPIPE_SZ, PIPE_SIZE)
         self._cmd_w = -1
         self._status_r = -1
         self._status_buf = b""
+        self._trickling = False   # the last read of output was small (see _read_output)
+        self._watch: watch.BuildWatch | None = None
         self._snapshot: bytes | None = None
         self._closed = False
         self.lost_state = False   # a shell ended without leaving its state (its EXIT trap replaced)
@@ -221,6 +264,8 @@ class ShellSession:
             os.close(status_w)
         self._cmd_w, self._status_r, self._status_buf = cmd_w, status_r, b""
         self.ctx.set_process_group(self.proc.pid)
+        limits = self.limits or sandbox.limits_for(self.ctx)
+        self._watch = watch.BuildWatch(self.proc.pid, limits)
         if self._snapshot is not None:
             snapshot, self._snapshot = self._snapshot, None
             # The state the previous shell left: at top level (declare makes globals),
@@ -236,6 +281,7 @@ class ShellSession:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.ctx.clear_process_group(self.proc.pid)
+        self._watch = None
         for fd in (self._cmd_w, self._status_r):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -334,6 +380,12 @@ class ShellSession:
                 self._end_shell()
                 self.pump.flush()
                 return Outcome(code=-1, timed_out=True)
+            if self._watch is not None and (limit := self._watch.check()):
+                # The build as a whole is above its memory or CPU time limit: it ends here.
+                self._end_shell()
+                self.pump.flush()
+                self.ctx.log.line(f"Limit: {limit}")
+                return Outcome(code=128 + signal.SIGKILL, limit=limit)
 
     def _parse_status(self) -> Outcome | None:
         while True:
@@ -362,6 +414,10 @@ class ShellSession:
         else:
             self.lost_state = True
         proc = self.proc
+        # Let the shell's own end come first (bwrap passes on how its command died): a
+        # kill now would replace a SIGXCPU's exit status by the kill's.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
         self._end_shell()
         self.pump.flush()
         if self.ctx.should_stop():
@@ -374,12 +430,17 @@ class ShellSession:
     def _read_output(self) -> None:
         fd = self._out_r
         data = os.read(fd, READ_SIZE)
-        if len(data) < TRICKLE:
+        trickle = len(data) < TRICKLE
+        if trickle and self._trickling:
             # Output arriving a line at a time (a line-flushed program): let a few
             # milliseconds of it gather, then pay for one pass instead of one per line.
+            # Only after two small reads in a row: a fast producer the pump merely
+            # caught up with (one small read between large ones) would fill the pipe
+            # and stand blocked for most of the pause.
             time.sleep(COALESCE_SECONDS)
             while len(data) < READ_SIZE and select.select([fd], [], [], 0)[0]:
                 data += os.read(fd, READ_SIZE)
+        self._trickling = trickle
         self.pump.feed(data)
 
     def _drain(self) -> None:

@@ -461,7 +461,9 @@ class ShellRunner(Runner):
                 if outcome.code != 0:
                     failure = failed_command_summary(index, len(commands), outcome.code,
                                                      original, masker)
-                    if limit := sandbox.limit_exceeded_in_log(ctx, outcome.code):
+                    if outcome.limit:  # the session ended it (and logged the limit)
+                        failure = f"{failure} ({outcome.limit})"
+                    elif limit := sandbox.limit_exceeded_in_log(ctx, outcome.code):
                         failure = f"{failure} ({masker.text(limit)})"
                         ctx.log.line(masker.text(f"Limit: {limit}"))
                     break

@@ -553,7 +553,8 @@ def test_the_project_compute_type_sizes_the_build_through_the_sandbox_limits(
     build = build_of(run_pipeline(driver, tmp_path, repo, codebuild()))
     assert build.status == "Succeeded", build.summary
     log = log_of(build)
-    assert "Compute type BUILD_GENERAL1_MEDIUM: 7 GiB of memory per process" in log
+    assert "Compute type BUILD_GENERAL1_MEDIUM: 7 GiB of memory for the build (and each " \
+           "process)" in log
     assert f"data limit {7 * 1024 * 1024} KiB" in log
 
 

@@ -1,0 +1,112 @@
+"""The log pump: a command's output to the live log a read at a time (runners/session.py).
+
+The pump is fed exactly the reads a pipe gives; these tests feed it chosen splits
+(every split point of a line holding a secret, a UTF-8 character, a line longer
+than the pump holds) and read the real log file it wrote, and run real commands
+whose output reaches the worker in two reads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from runners.base import LogWriter
+from runners.session import MAX_PENDING, LogPump
+from runners.shell import Masker, ShellRunner
+from tests.runners.conftest import log_text, make_ctx
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ", re.M)
+SECRET = "hunter2-s3cr3t"
+
+
+def pumped(tmp_path: Path, reads: list[bytes], secrets=()) -> list[str]:
+    log = LogWriter(tmp_path / "pump.log")
+    pump = LogPump(log, Masker(list(secrets)))
+    for data in reads:
+        pump.feed(data)
+    pump.flush()
+    log.close()
+    text = (tmp_path / "pump.log").read_text()
+    (tmp_path / "pump.log").unlink()
+    assert all(STAMP.match(line) for line in text.splitlines()), text[:300]
+    return [line.split(" ", 1)[1] for line in text.splitlines()]
+
+
+def test_a_secret_split_across_two_reads_at_any_point_is_masked(tmp_path):
+    output = f"before {SECRET} after\nnext {SECRET}\n".encode()
+    for cut in range(1, len(output)):
+        lines = pumped(tmp_path, [output[:cut], output[cut:]], [SECRET])
+        assert lines == ["before *** after", "next ***"], cut
+
+
+def test_a_secret_split_across_three_reads_is_masked(tmp_path):
+    output = f"x {SECRET} y\n".encode()
+    for a in range(1, len(output) - 1):
+        for b in range(a + 1, len(output)):
+            lines = pumped(tmp_path, [output[:a], output[a:b], output[b:]], [SECRET])
+            assert lines == ["x *** y"], (a, b)
+
+
+def test_lines_split_across_reads_reach_the_log_whole_and_a_read_shares_one_stamp(tmp_path):
+    log = LogWriter(tmp_path / "a.log")
+    pump = LogPump(log)
+    pump.feed(b"first li")
+    pump.feed(b"ne\nsecond\nthi")
+    pump.feed(b"rd\n")
+    pump.feed(b"no new line at the end")
+    pump.flush()
+    log.close()
+    lines = (tmp_path / "a.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "first line", "second", "third", "no new line at the end"]
+    stamps = [STAMP.match(line).group(1) for line in lines]
+    # The lines completed by one read arrived together: one stamp for them.
+    assert stamps[0] == stamps[1]
+
+
+def test_a_utf8_character_split_across_reads_stays_one_character(tmp_path):
+    text = "café ✓ naïve\n".encode()
+    for cut in range(1, len(text)):
+        assert pumped(tmp_path, [text[:cut], text[cut:]]) == ["café ✓ naïve"], cut
+    # Invalid UTF-8 is replaced, not dropped; ASCII lines around it are untouched.
+    assert pumped(tmp_path, [b"ok\nbad \xff by", b"te\nok again\n"]) == [
+        "ok", "bad \ufffd byte", "ok again"]
+
+
+def test_a_line_longer_than_the_pump_holds_is_cut_without_leaking_a_secret(tmp_path):
+    # The secret starts 5 bytes before the point the pump must cut the line at.
+    head = b"x" * (MAX_PENDING - 5)
+    lines = pumped(tmp_path, [head + SECRET[:7].encode(), SECRET[7:].encode() + b" end\n"],
+                   [SECRET])
+    joined = "".join(lines)
+    assert SECRET not in joined and SECRET[:5] not in joined and SECRET[-5:] not in joined
+    assert joined == "x" * (MAX_PENDING - 5) + "*** end"
+    assert len(lines) == 2   # written in two pieces, as two lines
+    # A whole secret near the end of a long read, where the pump cuts the line.
+    for tail in range(0, len(SECRET) + 2):
+        read = b"x" * MAX_PENDING + SECRET.encode() + b"y" * tail
+        joined = "".join(pumped(tmp_path, [read, b" end\n"], [SECRET]))
+        assert joined == "x" * MAX_PENDING + "***" + "y" * tail + " end", tail
+
+
+def test_a_long_line_of_multibyte_characters_is_cut_between_characters(tmp_path):
+    line = "é" * MAX_PENDING  # 2 MiB
+    lines = pumped(tmp_path, [line.encode()[:MAX_PENDING + 1], line.encode()[MAX_PENDING + 1:]])
+    assert "".join(lines) == line and "\ufffd" not in "".join(lines)
+
+
+def test_a_commands_secret_printed_in_two_writes_is_masked_in_the_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVEYOR_SECRET_PROD_DB", SECRET)
+    ctx = make_ctx(tmp_path, {
+        "name": "Run", "actionTypeId": {"category": "Build", "owner": "Custom",
+                                        "provider": "Shell", "version": "1"},
+        "commands": [
+            # Half the secret, a pause (the pump reads it), then the rest: two reads.
+            'printf "token: %s" "${DB:0:6}"; sleep 0.3; printf "%s done\\n" "${DB:6}"'],
+        "environmentVariables": [{"name": "DB", "value": "prod/db",
+                                  "type": "SECRETS_MANAGER"}]})
+    ShellRunner().run(ctx)
+    log = log_text(ctx)
+    assert SECRET not in log and SECRET[:6] not in log and SECRET[6:] not in log
+    assert re.search(r"Z token: \*\*\* done$", log, re.M), log
