@@ -219,8 +219,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                "superseded_by_id", "inbound_stage_name", "inbound_since", "inbound_reason",
                "created_at", "started_at", "ended_at", "updated_at"]
     se_cols = ["id", "execution_id", "pipeline_id", "stage_name", "stage_index", "attempt",
-               "retry_mode", "locking", "status", "status_summary", "started_at", "ended_at",
-               "updated_at"]
+               "retry_mode", "retry_trigger", "locking", "status", "status_summary",
+               "started_at", "ended_at", "updated_at"]
     ae_cols = ["id", "action_execution_id", "execution_id", "stage_execution_id", "pipeline_id",
                "stage_name", "action_name", "category", "owner", "provider", "run_order",
                "namespace", "attempt", "status", "summary", "external_url", "external_id",
@@ -356,7 +356,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                         t = max(t, a_end)
                     running = result == "R"
                     w_se.add((se, ex, p.pk, stage_name, stage_index, attempt,
-                              "ALL_ACTIONS" if attempt > 1 else "", True, s_status,
+                              "ALL_ACTIONS" if attempt > 1 else "",
+                              "ManualStageRetry" if attempt > 1 else "", True, s_status,
                               "" if result in "SR" else f"{s_status} in {stage_name}",
                               dt(s_start), None if running else dt(t), dt(t)))
                     if not running:
@@ -583,6 +584,9 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N",
                         help="only profile surface N (0 = the floor, 1 = REST state, ...) "
                         "with cProfile over --requests reads: where the CPU time goes")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="time only the surfaces whose label contains TEXT "
+                        "(repeatable; e.g. --only insights --only metrics)")
     args = parser.parse_args()
     database = configure(args)
 
@@ -630,6 +634,8 @@ def main() -> None:
     results = []
     print(f"{'surface':58} {'median':>8} {'p95':>8} {'max':>8} {'cpu':>8} {'queries':>8}")
     for label, make in surfaces(names, (key.access_key_id, secret)):
+        if args.only and not any(text in label for text in args.only):
+            continue
         r = measure(label, make, args.requests, args.warmup)
         results.append(r)
         print(f"{label:58} {r['median']:8.2f} {r['p95']:8.2f} {r['max']:8.2f} "

@@ -307,12 +307,29 @@ def _short(value: float) -> str:
 
 
 DORA_WEEKS = 12
+# The periods the insights pages offer (?weeks=); the default is about 90 days.
+DORA_PERIODS = (4, 12, 26, 52)
 
 
-def _dora_context(pipeline_ids: list[int], now: datetime) -> dict:
-    """The DORA figures of these pipelines over the last DORA_WEEKS weeks, with weekly charts."""
-    since = now - timedelta(weeks=DORA_WEEKS)
-    figures = dora.dora(pipeline_ids, since=since, until=now)
+def _dora_weeks(request) -> tuple[int, str]:
+    """The period asked for with ``?weeks=`` (DORA_WEEKS when absent), and a warning
+    naming the parameter when it is not one of DORA_PERIODS (the default is shown)."""
+    given = request.GET.get("weeks", "").strip()
+    if not given:
+        return DORA_WEEKS, ""
+    if given.isdigit() and int(given) in DORA_PERIODS:
+        return int(given), ""
+    choices = ", ".join(str(p) for p in DORA_PERIODS)
+    return DORA_WEEKS, (f"weeks: {given!r} is not one of {choices}; "
+                        f"showing the last {DORA_WEEKS} weeks.")
+
+
+def _dora_context(request, pipelines, now: datetime) -> dict:
+    """The DORA figures of these pipelines (a Pipeline queryset or ids) over the period the
+    request chose, with weekly charts."""
+    weeks, problem = _dora_weeks(request)
+    since = now - timedelta(weeks=weeks)
+    figures = dora.dora(pipelines, since=since, until=now)
     labels = [w.start.strftime("%b %d") for w in figures.weeks]
     charts = [
         _line_chart("Deployments per week", "", labels,
@@ -324,18 +341,19 @@ def _dora_context(pipeline_ids: list[int], now: datetime) -> dict:
         _line_chart("Time to restore (median per week)", "s", labels,
                     {"Time to restore": [w.restore for w in figures.weeks]}),
     ]
-    return {"dora": figures, "dora_charts": charts, "dora_weeks": DORA_WEEKS,
+    return {"dora": figures, "dora_charts": charts, "dora_weeks": weeks,
+            "dora_periods": DORA_PERIODS, "dora_problem": problem,
             "dora_definitions": dora.DEFINITIONS}
 
 
 @viewer_required
 def insights_overview(request):
-    """The DORA figures of every pipeline together, over the last DORA_WEEKS weeks."""
+    """The DORA figures of every pipeline together, over the chosen period (?weeks=)."""
     now = _now()
-    ids = list(Pipeline.objects.values_list("pk", flat=True))
+    pipelines = Pipeline.objects.all()
     return render(request, "executions/insights_overview.html", {
-        "now": now, "pipeline_count": len(ids), "chart_left": PAD_LEFT,
-        **_dora_context(ids, now)})
+        "now": now, "pipeline_count": pipelines.count(), "chart_left": PAD_LEFT,
+        **_dora_context(request, pipelines, now)})
 
 
 @viewer_required
@@ -397,7 +415,7 @@ def pipeline_insights(request, name: str):
         "pipeline": pipeline, "charts": [execution_chart, stage_chart], "rate": rate,
         "total": total, "succeeded": ok, "success_rate": round(100 * ok / total) if total else None,
         "not_counted": sum(r["other"] for r in days.values()),
-        **_dora_context([pipeline.pk], now),
+        **_dora_context(request, [pipeline.pk], now),
         "median": sorted(durations)[len(durations) // 2] if durations else None,
         "days": INSIGHTS_DAYS, "count": len(recent), "now": now,
         "chart_left": PAD_LEFT, "chart_bottom": 180 - PAD_BOTTOM,

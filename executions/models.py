@@ -205,6 +205,9 @@ class StageExecution(models.Model):
             # "did an execution newer than #n enter stage S" (retry, docs/semantics.md §8).
             models.Index(fields=["pipeline", "stage_name", "-id"],
                          name="executions_se_stage_idx"),
+            # "The stage executions that ended since T" (observability.rollups: each
+            # /metrics scrape aggregates only those, not every stage execution).
+            models.Index(fields=["ended_at"], name="executions_se_ended_idx"),
         ]
 
     def __str__(self) -> str:
@@ -296,6 +299,9 @@ class ActionExecution(models.Model):
             # (pipeline state's actionStates).
             models.Index(fields=["pipeline", "stage_name", "action_name", "-id"],
                          name="executions_ae_action_idx"),
+            # "The action executions that ended since T" (observability.rollups: each
+            # /metrics scrape aggregates only those, not a million rows).
+            models.Index(fields=["ended_at"], name="executions_ae_ended_idx"),
         ]
 
     def __str__(self) -> str:
