@@ -44,32 +44,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import NotSupportedError
+from django.db import NotSupportedError, connection
 from django.db.models import (
-    BooleanField,
     Case,
     Count,
     DateTimeField,
-    Exists,
     F,
     FloatField,
     Func,
     IntegerField,
     Min,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
     Window,
 )
 from django.db.models.expressions import RowRange
-from django.db.models.functions import Cast, FirstValue, Floor, Lag, RowNumber
+from django.db.models.functions import Cast, FirstValue, Floor, Lag
 
 from executions.choices import ExecutionType
 from executions.choices import PipelineExecutionStatus as E
-from executions.models import PipelineExecution, SourceRevision, StageExecution
+from executions.models import PipelineExecution, StageExecution
 
 DEFINITIONS = {
     "deployment": "A deployment is an execution that ended Succeeded: it went through every "
@@ -171,28 +167,39 @@ def _week(since: datetime, at: str = "ended_at"):
     return Cast(Floor(Seconds(F(at) - _since(since)) / WEEK), IntegerField())
 
 
-def _pipeline_filter(pipelines) -> Q:
-    """``pipelines`` is a queryset of Pipelines (any filter: a group's, a user's) or ids."""
+def _pipeline_ids(pipelines):
+    """``pipelines`` is a queryset of Pipelines (any filter: a group's, a user's), as a
+    subquery of their ids, or a list of ids."""
     if isinstance(pipelines, QuerySet):
-        return Q(pipeline_id__in=pipelines.order_by().values("pk"))
-    return Q(pipeline_id__in=list(pipelines))
+        return pipelines.order_by().values("pk")
+    return list(pipelines)
 
 
 def _ended(pipelines, since: datetime, until: datetime) -> QuerySet:
     """The executions of these pipelines that ended in [since, until), none counted yet."""
     return (PipelineExecution.objects.order_by()
-            .filter(_pipeline_filter(pipelines), ended_at__gte=since, ended_at__lt=until))
+            .filter(pipeline_id__in=_pipeline_ids(pipelines), ended_at__gte=since,
+                    ended_at__lt=until))
 
 
-def _failed_in_last_stage():
-    """True for a STANDARD execution that ended Failed after entering its version's last
-    stage. The CASE keeps the stage lookup to the failed rows (a few percent)."""
-    entered_last = StageExecution.objects.filter(
-        execution=OuterRef("pk"),
-        stage_index__gte=StageCount(OuterRef("pipeline_version__document")) - 1)
-    return Case(When(status=E.FAILED, execution_type=ExecutionType.STANDARD,
-                     then=Exists(entered_last)),
-                default=Value(False), output_field=BooleanField())
+def _failed_in_last_stage(pipelines, since: datetime, until: datetime) -> Q:
+    """The STANDARD executions of the window that ended Failed after entering their
+    version's last stage (change failures).
+
+    An uncorrelated ``id IN (…)``: the stage executions of the window's failed
+    executions at or past their version's last stage index. PostgreSQL hashes its few
+    ids once; a correlated EXISTS per row was estimated (though not run) for every row
+    of the window, which crossed the JIT thresholds at 40,000 rows (docs/benchmarks.md).
+    """
+    entered_last = (StageExecution.objects.order_by()
+                    .filter(execution__pipeline_id__in=_pipeline_ids(pipelines),
+                            execution__status=E.FAILED,
+                            execution__execution_type=ExecutionType.STANDARD,
+                            execution__ended_at__gte=since, execution__ended_at__lt=until,
+                            stage_index__gte=StageCount(
+                                F("execution__pipeline_version__document")) - 1)
+                    .values("execution_id"))
+    return Q(status=E.FAILED, execution_type=ExecutionType.STANDARD, pk__in=entered_last)
 
 
 # --- the three queries ----------------------------------------------------------------------
@@ -205,10 +212,11 @@ def dora_counts(pipelines, *, since: datetime, until: datetime) -> dict[int, tup
     grouped by week, with two conditional counts."""
     rows = (_ended(pipelines, since, until)
             .filter(execution_type=ExecutionType.STANDARD, status__in=[E.SUCCEEDED, E.FAILED])
-            .annotate(week=_week(since), failed_last=_failed_in_last_stage())
+            .annotate(week=_week(since))
             .values("week")
             .annotate(deployments=Count("pk", filter=Q(status=E.SUCCEEDED)),
-                      failures=Count("pk", filter=Q(failed_last=True))))
+                      failures=Count("pk", filter=_failed_in_last_stage(
+                          pipelines, since, until))))
     return {row["week"]: (row["deployments"], row["failures"]) for row in rows}
 
 
@@ -222,36 +230,44 @@ class LeadTimes:
 def dora_lead_times(pipelines, *, since: datetime, until: datetime) -> LeadTimes:
     """The median lead time of the deployments of [since, until), overall and per week.
 
-    One query: each deployment with its lead time in seconds (from the earliest
-    commit time of its source revisions, a correlated subquery on their execution
-    foreign key), numbered in lead-time order within its week and within the window,
-    deployments without a commit time last (NULLS LAST) and not counted in ``n``
-    (``COUNT(lead)``); only the middle one or two rows of each (``ROW_NUMBER`` between
-    ``(n + 1) / 2`` and ``(n + 2) / 2``, integer division) are returned, and a median of
-    an even count is the mean of its two middle rows.
+    One query. Inside (the ORM's): each deployment with a commit time, its lead time
+    in seconds (from the earliest commit time of its source revisions: a join, grouped
+    by execution) and its week. Around it (plain SQL, the same on every database):
+    the deployments numbered in lead-time order within their week and within the
+    window (``ROW_NUMBER``, ``COUNT`` as window functions); only the middle one or two
+    rows of each (numbers ``(n + 1) / 2`` to ``(n + 2) / 2``, integer division) leave
+    the database, and a median of an even count is the mean of its two middle rows
+    (rows of equal lead time are interchangeable: no tie-break is needed).
+    The windows read the grouped rows from a derived table so that the lead time is
+    computed once per deployment, not once per window that orders by it.
     """
-    committed = (SourceRevision.objects.filter(execution=OuterRef("pk")).order_by()
-                 .values("execution").annotate(m=Min("committed_at")).values("m"))
-    lead = F("lead").asc(nulls_last=True)
-    week = [F("week")]
-    middle_of_week = Q(in_week__gte=(F("n_week") + 1) / 2, in_week__lte=(F("n_week") + 2) / 2)
-    middle_of_all = Q(in_all__gte=(F("n_all") + 1) / 2, in_all__lte=(F("n_all") + 2) / 2)
-    rows = (_ended(pipelines, since, until)
-            .filter(execution_type=ExecutionType.STANDARD, status=E.SUCCEEDED)
-            .annotate(lead=Seconds(F("ended_at") - Subquery(committed)), week=_week(since))
-            .annotate(in_week=Window(RowNumber(), partition_by=week, order_by=[lead, "pk"]),
-                      n_week=Window(Count("lead"), partition_by=week),
-                      in_all=Window(RowNumber(), order_by=[lead, "pk"]),
-                      n_all=Window(Count("lead")))
-            .filter(middle_of_week | middle_of_all)
-            .values_list("week", "lead", "n_all", "in_week", "n_week", "in_all"))
+    deployments = (_ended(pipelines, since, until)
+                   .filter(execution_type=ExecutionType.STANDARD, status=E.SUCCEEDED)
+                   .values("pk")
+                   .annotate(committed=Min("source_revisions__committed_at"))
+                   .filter(committed__isnull=False)
+                   .annotate(lead=Seconds(F("ended_at") - F("committed")), week=_week(since))
+                   .values_list("week", "lead"))
+    inner, params = deployments.query.sql_with_params()
+    sql = f"""
+        SELECT week, lead, n_all, in_week, n_week, in_all FROM (
+            SELECT week, lead,
+                   ROW_NUMBER() OVER (PARTITION BY week ORDER BY lead) AS in_week,
+                   COUNT(*) OVER (PARTITION BY week) AS n_week,
+                   ROW_NUMBER() OVER (ORDER BY lead) AS in_all,
+                   COUNT(*) OVER () AS n_all
+            FROM ({inner}) deployments
+        ) ranked
+        WHERE (in_week BETWEEN (n_week + 1) / 2 AND (n_week + 2) / 2)
+           OR (in_all BETWEEN (n_all + 1) / 2 AND (n_all + 2) / 2)"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     weekly: dict[int, list[float]] = {}
     overall: list[float] = []
     known = 0
     for week_index, seconds, n_all, in_week, n_week, in_all in rows:
         known = n_all
-        if seconds is None:     # a week (or window) without any commit time
-            continue
         if (n_week + 1) // 2 <= in_week <= (n_week + 2) // 2:
             weekly.setdefault(week_index, []).append(seconds)
         if (n_all + 1) // 2 <= in_all <= (n_all + 2) // 2:
@@ -274,14 +290,19 @@ def dora_incidents(pipelines, *, since: datetime, until: datetime) -> list[Incid
     One query over the executions that count (successes of either type, failed
     deployments), in ``(ended_at, id)`` order per pipeline: a failure whose previous
     counted execution (``LAG``) was no failure opens an incident, and the first success
-    among the rows after it (``MIN`` over the following rows) restores it.
+    among the rows after it (``MIN`` over the rows before it, newest first) restores it.
     """
     failure = Case(When(status=E.FAILED, then=Value(1)), default=Value(0),
                    output_field=IntegerField())
     per_pipeline = {"partition_by": [F("pipeline_id")], "order_by": [F("ended_at"), F("pk")]}
+    # "The first success after this row" as a MIN over the rows before it in the
+    # reverse order: a frame that starts at the partition's first row grows one row
+    # at a time, where one starting after the current row would be re-aggregated for
+    # every row (quadratic: 10 s for 8,000 rows on PostgreSQL).
+    newest_first = {"partition_by": [F("pipeline_id")],
+                    "order_by": [F("ended_at").desc(), F("pk").desc()]}
     rows = (_ended(pipelines, since, until)
-            .annotate(failed_last=_failed_in_last_stage())
-            .filter(Q(status=E.SUCCEEDED) | Q(failed_last=True))
+            .filter(Q(status=E.SUCCEEDED) | _failed_in_last_stage(pipelines, since, until))
             # Window filters go to an outer query, plain ones to the WHERE of the rows
             # the windows read: "this row is a failure" must be a window value too (the
             # one-row frame of the current row) to be tested beside the LAG.
@@ -292,7 +313,7 @@ def dora_incidents(pipelines, *, since: datetime, until: datetime) -> list[Incid
                 restored_at=Window(
                     Min(Case(When(status=E.SUCCEEDED, then=F("ended_at")),
                              output_field=DateTimeField())),
-                    frame=RowRange(start=1, end=None), **per_pipeline))
+                    frame=RowRange(start=None, end=-1), **newest_first))
             .filter(failed=1, after_failure=0)
             .values_list("pipeline_id", "ended_at", "restored_at"))
     return [Incident(*row) for row in rows]
