@@ -34,7 +34,7 @@ buckets computed in SQL (``week`` = whole weeks from ``since`` to ``ended_at``):
    one per failure, few, so their medians are taken here in Python.
 
 The indexes they use are commented in ``executions/models.py`` (``executions_pe_ended_idx``
-and ``executions_pe_dora_idx``); timings are in docs/benchmarks.md.
+and the partial ``executions_pe_failed_idx``); timings are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -187,9 +187,10 @@ def _failed_in_last_stage(pipelines, since: datetime, until: datetime) -> Q:
     version's last stage (change failures).
 
     An uncorrelated ``id IN (…)``: the stage executions of the window's failed
-    executions at or past their version's last stage index. PostgreSQL hashes its few
-    ids once; a correlated EXISTS per row was estimated (though not run) for every row
-    of the window, which crossed the JIT thresholds at 40,000 rows (docs/benchmarks.md).
+    executions (``executions_pe_failed_idx``) at or past their version's last stage
+    index. PostgreSQL hashes its few ids once; a correlated EXISTS per row was estimated
+    (though not run) for every row of the window, which crossed the JIT thresholds at
+    40,000 rows (docs/benchmarks.md).
     """
     entered_last = (StageExecution.objects.order_by()
                     .filter(execution__pipeline_id__in=_pipeline_ids(pipelines),
