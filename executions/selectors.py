@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from executions.choices import StageExecutionStatus, WaitingReason
 from executions.models import (
     ActionExecution,
+    Artifact,
     PipelineExecution,
     SourceRevision,
     StageExecution,
@@ -246,6 +247,16 @@ def revision_rows(execution_ids: Iterable[int], fields: tuple[str, ...]
                                       .values_list("execution_id", *fields)):
             found[execution_pk].append(tuple(values))
     return found
+
+
+def artifact_producers(pipeline_execution_id: str) -> dict[str, tuple[str, dict]]:
+    """Artifact name → (provider, resolved action document) of the action execution that
+    produced it in the execution (by UUID), the latest when an action was retried; what
+    CodeBuild reads to lay out a clone as CodeBuild does (runners/build.py)."""
+    rows = (Artifact.objects.filter(execution__execution_id=pipeline_execution_id)
+            .order_by("id").values_list("name", "produced_by__provider",
+                                        "produced_by__configuration"))
+    return {name: (provider, configuration or {}) for name, provider, configuration in rows}
 
 
 def artifact_revisions(pipeline_execution_id: str) -> dict[str, str]:
