@@ -27,6 +27,7 @@ the timings). ``DEBUG`` is off as in production.
 
     .venv/bin/python bench/history_scale.py [--executions 100000] [--requests 200]
                                             [--reuse] [--sqlite] [--explain] [--profile N]
+                                            [--only TEXT ...]  (surfaces whose label has TEXT)
 
 PostgreSQL: ``BENCH_DATABASE_URL``, default
 postgres://postgres@127.0.0.1:5432/conveyor_history (created if missing,
