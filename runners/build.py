@@ -46,6 +46,8 @@ def source_versions(ctx: RunContext) -> dict[str, str]:
     """Artifact name → the revision (commit id) its source action resolved in this execution."""
     from executions.selectors import artifact_revisions
 
+    if not ctx.pipeline_execution_id:  # a rule evaluated on its own, outside an execution
+        return {}
     return artifact_revisions(ctx.pipeline_execution_id)
 
 
