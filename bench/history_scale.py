@@ -13,7 +13,9 @@ request: middleware, authentication, view, serializer or template):
 - the executions list API, first page and ``offset=5000``;
 - the dashboard's pipeline page (the console view) and the pipelines list;
 - the insights page of a pipeline and the DORA page of every pipeline (one query
-  each for the figures over 12 weeks); a Prometheus scrape of ``/metrics``;
+  per DORA figure, over the default 12 weeks and over 52); a Prometheus scrape of
+  ``/metrics`` (its duration histograms read a rollup, built at the first scrape of
+  the warm-up, plus the rows that ended since: ``observability.rollups``);
 - and, as the floor of this machine and client, ``/healthz`` (no history read).
 
 Each surface: a warm-up, then N requests spread over the pipelines; median,
@@ -25,6 +27,7 @@ the timings). ``DEBUG`` is off as in production.
 
     .venv/bin/python bench/history_scale.py [--executions 100000] [--requests 200]
                                             [--reuse] [--sqlite] [--explain] [--profile N]
+                                            [--only TEXT ...]  (surfaces whose label has TEXT)
 
 PostgreSQL: ``BENCH_DATABASE_URL``, default
 postgres://postgres@127.0.0.1:5432/conveyor_history (created if missing,
@@ -182,6 +185,7 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
         SourceRevision,
         StageExecution,
     )
+    from observability.models import HistogramRollup
     from pipelines.models import PipelineVersion
     from pipelines.services import pipeline_save
     from tests.roles import ensure_role_groups
@@ -194,6 +198,9 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
     pg = connection.vendor == "postgresql"
     names = [f"{PREFIX}{i}" for i in range(pipelines)]
     _clear(connection)
+    # The /metrics histogram rollups count endings as they happen; this seed writes
+    # endings into the past, so they are rebuilt from the rows at the first scrape.
+    HistogramRollup.objects.all().delete()
     objs = [pipeline_save(document=document(n)).pipeline for n in names]
     versions = {p.pk: PipelineVersion.objects.get(pipeline=p, number=1).pk for p in objs}
 
@@ -219,8 +226,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                "superseded_by_id", "inbound_stage_name", "inbound_since", "inbound_reason",
                "created_at", "started_at", "ended_at", "updated_at"]
     se_cols = ["id", "execution_id", "pipeline_id", "stage_name", "stage_index", "attempt",
-               "retry_mode", "locking", "status", "status_summary", "started_at", "ended_at",
-               "updated_at"]
+               "retry_mode", "retry_trigger", "locking", "status", "status_summary",
+               "started_at", "ended_at", "updated_at"]
     ae_cols = ["id", "action_execution_id", "execution_id", "stage_execution_id", "pipeline_id",
                "stage_name", "action_name", "category", "owner", "provider", "run_order",
                "namespace", "attempt", "status", "summary", "external_url", "external_id",
@@ -261,7 +268,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
 
     def outcome(k: int, last: bool) -> str:
         """The story of execution k: most succeed, some fail (and are retried), a few are
-        superseded at Deploy's gate or stopped; the newest one of a pipeline is running."""
+        superseded at Deploy's gate or stopped, a few fail in Deploy (a change failure
+        for DORA: the next success restores service); the newest one is running."""
         if last:
             return "running"
         r = rng.random()
@@ -273,6 +281,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
             return "failed"              # 10: Test failed, retried, failed again
         if r < 0.13:
             return "stopped"             # 10: Deploy abandoned
+        if r < 0.15:
+            return "deploy-failed"       # 10: Smoke failed in Deploy
         return "succeeded"               # 10
 
     t0 = time.monotonic()
@@ -286,7 +296,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                 created = start + step * number + timedelta(seconds=rng.random() * 30)
                 t = created
                 ex_status = {"running": E.IN_PROGRESS, "superseded": E.SUPERSEDED,
-                             "failed": E.FAILED, "stopped": E.STOPPED}.get(story, E.SUCCEEDED)
+                             "failed": E.FAILED, "deploy-failed": E.FAILED,
+                             "stopped": E.STOPPED}.get(story, E.SUCCEEDED)
                 event(p.pk, ex, "PipelineExecution", "", "", None, None, "", E.IN_PROGRESS, t)
                 # Stage plan: (stage index, attempt, outcome of each action)
                 plan = [(0, 1, "S"), (1, 1, "S")]
@@ -298,7 +309,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                         plan += [(3, 1, "S")]
                 else:
                     plan += [(2, 1, "S")]
-                    plan += [(3, 1, {"running": "R", "stopped": "X"}.get(story, "S"))]
+                    plan += [(3, 1, {"running": "R", "stopped": "X",
+                                     "deploy-failed": "F"}.get(story, "S"))]
                 for stage_index, attempt, result in plan:
                     stage_name, actions = STAGES[stage_index]
                     se = se_id
@@ -356,7 +368,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                         t = max(t, a_end)
                     running = result == "R"
                     w_se.add((se, ex, p.pk, stage_name, stage_index, attempt,
-                              "ALL_ACTIONS" if attempt > 1 else "", True, s_status,
+                              "ALL_ACTIONS" if attempt > 1 else "",
+                              "ManualStageRetry" if attempt > 1 else "", True, s_status,
                               "" if result in "SR" else f"{s_status} in {stage_name}",
                               dt(s_start), None if running else dt(t), dt(t)))
                     if not running:
@@ -370,7 +383,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                 w_pe.add((ex, uid(), p.pk, number, version, "SUPERSEDED", "STANDARD", None, "",
                           "Webhook" if number % 4 else "StartPipelineExecution",
                           "refs/heads/main", None, "", ex_status,
-                          {"failed": "Stage Test failed", "stopped": "Stopped by bench",
+                          {"failed": "Stage Test failed", "deploy-failed": "Stage Deploy failed",
+                           "stopped": "Stopped by bench",
                            "superseded": f"Superseded by #{number + 1}"}.get(story, ""),
                           empty, empty_list, superseded_by, "", None, "",
                           dt(created), dt(created), dt(ended) if ended else None, dt(t)))
@@ -492,6 +506,10 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
          lambda i: ("get", page, f"/pipelines/{pick(i)}/insights/")),
         ("DORA of every pipeline (12 weeks)  /insights/",
          lambda i: ("get", page, "/insights/")),
+        ("insights page, 52 weeks  /pipelines/{name}/insights/?weeks=52",
+         lambda i: ("get", page, f"/pipelines/{pick(i)}/insights/?weeks=52")),
+        ("DORA of every pipeline, 52 weeks  /insights/?weeks=52",
+         lambda i: ("get", page, "/insights/?weeks=52")),
         ("Prometheus scrape  /metrics (every figure of the installation)",
          lambda i: ("get", scraper, "/metrics")),
     ]
@@ -583,6 +601,9 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N",
                         help="only profile surface N (0 = the floor, 1 = REST state, ...) "
                         "with cProfile over --requests reads: where the CPU time goes")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="time only the surfaces whose label contains TEXT "
+                        "(repeatable; e.g. --only insights --only metrics)")
     args = parser.parse_args()
     database = configure(args)
 
@@ -630,6 +651,8 @@ def main() -> None:
     results = []
     print(f"{'surface':58} {'median':>8} {'p95':>8} {'max':>8} {'cpu':>8} {'queries':>8}")
     for label, make in surfaces(names, (key.access_key_id, secret)):
+        if args.only and not any(text in label for text in args.only):
+            continue
         r = measure(label, make, args.requests, args.warmup)
         results.append(r)
         print(f"{label:58} {r['median']:8.2f} {r['p95']:8.2f} {r['max']:8.2f} "

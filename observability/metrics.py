@@ -16,19 +16,18 @@ scrapers do not multiply the queries.
 
 Retention (``CONVEYOR_RETENTION_DAYS``) deletes old executions: the pruned ones
 stay counted in ``conveyor_executions_total`` (retention adds them to a
-counter), while the duration histograms count the rows that remain, so a prune
-looks like a counter reset to Prometheus' ``rate()``.
+counter); the duration histograms are kept as rollups of what ended
+(``observability.rollups``), which pruning does not change either.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
+from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -45,36 +44,25 @@ from observability.counters import (
     WEBHOOK_DELIVERIES,
     counter_rows,
 )
+from observability.rollups import HistogramSpec, Series, histogram_series
 
 ACTION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
 STAGE_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 
 
-def _duration():
-    return ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField())
-
-
-def _seconds(value) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value) / 1e6  # a backend answering microseconds
-
-
-def _histogram(name: str, doc: str, label_names: list[str], rows: Iterable[dict],
-               label_of, buckets: tuple) -> HistogramMetricFamily:
+def _histogram(name: str, doc: str, label_names: list[str], series: Series,
+               names: dict[int, str], buckets: tuple) -> HistogramMetricFamily:
+    """A histogram family from ``observability.rollups`` series keyed by (pipeline id,
+    other labels...); series of pipelines deleted since are left out."""
     family = HistogramMetricFamily(name, doc, labels=label_names)
-    for row in rows:
-        cumulative = [(str(float(b)), row[f"b{i}"]) for i, b in enumerate(buckets)]
-        cumulative.append(("+Inf", row["n"]))
-        family.add_metric(label_of(row), cumulative, sum_value=_seconds(row["total"]))
+    for (pipeline_id, *others), values in sorted(series.items(), key=lambda kv: str(kv[0])):
+        if pipeline_id not in names:
+            continue
+        cumulative = [(str(float(b)), values[i]) for i, b in enumerate(buckets)]
+        cumulative.append(("+Inf", values[len(buckets)]))
+        family.add_metric([names[pipeline_id], *others], cumulative,
+                          sum_value=values[len(buckets) + 1])
     return family
-
-
-def _bucket_counts(buckets: tuple) -> dict:
-    return {f"b{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=b)))
-            for i, b in enumerate(buckets)}
 
 
 class ConveyorCollector(Collector):
@@ -140,30 +128,24 @@ class ConveyorCollector(Collector):
                                row["n"])
         yield inbound
 
-        # Durations of ended action and stage executions (every attempt).
-        actions = (ActionExecution.objects
-                   .filter(ended_at__isnull=False, started_at__isnull=False)
-                   .annotate(duration=_duration())
-                   .values("pipeline_id", "stage_name", "provider")
-                   .annotate(n=Count("pk"), total=Sum("duration"), **_bucket_counts(ACTION_BUCKETS))
-                   .order_by())
+        # Durations of ended action and stage executions (every attempt): a rollup of
+        # those that ended over LAG ago plus the few since (observability.rollups).
         yield _histogram(
             "conveyor_action_duration_seconds",
             "Duration of ended action executions (claimed to ended), every attempt.",
-            ["pipeline", "stage", "provider"], actions,
-            lambda r: [names.get(r["pipeline_id"], ""), r["stage_name"], r["provider"]],
-            ACTION_BUCKETS)
-        stages = (StageExecution.objects
-                  .filter(ended_at__isnull=False, started_at__isnull=False)
-                  .annotate(duration=_duration())
-                  .values("pipeline_id", "stage_name")
-                  .annotate(n=Count("pk"), total=Sum("duration"), **_bucket_counts(STAGE_BUCKETS))
-                  .order_by())
+            ["pipeline", "stage", "provider"],
+            histogram_series(HistogramSpec("action_duration", ActionExecution,
+                                           ("pipeline_id", "stage_name", "provider"),
+                                           ACTION_BUCKETS), now=now),
+            names, ACTION_BUCKETS)
         yield _histogram(
             "conveyor_stage_duration_seconds",
             "Duration of ended stage executions (entered to ended), every attempt.",
-            ["pipeline", "stage"], stages,
-            lambda r: [names.get(r["pipeline_id"], ""), r["stage_name"]], STAGE_BUCKETS)
+            ["pipeline", "stage"],
+            histogram_series(HistogramSpec("stage_duration", StageExecution,
+                                           ("pipeline_id", "stage_name"), STAGE_BUCKETS),
+                             now=now),
+            names, STAGE_BUCKETS)
 
         # The queue: actions the engine started that no worker has claimed yet.
         running = ActionExecution.objects.filter(status="InProgress", waiting_since__isnull=True)

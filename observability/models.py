@@ -128,3 +128,25 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("The audit trail is append-only: entries cannot be deleted.")
+
+
+class HistogramRollup(models.Model):
+    """The bucket counts of one duration histogram of ``/metrics`` for every duration
+    that ended before ``until``, per label set.
+
+    A scrape adds the rows that ended since ``until`` (a small indexed range) to these
+    counts instead of aggregating every action execution ever run; ``until`` moves
+    forward now and then, under this row's lock (``observability.rollups``).
+    ``series`` maps a label set (canonical JSON list) to its non-cumulative bucket
+    counts, then the count of the +Inf bucket, then the sum in seconds; ``buckets`` are
+    the bounds those counts were made with (other bounds: rebuilt from the rows).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    until = models.DateTimeField(null=True, blank=True)
+    buckets = models.JSONField(default=list)
+    series = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} until {self.until}"

@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from executions import dora
 from executions.models import PipelineExecution, SourceRevision, StageExecution
+from pipelines.models import Pipeline
 from tests.executions.conftest import simple_pipeline
 
 STAGES = ["Source", "Build", "Deploy"]
@@ -101,13 +104,18 @@ def statistics_median(values):
     return (values[0] + values[-1]) / 2 if len(values) == 2 else values[len(values) // 2]
 
 
-def test_dora_figures_are_one_query(driver, now, django_assert_num_queries):
+def test_each_dora_figure_is_one_query_however_long_the_history(driver, now,
+                                                                 django_assert_num_queries):
     shop = History(simple_pipeline("shop"))
-    for i in range(5):
-        shop.add("Succeeded", now - timedelta(days=i + 1), committed_at=now - timedelta(days=i + 2))
-    # The executions with their reached stage and commit time; the versions' last stages.
-    with django_assert_num_queries(2):
+    for i in range(30):
+        shop.add("Succeeded" if i % 3 else "Failed", now - timedelta(days=i + 1),
+                 committed_at=now - timedelta(days=i + 2))
+    # Deployments and failures per week; lead-time medians; incidents.
+    with django_assert_num_queries(3):
         dora.dora([shop.pipeline.pk], since=now - timedelta(weeks=12), until=now)
+    with django_assert_num_queries(3):
+        dora.dora(Pipeline.objects.filter(name="shop"), since=now - timedelta(weeks=12),
+                  until=now)
 
 
 def test_the_insights_page_shows_each_figure_with_its_definition(driver, client, viewer, now):
@@ -141,3 +149,72 @@ def test_the_insights_of_every_pipeline_add_their_deployments_up(driver, client,
     page = client.get("/insights/").content.decode()
     assert "2 pipelines" in page
     assert "deployments per day (2 in 12 weeks)" in page
+
+
+def test_a_group_of_pipelines_given_as_a_queryset_has_the_figures_of_its_ids(driver, now):
+    api, web, other = (History(simple_pipeline(n)) for n in ("api", "web", "other"))
+    t = now - timedelta(days=3)
+    api.add("Failed", t)
+    api.add("Succeeded", t + timedelta(hours=1), committed_at=t - timedelta(hours=1))
+    web.add("Succeeded", t + timedelta(hours=2), committed_at=t - timedelta(hours=1))
+    other.add("Failed", t + timedelta(hours=3))
+    since = now - timedelta(weeks=12)
+
+    group = dora.dora(Pipeline.objects.filter(name__in=["api", "web"]), since=since, until=now)
+    by_ids = dora.dora([api.pipeline.pk, web.pipeline.pk], since=since, until=now)
+    assert group == by_ids
+    assert (group.deployments, group.failures, group.restored) == (2, 1, 1)
+    assert group.lead_time == 2.5 * 3600              # median of 2 h and 3 h
+    assert group.restore == 3600
+
+
+def _history(count: int, now) -> None:
+    """``count`` executions of "shop" over the last 10 weeks: deployments with commit
+    times, failures in the last stage and before it, superseded and stopped ones."""
+    shop = History(simple_pipeline("shop"))
+    for i in range(count):
+        at = now - timedelta(hours=12 * (count - i))
+        kind = i % 6
+        if kind == 0:
+            shop.add("Failed", at, reached=2)
+        elif kind == 1:
+            shop.add("Failed", at, reached=1)
+        elif kind == 2:
+            shop.add("Superseded", at, reached=1)
+        else:
+            shop.add("Succeeded", at, committed_at=at - timedelta(hours=kind))
+
+
+@pytest.mark.parametrize("url", ["/pipelines/shop/insights/", "/insights/",
+                                 "/pipelines/shop/insights/?weeks=52", "/insights/?weeks=4"])
+def test_the_insights_pages_make_as_few_queries_for_a_long_history_as_for_a_short_one(
+        driver, client, viewer, now, url, django_assert_max_num_queries):
+    client.force_login(viewer)
+    _history(6, now)
+    with CaptureQueriesContext(connection) as short:
+        assert client.get(url).status_code == 200
+    PipelineExecution.objects.all().delete()
+    _history(140, now)
+    # The session, the user and their permissions; on a pipeline's page the pipeline,
+    # its recent executions and their stages and the success rate per day (on the page
+    # of every pipeline, their count); the three DORA queries.
+    with django_assert_max_num_queries(10) as long:
+        assert client.get(url).status_code == 200
+    assert len(long) == len(short)
+
+
+def test_the_period_of_the_insights_page_is_chosen_and_a_wrong_one_is_named(driver, client,
+                                                                          viewer, now):
+    shop = History(simple_pipeline("shop"))
+    shop.add("Succeeded", now - timedelta(weeks=20))
+    shop.add("Succeeded", now - timedelta(days=1))
+    client.force_login(viewer)
+
+    page = client.get("/pipelines/shop/insights/?weeks=26").content.decode()
+    assert "deployments per day (2 in 26 weeks)" in page
+    assert '<a href="?weeks=26" aria-current="page">26 weeks</a>' in page
+    page = client.get("/insights/?weeks=4").content.decode()
+    assert "deployments per day (1 in 4 weeks)" in page
+    page = client.get("/pipelines/shop/insights/?weeks=5").content.decode()
+    assert "weeks: &#x27;5&#x27; is not one of 4, 12, 26, 52; showing the last 12 weeks." in page
+    assert "deployments per day (1 in 12 weeks)" in page
