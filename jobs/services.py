@@ -357,12 +357,22 @@ def client_token_check(*, job: Job, client_token: str) -> None:
 
 
 def jobs_sweep(*, now: datetime | None = None) -> int:
-    """End held jobs past their deadline (TimedOut) and fail their actions; the count.
+    """End jobs past a deadline (TimedOut); the count. An unacknowledged or unanswered
+    job fails its action; a job whose action ran past its timeout leaves the action to
+    the engine's sweep.
 
     Called by the sweeper (``executions.signals.sweeping``).
     """
     now = now or timezone.now()
     count = 0
+    # The action's own deadline passed: its job times out here, the action right after
+    # in the same sweep (engine.sweep, "Action timed out after N min").
+    for job in Job.objects.filter(status__in=[JobStatus.QUEUED, *HELD],
+                                  action_execution__deadline_at__lt=now,
+                                  action_execution__status=A.IN_PROGRESS):
+        if _move(job, JobStatus.TIMED_OUT, failure={
+                "type": "JobFailed", "message": "the action ran past its timeout"}):
+            count += 1
     for job in Job.objects.filter(status__in=HELD, expires_at__lt=now):
         unacknowledged = job.status == JobStatus.DISPATCHED
         if not _move(job, JobStatus.TIMED_OUT):

@@ -4,6 +4,7 @@ import pytest
 
 from jobs.action_types import action_type_create
 from pipelines.services import pipeline_save
+from tests.awsapi.conftest import aws, django_db_modify_db_settings, worker  # noqa: F401
 from tests.executions.conftest import _quiet_heartbeat, driver, sim  # noqa: F401
 from tests.factories import action, definition
 
