@@ -7,6 +7,7 @@ GetJobDetails, PutJob*Result) and a boto3 ``s3`` client for the artifacts, both 
 """
 
 import io
+import os
 import time
 import zipfile
 
@@ -342,3 +343,29 @@ def test_get_pipeline_masks_a_custom_actions_secret(live_server, aws, owner):
     config = aws(owner).get_pipeline(name="custom")["pipeline"]["stages"][1]["actions"][0][
         "configuration"]
     assert config == {"ProjectName": "web", "ApiToken": "****"}
+
+
+def test_a_large_output_is_uploaded_in_parts_by_boto3s_upload_fileobj(live_server, aws, worker,
+                                                                    job_worker_user):
+    from boto3.s3.transfer import TransferConfig
+
+    action_type_create(data=type_data())
+    ex = started(custom_pipeline(), job_worker_user)
+    cp = aws(job_worker_user)
+    [job] = poll(cp)
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    s3 = s3_client(live_server, job["data"]["artifactCredentials"])
+    out = job["data"]["outputArtifacts"][0]["location"]["s3Location"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("big.bin", os.urandom(6 * 1024 * 1024))
+    five = 5 * 1024 * 1024
+    buffer.seek(0)
+    s3.upload_fileobj(buffer, out["bucketName"], out["objectKey"],
+                      Config=TransferConfig(multipart_threshold=five, multipart_chunksize=five,
+                                            use_threads=False))
+    size = s3.head_object(Bucket=out["bucketName"], Key=out["objectKey"])["ContentLength"]
+    assert size == len(buffer.getvalue())
+    cp.put_job_success_result(jobId=job["id"])
+    wait_for(lambda: status(ex) == "Succeeded", what="the execution to succeed")
+    assert Artifact.objects.get(execution=ex, name="Built").size == size
