@@ -21,7 +21,8 @@ Other apps listen to these instead of being imported by ``executions``
   other apps end their own expired work first (jobs: docs/job-workers.md). Sent
   synchronously, in the sweeper's process.
 
-``sender`` is always the ``executions.statuses`` module (the engine's status helper).
+``sender`` is the ``executions.statuses`` module (the engine's status helper), and
+``engine.sweep`` for ``sweeping``.
 """
 
 from django.dispatch import Signal
