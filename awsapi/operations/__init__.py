@@ -5,6 +5,7 @@ from awsapi.operations import (  # noqa: F401  (they register)
     approvals,
     conditions,
     executions,
+    jobs,
     pipelines,
     webhooks,
 )

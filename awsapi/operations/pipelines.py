@@ -183,7 +183,8 @@ def _artifact_details(spec, side: str, default: tuple[int, int]) -> dict:
 
 @operation("ListActionTypes", permission="pipelines.view_pipeline")
 def list_action_types(caller, body: dict) -> dict:
-    """The providers that can run here (the registry), never the AWS-only ones.
+    """The registered custom action types (docs/job-workers.md), then the providers that
+    can run here (the registry), never the AWS-only ones.
 
     Conveyor's providers are its own, so their owner is ``Custom``; the region
     filter is accepted and has nothing to filter. All types fit in one answer,
@@ -199,9 +200,11 @@ def list_action_types(caller, body: dict) -> dict:
     if field_string(body, "nextToken") is not None:
         raise errors.AwsError("InvalidNextTokenException",
                               "The nextToken was not returned by ListActionTypes.")
+    from awsapi.operations.jobs import custom_action_types
+
+    types = custom_action_types(owner)
     if owner not in (None, CONVEYOR_OWNER):
-        return {"actionTypes": []}
-    types = []
+        return {"actionTypes": types}
     for spec in providers.all_specs():
         inputs, outputs = _ARTIFACTS_BY_CATEGORY.get(spec.category, ((0, 5), (0, 5)))
         action_type = {
@@ -215,7 +218,7 @@ def list_action_types(caller, body: dict) -> dict:
         if properties:
             action_type["actionConfigurationProperties"] = list(properties)
         types.append(action_type)
-    return {"actionTypes": types}
+    return {"actionTypes": types}  # custom types (jobs) first, then the built-in ones
 
 
 @operation("ListRuleTypes", permission="pipelines.view_pipeline")
