@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from secrets import token_urlsafe
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -41,6 +42,10 @@ from pipelines.models import (
 from pipelines.report import ActionReport, migration_report
 from pipelines.report import blocking as report_blocking
 from pipelines.validation import NAME_RE, NAME_RULE, Problem, errors, validate_document
+from teams.access import group_allows
+from teams.choices import Act
+from teams.models import PipelineGroup
+from teams.services import default_group
 
 
 class DefinitionInvalid(Exception):
@@ -90,10 +95,16 @@ def pipeline_save(
     3. A document equal to the current one (after normalizing) is a no-op: no
        new version. Otherwise a new ``PipelineVersion`` is written and the
        Stage/Action rows are rewritten, keeping each stage's transition state.
+    4. ``metadata.group`` (beside ``pipeline`` in the wrapper) names the pipeline
+       group: a new pipeline goes into it (none named: the default group), an
+       existing one moves to it. With a ``user``, they must own the group it goes
+       into (and, moving, the one it leaves): ``PermissionDenied`` otherwise.
     """
     document, wrapper = documents.unwrap(document)
     metadata = metadata or wrapper
     problems = validate_document(document)
+    group_name, group_problems = _group_named(metadata)
+    problems += group_problems
     if errors(problems):
         raise DefinitionInvalid(problems)
     warnings = [p for p in problems if p.severity == "warning"]
@@ -110,6 +121,7 @@ def pipeline_save(
             normalized, previous=pipeline.document if pipeline is not None else None)
         if refused:
             raise DefinitionInvalid([Problem(path, message) for path, message in refused])
+        group = _group_for(pipeline, group_name, user)
         if pipeline is None:
             if create is False:
                 raise PipelineNotFound(normalized["name"])
@@ -118,6 +130,7 @@ def pipeline_save(
                 execution_mode=normalized["executionMode"],
                 version=1,
                 document=normalized,
+                group=group,
             )
             PipelineVersion.objects.create(
                 pipeline=pipeline, number=1, document=normalized,
@@ -131,6 +144,11 @@ def pipeline_save(
             raise DefinitionInvalid(
                 [Problem("name", f'a pipeline named "{pipeline.name}" already exists')]
             )
+        if group.pk != pipeline.group_id:
+            audit_record(action=AuditAct.PIPELINE_UPDATE, user=user, pipeline=pipeline.name,
+                         detail={"group": group.name, "previousGroup": pipeline.group.name})
+            pipeline.group = group
+            pipeline.save(update_fields=["group", "updated_at"])
         if pipeline.document == normalized:
             return SaveResult(pipeline, created=False, changed=False, warnings=warnings)
         # Compare-and-set on the version number: two concurrent saves cannot both
@@ -147,6 +165,35 @@ def pipeline_save(
         audit_record(action=AuditAct.PIPELINE_UPDATE, user=user, pipeline=pipeline.name,
                      detail={"version": pipeline.version})
         return SaveResult(pipeline, created=False, changed=True, warnings=warnings)
+
+
+def _group_named(metadata: dict | None) -> tuple[str | None, list[Problem]]:
+    """The group name a wrapper's ``metadata.group`` gives (None: not given)."""
+    given = (metadata or {}).get("metadata")
+    if not isinstance(given, dict) or "group" not in given:
+        return None, []
+    name = given["group"]
+    if not isinstance(name, str) or not name:
+        return None, [Problem("metadata.group", "must be the name of a pipeline group")]
+    if not PipelineGroup.objects.filter(name=name).exists():
+        return None, [Problem("metadata.group", f'no pipeline group is named "{name}"')]
+    return name, []
+
+
+def _group_for(pipeline: Pipeline | None, name: str | None, user) -> PipelineGroup:
+    """The group the saved pipeline belongs to, checking that ``user`` may put it there."""
+    if name is None:
+        group = pipeline.group if pipeline is not None else default_group()
+    else:
+        group = PipelineGroup.objects.get(name=name)
+    if user is not None:
+        if not group_allows(user, group.pk, Act.OWN):
+            raise PermissionDenied(f'You may not put a pipeline in group "{group.name}": '
+                                   "it needs the owner role on that group.")
+        if pipeline is not None and not group_allows(user, pipeline.group_id, Act.OWN):
+            raise PermissionDenied(f'You may not change pipeline "{pipeline.name}": '
+                                   "it needs the owner role on its pipeline group.")
+    return group
 
 
 @dataclass
@@ -228,6 +275,7 @@ def pipeline_export(*, pipeline: Pipeline, version: int | None = None) -> dict:
         "metadata": {
             "created": pipeline.created_at.isoformat(),
             "updated": updated.isoformat(),
+            "group": pipeline.group.name,
         },
     }
 

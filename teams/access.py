@@ -63,12 +63,12 @@ def _read(user) -> Access:
         return EVERYTHING
     # One query: the user's own grants, and each of their Django groups (its name,
     # for "administrators") with that group's grants (none: NULLs, a LEFT JOIN).
-    own = RoleGrant.objects.filter(user_id=user.pk).values_list(
+    own = RoleGrant.objects.filter(user_id=user.pk).order_by().values_list(
         Value(""), "pipeline_group_id", "role")
-    via_groups = Group.objects.filter(user__id=user.pk).values_list(
+    via_groups = Group.objects.filter(user__id=user.pk).order_by().values_list(
         "name", "pipeline_roles__pipeline_group_id", "pipeline_roles__role")
     acts: dict[int, set[str]] = {}
-    for group_name, pipeline_group_id, role in own.union(via_groups, all=True).order_by():
+    for group_name, pipeline_group_id, role in own.union(via_groups, all=True):
         if group_name == ADMINISTRATORS:
             return EVERYTHING
         if pipeline_group_id is not None:
