@@ -159,12 +159,18 @@ def pipeline_group_save(*, name: str, description: str = "", roles: list | None 
             RoleGrant.objects.bulk_create([
                 RoleGrant(pipeline_group=group, role=g.role, user=g.user, group=g.group)
                 for g in grants])
-        after = group_grants(group)
-        if created or before != after:
-            audit_record(action=AuditAct.GROUP_ROLES, user=user, detail={
-                "group": group.name, "change": "create" if created else "update",
-                "before": before, "after": after})
+        pipeline_group_audit(group=group, before=before, user=user,
+                             change="create" if created else "update")
     return group
+
+
+def pipeline_group_audit(*, group: PipelineGroup, before: list[dict], user,
+                         change: str) -> None:
+    """Record a group's change (``group.roles``) when it was made or its roles changed."""
+    after = group_grants(group)
+    if change == "create" or before != after:
+        audit_record(action=AuditAct.GROUP_ROLES, user=user, detail={
+            "group": group.name, "change": change, "before": before, "after": after})
 
 
 def pipeline_group_delete(*, group: PipelineGroup, user=None) -> None:
