@@ -186,6 +186,10 @@ def _group_for(pipeline: Pipeline | None, name: str | None, user) -> PipelineGro
         group = pipeline.group if pipeline is not None else default_group()
     else:
         group = PipelineGroup.objects.get(name=name)
+        if user is not None and not group_allows(user, group.pk, Act.VIEW):
+            # A group one may not see is reported as not existing.
+            raise DefinitionInvalid([Problem("metadata.group",
+                                             f'no pipeline group is named "{name}"')])
     if user is not None:
         if not group_allows(user, group.pk, Act.OWN):
             raise PermissionDenied(f'You may not put a pipeline in group "{group.name}": '

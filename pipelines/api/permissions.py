@@ -12,14 +12,24 @@ Connections and build projects are shared by every group (a pipeline names them)
 so they stay governed by global model permissions (docs/security.md).
 """
 
-from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, DjangoModelPermissions, IsAuthenticated
 
-from teams.access import holds_any_role
+from teams.access import holds_any_role, visible_group_ids
+from teams.choices import Act
 
 
 class PipelinePermissions(IsAuthenticated):
     def has_permission(self, request, view) -> bool:
         return super().has_permission(request, view) and holds_any_role(request.user)
+
+
+class OwnerToWrite(PipelinePermissions):
+    """As ``PipelinePermissions``; a write also needs the owner role on some group (403
+    before the body is read: who may not create anything learns nothing from it)."""
+
+    def has_permission(self, request, view) -> bool:
+        return super().has_permission(request, view) and (
+            request.method in SAFE_METHODS or visible_group_ids(request.user, Act.OWN) != set())
 
 
 class ModelPermissions(DjangoModelPermissions):

@@ -20,6 +20,7 @@ from pipelines.api.parsers import BoundedJSONParser, TextYAMLParser, XYAMLParser
 from pipelines.api.permissions import (
     ConnectionPermissions,
     ModelPermissions,
+    OwnerToWrite,
     PipelinePermissions,
 )
 from pipelines.api.serializers import (
@@ -66,7 +67,7 @@ class PipelineListApi(generics.ListAPIView):
 
     serializer_class = PipelineSummarySerializer
     filterset_class = PipelineFilter
-    permission_classes = [PipelinePermissions]
+    permission_classes = [OwnerToWrite]
     parser_classes = DEFINITION_PARSERS
 
     def get_queryset(self):

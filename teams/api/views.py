@@ -11,10 +11,10 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from pipelines.api.errors import Conflict
+from pipelines.api.permissions import OwnerToWrite
 from pipelines.api.serializers import ErrorSerializer
 from teams import access, services
 from teams.api.serializers import PipelineGroupSerializer
@@ -23,13 +23,6 @@ from teams.models import PipelineGroup
 
 ERRORS = {401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
           403: OpenApiResponse(ErrorSerializer, description="Missing role.")}
-
-
-class HoldsAnyRole(IsAuthenticated):
-    """Signed in and holding some role somewhere (else 403 before any lookup)."""
-
-    def has_permission(self, request, view) -> bool:
-        return super().has_permission(request, view) and access.holds_any_role(request.user)
 
 
 def _body(group: PipelineGroup) -> dict:
@@ -68,7 +61,7 @@ class PipelineGroupListApi(generics.ListAPIView):
     """The groups one may see; ``POST`` (administrators) makes one."""
 
     serializer_class = PipelineGroupSerializer
-    permission_classes = [HoldsAnyRole]
+    permission_classes = [OwnerToWrite]
     filter_backends: list = []
 
     def get_queryset(self):
@@ -99,7 +92,7 @@ class PipelineGroupDetailApi(generics.GenericAPIView):
     """One group: read (its members), change (its owners), delete (administrators)."""
 
     serializer_class = PipelineGroupSerializer
-    permission_classes = [HoldsAnyRole]
+    permission_classes = [OwnerToWrite]
     queryset = PipelineGroup.objects.all()
     lookup_field = "name"
     http_method_names = ["get", "put", "delete", "head", "options"]
