@@ -121,7 +121,7 @@ def group_grants(group: PipelineGroup) -> list[dict]:
     """The group's roles as the API shows them."""
     return [{"role": g.role, **({"user": g.user.get_username()} if g.user_id
                                 else {"group": g.group.name})}
-            for g in group.grants.select_related("user", "group").order_by("role", "pk")]
+            for g in group.grants.select_related("user", "group").order_by("pk")]
 
 
 def pipeline_group_save(*, name: str, description: str = "", roles: list | None = None,

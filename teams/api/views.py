@@ -11,6 +11,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from pipelines.api.errors import Conflict
@@ -57,9 +58,14 @@ def _visible(request, name: str) -> PipelineGroup:
     return group
 
 
+class _Pagination(LimitOffsetPagination):
+    max_limit = 1000     # a limit past 64 bits is a database error, not a bigger page
+
+
 class PipelineGroupListApi(generics.ListAPIView):
     """The groups one may see; ``POST`` (administrators) makes one."""
 
+    pagination_class = _Pagination
     serializer_class = PipelineGroupSerializer
     permission_classes = [OwnerToWrite]
     filter_backends: list = []
