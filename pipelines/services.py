@@ -103,7 +103,7 @@ def pipeline_save(
     document, wrapper = documents.unwrap(document)
     metadata = metadata or wrapper
     problems = validate_document(document)
-    group_name, group_problems = _group_named(metadata)
+    group_name, group_problems = _group_named(metadata, user)
     problems += group_problems
     if errors(problems):
         raise DefinitionInvalid(problems)
@@ -167,29 +167,25 @@ def pipeline_save(
         return SaveResult(pipeline, created=False, changed=True, warnings=warnings)
 
 
-def _group_named(metadata: dict | None) -> tuple[str | None, list[Problem]]:
-    """The group name a wrapper's ``metadata.group`` gives (None: not given)."""
+def _group_named(metadata: dict | None, user) -> tuple[str | None, list[Problem]]:
+    """The group name a wrapper's ``metadata.group`` gives (None: not given); one that
+    ``user`` may not see is reported as not existing."""
     given = (metadata or {}).get("metadata")
     if not isinstance(given, dict) or "group" not in given:
         return None, []
     name = given["group"]
     if not isinstance(name, str) or not name:
         return None, [Problem("metadata.group", "must be the name of a pipeline group")]
-    if not PipelineGroup.objects.filter(name=name).exists():
+    group = PipelineGroup.objects.filter(name=name).first()
+    if group is None or (user is not None and not group_allows(user, group.pk, Act.VIEW)):
         return None, [Problem("metadata.group", f'no pipeline group is named "{name}"')]
     return name, []
 
 
 def _group_for(pipeline: Pipeline | None, name: str | None, user) -> PipelineGroup:
     """The group the saved pipeline belongs to, checking that ``user`` may put it there."""
-    if name is None:
-        group = pipeline.group if pipeline is not None else default_group()
-    else:
-        group = PipelineGroup.objects.get(name=name)
-        if user is not None and not group_allows(user, group.pk, Act.VIEW):
-            # A group one may not see is reported as not existing.
-            raise DefinitionInvalid([Problem("metadata.group",
-                                             f'no pipeline group is named "{name}"')])
+    group = (PipelineGroup.objects.get(name=name) if name is not None
+             else pipeline.group if pipeline is not None else default_group())
     if user is not None:
         if not group_allows(user, group.pk, Act.OWN):
             raise PermissionDenied(f'You may not put a pipeline in group "{group.name}": '

@@ -2,12 +2,13 @@
 each websocket route and each AWS operation, for a user holding ONE role (viewer,
 operator, reviewer, owner) in group "alpha" and none in group "beta".
 
-On alpha's objects a request is allowed when the role's acts (``teams.choices.ROLE_ACTS``)
-include the act the table names, else 403; on beta's objects it is 404 (AWS: the
-operation's not-found error), whatever the role — except that a write one's roles
-allow nowhere may be refused with 403 before any look-up, for every name alike. List routes answer 200 without beta's
-pipeline in them. Every request runs in a savepoint that is rolled back, so what an
-allowed request changes does not leak into the next one.
+On alpha's objects a request is allowed when the role's acts
+(``teams.choices.ROLE_ACTS``) include the act the table names, else 403; on beta's
+objects it is 404 (AWS: the operation's not-found error), whatever the role — except
+that a write one's roles allow nowhere may be refused with 403 before any look-up,
+for every name alike. List routes answer 200 without beta's pipeline in them. Every
+request runs in a savepoint that is rolled back, so what an allowed request changes
+does not leak into the next one.
 
 How to extend (a new endpoint makes ``test_every_url_pattern_is_classified`` or
 ``test_every_aws_operation_is_classified`` fail until it is classified here):
@@ -601,8 +602,10 @@ def test_every_aws_operation_answers_by_the_role_a_key_s_user_holds(two_groups, 
         kind = answer.get("__type", "")
         if (kind == "AccessDeniedException") == ok or kind == not_found:
             problems.append(f"{role} {name} (alpha): {status} {kind}")
-        still_there = (lambda: Pipeline.objects.filter(name=BETA_NAME).exists()
-                       and Webhook.objects.filter(name="wh-beta").exists())
+        def still_there():
+            return (Pipeline.objects.filter(name=BETA_NAME).exists()
+                    and Webhook.objects.filter(name="wh-beta").exists())
+
         status, answer = _aws(key.access_key_id, secret, name, body(two_groups["beta"]),
                               after=still_there)
         kind = answer.get("__type", "")
