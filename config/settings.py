@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "config",
     "observability",
     "notifications",
+    "conditions",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,9 @@ Other apps listen to these instead of being imported by ``executions``
 - ``events_appended(sender, pipeline_id, execution_ids, last_event_id)``: new
   ExecutionEvent rows were committed (the live dashboard's doorbell).
 
+- ``swept(sender, now)``: the sweeper has run (every minute); the conditions app
+  evaluates the rules that wait (a deployment window) when their time has come.
+
 ``sender`` is always the ``executions.statuses`` module (the engine's status helper).
 """
 
@@ -26,3 +29,4 @@ action_ended = Signal()
 action_abandoned = Signal()
 execution_superseded = Signal()
 events_appended = Signal()
+swept = Signal()

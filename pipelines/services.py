@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from secrets import token_urlsafe
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,7 +17,7 @@ from observability.audit import audit_record
 from observability.models import AuditAct
 from pipelines import documents, secrets, webhooks
 from pipelines.buildspec import buildspec_parse
-from pipelines.choices import ComputeType
+from pipelines.choices import BuildNetwork, ComputeType
 from pipelines.connection_services import (  # noqa: F401 (re-exported for callers)
     ConnectionInvalid,
     connection_check,
@@ -39,13 +38,10 @@ from pipelines.models import (
     Webhook,
     WebhookAuthentication,
 )
+from pipelines.placement import group_for, group_named
 from pipelines.report import ActionReport, migration_report
 from pipelines.report import blocking as report_blocking
 from pipelines.validation import NAME_RE, NAME_RULE, Problem, errors, validate_document
-from teams.access import group_allows
-from teams.choices import Act
-from teams.models import PipelineGroup
-from teams.services import default_group
 
 
 class DefinitionInvalid(Exception):
@@ -103,7 +99,7 @@ def pipeline_save(
     document, wrapper = documents.unwrap(document)
     metadata = metadata or wrapper
     problems = validate_document(document)
-    group_name, group_problems = _group_named(metadata, user)
+    group_name, group_problems = group_named(metadata, user)
     problems += group_problems
     if errors(problems):
         raise DefinitionInvalid(problems)
@@ -121,7 +117,7 @@ def pipeline_save(
             normalized, previous=pipeline.document if pipeline is not None else None)
         if refused:
             raise DefinitionInvalid([Problem(path, message) for path, message in refused])
-        group = _group_for(pipeline, group_name, user)
+        group = group_for(pipeline, group_name, user)
         if pipeline is None:
             if create is False:
                 raise PipelineNotFound(normalized["name"])
@@ -165,35 +161,6 @@ def pipeline_save(
         audit_record(action=AuditAct.PIPELINE_UPDATE, user=user, pipeline=pipeline.name,
                      detail={"version": pipeline.version})
         return SaveResult(pipeline, created=False, changed=True, warnings=warnings)
-
-
-def _group_named(metadata: dict | None, user) -> tuple[str | None, list[Problem]]:
-    """The group name a wrapper's ``metadata.group`` gives (None: not given); one that
-    ``user`` may not see is reported as not existing."""
-    given = (metadata or {}).get("metadata")
-    if not isinstance(given, dict) or "group" not in given:
-        return None, []
-    name = given["group"]
-    if not isinstance(name, str) or not name:
-        return None, [Problem("metadata.group", "must be the name of a pipeline group")]
-    group = PipelineGroup.objects.filter(name=name).first()
-    if group is None or (user is not None and not group_allows(user, group.pk, Act.VIEW)):
-        return None, [Problem("metadata.group", f'no pipeline group is named "{name}"')]
-    return name, []
-
-
-def _group_for(pipeline: Pipeline | None, name: str | None, user) -> PipelineGroup:
-    """The group the saved pipeline belongs to, checking that ``user`` may put it there."""
-    group = (PipelineGroup.objects.get(name=name) if name is not None
-             else pipeline.group if pipeline is not None else default_group())
-    if user is not None:
-        if not group_allows(user, group.pk, Act.OWN):
-            raise PermissionDenied(f'You may not put a pipeline in group "{group.name}": '
-                                   "it needs the owner role on that group.")
-        if pipeline is not None and not group_allows(user, pipeline.group_id, Act.OWN):
-            raise PermissionDenied(f'You may not change pipeline "{pipeline.name}": '
-                                   "it needs the owner role on its pipeline group.")
-    return group
 
 
 @dataclass
@@ -504,7 +471,8 @@ def schedule_save(*, schedule: PipelineSchedule) -> PipelineSchedule:
 
 # --- build projects ---------------------------------------------------------------
 
-PROJECT_KEYS = ("name", "description", "source", "environment", "timeoutInMinutes", "cache")
+PROJECT_KEYS = ("name", "description", "source", "environment", "timeoutInMinutes", "cache",
+                "network")
 # Fields of an AWS project (``aws codebuild batch-get-projects``) that have no use here:
 # accepted on import, each named in a warning.
 AWS_PROJECT_FIELDS = ("arn", "serviceRole", "artifacts", "secondaryArtifacts", "secondarySources",
@@ -553,7 +521,8 @@ def build_project_problems(document: Any) -> list[Problem]:
 
     The document is CodeBuild's project shape, camelCase: ``name``, ``description``,
     ``source.buildspec``, ``environment.computeType``, ``environment.environmentVariables``,
-    ``timeoutInMinutes``, ``cache.paths``. An inline buildspec is checked as a build
+    ``timeoutInMinutes``, ``cache.paths``, and Conveyor's own ``network`` (``host`` or
+    ``none``: see docs/runners.md). An inline buildspec is checked as a build
     would check it (its problems at ``source.buildspec.<path>``).
     """
     problems: list[Problem] = []
@@ -636,6 +605,10 @@ def build_project_problems(document: Any) -> list[Problem]:
     paths = cache.get("paths", [])
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         add("cache.paths", "must be a list of paths")
+    network = document.get("network", BuildNetwork.HOST.value)
+    if network not in BuildNetwork.values:
+        add("network", f'"{network}" is not a network setting: use "host" (the network of the '
+            'machine, the default) or "none" (no network at all)')
     return problems
 
 
@@ -666,6 +639,7 @@ def build_project_save(*, document: Any, name: str | None = None) -> BuildProjec
         "timeout_in_minutes": document.get("timeoutInMinutes", 60),
         "compute_type": env.get("computeType", "BUILD_GENERAL1_SMALL"),
         "cache_paths": list((document.get("cache") or {}).get("paths", [])),
+        "network": document.get("network", BuildNetwork.HOST.value),
     }
     project, created = BuildProject.objects.update_or_create(name=document["name"],
                                                              defaults=values)
@@ -682,6 +656,7 @@ def build_project_export(project) -> dict:
                         "environmentVariables": list(project.environment_variables)},
         "timeoutInMinutes": project.timeout_in_minutes,
         "cache": {"paths": list(project.cache_paths)},
+        "network": project.network,
     }
 
 

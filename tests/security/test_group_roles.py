@@ -113,6 +113,7 @@ ROUTES: dict[str, Rule] = {
     "api-execution-detail": on_pipeline({"GET": VIEW}),
     "api-execution-stop": on_pipeline({"POST": OPERATE}),
     "api-stage-retry": on_pipeline({"POST": OPERATE}),
+    "api-stage-condition-override": on_pipeline({"POST": OPERATE}),
     "api-action-execution-list": on_pipeline({"GET": VIEW}),
     "api-execution-events": on_pipeline({"GET": VIEW}),
     "api-artifact-download": on_pipeline({"GET": VIEW}),
@@ -538,6 +539,10 @@ AWS = {
         "targetAction": "Checkout", "filters": [{"jsonPath": "$.ref", "matchEquals": "x"}],
         "authentication": "UNAUTHENTICATED", "authenticationConfiguration": {}}}, NOT_FOUND),
     "ListWebhooks": (VIEW, None, None),
+    "ListRuleExecutions": (VIEW, lambda s: {"pipelineName": _ids(s)[0]}, NOT_FOUND),
+    "OverrideStageCondition": (OPERATE, lambda s: {
+        "pipelineName": _ids(s)[0], "stageName": "Production",
+        "pipelineExecutionId": _ids(s)[1], "conditionType": "BEFORE_ENTRY"}, NOT_FOUND),
     "DeleteWebhook": (OWN, lambda s: {"name": f"wh-{s['group'].name}"}, "silent"),
     "RegisterWebhookWithThirdParty": (OWN, lambda s: {"webhookName": f"wh-{s['group'].name}"},
                                       "WebhookNotFoundException"),

@@ -17,7 +17,7 @@ def into_default(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("pipelines", "0008_commitstatustarget"),
+        ("pipelines", "0009_build_project_network"),
         ("teams", "0002_default_group"),
     ]
 
