@@ -149,7 +149,8 @@ ADMIN_SCOPED = {"pipelines_pipeline", "pipelines_pipelineversion", "pipelines_we
                 "pipelines_pipelineschedule", "executions_pipelineexecution",
                 "approvals_approvalrequest", "approvals_approvaldecision",
                 "triggers_commitstatusreport", "notifications_notificationrule",
-                "notifications_notificationdelivery", "teams_pipelinegroup"}
+                "notifications_notificationdelivery", "teams_pipelinegroup",
+                "conditions_conditionexecution"}
 ADMIN_GLOBAL = {
     "auth_group": "users and Django groups: administrators'",
     "auth_user": "users: administrators'", "axes_": "sign-in lock-out records",
