@@ -208,7 +208,13 @@ def pipeline_checked(pipeline, *, not_found: errors.AwsError, act: str | None = 
     """``pipeline`` if the running operation's caller may do its act (or ``act``) with it;
     ``not_found`` when it is None or not visible, ``AccessDeniedException`` when visible
     but the act is not allowed."""
-    op, caller = _running.get()
+    running = _running.get()
+    if running is None:
+        # Called by Conveyor's own code, not through ``dispatch``: no caller to check.
+        if pipeline is None:
+            raise not_found
+        return pipeline
+    op, caller = running
     try:
         return pipeline_require(caller.user, pipeline, act or op.act)
     except Http404:
