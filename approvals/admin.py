@@ -7,6 +7,7 @@ all through ``approvals.services``; the admin only looks.
 from django.contrib import admin
 
 from approvals.models import ApprovalDecision, ApprovalRequest
+from teams.admin_scope import PipelineScopedAdmin
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,7 +36,8 @@ class DecisionInline(admin.TabularInline):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(ReadOnlyAdmin):
+class ApprovalRequestAdmin(PipelineScopedAdmin, ReadOnlyAdmin):
+    pipeline_path = "execution__pipeline"
     list_display = ["pipeline_name", "stage_name", "action_name", "execution_number", "status",
                     "required_approvals", "reviewers", "created_at", "expires_at", "closed_at"]
     list_filter = ["status", "pipeline_name"]
@@ -58,7 +60,8 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApprovalDecision)
-class ApprovalDecisionAdmin(ReadOnlyAdmin):
+class ApprovalDecisionAdmin(PipelineScopedAdmin, ReadOnlyAdmin):
+    pipeline_path = "request__execution__pipeline"
     list_display = ["request", "username", "status", "surface", "decided_at"]
     list_filter = ["status", "surface"]
     search_fields = ["username", "summary", "request__pipeline_name"]

@@ -43,6 +43,14 @@ from executions.choices import ActionExecutionStatus, ExecutionType, StageExecut
 from executions.models import ActionExecution, PipelineExecution, SourceRevision, StageExecution
 from observability.audit import audit_record
 from observability.models import AuditAct
+from teams.access import (
+    holds_any_role,
+    pipeline_allows,
+    pipelines_q,
+    users_allowed,
+    visible_group_ids,
+)
+from teams.choices import Act
 
 logger = logging.getLogger("conveyor.approvals")
 
@@ -123,8 +131,8 @@ def _named(reviewers: Reviewers, user) -> bool:
 def approval_refusal(*, request: ApprovalRequest, user, status: str | None = None) -> str | None:
     """Why ``user`` may not decide ``request`` (None: they may).
 
-    1. The user needs the ``approvals.decide_approvalrequest`` permission (the
-       "reviewers" group grants it).
+    1. The user needs the reviewer role on the pipeline's group (``teams.access``;
+       in the default group the "reviewers" Django group holds it).
     2. A request whose Reviewers is set narrows that to the named users and
        members of the named groups.
     3. Approving needs AllowSelfApproval when the user started the execution
@@ -132,9 +140,10 @@ def approval_refusal(*, request: ApprovalRequest, user, status: str | None = Non
     """
     if user is None or not user.is_authenticated or not user.is_active:
         return "Sign in to decide approvals."
-    if not user.has_perm(DECIDE_PERMISSION):
-        return ("You are not a reviewer: deciding approvals needs the "
-                f"{DECIDE_PERMISSION} permission (the reviewers group grants it).")
+    pipeline = request.execution.pipeline
+    if not pipeline_allows(user, pipeline, Act.REVIEW):
+        return ("You are not a reviewer: deciding approvals needs the reviewer role on "
+                f'pipeline "{pipeline.name}"\'s group ("{pipeline.group.name}").')
     reviewers = parse_reviewers(request.reviewers)
     if not reviewers.anyone and not _named(reviewers, user):
         return f"Only {request.reviewers.replace(',', ', ')} may decide this approval."
@@ -151,10 +160,9 @@ def approval_reviewers(*, request: ApprovalRequest) -> QuerySet:
     The person who started the execution is left out unless AllowSelfApproval
     (they may still reject from the inbox).
     """
-    # The backend that holds permissions (django-axes' backend, first, holds none).
-    users = get_user_model().objects.with_perm(
-        DECIDE_PERMISSION, is_active=True, backend="config.auth_backends.ModelBackend",
-    ).exclude(email="")
+    # Those holding the reviewer role on the pipeline's group (teams.access).
+    users = get_user_model().objects.filter(
+        users_allowed(request.execution.pipeline, Act.REVIEW), is_active=True).exclude(email="")
     reviewers = parse_reviewers(request.reviewers)
     if not reviewers.anyone:
         users = users.filter(Q(username__in=reviewers.users)
@@ -438,11 +446,12 @@ def approval_list(*, user, status: str | None = None) -> list[ApprovalRequest]:
     A Pending request past its expiry, or whose action has already ended (the
     moment before the engine's signal closes it), is not listed as Pending.
     """
-    if user is None or not user.is_authenticated or not user.has_perm(DECIDE_PERMISSION):
+    if user is None or not user.is_authenticated or visible_group_ids(user, Act.REVIEW) == set():
         return []
     qs: QuerySet[ApprovalRequest] = ApprovalRequest.objects.select_related(
         "execution", "execution__triggered_by", "action_execution").prefetch_related(
         "decisions").order_by("-created_at")
+    qs = qs.filter(pipelines_q(user, Act.REVIEW, "execution__pipeline__"))
     if status:
         qs = qs.filter(status=status)
     if status == ApprovalStatus.PENDING:
@@ -463,12 +472,17 @@ def _is_listed(request: ApprovalRequest, username: str, groups: list[str]) -> bo
 
 
 def approval_get(*, approval_id, user) -> ApprovalRequest:
-    """One request by id for a reviewer; ApprovalNotFound, or ApprovalForbidden (not a reviewer)."""
+    """One request by id for a reviewer; ApprovalNotFound (also when its pipeline is not
+    visible to ``user``), or ApprovalForbidden (not a reviewer; holding no role at all)."""
+    if not holds_any_role(user):
+        raise ApprovalForbidden("You hold no role on any pipeline group.")
     try:
         request = ApprovalRequest.objects.select_related(
-            "execution", "action_execution").get(pk=approval_id)
+            "execution__pipeline__group", "action_execution").get(pk=approval_id)
     except (ApprovalRequest.DoesNotExist, ValueError, DjangoValidationError):
         raise ApprovalNotFound("No approval has this id.") from None
+    if not pipeline_allows(user, request.execution.pipeline, Act.VIEW):
+        raise ApprovalNotFound("No approval has this id.")
     refusal = approval_refusal(request=request, user=user)
     if refusal:
         raise ApprovalForbidden(refusal)

@@ -20,6 +20,8 @@ from approvals.errors import (
     ApprovalLinkInvalid,
     ApprovalNotFound,
 )
+from teams.access import visible_group_ids
+from teams.choices import Act
 
 HTTP_STATUS = {ApprovalForbidden: 403, ApprovalClosed: 409, ApprovalNotFound: 404,
                ApprovalInvalid: 400}
@@ -55,7 +57,7 @@ def _inbox(request, *, error: str = "", status: int = 200):
     notice = request.session.pop(NOTICE_KEY, "")
     return render(request, "approvals/inbox.html", {
         "cards": cards, "error": error, "notice": notice,
-        "is_reviewer": request.user.has_perm(services.DECIDE_PERMISSION),
+        "is_reviewer": visible_group_ids(request.user, Act.REVIEW) != set(),
     }, status=status)
 
 

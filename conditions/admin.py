@@ -5,6 +5,7 @@ the dashboard)."""
 from django.contrib import admin
 
 from conditions.models import ConditionExecution, RuleExecution
+from teams.admin_scope import PipelineScopedAdmin
 
 
 class RuleExecutionInline(admin.TabularInline):
@@ -21,7 +22,8 @@ class RuleExecutionInline(admin.TabularInline):
 
 
 @admin.register(ConditionExecution)
-class ConditionExecutionAdmin(admin.ModelAdmin):
+class ConditionExecutionAdmin(PipelineScopedAdmin, admin.ModelAdmin):
+    pipeline_path = "stage_execution__execution__pipeline"
     list_display = ["stage_execution", "kind", "result", "status", "started_at", "ended_at",
                     "overridden_by"]
     list_filter = ["kind", "status", "result"]

@@ -3,8 +3,8 @@
 ``POST /api/executions/{id}/stages/{stage}/override-condition/``
 ``{"conditionType": "BEFORE_ENTRY" | "ON_SUCCESS" | "ON_FAILURE", "reason": "…"}`` —
 OverrideStageCondition: let a held stage proceed. Answers the stage's condition states
-(200); 409 when nothing is held (``ConditionNotOverridable``); the permission is
-``conditions.services.OVERRIDE_PERMISSION``.
+(200); 409 when nothing is held (``ConditionNotOverridable``); it needs the operator
+(or owner) role on the pipeline's group (``teams.access``), as a retry does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from conditions import selectors, services
 from conditions.choices import CONDITION_TYPES
 from executions.api.serializers import _condition_state_data
 from executions.api.views import COMMAND_ERRORS, EXECUTION, STAGE, _Api, _execution
+from teams.choices import Act
 
 
 class ConditionOverrideSerializer(serializers.Serializer):
@@ -45,12 +46,11 @@ class StageConditionOverrideApi(_Api):
     without its ROLLBACK/RETRY)."""
 
     serializer_class = ConditionOverrideSerializer
-    command_permission = services.OVERRIDE_PERMISSION
 
     @extend_schema(summary="Override a stage condition", request=ConditionOverrideSerializer,
                    responses={200: ConditionOverriddenSerializer, **COMMAND_ERRORS})
     def post(self, request, id, stage):  # noqa: A002 (the path parameter's name)
-        execution = _execution(id)
+        execution = _execution(request, id, act=Act.OPERATE)
         body = ConditionOverrideSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         ce = services.stage_condition_override(

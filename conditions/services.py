@@ -16,11 +16,7 @@ from executions.errors import ExecutionInvalid
 from executions.models import PipelineExecution
 from observability.audit import audit_record
 
-# The one permission an override needs, on every surface: the one that lets a person
-# steer an execution already running (retry a stage). Kept here only.
-OVERRIDE_PERMISSION = "executions.retry_pipelineexecution"
-
-__all__ = ["OVERRIDE_PERMISSION", "ConditionNotOverridable", "override_refusal",
+__all__ = ["ConditionNotOverridable", "override_refusal",
            "stage_condition_override"]
 
 

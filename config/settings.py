@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "django_q",
     "channels",
     "pipelines",
+    "teams",
     "runners",
     "executions",
     "triggers",

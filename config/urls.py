@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/", include("triggers.hooks.urls")),  # signed, user-less: before the rest
     path("api/", include("approvals.api.urls")),
     path("api/", include("pipelines.api.urls")),
+    path("api/", include("teams.api.urls")),
     path("api/", include("executions.api.urls")),
     path("api/", include("conditions.api")),
     path("api/audit/", observability_views.AuditEntryListApi.as_view(), name="api-audit"),

@@ -12,8 +12,11 @@ On an execution socket the browser may also follow one action's log:
 "offset": N, "text": ...}`` messages from byte ``N`` of the log until the
 action has ended and its log is read to the end.
 
-Only a signed-in user allowed to view pipelines may connect (the origin is
-checked by ``AllowedHostsOriginValidator`` in ``config.asgi``). Consumers hold
+Only a signed-in user holding a role on some pipeline group may connect (the
+origin is checked by ``AllowedHostsOriginValidator`` in ``config.asgi``); a socket
+for a pipeline or an execution one may not view is refused like an unknown one
+(4403), and the all-pipelines socket sends only the events of pipelines one may
+view (``teams.access``, read when the socket opens). Consumers hold
 no rules: they read events and logs; the hub (``dashboard.live``) tells them
 when to read.
 """
@@ -30,8 +33,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from dashboard import live
+from teams.access import group_allows, holds_any_role, pipeline_allows, visible_group_ids
+from teams.choices import Act
 
-VIEW_PERMISSION = "pipelines.view_pipeline"
 LOG_POLL_SECONDS = 0.15
 LOG_CHUNK = 64 * 1024
 
@@ -49,7 +53,7 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        allowed = await database_sync_to_async(user.has_perm)(VIEW_PERMISSION)
+        allowed = await database_sync_to_async(holds_any_role)(user)
         key = await database_sync_to_async(self.resolve)() if allowed else None
         if key is None:
             # Unknown and forbidden look alike: nothing to learn by probing names.
@@ -100,7 +104,24 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
 
 
 class PipelinesConsumer(_LiveConsumer):
-    """``/ws/pipelines/``: the events of every pipeline (the Pipelines page)."""
+    """``/ws/pipelines/``: the events of every pipeline one may view (the Pipelines page)."""
+
+    visible_groups: set[int] | None = None   # (``groups`` is Channels' own attribute)
+
+    def resolve(self) -> tuple | None:
+        # None: every group (an administrator); else the ids of the visible groups.
+        self.visible_groups = visible_group_ids(self.scope["user"])
+        return live.ALL
+
+    async def deliver(self, rows: list[dict], *, resync: bool = False,
+                      text: str | None = None) -> None:
+        if self.visible_groups is not None and not resync:
+            mine = [r for r in rows if r["pipeline__group_id"] in self.visible_groups]
+            if not mine:
+                return
+            if len(mine) != len(rows):
+                rows, text = mine, None     # the shared text holds others' events
+        await super().deliver(rows, resync=resync, text=text)
 
 
 class PipelineConsumer(_LiveConsumer):
@@ -110,8 +131,10 @@ class PipelineConsumer(_LiveConsumer):
         from pipelines.models import Pipeline
 
         name = self.scope["url_route"]["kwargs"]["name"]
-        pk = Pipeline.objects.filter(name=name).values_list("pk", flat=True).first()
-        return live.pipeline_key(pk) if pk else None
+        pipeline = Pipeline.objects.filter(name=name).only("pk", "group_id").first()
+        if pipeline is None or not pipeline_allows(self.scope["user"], pipeline, Act.VIEW):
+            return None
+        return live.pipeline_key(pipeline.pk)
 
 
 class ExecutionConsumer(_LiveConsumer):
@@ -124,9 +147,11 @@ class ExecutionConsumer(_LiveConsumer):
             execution_id = uuid.UUID(str(self.scope["url_route"]["kwargs"]["execution_id"]))
         except ValueError:
             return None
-        pk = PipelineExecution.objects.filter(execution_id=execution_id).values_list(
-            "pk", flat=True).first()
-        return live.execution_key(pk) if pk else None
+        row = PipelineExecution.objects.filter(execution_id=execution_id).values_list(
+            "pk", "pipeline__group_id").first()
+        if row is None or not group_allows(self.scope["user"], row[1], Act.VIEW):
+            return None
+        return live.execution_key(row[0])
 
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict) or "log" not in content:

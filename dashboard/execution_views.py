@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.http import FileResponse, Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 
 from dashboard import live, review
@@ -22,13 +22,11 @@ from dashboard.views import (
     INSIGHTS_DAYS,
     INSIGHTS_EXECUTIONS,
     LOG_TAIL_BYTES,
-    RETRY,
-    STOP,
     E,
-    _execution,
     _now,
     _render,
-    may_override,
+    execution_for,
+    pipeline_for,
     seconds,
     viewer_required,
 )
@@ -46,7 +44,9 @@ from executions.models import (
 from executions.refusals import stage_retry_refusal
 from jobs.selectors import action_job_views
 from pipelines import secrets
-from pipelines.models import Pipeline
+from teams.access import pipeline_allows, pipelines_visible
+from teams.choices import Act
+from teams.models import PipelineGroup
 
 # --- Execution -----------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ def _retryable(ex: PipelineExecution, stage_executions) -> set[str]:
 @viewer_required
 def execution_detail(request, name: str, number: int):
     """One execution: timeline of its actions, variables, artifacts, the version it ran."""
-    ex = _execution(name, number, "pipeline_version", "superseded_by", "triggered_by",
+    ex = execution_for(request, name, number, "pipeline_version", "superseded_by", "triggered_by",
                     "rollback_target")
     seq = live.last_sequence(live.execution_key(ex.pk))
     now = _now()
@@ -197,13 +197,13 @@ def execution_detail(request, name: str, number: int):
     entered = {se.stage_name for se in stage_executions}
     planned = [(s["name"], pending.get(s["name"])) for s in version.document.get("stages", [])
                if s["name"] not in entered]
-    user = request.user
+    operates = pipeline_allows(request.user, pipeline, Act.OPERATE)
     context = {
         "pipeline": pipeline, "ex": ex, "rows": rows, "span": span, "seq": seq, "now": now,
         "artifacts": artifacts, "revisions": revisions, "version": version, "diff": diff,
         "not_entered": planned, "document": json.dumps(secrets.mask(version.document), indent=2),
-        "can_stop": user.has_perm(STOP), "can_retry": user.has_perm(RETRY),
-        "can_override": may_override(user), "retry_modes": RetryMode.choices,
+        "can_stop": operates, "can_retry": operates,
+        "can_override": operates, "retry_modes": RetryMode.choices,
         "retryable": _retryable(ex, stage_executions),
     }
     return _render(request, "executions/execution.html", context, {
@@ -230,8 +230,8 @@ def test_report(summary: str) -> dict | None:
     return counts
 
 
-def _action(name: str, number: int, stage: str, action: str, attempt: str | None):
-    ex = _execution(name, number)
+def _action(request, name: str, number: int, stage: str, action: str, attempt: str | None):
+    ex = execution_for(request, name, number)
     attempts = list(ActionExecution.objects.filter(execution=ex, stage_name=stage,
                                                    action_name=action).order_by("attempt"))
     if not attempts:
@@ -247,7 +247,8 @@ def _action(name: str, number: int, stage: str, action: str, attempt: str | None
 @viewer_required
 def action_detail(request, name: str, number: int, stage: str, action: str):
     """One action execution: its log (live while it runs), test report, output variables."""
-    ex, attempts, ae = _action(name, number, stage, action, request.GET.get("attempt"))
+    ex, attempts, ae = _action(request, name, number, stage, action,
+                       request.GET.get("attempt"))
     seq = live.last_sequence(live.execution_key(ex.pk))
     size = 0
     text, offset, truncated = "", 0, False
@@ -283,7 +284,8 @@ def action_detail(request, name: str, number: int, stage: str, action: str):
 @viewer_required
 def action_log(request, name: str, number: int, stage: str, action: str):
     """The whole log as plain text (for reading without JavaScript, or saving)."""
-    _, _, ae = _action(name, number, stage, action, request.GET.get("attempt"))
+    _, _, ae = _action(request, name, number, stage, action,
+                       request.GET.get("attempt"))
     from pathlib import Path
 
     from django.conf import settings
@@ -403,18 +405,27 @@ def _dora_context(request, pipelines, now: datetime) -> dict:
 
 @viewer_required
 def insights_overview(request):
-    """The DORA figures of every pipeline together, over the chosen period (?weeks=)."""
+    """The DORA figures of every pipeline one may view together, or of one pipeline group
+    (``?group=NAME``), over the chosen period (``?weeks=``)."""
     now = _now()
-    pipelines = Pipeline.objects.all()
+    visible = pipelines_visible(request.user)
+    groups = list(PipelineGroup.objects.filter(pk__in=visible.values("group_id"))
+                  .values_list("name", flat=True))
+    group = request.GET.get("group", "")
+    if group:
+        if group not in groups:
+            raise Http404(f'No pipeline group is named "{group}".')
+        visible = visible.filter(group__name=group)
+    ids = list(visible.values_list("pk", flat=True))
     return render(request, "executions/insights_overview.html", {
-        "now": now, "pipeline_count": pipelines.count(), "chart_left": PAD_LEFT,
-        **_dora_context(request, pipelines, now)})
+        "now": now, "pipeline_count": len(ids), "chart_left": PAD_LEFT,
+        "groups": groups, "group": group, **_dora_context(request, ids, now)})
 
 
 @viewer_required
 def pipeline_insights(request, name: str):
     """Duration trends of executions and stages, and the success rate per day, as SVG."""
-    pipeline = get_object_or_404(Pipeline, name=name)
+    pipeline = pipeline_for(request, name)
     now = _now()
     recent = list(PipelineExecution.objects.filter(pipeline=pipeline, status__in=E.TERMINAL)
                   .exclude(started_at=None).order_by("-number")

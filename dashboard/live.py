@@ -159,7 +159,8 @@ def _sender() -> _Sender:
 
 EVENT_FIELDS = ("id", "kind", "stage_name", "action_name", "status", "previous_status",
                 "summary", "created_at", "execution_id", "execution__execution_id",
-                "execution__number", "pipeline__name", "action_execution_id", "data")
+                "execution__number", "pipeline__name", "action_execution_id", "data",
+                "pipeline__group_id")
 
 
 def event_json(row: dict) -> dict:

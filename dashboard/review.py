@@ -13,6 +13,8 @@ from django.urls import reverse
 from approvals import services
 from approvals.choices import ApprovalStatus
 from approvals.models import ApprovalRequest
+from teams.access import visible_group_ids
+from teams.choices import Act
 
 
 def review_forms(request, action_executions) -> dict[int, dict]:
@@ -20,12 +22,12 @@ def review_forms(request, action_executions) -> dict[int, dict]:
     waiting = [ae.pk for ae in action_executions
                if ae is not None and ae.category == "Approval" and ae.status == "InProgress"]
     user = request.user
-    if not waiting or not user.has_perm(services.DECIDE_PERMISSION):
+    if not waiting or visible_group_ids(user, Act.REVIEW) == set():
         return {}
     found = {}
     for approval in (ApprovalRequest.objects.filter(action_execution_id__in=waiting,
                                                     status=ApprovalStatus.PENDING)
-                     .select_related("execution")):
+                     .select_related("execution__pipeline__group")):
         if services.approval_may_decide(request=approval, user=user):
             found[approval.action_execution_id] = {
                 "url": reverse("dashboard-review", args=[approval.pk]),

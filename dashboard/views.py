@@ -65,15 +65,9 @@ from observability.models import AuditSurface
 from pipelines.models import Pipeline
 from pipelines.report import blocking as report_blocking
 from pipelines.report import migration_report
+from teams.access import holds_any_role, pipeline_allows, pipeline_require, pipelines_visible
+from teams.choices import Act
 from triggers import schedules
-
-VIEW = "pipelines.view_pipeline"
-START = "executions.start_pipelineexecution"
-STOP = "executions.stop_pipelineexecution"
-RETRY = "executions.retry_pipelineexecution"
-TOGGLE = "executions.toggle_transition"
-# Who may override a held stage condition: the conditions app keeps the one answer.
-OVERRIDE = condition_services.OVERRIDE_PERMISSION
 
 E = PipelineExecutionStatus
 S = StageExecutionStatus
@@ -85,11 +79,12 @@ INSIGHTS_DAYS = 30
 
 
 def viewer_required(view):
-    """Signed in (else the login page) and allowed to view pipelines (else 403)."""
+    """Signed in (else the login page) and holding a role on some pipeline group (else
+    403); each view then asks ``teams.access`` about the pipeline it shows."""
 
     @login_required
     def wrapped(request, *args, **kwargs):
-        if not request.user.has_perm(VIEW):
+        if not holds_any_role(request.user):
             raise PermissionDenied("You may not view pipelines.")
         return view(request, *args, **kwargs)
 
@@ -98,14 +93,10 @@ def viewer_required(view):
     return wrapped
 
 
-def may_override(user) -> bool:
-    """Whether ``user`` sees the Override button of a held gate and may press it."""
-    return user.has_perm(OVERRIDE)
-
-
-def _require(request, permission: str) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied("You may not do this.")
+def pipeline_for(request, name: str, act: str = Act.VIEW) -> Pipeline:
+    """The pipeline if the user may ``act`` with it: 404 not visible, 403 not allowed."""
+    return pipeline_require(request.user, Pipeline.objects.filter(name=name).first(), act,
+                            name=name)
 
 
 def _render(request, template: str, context: dict, parts: dict[str, Any]):
@@ -173,7 +164,7 @@ def pipeline_list(request):
     name = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
     latest = PipelineExecution.objects.filter(pipeline=OuterRef("pk")).order_by("-number")
-    pipelines = Pipeline.objects.annotate(
+    pipelines = pipelines_visible(request.user).annotate(
         latest_pk=Subquery(latest.values("pk")[:1]),
         latest_status=Subquery(latest.values("status")[:1]),
     ).order_by("name")
@@ -309,15 +300,16 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
     shown = {ex.pk for ex in active} | ({latest.pk} if latest else set())
     revisions = _revisions(shown)
     user = request.user
+    operates = pipeline_allows(user, pipeline, Act.OPERATE)
     return {
         "pipeline": pipeline, "boxes": boxes, "active": active, "latest": latest,
         "revisions": revisions.get(latest.pk, []) if latest else [],
         "seq": seq, "now": _now(),
         "variables": pipeline.document.get("variables", []),
         "source_actions": (pipeline.document.get("stages") or [{"actions": []}])[0]["actions"],
-        "can_start": user.has_perm(START), "can_stop": user.has_perm(STOP),
-        "can_retry": user.has_perm(RETRY), "can_toggle": user.has_perm(TOGGLE),
-        "can_override": may_override(user),
+        "can_start": operates, "can_stop": operates,
+        "can_retry": operates, "can_toggle": operates,
+        "can_override": operates,
         "retry_modes": RetryMode.choices,
         "schedules": schedules.next_runs(pipeline),
     }
@@ -326,7 +318,7 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
 @viewer_required
 def pipeline_detail(request, name: str):
     """The CodePipeline-console view of one pipeline."""
-    pipeline = get_object_or_404(Pipeline, name=name)
+    pipeline = pipeline_for(request, name)
     context = _pipeline_context(request, pipeline)
     # An imported pipeline that cannot start yet says why, before anyone tries; the
     # report's notes (a build project that does not exist, a connection used) come too.
@@ -370,8 +362,7 @@ def _refused(request, exc: services.ExecutionError | ApprovalError) -> None:
 @require_POST
 def pipeline_release(request, name: str):
     """Release change: start an execution, with variables and source revision overrides."""
-    _require(request, START)
-    pipeline = get_object_or_404(Pipeline, name=name)
+    pipeline = pipeline_for(request, name, Act.OPERATE)
     variables = {}
     for var in pipeline.document.get("variables", []):
         key = f"var-{var['name']}"
@@ -397,8 +388,7 @@ def pipeline_release(request, name: str):
 @require_POST
 def transition_toggle(request, name: str, stage: str):
     """Disable (with a reason) or enable the transition into a stage."""
-    _require(request, TOGGLE)
-    pipeline = get_object_or_404(Pipeline, name=name)
+    pipeline = pipeline_for(request, name, Act.OPERATE)
     enabled = request.POST.get("enabled") == "true"
     try:
         services.transition_set(pipeline=pipeline, stage_name=stage, enabled=enabled,
@@ -408,18 +398,22 @@ def transition_toggle(request, name: str, stage: str):
     return _back(request, reverse("dashboard:pipeline", args=[name]))
 
 
-def _execution(name: str, number: int, *select) -> PipelineExecution:
-    return get_object_or_404(
-        PipelineExecution.objects.select_related("pipeline", *select),
-        pipeline__name=name, number=number)
+def execution_for(request, name: str, number: int, *select,
+                  act: str = Act.VIEW) -> PipelineExecution:
+    """Execution #number of the pipeline, if the user may ``act`` with the pipeline
+    (404 when the pipeline is not visible or has no such execution, 403 not allowed)."""
+    pipeline_for(request, name, Act.VIEW)
+    ex = get_object_or_404(PipelineExecution.objects.select_related("pipeline", *select),
+                           pipeline__name=name, number=number)
+    pipeline_require(request.user, ex.pipeline, act)
+    return ex
 
 
 @viewer_required
 @require_POST
 def execution_stop(request, name: str, number: int):
     """Stop and wait, or stop and abandon."""
-    _require(request, STOP)
-    ex = _execution(name, number)
+    ex = execution_for(request, name, number, act=Act.OPERATE)
     abandon = request.POST.get("mode") == "abandon"
     try:
         services.execution_stop(execution=ex, abandon=abandon,
@@ -437,8 +431,7 @@ def execution_stop(request, name: str, number: int):
 @require_POST
 def stage_retry(request, name: str, number: int, stage: str):
     """Retry the failed actions of a stage, or all of them."""
-    _require(request, RETRY)
-    ex = _execution(name, number)
+    ex = execution_for(request, name, number, act=Act.OPERATE)
     try:
         services.stage_retry(execution=ex, stage_name=stage,
                              mode=request.POST.get("mode", RetryMode.FAILED_ACTIONS),
@@ -454,9 +447,7 @@ def stage_retry(request, name: str, number: int, stage: str):
 @require_POST
 def condition_override(request, name: str, number: int, stage: str, condition_type: str):
     """Override a held beforeEntry/onSuccess condition, with the reason the form asks for."""
-    if not may_override(request.user):
-        raise PermissionDenied("You may not do this.")
-    ex = _execution(name, number)
+    ex = execution_for(request, name, number, act=Act.OPERATE)
     back = reverse("dashboard:pipeline", args=[name])
     reason = request.POST.get("reason", "").strip()
     if not reason:
@@ -551,7 +542,7 @@ def _truncate(value: str, length: int) -> str:
 @viewer_required
 def execution_history(request, name: str):
     """The executions of a pipeline, newest first, paginated, filterable by status."""
-    pipeline = get_object_or_404(Pipeline, name=name)
+    pipeline = pipeline_for(request, name)
     seq = live.last_sequence(live.pipeline_key(pipeline.pk))
     status = request.GET.get("status", "")
     qs = PipelineExecution.objects.filter(pipeline=pipeline).order_by("-number")

@@ -23,6 +23,9 @@ from executions import services
 from executions.choices import RetryMode, StageExecutionStatus
 from executions.errors import ExecutionError
 from executions.models import ActionExecution, ExecutionEvent, PipelineExecution, StageExecution
+from teams.access import pipeline_allows
+from teams.admin_scope import PipelineScopedAdmin
+from teams.choices import Act
 
 
 def duration_text(started, ended) -> str:
@@ -100,7 +103,8 @@ class ExecutionEventInline(_ReadOnlyInline):
 
 
 @admin.register(PipelineExecution)
-class PipelineExecutionAdmin(admin.ModelAdmin):
+class PipelineExecutionAdmin(PipelineScopedAdmin, admin.ModelAdmin):
+    change_act = Act.OPERATE
     list_display = ["pipeline", "number", "status", "trigger", "started_at", "duration"]
     list_display_links = ["pipeline", "number"]
     list_filter = ["status", "execution_type", "trigger_type", "pipeline"]
@@ -207,6 +211,10 @@ class PipelineExecutionAdmin(admin.ModelAdmin):
     def _each(self, request, queryset, verb: str, call) -> None:
         done = 0
         for ex in queryset:
+            if not pipeline_allows(request.user, ex.pipeline, Act.OPERATE):
+                self.message_user(request, f"{ex}: you may not operate pipeline "
+                                  f'"{ex.pipeline.name}".', messages.ERROR)
+                continue
             try:
                 call(ex)
             except ExecutionError as exc:

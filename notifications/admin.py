@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from notifications import services
 from notifications.choices import NotificationEvent
 from notifications.models import NotificationDelivery, NotificationRule
+from teams.admin_scope import PipelineScopedAdmin
 
 
 class NotificationRuleForm(forms.ModelForm):
@@ -50,7 +51,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(NotificationRule)
-class NotificationRuleAdmin(admin.ModelAdmin):
+class NotificationRuleAdmin(PipelineScopedAdmin, admin.ModelAdmin):
     form = NotificationRuleForm
     list_display = ["name", "pipeline", "target_kind", "enabled", "event_list"]
     list_filter = ["target_kind", "enabled"]
@@ -68,7 +69,8 @@ class NotificationRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(admin.ModelAdmin):
+class NotificationDeliveryAdmin(PipelineScopedAdmin, admin.ModelAdmin):
+    pipeline_path = "rule__pipeline"
     list_display = ["created_at", "rule", "event_key", "status", "attempts", "last_answer"]
     list_filter = ["status", "event_key"]
     list_select_related = ["rule"]

@@ -7,7 +7,6 @@ from django.db.models import QuerySet
 from observability.models import AuditAct, AuditEntry, AuditSurface
 
 AUDIT_READ = "observability.view_auditentry"
-OWNER = "pipelines.change_pipeline"
 
 
 class AuditFilterInvalid(ValueError):
@@ -18,18 +17,37 @@ class AuditFilterInvalid(ValueError):
         self.field, self.message = field, message
 
 
+def audit_reads_everything(user) -> bool:
+    """Administrators and holders of ``view_auditentry`` (auditors) read every entry."""
+    from teams.access import is_administrator
+
+    return is_administrator(user) or user.has_perm(AUDIT_READ)
+
+
 def audit_may_read(user) -> bool:
-    """Who may read the trail: superusers, holders of ``view_auditentry`` and pipeline
-    owners (those who may change definitions)."""
+    """Who may read the trail: administrators, auditors (``view_auditentry``), and the
+    owners of some pipeline group (their pipelines' entries: ``audit_entries``)."""
+    from teams.access import visible_group_ids
+    from teams.choices import Act
+
     return bool(user and user.is_authenticated and (
-        user.is_superuser or user.has_perm(AUDIT_READ) or user.has_perm(OWNER)))
+        audit_reads_everything(user) or visible_group_ids(user, Act.OWN)))
 
 
-def audit_entries(*, pipeline: str = "", actor: str = "", action: str = "",
+def audit_entries(*, user=None, pipeline: str = "", actor: str = "", action: str = "",
                   surface: str = "") -> QuerySet[AuditEntry]:
     """Entries newest first, filtered by exact pipeline name, actor username, act and
-    surface (each optional; an unknown act or surface is ``AuditFilterInvalid``)."""
+    surface (each optional; an unknown act or surface is ``AuditFilterInvalid``).
+
+    With ``user``, only what they may read: everything for administrators and
+    auditors, else the entries of the pipelines they own (not the entries naming
+    no pipeline, such as group and key changes, nor those of deleted pipelines)."""
     rows = AuditEntry.objects.all()
+    if user is not None and not audit_reads_everything(user):
+        from teams.access import pipelines_visible
+        from teams.choices import Act
+
+        rows = rows.filter(pipeline__in=pipelines_visible(user, Act.OWN).values("name"))
     if pipeline:
         rows = rows.filter(pipeline=pipeline)
     if actor:

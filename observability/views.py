@@ -8,9 +8,8 @@ import os
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
@@ -27,6 +26,7 @@ from observability.selectors import (
     audit_entries,
     audit_json,
     audit_may_read,
+    audit_reads_everything,
 )
 
 AUDIT_ENTRY = inline_serializer("AuditEntry", {
@@ -117,7 +117,7 @@ class AuditEntryListApi(APIView):
         if not audit_may_read(request.user):
             raise PermissionDenied("You may not read the audit trail.")
         try:
-            rows = audit_entries(**_filters(request.query_params))
+            rows = audit_entries(user=request.user, **_filters(request.query_params))
         except AuditFilterInvalid as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         paginator = LimitOffsetPagination()
@@ -135,7 +135,7 @@ class AuditEntryExportApi(APIView):
         if not audit_may_read(request.user):
             raise PermissionDenied("You may not read the audit trail.")
         try:
-            rows = audit_entries(**_filters(request.query_params))
+            rows = audit_entries(user=request.user, **_filters(request.query_params))
         except AuditFilterInvalid as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         return _jsonl(rows, "audit")
@@ -155,10 +155,14 @@ def pipeline_audit(request, name: str):
     """The audit trail of one pipeline, for its owners, filterable by actor and act;
     ``?export=jsonl`` downloads the filtered entries as JSON lines."""
     from pipelines.models import Pipeline
+    from teams.access import pipeline_require
+    from teams.choices import Act
 
-    pipeline = get_object_or_404(Pipeline, name=name)
-    if not audit_may_read(request.user):
-        raise DjangoPermissionDenied("You may not read the audit trail.")
+    # Not visible: 404; visible but not an owner: 403 (auditors may read it all).
+    pipeline = Pipeline.objects.filter(name=name).first()
+    if not (pipeline is not None and audit_may_read(request.user)
+            and audit_reads_everything(request.user)):
+        pipeline = pipeline_require(request.user, pipeline, Act.OWN, name=name)
     filters = {**_filters(request.GET), "pipeline": pipeline.name}
     try:
         rows = audit_entries(**filters)

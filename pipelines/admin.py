@@ -48,6 +48,11 @@ from pipelines.models import (
     Stage,
 )
 from pipelines.validation import Problem
+from teams.access import visible_group_ids
+from teams.admin_scope import PipelineScopedAdmin
+from teams.choices import Act
+from teams.models import PipelineGroup
+from teams.services import default_group_id
 
 # --- the pipeline admin ------------------------------------------------------------------
 
@@ -61,7 +66,8 @@ class _ScratchRolledBack(Exception):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(NestedModelAdmin):
+class PipelineAdmin(PipelineScopedAdmin, NestedModelAdmin):
+    pipeline_path = ""
     form = PipelineAdminForm
     inlines = [StageInline]
     list_display = ["name", "execution_mode", "stage_count", "version", "last_changed"]
@@ -77,7 +83,8 @@ class PipelineAdmin(NestedModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
-            (None, {"fields": ["name", "execution_mode"] + (["version"] if obj else [])}),
+            (None, {"fields": ["name", "group", "execution_mode"]
+                    + (["version"] if obj else [])}),
             ("Push webhook", {"fields": (["webhook"] if obj else [])
                               + ["new_webhook_secret", "remove_webhook_secret"]}),
             ("Definition", {"fields": ["variables", "triggers", "other_fields"],
@@ -87,6 +94,15 @@ class PipelineAdmin(NestedModelAdmin):
             fieldsets.append(("History", {"fields": ["version_history", "created_at",
                                                      "updated_at"]}))
         return fieldsets
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "group":
+            # Only the groups one owns (teams.access): a pipeline is put where one may own it.
+            owned = visible_group_ids(request.user, Act.OWN)
+            groups = PipelineGroup.objects.order_by("name")
+            kwargs["queryset"] = groups if owned is None else groups.filter(pk__in=owned)
+            kwargs["required"] = False      # left empty: the default group, or unchanged
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         # Renaming is not supported by the services: the name is fixed once saved.
@@ -149,6 +165,10 @@ class PipelineAdmin(NestedModelAdmin):
     def save_related(self, request, form, formsets, change):
         pipeline = form.instance
         original_pk = pipeline.pk
+        group = form.cleaned_data.get("group")
+        if group is None:
+            pipeline.group_id = (Pipeline.objects.filter(pk=original_pk).values_list(
+                "group_id", flat=True).first() if change else None) or default_group_id()
         try:
             with transaction.atomic():
                 # document_from_rows takes the fields that are not rows from here.
@@ -173,6 +193,7 @@ class PipelineAdmin(NestedModelAdmin):
             result = services.pipeline_save(
                 document=document, user=request.user,
                 name=None if not change else pipeline.name, create=not change,
+                metadata={"metadata": {"group": group.name}} if group else None,
             )
         except services.DefinitionInvalid as exc:
             self._refuse(request, exc.problems, by_index)
@@ -450,7 +471,7 @@ class ImportForm(forms.Form):
 
 
 @admin.register(PipelineVersion)
-class PipelineVersionAdmin(admin.ModelAdmin):
+class PipelineVersionAdmin(PipelineScopedAdmin, admin.ModelAdmin):
     list_display = ["pipeline", "number", "created_at", "created_by"]
     list_filter = [("pipeline", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["pipeline__name"]

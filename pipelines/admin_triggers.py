@@ -7,10 +7,11 @@ from django.utils import timezone as django_timezone
 
 from pipelines import services
 from pipelines.models import CommitStatusTarget, PipelineSchedule, Webhook
+from teams.admin_scope import PipelineScopedAdmin
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(PipelineScopedAdmin, admin.ModelAdmin):
     """CodePipeline webhooks (PutWebhook): made and changed through the AWS API."""
 
     list_display = ["name", "pipeline", "target_action", "authentication", "last_triggered_at"]
@@ -46,7 +47,7 @@ class PipelineScheduleForm(forms.ModelForm):
 
 
 @admin.register(PipelineSchedule)
-class PipelineScheduleAdmin(admin.ModelAdmin):
+class PipelineScheduleAdmin(PipelineScopedAdmin, admin.ModelAdmin):
     """Cron-style triggers; the ticks acted on are listed read-only under each."""
 
     form = PipelineScheduleForm

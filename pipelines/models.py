@@ -20,6 +20,7 @@ from pipelines.choices import (
     CredentialKind,
     ExecutionMode,
 )
+from teams.services import default_group_id
 
 NAME_PATTERN = r"^[A-Za-z0-9.@_-]{1,100}$"
 name_validator = RegexValidator(
@@ -46,6 +47,9 @@ class Pipeline(models.Model):
     # AWS resource tags (TagResource, CreatePipeline's ``tags``): {key: value}.
     # Not part of the definition document, as on AWS (get-pipeline omits them).
     tags = models.JSONField(default=dict, blank=True)
+    # Who may see and do what with it: the roles of its group (teams.access).
+    group = models.ForeignKey("teams.PipelineGroup", on_delete=models.PROTECT,
+                              related_name="pipelines", default=default_group_id)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -38,6 +38,7 @@ from pipelines.models import (
     Webhook,
     WebhookAuthentication,
 )
+from pipelines.placement import group_for, group_named
 from pipelines.report import ActionReport, migration_report
 from pipelines.report import blocking as report_blocking
 from pipelines.validation import NAME_RE, NAME_RULE, Problem, errors, validate_document
@@ -90,10 +91,16 @@ def pipeline_save(
     3. A document equal to the current one (after normalizing) is a no-op: no
        new version. Otherwise a new ``PipelineVersion`` is written and the
        Stage/Action rows are rewritten, keeping each stage's transition state.
+    4. ``metadata.group`` (beside ``pipeline`` in the wrapper) names the pipeline
+       group: a new pipeline goes into it (none named: the default group), an
+       existing one moves to it. With a ``user``, they must own the group it goes
+       into (and, moving, the one it leaves): ``PermissionDenied`` otherwise.
     """
     document, wrapper = documents.unwrap(document)
     metadata = metadata or wrapper
     problems = validate_document(document)
+    group_name, group_problems = group_named(metadata, user)
+    problems += group_problems
     if errors(problems):
         raise DefinitionInvalid(problems)
     warnings = [p for p in problems if p.severity == "warning"]
@@ -110,6 +117,7 @@ def pipeline_save(
             normalized, previous=pipeline.document if pipeline is not None else None)
         if refused:
             raise DefinitionInvalid([Problem(path, message) for path, message in refused])
+        group = group_for(pipeline, group_name, user)
         if pipeline is None:
             if create is False:
                 raise PipelineNotFound(normalized["name"])
@@ -118,6 +126,7 @@ def pipeline_save(
                 execution_mode=normalized["executionMode"],
                 version=1,
                 document=normalized,
+                group=group,
             )
             PipelineVersion.objects.create(
                 pipeline=pipeline, number=1, document=normalized,
@@ -131,6 +140,11 @@ def pipeline_save(
             raise DefinitionInvalid(
                 [Problem("name", f'a pipeline named "{pipeline.name}" already exists')]
             )
+        if group.pk != pipeline.group_id:
+            audit_record(action=AuditAct.PIPELINE_UPDATE, user=user, pipeline=pipeline.name,
+                         detail={"group": group.name, "previousGroup": pipeline.group.name})
+            pipeline.group = group
+            pipeline.save(update_fields=["group", "updated_at"])
         if pipeline.document == normalized:
             return SaveResult(pipeline, created=False, changed=False, warnings=warnings)
         # Compare-and-set on the version number: two concurrent saves cannot both
@@ -228,6 +242,7 @@ def pipeline_export(*, pipeline: Pipeline, version: int | None = None) -> dict:
         "metadata": {
             "created": pipeline.created_at.isoformat(),
             "updated": updated.isoformat(),
+            "group": pipeline.group.name,
         },
     }
 

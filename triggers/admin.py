@@ -1,11 +1,14 @@
 from django.contrib import admin
 
+from teams.admin_scope import PipelineScopedAdmin
 from triggers.models import CommitStatusReport
 
 
 @admin.register(CommitStatusReport)
-class CommitStatusReportAdmin(admin.ModelAdmin):
+class CommitStatusReportAdmin(PipelineScopedAdmin, admin.ModelAdmin):
     """What each forge was told, and its last answer (read-only)."""
+
+    pipeline_path = "execution__pipeline"
 
     list_display = ["updated_at", "context", "commit", "wanted_state", "reported_state",
                     "attempts", "last_answer"]

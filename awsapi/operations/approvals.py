@@ -23,6 +23,7 @@ from awsapi.operations.base import (
     operation,
     pipeline_named,
 )
+from teams.choices import Act
 
 
 def _not_found(pipeline, stage_name: str, action_name: str) -> errors.AwsError:
@@ -43,8 +44,7 @@ def _not_found(pipeline, stage_name: str, action_name: str) -> errors.AwsError:
 
 # Deciding needs the reviewers' permission, as in the REST API and the dashboard;
 # the service checks it again along with the request's own Reviewers narrowing.
-@operation("PutApprovalResult",
-           permission=("pipelines.view_pipeline", services.DECIDE_PERMISSION))
+@operation("PutApprovalResult", act=Act.REVIEW)
 def put_approval_result(caller, body: dict) -> dict:
     pipeline = pipeline_named(field_string(body, "pipelineName", required=True, pattern=NAME,
                                            max_length=100))

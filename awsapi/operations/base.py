@@ -4,17 +4,22 @@ Each function takes the verified ``Caller`` and the request's JSON object and
 returns the answer's JSON object, calling the services of the app that owns the
 operation; rules stay in those services. Register one with::
 
-    @operation("GetPipeline", permission="pipelines.view_pipeline")
+    @operation("GetPipeline", act=Act.VIEW)
     def get_pipeline(caller, body): ...
 
-``permission`` is the Django permission (or tuple of permissions, all
-needed) the REST API requires for the same action; a caller without it gets
-``AccessDeniedException``.
+``act`` is what the operation does with the pipelines it names (``teams.access``:
+view, operate, review, own), as the REST API asks for the same action. A key acts
+as its user: a caller holding no role on any pipeline group gets
+``AccessDeniedException`` for every operation; each pipeline the operation looks
+up (``pipeline_named``, ``pipeline_checked``) must be visible to the caller — else
+it is not found, as if it did not exist — and allow ``act`` — else
+``AccessDeniedException``. Lists hold only visible pipelines.
 
 Modules of operations, by the app whose services they call: ``pipelines``,
 ``executions``, ``approvals``; the package imports them all (``awsapi.operations``).
 """
 
+import contextvars
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +28,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from awsapi import errors
 from awsapi.auth import Caller
+from teams.access import holds_any_role, pipeline_require
+from teams.choices import Act  # noqa: F401 (the docstring's example)
 
 Handler = Callable[[Caller, dict], dict]
 
@@ -34,32 +43,41 @@ Handler = Callable[[Caller, dict], dict]
 class Operation:
     name: str
     handler: Handler
-    permission: str | tuple[str, ...] | None
+    act: str
 
 
 OPERATIONS: dict[str, Operation] = {}
+# The operation being run and its caller, for the pipeline look-ups of its handler.
+_running: contextvars.ContextVar[tuple[Operation, Caller] | None] = contextvars.ContextVar(
+    "conveyor_aws_operation", default=None)
 
 
-def operation(name: str, *,
-              permission: str | tuple[str, ...] | None) -> Callable[[Handler], Handler]:
+def operation(name: str, *, act: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name} is registered twice")
-        OPERATIONS[name] = Operation(name, handler, permission)
+        OPERATIONS[name] = Operation(name, handler, act)
         return handler
 
     return register
 
 
 def dispatch(name: str, caller: Caller, body: dict) -> dict:
-    """Run operation ``name`` for ``caller``, after checking its permission."""
+    """Run operation ``name`` for ``caller``: refused to a caller holding no role; each
+    pipeline its handler looks up is checked against the operation's act."""
     op = OPERATIONS.get(name)
     if op is None:
         raise errors.unknown_operation(f"Operation {name} is not supported by Conveyor.")
-    needed = (op.permission,) if isinstance(op.permission, str) else op.permission or ()
-    if needed and not caller.user.has_perms(needed):
+    if not holds_any_role(caller.user):
         raise errors.access_denied(user=caller.user, operation=name)
-    return op.handler(caller, body)
+    token = _running.set((op, caller))
+    try:
+        return op.handler(caller, body)
+    except PermissionDenied:
+        # A service's own check (e.g. owning the group a pipeline is put in).
+        raise errors.access_denied(user=caller.user, operation=name) from None
+    finally:
+        _running.reset(token)
 
 
 # --- helpers for the operation functions ------------------------------------
@@ -186,14 +204,33 @@ def pipeline_not_found(name: str) -> errors.AwsError:
                            f"Pipeline with name '{name}' does not exist.")
 
 
+def pipeline_checked(pipeline, *, not_found: errors.AwsError, act: str | None = None):
+    """``pipeline`` if the running operation's caller may do its act (or ``act``) with it;
+    ``not_found`` when it is None or not visible, ``AccessDeniedException`` when visible
+    but the act is not allowed."""
+    running = _running.get()
+    if running is None:
+        # Called by Conveyor's own code, not through ``dispatch``: no caller to check.
+        if pipeline is None:
+            raise not_found
+        return pipeline
+    op, caller = running
+    try:
+        return pipeline_require(caller.user, pipeline, act or op.act)
+    except Http404:
+        raise not_found from None
+    except PermissionDenied:
+        raise errors.access_denied(user=caller.user, operation=op.name,
+                                   resource=pipeline_arn(caller, pipeline.name)) from None
+
+
 def pipeline_named(name: str):
-    """The pipeline called ``name``, or ``PipelineNotFoundException``."""
+    """The pipeline called ``name`` (checked: ``pipeline_checked``), or
+    ``PipelineNotFoundException``."""
     from pipelines.models import Pipeline
 
-    pipeline = Pipeline.objects.filter(name=name).first()
-    if pipeline is None:
-        raise pipeline_not_found(name)
-    return pipeline
+    return pipeline_checked(Pipeline.objects.filter(name=name).first(),
+                            not_found=pipeline_not_found(name))
 
 
 def page_token_dump(value: Any, *, salt: str) -> str:

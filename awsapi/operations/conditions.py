@@ -20,7 +20,6 @@ from awsapi.operations.base import (
 )
 from awsapi.operations.executions import (
     LIST_DEFAULT,
-    READ,
     _execution,
     _execution_id,
     _name,
@@ -28,14 +27,14 @@ from awsapi.operations.executions import (
 from conditions import selectors, services
 from conditions.models import RuleExecution
 from executions.errors import ExecutionError
+from teams.choices import Act
 
 _RULES_SALT = "awsapi.ListRuleExecutions.nextToken"
 # CodePipeline's ConditionType names two; ON_FAILURE is Conveyor's (docs/conditions.md §6).
 CONDITION_TYPES = ("BEFORE_ENTRY", "ON_SUCCESS", "ON_FAILURE")
 
 
-@operation("ListRuleExecutions",
-           permission=(*READ, "executions.view_actionexecution"))
+@operation("ListRuleExecutions", act=Act.VIEW)
 def list_rule_executions(caller, body: dict) -> dict:
     """Every rule evaluation of a pipeline, newest first; ``nextToken`` is the signed last
     id. ``filter.pipelineExecutionId`` keeps one execution's; ``filter
@@ -101,8 +100,7 @@ def _detail(rule: RuleExecution, region: str) -> dict:
     })
 
 
-@operation("OverrideStageCondition",
-           permission=(*READ, services.OVERRIDE_PERMISSION))
+@operation("OverrideStageCondition", act=Act.OPERATE)
 def override_stage_condition(caller, body: dict) -> dict:
     pipeline = pipeline_named(_name(body, "pipelineName"))
     stage_name = field_string(body, "stageName", required=True, pattern=NAME, max_length=100)

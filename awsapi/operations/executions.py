@@ -39,6 +39,7 @@ from executions.errors import (
 from executions.models import ActionExecution, Artifact, PipelineExecution, StageExecution
 from pipelines import secrets
 from pipelines.models import Pipeline
+from teams.choices import Act
 
 # The permissions the REST API requires (executions.api.permissions and the
 # executions migration 0002_groups): reading needs both view permissions, a
@@ -125,8 +126,7 @@ def _source_revisions(body: dict) -> list[dict]:
     return given
 
 
-@operation("StartPipelineExecution",
-           permission=(*READ, "executions.start_pipelineexecution"))
+@operation("StartPipelineExecution", act=Act.OPERATE)
 def start_pipeline_execution(caller, body: dict) -> dict:
     """Start the current version; a repeated ``clientRequestToken`` answers the same id.
 
@@ -149,8 +149,7 @@ def start_pipeline_execution(caller, body: dict) -> dict:
     return {"pipelineExecutionId": str(execution.execution_id)}
 
 
-@operation("StopPipelineExecution",
-           permission=(*READ, "executions.stop_pipelineexecution"))
+@operation("StopPipelineExecution", act=Act.OPERATE)
 def stop_pipeline_execution(caller, body: dict) -> dict:
     pipeline = pipeline_named(_name(body, "pipelineName"))
     execution_id = _execution_id(body, "pipelineExecutionId")
@@ -172,7 +171,7 @@ _DETAIL = PipelineExecution.objects.select_related(
     "pipeline", "pipeline_version", "triggered_by", "rollback_target")
 
 
-@operation("GetPipelineExecution", permission=READ)
+@operation("GetPipelineExecution", act=Act.VIEW)
 def get_pipeline_execution(caller, body: dict) -> dict:
     pipeline = pipeline_named(_name(body, "pipelineName"))
     execution = _execution(pipeline, _execution_id(body, "pipelineExecutionId"), _DETAIL)
@@ -205,7 +204,7 @@ def get_pipeline_execution(caller, body: dict) -> dict:
 _EXECUTIONS_SALT = "awsapi.ListPipelineExecutions.nextToken"
 
 
-@operation("ListPipelineExecutions", permission=READ)
+@operation("ListPipelineExecutions", act=Act.VIEW)
 def list_pipeline_executions(caller, body: dict) -> dict:
     """Newest first; ``nextToken`` is the signed number of the last execution sent.
 
@@ -296,7 +295,7 @@ def condition_state(state):
     return state
 
 
-@operation("GetPipelineState", permission=READ)
+@operation("GetPipelineState", act=Act.VIEW)
 def get_pipeline_state(caller, body: dict) -> dict:
     """``selectors.pipeline_state`` in CodePipeline's shape.
 
@@ -385,8 +384,7 @@ def _action_doc(document: dict, stage_name: str, action_name: str) -> dict:
     return {}
 
 
-@operation("ListActionExecutions",
-           permission=(*READ, "executions.view_actionexecution"))
+@operation("ListActionExecutions", act=Act.VIEW)
 def list_action_executions(caller, body: dict) -> dict:
     """Every attempt of every action, newest first; ``nextToken`` is the signed last id.
 
@@ -491,8 +489,7 @@ def _action_detail(ae: ActionExecution, region: str,
 # --- steering: retry, transitions, rollback ---------------------------------------------------
 
 
-@operation("RetryStageExecution",
-           permission=(*READ, "executions.retry_pipelineexecution"))
+@operation("RetryStageExecution", act=Act.OPERATE)
 def retry_stage_execution(caller, body: dict) -> dict:
     pipeline = pipeline_named(_name(body, "pipelineName"))
     stage_name = _name(body, "stageName")
@@ -544,17 +541,17 @@ def _transition(caller, body: dict, *, enabled: bool) -> dict:
     return {}
 
 
-@operation("EnableStageTransition", permission=(*READ, "executions.toggle_transition"))
+@operation("EnableStageTransition", act=Act.OPERATE)
 def enable_stage_transition(caller, body: dict) -> dict:
     return _transition(caller, body, enabled=True)
 
 
-@operation("DisableStageTransition", permission=(*READ, "executions.toggle_transition"))
+@operation("DisableStageTransition", act=Act.OPERATE)
 def disable_stage_transition(caller, body: dict) -> dict:
     return _transition(caller, body, enabled=False)
 
 
-@operation("RollbackStage", permission=(*READ, "executions.rollback_pipelineexecution"))
+@operation("RollbackStage", act=Act.OPERATE)
 def rollback_stage(caller, body: dict) -> dict:
     pipeline = pipeline_named(_name(body, "pipelineName"))
     stage_name = _name(body, "stageName")

@@ -29,6 +29,8 @@ from pipelines.services import (
 )
 from pipelines.validation import errors as error_problems
 from pipelines.webhooks import tag_problems
+from teams.access import pipeline_allows, pipelines_visible
+from teams.choices import Act
 
 LIST_PIPELINES_DEFAULT = 100
 _TOKEN_SALT = "awsapi.ListPipelines.nextToken"
@@ -48,7 +50,7 @@ def _declaration(body: dict) -> dict:
     return document
 
 
-@operation("CreatePipeline", permission="pipelines.add_pipeline")
+@operation("CreatePipeline", act=Act.OWN)
 def create_pipeline(caller, body: dict) -> dict:
     document = _declaration(body)
     tags = field_list(body, "tags", max_length=50)
@@ -78,7 +80,7 @@ def create_pipeline(caller, body: dict) -> dict:
     return answer
 
 
-@operation("GetPipeline", permission="pipelines.view_pipeline")
+@operation("GetPipeline", act=Act.VIEW)
 def get_pipeline(caller, body: dict) -> dict:
     name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
     version = field_int(body, "version", minimum=1)
@@ -101,9 +103,10 @@ def get_pipeline(caller, body: dict) -> dict:
     }
 
 
-@operation("UpdatePipeline", permission="pipelines.change_pipeline")
+@operation("UpdatePipeline", act=Act.OWN)
 def update_pipeline(caller, body: dict) -> dict:
     document = _declaration(body)
+    pipeline_named(document["name"])     # visible (else not found) and owned
     try:
         result = pipeline_save(document=document, user=caller.user, create=False)
     except PipelineNotFound:
@@ -113,23 +116,23 @@ def update_pipeline(caller, body: dict) -> dict:
     return {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
 
 
-@operation("DeletePipeline", permission="pipelines.delete_pipeline")
+@operation("DeletePipeline", act=Act.OWN)
 def delete_pipeline(caller, body: dict) -> dict:
     # As on AWS, deleting a pipeline that does not exist succeeds: the model
     # declares no PipelineNotFoundException for DeletePipeline.
     name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
     pipeline = Pipeline.objects.filter(name=name).first()
-    if pipeline is not None:
-        pipeline_delete(pipeline=pipeline, user=caller.user)
+    if pipeline is not None and pipeline_allows(caller.user, pipeline, Act.VIEW):
+        pipeline_delete(pipeline=pipeline_named(name), user=caller.user)
     return {}
 
 
-@operation("ListPipelines", permission="pipelines.view_pipeline")
+@operation("ListPipelines", act=Act.VIEW)
 def list_pipelines(caller, body: dict) -> dict:
     """Pipelines by name; ``nextToken`` is the signed name of the last one sent."""
     limit = field_int(body, "maxResults", minimum=1, maximum=1000) or LIST_PIPELINES_DEFAULT
     token = field_string(body, "nextToken", max_length=2048)
-    pipelines = Pipeline.objects.order_by("name").annotate(
+    pipelines = pipelines_visible(caller.user).order_by("name").annotate(
         version_created_at=Subquery(
             PipelineVersion.objects.filter(pipeline=OuterRef("pk"), number=OuterRef("version"))
             .values("created_at")[:1]
@@ -181,7 +184,7 @@ def _artifact_details(spec, side: str, default: tuple[int, int]) -> dict:
     return {"minimumCount": minimum, "maximumCount": maximum}
 
 
-@operation("ListActionTypes", permission="pipelines.view_pipeline")
+@operation("ListActionTypes", act=Act.VIEW)
 def list_action_types(caller, body: dict) -> dict:
     """The registered custom action types (docs/job-workers.md), then the providers that
     can run here (the registry), never the AWS-only ones.
@@ -221,7 +224,7 @@ def list_action_types(caller, body: dict) -> dict:
     return {"actionTypes": types}  # custom types (jobs) first, then the built-in ones
 
 
-@operation("ListRuleTypes", permission="pipelines.view_pipeline")
+@operation("ListRuleTypes", act=Act.VIEW)
 def list_rule_types(caller, body: dict) -> dict:
     """The stage-condition rule providers that can be evaluated here (``runners.rules``),
     never the AWS-only ones (CloudWatchAlarm, LambdaInvoke, CodeBuild). Rules' owner is

@@ -25,11 +25,15 @@ from awsapi.operations.base import (
     operation,
     page_token_dump,
     page_token_load,
+    pipeline_checked,
     pipeline_named,
+    pipeline_not_found,
 )
 from pipelines import services
 from pipelines.models import Pipeline, Webhook
 from pipelines.services import DefinitionInvalid
+from teams.access import pipeline_allows, pipelines_q
+from teams.choices import Act
 
 _ARN = re.compile(r"arn:aws(?:-[\w]+)*:codepipeline:([^:]*):([0-9]{12}):(webhook:)?(.+)")
 _TOKEN_SALT = "awsapi.ListWebhooks.NextToken"
@@ -58,9 +62,12 @@ def _resource(body: dict) -> Pipeline | Webhook:
     _region, account, is_webhook, name = m.groups()
     model = Webhook if is_webhook else Pipeline
     resource = model.objects.filter(name=name).first() if account == account_id() else None
+    not_found = errors.AwsError("ResourceNotFoundException",
+                                f"The resource with the ARN '{arn}' was not found.")
     if resource is None:
-        raise errors.AwsError("ResourceNotFoundException",
-                              f"The resource with the ARN '{arn}' was not found.")
+        raise not_found
+    # A webhook is its pipeline's: the same roles govern it.
+    pipeline_checked(resource.pipeline if is_webhook else resource, not_found=not_found)
     return resource
 
 
@@ -73,7 +80,7 @@ def _tag_list(tags: dict) -> list[dict]:
     return [{"key": k, "value": v} for k, v in sorted(tags.items())]
 
 
-@operation("TagResource", permission="pipelines.change_pipeline")
+@operation("TagResource", act=Act.OWN)
 def tag_resource(caller, body: dict) -> dict:
     resource = _resource(body)
     tags = field_list(body, "tags")
@@ -86,7 +93,7 @@ def tag_resource(caller, body: dict) -> dict:
     return {}
 
 
-@operation("UntagResource", permission="pipelines.change_pipeline")
+@operation("UntagResource", act=Act.OWN)
 def untag_resource(caller, body: dict) -> dict:
     resource = _resource(body)
     keys = field_list(body, "tagKeys", max_length=50)
@@ -97,7 +104,7 @@ def untag_resource(caller, body: dict) -> dict:
     return {}
 
 
-@operation("ListTagsForResource", permission="pipelines.view_pipeline")
+@operation("ListTagsForResource", act=Act.VIEW)
 def list_tags_for_resource(caller, body: dict) -> dict:
     resource = _resource(body)
     limit = field_int(body, "maxResults", minimum=1, maximum=100) or 100
@@ -137,13 +144,18 @@ def _webhook_item(caller, webhook: Webhook) -> dict:
 _AUTH_PATHS = ("webhook.authentication", "webhook.authenticationConfiguration")
 
 
-@operation("PutWebhook", permission="pipelines.change_pipeline")
+@operation("PutWebhook", act=Act.OWN)
 def put_webhook(caller, body: dict) -> dict:
     """Create or replace a webhook; each kind of refusal with its own AWS exception."""
     definition = field_object(body, "webhook", required=True)
     name = field_string(definition, "name", required=True, pattern=NAME, max_length=100)
     pipeline = pipeline_named(field_string(definition, "targetPipeline", required=True,
                                            pattern=NAME, max_length=100))
+    replaced = Webhook.objects.select_related("pipeline").filter(name=name).first()
+    if replaced is not None:
+        # Replacing a webhook moves it off its pipeline: that one must be owned too.
+        pipeline_checked(replaced.pipeline, not_found=errors.access_denied(
+            user=caller.user, operation="PutWebhook", resource=webhook_arn(caller, name)))
     try:
         webhook = services.webhook_put(
             name=name, pipeline=pipeline,
@@ -169,12 +181,13 @@ def put_webhook(caller, body: dict) -> dict:
     return {"webhook": _webhook_item(caller, webhook)}
 
 
-@operation("ListWebhooks", permission="pipelines.view_pipeline")
+@operation("ListWebhooks", act=Act.VIEW)
 def list_webhooks(caller, body: dict) -> dict:
     limit = field_int(body, "MaxResults", minimum=1, maximum=100) or 100
     after = page_token_load(field_string(body, "NextToken", max_length=2048),
                             salt=_TOKEN_SALT, operation="ListWebhooks")
-    hooks = Webhook.objects.select_related("pipeline").order_by("name")
+    hooks = (Webhook.objects.filter(pipelines_q(caller.user, Act.VIEW, "pipeline__"))
+             .select_related("pipeline").order_by("name"))
     if after is not None:
         hooks = hooks.filter(name__gt=after)
     page = list(hooks[:limit + 1])
@@ -184,28 +197,31 @@ def list_webhooks(caller, body: dict) -> dict:
     return answer
 
 
-@operation("DeleteWebhook", permission="pipelines.change_pipeline")
+@operation("DeleteWebhook", act=Act.OWN)
 def delete_webhook(caller, body: dict) -> dict:
     # As on AWS, deleting a webhook that does not exist succeeds (the model
     # declares no WebhookNotFoundException for DeleteWebhook).
     name = field_string(body, "name", required=True, pattern=NAME, max_length=100)
     with transaction.atomic():
-        webhook = Webhook.objects.filter(name=name).first()
-        if webhook is not None:
+        webhook = Webhook.objects.select_related("pipeline").filter(name=name).first()
+        if webhook is not None and pipeline_allows(caller.user, webhook.pipeline, Act.VIEW):
+            pipeline_checked(webhook.pipeline, not_found=pipeline_not_found(name))
             services.webhook_delete(webhook=webhook)
     return {}
 
 
 def _webhook_named(body: dict) -> Webhook:
     name = field_string(body, "webhookName", required=True, pattern=NAME, max_length=100)
-    webhook = Webhook.objects.filter(name=name).first()
+    webhook = Webhook.objects.select_related("pipeline").filter(name=name).first()
+    not_found = errors.AwsError("WebhookNotFoundException",
+                                f"The webhook '{name}' was not found.")
     if webhook is None:
-        raise errors.AwsError("WebhookNotFoundException",
-                              f"The webhook '{name}' was not found.")
+        raise not_found
+    pipeline_checked(webhook.pipeline, not_found=not_found)
     return webhook
 
 
-@operation("RegisterWebhookWithThirdParty", permission="pipelines.change_pipeline")
+@operation("RegisterWebhookWithThirdParty", act=Act.OWN)
 def register_webhook_with_third_party(caller, body: dict) -> dict:
     webhook = _webhook_named(body)
     raise errors.validation(
@@ -217,7 +233,7 @@ def register_webhook_with_third_party(caller, body: dict) -> dict:
         + "; ListWebhooks shows the URL again.")
 
 
-@operation("DeregisterWebhookWithThirdParty", permission="pipelines.change_pipeline")
+@operation("DeregisterWebhookWithThirdParty", act=Act.OWN)
 def deregister_webhook_with_third_party(caller, body: dict) -> dict:
     webhook = _webhook_named(body)
     raise errors.validation(

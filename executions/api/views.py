@@ -37,7 +37,7 @@ from executions import artifacts as artifact_storage
 from executions import selectors, services
 from executions.api import logs
 from executions.api.filters import ActionExecutionFilter, PipelineExecutionFilter
-from executions.api.permissions import READ, ExecutionPermissions
+from executions.api.permissions import ExecutionPermissions
 from executions.api.serializers import (
     SUMMARY_FIELDS,
     SUMMARY_REVISION_FIELDS,
@@ -66,6 +66,8 @@ from executions.models import (
 )
 from pipelines.api.serializers import ErrorSerializer
 from pipelines.models import Pipeline
+from teams.access import pipeline_require, pipelines_q
+from teams.choices import Act
 
 # --- OpenAPI pieces ----------------------------------------------------------------------
 
@@ -97,11 +99,10 @@ COMMAND_ERRORS = {
 # --- lookups --------------------------------------------------------------------------------
 
 
-def _pipeline(name: str) -> Pipeline:
-    pipeline = Pipeline.objects.filter(name=name).first()
-    if pipeline is None:
-        raise NotFound(f'No pipeline is named "{name}".')
-    return pipeline
+def _pipeline(request, name: str, act: str = Act.VIEW) -> Pipeline:
+    """The pipeline if the caller may ``act`` with it: 404 not visible, 403 not allowed."""
+    return pipeline_require(request.user, Pipeline.objects.filter(name=name).first(), act,
+                            name=name)
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -111,11 +112,17 @@ def _uuid(value: str, what: str) -> uuid.UUID:
         raise NotFound(f'No {what} has the id "{value}".') from None
 
 
-def _execution(execution_id: str, queryset=None) -> PipelineExecution:
+def _execution(request, execution_id: str, queryset=None,
+               act: str = Act.VIEW) -> PipelineExecution:
+    """The execution if the caller may ``act`` with its pipeline: 404 when it does not
+    exist or its pipeline is not visible, 403 when visible but the act not allowed."""
     queryset = queryset if queryset is not None else PipelineExecution.objects.all()
-    found = queryset.filter(execution_id=_uuid(execution_id, "execution")).first()
+    found = (queryset.filter(pipelines_q(request.user, Act.VIEW, "pipeline__"))
+             .filter(execution_id=_uuid(execution_id, "execution")).first())
     if found is None:
         raise NotFound(f'No execution has the id "{execution_id}".')
+    if act != Act.VIEW:
+        pipeline_require(request.user, found.pipeline, act)
     return found
 
 
@@ -126,14 +133,13 @@ DETAIL_QUERYSET = (
 )
 
 
-def _detail(execution: PipelineExecution) -> dict:
-    return PipelineExecutionSerializer(_execution(str(execution.execution_id),
+def _detail(request, execution: PipelineExecution) -> dict:
+    return PipelineExecutionSerializer(_execution(request, str(execution.execution_id),
                                                   DETAIL_QUERYSET)).data
 
 
 class _Api(generics.GenericAPIView):
     permission_classes = [ExecutionPermissions]
-    read_permissions = READ
     filter_backends: list = []
     pagination_class = None
 
@@ -151,7 +157,7 @@ class PipelineStateApi(_Api):
     @extend_schema(summary="Get a pipeline's state",
                    responses={200: PipelineStateSerializer, **ERRORS})
     def get(self, request, name):
-        state = selectors.pipeline_state(_pipeline(name))
+        state = selectors.pipeline_state(_pipeline(request, name))
         return Response(pipeline_state_data(state))
 
 
@@ -160,7 +166,6 @@ class StageTransitionApi(_Api):
     """Enable or disable the transition into a stage."""
 
     serializer_class = TransitionSetSerializer
-    command_permission = "executions.toggle_transition"
 
     @extend_schema(
         summary="Enable or disable a stage's inbound transition",
@@ -170,7 +175,7 @@ class StageTransitionApi(_Api):
         responses={200: StageTransitionSerializer, **COMMAND_ERRORS},
     )
     def post(self, request, name, stage):
-        pipeline = _pipeline(name)
+        pipeline = _pipeline(request, name, Act.OPERATE)
         body = TransitionSetSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         changed = services.transition_set(
@@ -194,7 +199,6 @@ class StageRollbackApi(_Api):
     """RollbackStage: run a stage again with an earlier successful execution's artifacts."""
 
     serializer_class = StageRollbackSerializer
-    command_permission = "executions.rollback_pipelineexecution"
 
     @extend_schema(
         summary="Roll a stage back to an earlier execution",
@@ -205,10 +209,10 @@ class StageRollbackApi(_Api):
         responses={201: ExecutionStartedSerializer, **COMMAND_ERRORS},
     )
     def post(self, request, name, stage):
-        pipeline = _pipeline(name)
+        pipeline = _pipeline(request, name, Act.OPERATE)
         body = StageRollbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        target = _execution(str(body.validated_data["targetPipelineExecutionId"]),
+        target = _execution(request, str(body.validated_data["targetPipelineExecutionId"]),
                             PipelineExecution.objects.select_related("pipeline_version"))
         execution = services.stage_rollback(pipeline=pipeline, stage_name=stage,
                                             target_execution=target, user=request.user)
@@ -266,13 +270,12 @@ class PipelineExecutionListApi(generics.ListAPIView):
     filterset_class = PipelineExecutionFilter
     pagination_class = _IdsPagination
     permission_classes = [ExecutionPermissions]
-    read_permissions = READ
-    command_permission = "executions.start_pipelineexecution"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return PipelineExecution.objects.none()
-        return (PipelineExecution.objects.filter(pipeline=_pipeline(self.kwargs["name"]))
+        pipeline = _pipeline(self.request, self.kwargs["name"])
+        return (PipelineExecution.objects.filter(pipeline=pipeline)
                 .order_by("-number"))
 
     def list(self, request, *args, **kwargs):
@@ -303,7 +306,7 @@ class PipelineExecutionListApi(generics.ListAPIView):
         responses={201: ExecutionStartedSerializer, **COMMAND_ERRORS},
     )
     def post(self, request, name):
-        pipeline = _pipeline(name)
+        pipeline = _pipeline(request, name, Act.OPERATE)
         body = ExecutionStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -325,7 +328,8 @@ class PipelineExecutionDetailApi(_Api):
     @extend_schema(summary="Get an execution",
                    responses={200: PipelineExecutionSerializer, **ERRORS})
     def get(self, request, id):  # noqa: A002 (the path parameter's name)
-        return Response(PipelineExecutionSerializer(_execution(id, DETAIL_QUERYSET)).data)
+        return Response(PipelineExecutionSerializer(
+            _execution(request, id, DETAIL_QUERYSET)).data)
 
 
 @extend_schema(parameters=[EXECUTION])
@@ -333,7 +337,6 @@ class PipelineExecutionStopApi(_Api):
     """StopPipelineExecution: stop and wait, or stop and abandon."""
 
     serializer_class = ExecutionStopSerializer
-    command_permission = "executions.stop_pipelineexecution"
 
     @extend_schema(
         summary="Stop an execution",
@@ -341,12 +344,12 @@ class PipelineExecutionStopApi(_Api):
         responses={200: PipelineExecutionSerializer, **COMMAND_ERRORS},
     )
     def post(self, request, id):  # noqa: A002
-        execution = _execution(id)
+        execution = _execution(request, id, act=Act.OPERATE)
         body = ExecutionStopSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.execution_stop(execution=execution, abandon=body.validated_data["abandon"],
                                 reason=body.validated_data["reason"], user=request.user)
-        return Response(_detail(execution))
+        return Response(_detail(request, execution))
 
 
 @extend_schema(parameters=[EXECUTION, STAGE])
@@ -354,7 +357,6 @@ class StageRetryApi(_Api):
     """RetryStageExecution: retry a Failed or Stopped stage of an execution."""
 
     serializer_class = StageRetrySerializer
-    command_permission = "executions.retry_pipelineexecution"
 
     @extend_schema(
         summary="Retry a stage of an execution",
@@ -365,7 +367,7 @@ class StageRetryApi(_Api):
         responses={200: StageRetriedSerializer, **COMMAND_ERRORS},
     )
     def post(self, request, id, stage):  # noqa: A002
-        execution = _execution(id)
+        execution = _execution(request, id, act=Act.OPERATE)
         body = StageRetrySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         stage_execution = services.stage_retry(
@@ -390,12 +392,11 @@ class ActionExecutionListApi(generics.ListAPIView):
     serializer_class = ActionExecutionSerializer
     filterset_class = ActionExecutionFilter
     permission_classes = [ExecutionPermissions]
-    read_permissions = (*READ, "executions.view_actionexecution")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ActionExecution.objects.none()
-        execution = _execution(self.kwargs["id"])
+        execution = _execution(self.request, self.kwargs["id"])
         return (ActionExecution.objects.filter(execution=execution)
                 .select_related("execution", "execution__pipeline_version")
                 .prefetch_related("artifacts")
@@ -418,7 +419,6 @@ class ActionExecutionLogApi(_Api):
     """An action's log from a byte offset, readable while the action runs."""
 
     serializer_class = ActionLogSerializer
-    read_permissions = (*READ, "executions.view_actionexecution")
 
     @extend_schema(
         summary="Read an action's log",
@@ -428,8 +428,9 @@ class ActionExecutionLogApi(_Api):
                    **ERRORS},
     )
     def get(self, request, id):  # noqa: A002
-        ae = ActionExecution.objects.filter(
-            action_execution_id=_uuid(id, "action execution")).first()
+        ae = ActionExecution.objects.filter(pipelines_q(request.user, Act.VIEW, "pipeline__"),
+                                            action_execution_id=_uuid(id, "action execution")
+                                            ).first()
         if ae is None:
             raise NotFound(f'No action execution has the id "{id}".')
         offset = _whole_number(request.query_params.get("offset", "0"), "offset")
@@ -461,7 +462,6 @@ def _whole_number(value: str, name: str) -> int:
 class ArtifactDownloadApi(_Api):
     """Download an output artifact of an execution: the stored zip archive, streamed."""
 
-    read_permissions = (*READ, "executions.view_artifact")
 
     @extend_schema(
         summary="Download an artifact",
@@ -470,7 +470,8 @@ class ArtifactDownloadApi(_Api):
         responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS},
     )
     def get(self, request, id, name):  # noqa: A002
-        execution = _execution(id, PipelineExecution.objects.select_related("pipeline"))
+        execution = _execution(request, id,
+                               PipelineExecution.objects.select_related("pipeline"))
         found = (Artifact.objects.filter(execution=execution, name=name)
                  .order_by("-id").first())
         if found is None:
@@ -494,13 +495,12 @@ class ExecutionEventListApi(generics.ListAPIView):
 
     serializer_class = ExecutionEventSerializer
     permission_classes = [ExecutionPermissions]
-    read_permissions = (*READ, "executions.view_executionevent")
     filter_backends: list = []
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ExecutionEvent.objects.none()
-        self.execution = _execution(self.kwargs["id"])
+        self.execution = _execution(self.request, self.kwargs["id"])
         after = _whole_number(self.request.query_params.get("after", "0"), "after")
         return ExecutionEvent.objects.filter(execution=self.execution, id__gt=after).order_by("id")
 

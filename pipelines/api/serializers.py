@@ -76,6 +76,8 @@ class PipelineDeclarationSerializer(serializers.Serializer):
 class PipelineMetadataSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField(help_text="When this version was saved.")
+    group = serializers.CharField(help_text="The pipeline group it belongs to; send "
+                                  '`"metadata": {"group": NAME}` beside `"pipeline"` to set it.')
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -124,10 +126,12 @@ class PipelineSummarySerializer(serializers.ModelSerializer):
     stageCount = serializers.IntegerField(source="stage_count", read_only=True)
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
+    group = serializers.CharField(source="group.name", read_only=True)
 
     class Meta:
         model = Pipeline
-        fields = ["name", "version", "executionMode", "stageCount", "created", "updated"]
+        fields = ["name", "version", "executionMode", "stageCount", "created", "updated",
+                  "group"]
 
 
 class PipelineVersionSummarySerializer(serializers.ModelSerializer):

@@ -17,7 +17,12 @@ from pipelines import services
 from pipelines.api.errors import Conflict, problems_body
 from pipelines.api.filters import PipelineFilter
 from pipelines.api.parsers import BoundedJSONParser, TextYAMLParser, XYAMLParser, YAMLParser
-from pipelines.api.permissions import ConnectionPermissions, PipelinePermissions
+from pipelines.api.permissions import (
+    ConnectionPermissions,
+    ModelPermissions,
+    OwnerToWrite,
+    PipelinePermissions,
+)
 from pipelines.api.serializers import (
     BuildProjectSerializer,
     ConnectionSerializer,
@@ -32,6 +37,8 @@ from pipelines.api.serializers import (
     WebhookSerializer,
 )
 from pipelines.models import BuildProject, Connection, Pipeline, PipelineVersion
+from teams.access import pipeline_require, pipelines_visible
+from teams.choices import Act
 
 DEFINITION_PARSERS = [BoundedJSONParser, YAMLParser, TextYAMLParser, XYAMLParser]
 
@@ -58,13 +65,14 @@ def _saved_body(result: services.SaveResult) -> dict:
 class PipelineListApi(generics.ListAPIView):
     """``GET`` lists pipelines; ``POST`` creates one from a definition document."""
 
-    queryset = Pipeline.objects.annotate(stage_count=Count("stages")).order_by(
-        "-updated_at", "name"
-    )
     serializer_class = PipelineSummarySerializer
     filterset_class = PipelineFilter
-    permission_classes = [PipelinePermissions]
+    permission_classes = [OwnerToWrite]
     parser_classes = DEFINITION_PARSERS
+
+    def get_queryset(self):
+        return pipelines_visible(self.request.user).select_related("group").annotate(
+            stage_count=Count("stages")).order_by("-updated_at", "name")
 
     @extend_schema(summary="List pipelines", responses={200: PipelineSummarySerializer(many=True),
                                                         **ERRORS})
@@ -118,8 +126,8 @@ class PipelineDetailApi(generics.GenericAPIView):
     serializer_class = PipelineDocumentSerializer
     http_method_names = ["get", "put", "delete", "head", "options"]
 
-    def get_pipeline(self, name: str) -> Pipeline:
-        return get_object_or_404(Pipeline, name=name)
+    def get_pipeline(self, name: str, act: str = Act.VIEW) -> Pipeline:
+        return _pipeline(self.request, name, act)
 
     @extend_schema(
         summary="Get a pipeline's definition",
@@ -144,7 +152,7 @@ class PipelineDetailApi(generics.GenericAPIView):
         responses={200: PipelineSavedSerializer, 404: ErrorSerializer, **VALIDATION_ERRORS},
     )
     def put(self, request, name):
-        self.get_pipeline(name)
+        self.get_pipeline(name, Act.OWN)
         result = services.pipeline_save(
             document=request.data, user=request.user, name=name, create=False
         )
@@ -153,8 +161,15 @@ class PipelineDetailApi(generics.GenericAPIView):
     @extend_schema(summary="Delete a pipeline",
                    responses={204: None, 404: ErrorSerializer, **ERRORS})
     def delete(self, request, name):
-        services.pipeline_delete(pipeline=self.get_pipeline(name), user=request.user)
+        services.pipeline_delete(pipeline=self.get_pipeline(name, Act.OWN),
+                                 user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _pipeline(request, name: str, act: str = Act.VIEW) -> Pipeline:
+    """The pipeline named ``name`` if the caller may ``act`` (404 not visible, 403 not allowed)."""
+    return pipeline_require(request.user, Pipeline.objects.filter(name=name).first(), act,
+                            name=name)
 
 
 def _export(pipeline: Pipeline, version: int | None) -> dict:
@@ -175,7 +190,7 @@ class PipelineVersionListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return PipelineVersion.objects.none()
-        pipeline = get_object_or_404(Pipeline, name=self.kwargs["name"])
+        pipeline = _pipeline(self.request, self.kwargs["name"])
         return pipeline.versions.select_related("pipeline", "created_by").order_by("-number")
 
     @extend_schema(summary="List a pipeline's versions",
@@ -201,7 +216,7 @@ class PipelineVersionDetailApi(generics.GenericAPIView):
     @extend_schema(summary="Get one version of a pipeline's definition",
                    responses={200: PipelineDocumentSerializer, 404: ErrorSerializer, **ERRORS})
     def get(self, request, name, number):
-        return Response(_export(get_object_or_404(Pipeline, name=name), number))
+        return Response(_export(_pipeline(request, name), number))
 
 
 class PipelineWebhookApi(generics.GenericAPIView):
@@ -220,13 +235,13 @@ class PipelineWebhookApi(generics.GenericAPIView):
     @extend_schema(summary="Get the push webhook's URL", responses={
         200: WebhookSerializer, 404: ErrorSerializer, **ERRORS})
     def get(self, request, name):
-        return Response(self._body(request, get_object_or_404(Pipeline, name=name)))
+        return Response(self._body(request, _pipeline(request, name)))
 
     @extend_schema(summary="Set the push webhook's secret", request=WebhookSecretInput,
                    responses={200: WebhookSerializer, 404: ErrorSerializer,
                               **VALIDATION_ERRORS})
     def put(self, request, name):
-        pipeline = get_object_or_404(Pipeline, name=name)
+        pipeline = _pipeline(request, name, Act.OWN)
         data = WebhookSecretInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.pipeline_set_webhook_secret(pipeline=pipeline, user=request.user,
@@ -322,7 +337,7 @@ PROJECT_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH,
                                 description="The build project's name.")
 
 
-class BuildProjectPermissions(PipelinePermissions):
+class BuildProjectPermissions(ModelPermissions):
     def _queryset(self, view):
         return BuildProject.objects.all()
 

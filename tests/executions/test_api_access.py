@@ -105,24 +105,27 @@ def test_an_anonymous_caller_is_told_to_authenticate_with_a_token(api, world):
     assert response["WWW-Authenticate"] == "Token"
 
 
-def test_a_viewer_granted_the_stop_permission_may_stop(driver, api, viewer, world):
-    from django.contrib.auth.models import Permission
+def test_a_viewer_granted_the_operator_role_on_the_group_may_stop(driver, api, viewer, world):
+    from teams.models import RoleGrant
 
     url = f"/api/executions/{world['third'].execution_id}/stop/"
     assert post(driver, api(viewer), url, {"abandon": True}).status_code == 403
-    viewer.user_permissions.add(Permission.objects.get(codename="stop_pipelineexecution"))
-    viewer = type(viewer).objects.get(pk=viewer.pk)          # drop the permission cache
+    RoleGrant.objects.create(pipeline_group=world["third"].pipeline.group, role="operator",
+                             user=viewer)
     assert post(driver, api(viewer), url, {"abandon": True}).status_code == 200
 
 
-def test_reading_needs_the_pipeline_view_permission_as_well(api, world):
+def test_reading_needs_a_role_on_the_pipelines_group_not_a_model_permission(api, world):
     from django.contrib.auth.models import Permission, User
 
+    from teams.models import RoleGrant
+
     user = User.objects.create_user("half")
-    user.user_permissions.add(Permission.objects.get(codename="view_pipelineexecution"))
+    user.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_pipelineexecution", "view_pipeline"]))
     assert api(user).get("/api/pipelines/demo/executions/").status_code == 403
-    user.user_permissions.add(Permission.objects.get(codename="view_pipeline"))
-    user = User.objects.get(pk=user.pk)
+    RoleGrant.objects.create(pipeline_group=world["third"].pipeline.group, role="viewer",
+                             user=user)
     assert api(user).get("/api/pipelines/demo/executions/").status_code == 200
 
 

@@ -177,6 +177,9 @@ def test_no_surface_can_change_or_delete_an_entry(client, api):
 
 @pytest.mark.django_db
 def test_the_api_filters_by_pipeline_actor_and_act_and_exports_json_lines(api, owner, viewer):
+    from tests.executions.conftest import simple_pipeline
+
+    simple_pipeline("a"), simple_pipeline("b")   # the owner reads the entries of its pipelines
     bob = User.objects.create_user("bob")
     audit_record(action="execution.stop", user=owner, pipeline="a", reason="one")
     audit_record(action="execution.stop", user=bob, pipeline="b", reason="two")
@@ -187,7 +190,10 @@ def test_the_api_filters_by_pipeline_actor_and_act_and_exports_json_lines(api, o
         assert answer.status_code == 200, answer.content
         return [r["action"] + ":" + r["reason"] for r in answer.json()["results"]]
 
-    assert reasons("") == ["stage.retry:", "execution.stop:two", "execution.stop:one"]
+    audit_record(action="execution.stop", user=bob, pipeline="gone", reason="not owned")
+    # Newest first; "gone" is no pipeline the owner owns: not listed.
+    assert reasons("") == ["stage.retry:", "execution.stop:two", "execution.stop:one",
+                           "pipeline.create:", "pipeline.create:"]
     assert reasons("?pipeline=a&action=execution.stop") == ["execution.stop:one"]
     assert reasons("?actor=bob") == ["execution.stop:two"]
     wrong = api(owner).get("/api/audit/?action=execution.explode")
@@ -196,7 +202,7 @@ def test_the_api_filters_by_pipeline_actor_and_act_and_exports_json_lines(api, o
     export = api(owner).get("/api/audit/export/?pipeline=a")
     lines = [json.loads(x) for x in b"".join(export.streaming_content).decode().splitlines()]
     assert [(x["actor"], x["action"]) for x in lines] == [
-        ("olivia", "stage.retry"), ("olivia", "execution.stop")]
+        ("olivia", "stage.retry"), ("olivia", "execution.stop"), (None, "pipeline.create")]
     # Viewers may not read it.
     assert api(viewer).get("/api/audit/").status_code == 403
 

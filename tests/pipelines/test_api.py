@@ -34,7 +34,8 @@ def test_creating_a_pipeline_answers_201_with_the_definition_and_version_1(api, 
     assert body["pipeline"]["version"] == 1
     assert body["pipeline"]["executionMode"] == "SUPERSEDED"
     assert [s["name"] for s in body["pipeline"]["stages"]] == ["Source", "Build"]
-    assert set(body["metadata"]) == {"created", "updated"}
+    assert set(body["metadata"]) == {"created", "updated", "group"}
+    assert body["metadata"]["group"] == "default"
     assert body["warnings"] == []
 
 
@@ -157,7 +158,8 @@ def test_the_list_is_most_recently_changed_first_and_paginated(api, owner):
     assert [p["name"] for p in body["results"]] == ["alpha", "gamma", "beta"]
     assert body["results"][0] == {
         "name": "alpha", "version": 2, "executionMode": "QUEUED", "stageCount": 2,
-        "created": body["results"][0]["created"], "updated": body["results"][0]["updated"]}
+        "created": body["results"][0]["created"], "updated": body["results"][0]["updated"],
+        "group": "default"}
     page = client.get(LIST, {"limit": 1, "offset": 1}).json()
     assert [p["name"] for p in page["results"]] == ["gamma"]
     assert page["next"] and page["previous"] is not None
@@ -250,7 +252,7 @@ def test_put_cannot_rename_a_pipeline(api, owner):
 def test_put_on_a_missing_pipeline_answers_404(api, owner):
     response = api(owner).put(detail("ghost"), definition(name="ghost"), format="json")
     assert response.status_code == 404
-    assert response.json() == {"detail": "No Pipeline matches the given query."}
+    assert response.json() == {"detail": 'No pipeline is named "ghost".'}
 
 
 def test_a_save_keeps_the_transition_state_of_each_stage(api, owner):
@@ -347,13 +349,14 @@ def test_a_session_write_needs_the_csrf_token(owner, api):
     assert "CSRF" in response.json()["detail"]
 
 
-def test_an_operator_granted_change_permission_may_replace_a_definition(api, owner, operator):
-    from django.contrib.auth.models import Permission
+def test_an_operator_granted_the_owner_role_on_the_group_may_replace_a_definition(
+        api, owner, operator):
+    from teams.models import PipelineGroup, RoleGrant
 
     create(api(owner))
     assert call(api(operator), "put").status_code == 403
-    operator.user_permissions.add(Permission.objects.get(codename="change_pipeline"))
-    operator = type(operator).objects.get(pk=operator.pk)  # drop the permission cache
+    RoleGrant.objects.create(pipeline_group=PipelineGroup.objects.get(name="default"),
+                             role="owner", user=operator)
     assert call(api(operator), "put").status_code == 200
 
 

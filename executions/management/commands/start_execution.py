@@ -4,7 +4,10 @@ Starts an execution of the pipeline's current version through
 ``services.execution_start`` (as the REST API and the dashboard do) and prints
 its id and number: ``<pipelineExecutionId> #<number>``, so that a script can
 take the first word. The execution's actions go to the workers when the start
-commits; this command does not wait for them.
+commits; this command does not wait for them. With ``--user`` it acts for that
+user, who must hold the operator (or owner) role on the pipeline's group
+(``teams.access``), as on every other surface; a pipeline they may not view is
+reported as not existing.
 """
 
 from django.contrib.auth import get_user_model
@@ -14,6 +17,8 @@ from executions import services
 from executions.errors import ExecutionError, ExecutionInvalid
 from observability.audit import CommandSurface
 from pipelines.models import Pipeline
+from teams.access import pipeline_allows, refusal
+from teams.choices import Act
 
 
 def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
@@ -55,6 +60,10 @@ class Command(CommandSurface, BaseCommand):
             starter = get_user_model().objects.filter(username=user).first()
             if starter is None:
                 raise CommandError(f'No user is named "{user}".')
+            if not pipeline_allows(starter, pipeline, Act.VIEW):
+                raise CommandError(f'No pipeline is named "{name}".')
+            if not pipeline_allows(starter, pipeline, Act.OPERATE):
+                raise CommandError(refusal(Act.OPERATE, pipeline.name))
         variables = [{"name": k, "value": v} for k, v in _pairs(var, "--var")]
         revisions = [{"actionName": k, "revisionType": "COMMIT_ID", "revisionValue": v}
                      for k, v in _pairs(revision, "--revision")]
