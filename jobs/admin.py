@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 
 from jobs import action_types, errors
 from jobs.models import CustomActionType, Job
+from teams.admin_scope import PipelineScopedAdmin
 
 
 class CustomActionTypeForm(forms.ModelForm):
@@ -86,7 +87,10 @@ class CustomActionTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(PipelineScopedAdmin, admin.ModelAdmin):
+    # A job is its pipeline's: listed only to those who may view that pipeline.
+    pipeline_path = "action_execution__pipeline"
+
     list_display = ["job_id", "status", "category", "provider", "attempt", "worker",
                     "created_at", "acknowledged_at", "ended_at"]
     list_filter = ["status", "owner"]

@@ -35,6 +35,8 @@ from jobs.choices import HELD, TERMINAL, TRANSITIONS, FailureType, JobStatus
 from jobs.models import Job
 from jobs.routing import Route, job_route
 from pipelines import secrets as sealed
+from teams.access import pipeline_allows
+from teams.choices import Act
 
 _ALNUM = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
@@ -192,11 +194,9 @@ def job_poll(*, action_type: dict, query: dict | None = None, max_batch_size: in
 
 
 def may_work(user, pipeline) -> bool:
-    """Whether ``user`` may work the jobs of ``pipeline``: operate it (start executions)."""
-    return user.has_perms(WORK_PERMISSIONS)
-
-
-WORK_PERMISSIONS = ("pipelines.view_pipeline", "executions.start_pipelineexecution")
+    """Whether ``user`` may work the jobs of ``pipeline``: the operator role on its group
+    (``teams.access``, the one permission function)."""
+    return pipeline_allows(user, pipeline, Act.OPERATE)
 
 
 def job_get(*, job_id: str, user=None) -> Job:

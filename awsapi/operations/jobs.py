@@ -2,8 +2,10 @@
 
 The operations call ``jobs.action_types`` and ``jobs.services``; they only shape
 AWS's members. A job worker signs with an access key acting as its user, who must
-be allowed to work the pipeline's jobs (``jobs.services.WORK_PERMISSIONS``, the
-permission of operating a pipeline).
+hold the operator role on the group of the pipeline whose jobs it works
+(``jobs.services.may_work``, through ``teams.access``). Custom action types are shared
+by every group, as build projects and connections are: registering, changing and
+deleting one needs the global model permission (``_require``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from awsapi.operations.base import (
 from jobs import action_types, artifacts, services
 from jobs.errors import JobError
 from jobs.models import CustomActionType, Job
+from teams.choices import Act
 
-WORK = services.WORK_PERMISSIONS
+WORK = Act.OPERATE
 CATEGORIES = ("Source", "Build", "Deploy", "Test", "Invoke", "Approval", "Compute")
 NAME = r"[0-9A-Za-z_-]+"
+
+
+def _require(caller, permission: str, operation: str) -> None:
+    """Action types are shared by every pipeline group: a global model permission."""
+    if not caller.user.has_perm(permission):
+        raise errors.access_denied(user=caller.user, operation=operation)
 
 
 def _aws(exc: JobError) -> errors.AwsError:
@@ -62,8 +71,9 @@ def _type_fields(body: dict) -> dict:
     return body
 
 
-@operation("CreateCustomActionType", permission="jobs.add_customactiontype")
+@operation("CreateCustomActionType", act=Act.OWN)
 def create_custom_action_type(caller, body: dict) -> dict:
+    _require(caller, "jobs.add_customactiontype", "CreateCustomActionType")
     data = _type_fields(body)
     if body.get("tags"):
         raise errors.validation("tags: custom action types take no tags here")
@@ -86,9 +96,10 @@ def _type_named(body: dict, owner: str | None = None) -> CustomActionType:
         raise _aws(exc) from None
 
 
-@operation("DeleteCustomActionType", permission="jobs.delete_customactiontype")
+@operation("DeleteCustomActionType", act=Act.OWN)
 def delete_custom_action_type(caller, body: dict) -> dict:
     """AWS answers nothing, and deleting a type that is not there is not an error."""
+    _require(caller, "jobs.delete_customactiontype", "DeleteCustomActionType")
     try:
         action_type = _type_named(body, owner="Custom")
     except errors.AwsError as exc:
@@ -122,14 +133,15 @@ def declaration(t: CustomActionType) -> dict:
     })
 
 
-@operation("GetActionType", permission="pipelines.view_pipeline")
+@operation("GetActionType", act=Act.VIEW)
 def get_action_type(caller, body: dict) -> dict:
     return {"actionType": declaration(_type_named(body))}
 
 
-@operation("UpdateActionType", permission="jobs.change_customactiontype")
+@operation("UpdateActionType", act=Act.OWN)
 def update_action_type(caller, body: dict) -> dict:
     """Replace a registered type's properties, URLs and artifact counts from a declaration."""
+    _require(caller, "jobs.change_customactiontype", "UpdateActionType")
     decl = field_object(body, "actionType", required=True)
     type_id = field_object(decl, "id", required=True)
     action_type = _type_named(type_id)
@@ -209,7 +221,7 @@ def job_data(caller, job: Job, *, credentials: dict | None = None) -> dict:
     })
 
 
-@operation("PollForJobs", permission=WORK)
+@operation("PollForJobs", act=WORK)
 def poll_for_jobs(caller, body: dict) -> dict:
     """Jobs of a Custom type; ``queryParam`` must name the type's queryable property."""
     type_id = _type_id(body)
@@ -236,7 +248,7 @@ def _job_id(body: dict) -> str:
     return field_string(body, "jobId", required=True, pattern=EXECUTION_ID)
 
 
-@operation("AcknowledgeJob", permission=WORK)
+@operation("AcknowledgeJob", act=WORK)
 def acknowledge_job(caller, body: dict) -> dict:
     job_id = _job_id(body)
     nonce = field_string(body, "nonce", required=True, max_length=50)
@@ -247,7 +259,7 @@ def acknowledge_job(caller, body: dict) -> dict:
         raise _aws(exc) from None
 
 
-@operation("GetJobDetails", permission=WORK)
+@operation("GetJobDetails", act=WORK)
 def get_job_details(caller, body: dict) -> dict:
     try:
         job = services.job_get(job_id=_job_id(body), user=caller.user)
@@ -275,7 +287,7 @@ def _success_fields(body: dict) -> dict:
             "continuation_token": token}
 
 
-@operation("PutJobSuccessResult", permission=WORK)
+@operation("PutJobSuccessResult", act=WORK)
 def put_job_success_result(caller, body: dict) -> dict:
     job_id = _job_id(body)
     fields = _success_fields(body)
@@ -298,7 +310,7 @@ def _failure(body: dict) -> dict:
                                                   max_length=1500)}
 
 
-@operation("PutJobFailureResult", permission=WORK)
+@operation("PutJobFailureResult", act=WORK)
 def put_job_failure_result(caller, body: dict) -> dict:
     job_id = _job_id(body)
     try:
@@ -324,7 +336,7 @@ def _third_party_job(caller, body: dict) -> Job:
     return job
 
 
-@operation("PollForThirdPartyJobs", permission=WORK)
+@operation("PollForThirdPartyJobs", act=WORK)
 def poll_for_third_party_jobs(caller, body: dict) -> dict:
     type_id = _type_id(body)
     size = field_int(body, "maxBatchSize", minimum=1) or 1
@@ -334,14 +346,14 @@ def poll_for_third_party_jobs(caller, body: dict) -> dict:
     return {"jobs": [{"clientId": str(j.client_id), "jobId": str(j.job_id)} for j in jobs]}
 
 
-@operation("GetThirdPartyJobDetails", permission=WORK)
+@operation("GetThirdPartyJobDetails", act=WORK)
 def get_third_party_job_details(caller, body: dict) -> dict:
     job = _third_party_job(caller, body)
     return {"jobDetails": {"id": str(job.job_id), "data": job_data(caller, job),
                            "nonce": job.nonce}}
 
 
-@operation("AcknowledgeThirdPartyJob", permission=WORK)
+@operation("AcknowledgeThirdPartyJob", act=WORK)
 def acknowledge_third_party_job(caller, body: dict) -> dict:
     job = _third_party_job(caller, body)
     nonce = field_string(body, "nonce", required=True, max_length=50)
@@ -352,7 +364,7 @@ def acknowledge_third_party_job(caller, body: dict) -> dict:
         raise _aws(exc) from None
 
 
-@operation("PutThirdPartyJobSuccessResult", permission=WORK)
+@operation("PutThirdPartyJobSuccessResult", act=WORK)
 def put_third_party_job_success_result(caller, body: dict) -> dict:
     job = _third_party_job(caller, body)
     try:
@@ -362,7 +374,7 @@ def put_third_party_job_success_result(caller, body: dict) -> dict:
     return {}
 
 
-@operation("PutThirdPartyJobFailureResult", permission=WORK)
+@operation("PutThirdPartyJobFailureResult", act=WORK)
 def put_third_party_job_failure_result(caller, body: dict) -> dict:
     job = _third_party_job(caller, body)
     try:

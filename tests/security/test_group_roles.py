@@ -141,6 +141,13 @@ ROUTES: dict[str, Rule] = {
     "api-docs": not_per_pipeline("the API's documentation page"),
     "healthz": not_per_pipeline("health probe"), "healthz-workers": not_per_pipeline("probe"),
     "metrics": not_per_pipeline("Prometheus: a bearer token or staff (test_metrics.py)"),
+    "dashboard:override": on_pipeline({"POST": OPERATE}),
+    "api-action-type-list": not_per_pipeline("custom action types are shared by every "
+                                             "group: global model permissions"),
+    "api-action-type-detail": not_per_pipeline("custom action types: shared, model "
+                                               "permissions"),
+    "s3-object": not_per_pipeline("job artifacts: SigV4 with one job's own session "
+                                  "credentials, no user (tests/jobs/test_boto3_worker.py)"),
 }
 
 # Admin models whose rows belong to a pipeline (teams.admin_scope.PipelineScopedAdmin),
@@ -150,7 +157,7 @@ ADMIN_SCOPED = {"pipelines_pipeline", "pipelines_pipelineversion", "pipelines_we
                 "approvals_approvalrequest", "approvals_approvaldecision",
                 "triggers_commitstatusreport", "notifications_notificationrule",
                 "notifications_notificationdelivery", "teams_pipelinegroup",
-                "conditions_conditionexecution"}
+                "conditions_conditionexecution", "jobs_job"}
 ADMIN_GLOBAL = {
     "auth_group": "users and Django groups: administrators'",
     "auth_user": "users: administrators'", "axes_": "sign-in lock-out records",
@@ -160,6 +167,7 @@ ADMIN_GLOBAL = {
     "pipelines_commitstatustarget": "forge targets: shared by every group",
     "awsapi_accesskey": "access keys, per user",
     "observability_auditentry": "the whole trail: auditors' (view_auditentry)",
+    "jobs_customactiontype": "custom action types: shared by every group",
 }
 ADMIN_SITE = {"admin:index", "admin:login", "admin:logout", "admin:password_change",
               "admin:password_change_done", "admin:autocomplete", "admin:jsi18n",
@@ -552,11 +560,29 @@ AWS = {
 }
 
 
+# Operations that name no pipeline and whose answer is filtered, not refused: a job is
+# offered to, and answered by, only a key whose user may operate its pipeline
+# (jobs.services.may_work; test_job_operations_follow_the_role_on_the_pipelines_group);
+# custom action types are shared by every group, changed with global model permissions.
+JOB_OPERATIONS = {
+    **{name: OPERATE for name in (
+        "PollForJobs", "AcknowledgeJob", "GetJobDetails", "PutJobSuccessResult",
+        "PutJobFailureResult", "PollForThirdPartyJobs", "AcknowledgeThirdPartyJob",
+        "GetThirdPartyJobDetails", "PutThirdPartyJobSuccessResult",
+        "PutThirdPartyJobFailureResult")},
+    "GetActionType": VIEW, "CreateCustomActionType": OWN, "DeleteCustomActionType": OWN,
+    "UpdateActionType": OWN,
+}
+
+
 def test_every_aws_operation_is_classified():
     from awsapi.operations import OPERATIONS
 
-    assert set(OPERATIONS) == set(AWS), set(OPERATIONS) ^ set(AWS)
+    assert set(OPERATIONS) == set(AWS) | set(JOB_OPERATIONS), (
+        set(OPERATIONS) ^ (set(AWS) | set(JOB_OPERATIONS)))
     for name, (act, _, _) in AWS.items():
+        assert OPERATIONS[name].act == act, name
+    for name, act in JOB_OPERATIONS.items():
         assert OPERATIONS[name].act == act, name
 
 
