@@ -39,12 +39,13 @@ def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]
     "externalExecutionUrl", "externalExecutionId"} | None}]}]}``, and for a stage whose
     conditions were evaluated its ``beforeEntryConditionState`` /
     ``onSuccessConditionState`` / ``onFailureConditionState``
-    (``conditions.selectors.condition_states``).
+    (``conditions.selectors.condition_states``), and for a stage its latest execution
+    retried its ``retryStageMetadata`` (``stage_retry_metadata``).
 
     ``types``: the inbound and latest executions also carry ``"type"``, the
     execution's STANDARD or ROLLBACK (the ``/aws/`` answer shows it).
 
-    Five queries whatever the history's size, each compiled once per process
+    Six queries whatever the history's size, each compiled once per process
     (``executions.prepared``): this is read on every look at a pipeline.
     """
     pk = pipeline.pk
@@ -114,6 +115,13 @@ def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]
             # of the latest stage execution, those that were evaluated.
             **(conditions.get(latest[4], {}) if latest is not None else {}),
         })
+    retries = stage_retry_metadata(pipeline, [
+        str(row[2]) for row in latest_stages.values()])
+    for state in states:
+        latest = state["latestExecution"]
+        retried = latest and retries.get((latest["pipelineExecutionId"], state["stageName"]))
+        if retried:
+            state["retryStageMetadata"] = retried
     return {
         "pipelineName": pipeline.name,
         "pipelineVersion": pipeline.version,
@@ -121,6 +129,27 @@ def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]
         "updated": pipeline.updated_at,
         "stageStates": states,
     }
+
+
+def stage_retry_metadata(pipeline, execution_ids: list[str]) -> dict[tuple[str, str], dict]:
+    """CodePipeline's ``retryStageMetadata`` of each (latest execution, stage) that was
+    retried: automatic and manual attempts and the latest trigger (one query)."""
+
+    found: dict[tuple[str, str], dict] = {}
+    if not execution_ids:
+        return found
+    rows = (StageExecution.objects.filter(pipeline=pipeline,
+                                          execution__execution_id__in=execution_ids)
+            .exclude(retry_trigger="").order_by("attempt")
+            .values_list("execution__execution_id", "stage_name", "retry_trigger"))
+    for execution_id, stage_name, trigger in rows:
+        meta = found.setdefault((str(execution_id), stage_name), {
+            "autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0})
+        key = ("autoStageRetryAttempt" if trigger == "AutomatedStageRetry"
+               else "manualStageRetryAttempt")
+        meta[key] += 1
+        meta["latestRetryTrigger"] = trigger
+    return found
 
 
 _WAITING_REASONS = {value: str(label) for value, label in WaitingReason.choices}

@@ -36,7 +36,7 @@ from executions.errors import (
     ExecutionError,
     ExecutionInvalid,
 )
-from executions.models import ActionExecution, Artifact, PipelineExecution, StageExecution
+from executions.models import ActionExecution, Artifact, PipelineExecution
 from pipelines import secrets
 from pipelines.models import Pipeline
 from teams.choices import Act
@@ -263,27 +263,6 @@ def _summary(execution: PipelineExecution, revisions: list) -> dict:
 # --- pipeline state ------------------------------------------------------------------------
 
 
-def _retry_metadata(pipeline, execution_ids: list[str]) -> dict[tuple[str, str], dict]:
-    """CodePipeline's ``retryStageMetadata`` of each (latest execution, stage) that was
-    retried: automatic and manual attempts and the latest trigger (one query)."""
-
-    found: dict[tuple[str, str], dict] = {}
-    if not execution_ids:
-        return found
-    rows = (StageExecution.objects.filter(pipeline=pipeline,
-                                          execution__execution_id__in=execution_ids)
-            .exclude(retry_trigger="").order_by("attempt")
-            .values_list("execution__execution_id", "stage_name", "retry_trigger"))
-    for execution_id, stage_name, trigger in rows:
-        meta = found.setdefault((str(execution_id), stage_name), {
-            "autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0})
-        key = ("autoStageRetryAttempt" if trigger == "AutomatedStageRetry"
-               else "manualStageRetryAttempt")
-        meta[key] += 1
-        meta["latestRetryTrigger"] = trigger
-    return found
-
-
 def condition_state(state):
     """A StageConditionState (``conditions.selectors.condition_states``) with its times in
     epoch seconds."""
@@ -305,9 +284,6 @@ def get_pipeline_state(caller, body: dict) -> dict:
     """
     pipeline = pipeline_named(_name(body, "name"))
     state = selectors.pipeline_state(pipeline, types=True)
-    retries = _retry_metadata(pipeline, [
-        stage["latestExecution"]["pipelineExecutionId"] for stage in state["stageStates"]
-        if stage["latestExecution"] is not None])
 
     def stage_execution(ex: dict | None) -> dict | None:
         if ex is None:
@@ -350,9 +326,7 @@ def get_pipeline_state(caller, body: dict) -> dict:
                 **{member: condition_state(stage[member]) for member in (
                     "beforeEntryConditionState", "onSuccessConditionState",
                     "onFailureConditionState") if member in stage},
-                "retryStageMetadata": retries.get((
-                    (stage["latestExecution"] or {}).get("pipelineExecutionId"),
-                    stage["stageName"])),
+                "retryStageMetadata": stage.get("retryStageMetadata"),
             }
             for stage in state["stageStates"]
         ],

@@ -166,6 +166,12 @@ class ConditionStateField(serializers.JSONField):
         return _condition_state_data(value)
 
 
+class RetryStageMetadataSerializer(serializers.Serializer):
+    autoStageRetryAttempt = serializers.IntegerField()
+    manualStageRetryAttempt = serializers.IntegerField()
+    latestRetryTrigger = serializers.CharField()
+
+
 class StageStateSerializer(serializers.Serializer):
     stageName = serializers.CharField()
     inboundTransitionState = TransitionStateSerializer()
@@ -181,6 +187,11 @@ class StageStateSerializer(serializers.Serializer):
         required=False, help_text=_CONDITION_STATE_HELP.format("onSuccess"))
     onFailureConditionState = ConditionStateField(
         required=False, help_text=_CONDITION_STATE_HELP.format("onFailure"))
+    retryStageMetadata = RetryStageMetadataSerializer(
+        required=False, help_text="How often the latest execution's stage was retried, "
+                                  "automatically (onFailure RETRY) and by hand, and by whom "
+                                  "last (CodePipeline's retryStageMetadata; docs/semantics.md "
+                                  "§15). Only for a stage that was retried.")
 
 
 class PipelineStateSerializer(serializers.Serializer):
@@ -240,6 +251,8 @@ def _stage_state_data(stage: dict) -> dict:
         "actionStates": [_action_state_data(action) for action in stage["actionStates"]],
         **{member: _condition_state_data(stage[member]) for member in _CONDITION_MEMBERS
            if member in stage},
+        **({"retryStageMetadata": dict(stage["retryStageMetadata"])}
+           if "retryStageMetadata" in stage else {}),
     }
 
 

@@ -94,6 +94,16 @@ def test_the_automatic_retry_happens_once_then_a_person_may_retry(driver, tmp_pa
                                             "latestRetryTrigger": "ManualStageRetry"}
     source = next(s for s in state["stageStates"] if s["stageName"] == "Source")
     assert "retryStageMetadata" not in source
+    # The REST state answers the same member, from the serializer and from the plain
+    # dicts the API sends (docs/api-executions.md).
+    from executions import selectors
+    from executions.api.serializers import PipelineStateSerializer, pipeline_state_data
+
+    rest_state = selectors.pipeline_state(pipeline)
+    for answer in (pipeline_state_data(rest_state), PipelineStateSerializer(rest_state).data):
+        stages = {s["stageName"]: s for s in answer["stageStates"]}
+        assert dict(stages["Deploy"]["retryStageMetadata"]) == deploy["retryStageMetadata"]
+        assert "retryStageMetadata" not in stages["Source"]
 
 
 # --- automatic rollback with a real Directory deploy -----------------------------------
