@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "config",
     "observability",
     "notifications",
+    "agents",
 ]
 
 MIDDLEWARE = [

@@ -28,6 +28,8 @@ urlpatterns = [
          name="pipeline-audit"),
     path("api/", include("notifications.urls")),
     path("aws/", include("awsapi.urls")),
+    path("api/agent/", include("agents.urls")),  # agent keys only (agents/api.py)
+    path("agents/", include("agents.pages")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start script as a file (no inline script); the
     # page's own <style> and Swagger UI's inline styles need 'unsafe-inline' for styles.

@@ -264,6 +264,10 @@ class ActionExecution(models.Model):
     pid = models.IntegerField(null=True, blank=True)
     pgid = models.IntegerField(null=True, blank=True)
     log_path = models.CharField(max_length=500, blank=True)
+    # The agent labels the action's configuration.RunOn asks for ("linux,arm64",
+    # sorted): "" runs on the django-q2 workers; otherwise only an agent whose labels
+    # include all of them claims it, never a worker (docs/deploy.md, Build farm).
+    run_on = models.CharField(max_length=200, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -296,6 +300,9 @@ class ActionExecution(models.Model):
             # (pipeline state's actionStates).
             models.Index(fields=["pipeline", "stage_name", "action_name", "-id"],
                          name="executions_ae_action_idx"),
+            # An agent's poll: "InProgress actions routed to agents that nobody claimed".
+            models.Index(fields=["id"], condition=Q(status="InProgress", worker="")
+                         & ~Q(run_on=""), name="executions_ae_agent_queue_idx"),
         ]
 
     def __str__(self) -> str:

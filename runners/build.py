@@ -44,6 +44,8 @@ OWN_SHELL_FUNCTION = '__conveyor_own_shell() { ( eval "$1" ); }'
 
 def source_versions(ctx: RunContext) -> dict[str, str]:
     """Artifact name → the revision (commit id) its source action resolved in this execution."""
+    if ctx.prepared is not None:  # on an agent: the server looked them up
+        return dict(ctx.prepared.get("sourceVersions") or {})
     from executions.selectors import artifact_revisions
 
     return artifact_revisions(ctx.pipeline_execution_id)
