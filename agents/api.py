@@ -21,9 +21,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import threading
 import time
 
 from channels.db import database_sync_to_async
+from django import db
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -109,24 +112,30 @@ class _Waiter:
         self.event.set()
 
 
-_watchdogs: set[int] = set()
+_watchdog_lock = threading.Lock()
+_watchdog_pid = 0
 
 
-async def _watchdog() -> None:
+def _watchdog() -> None:
     """Fail agents' actions whose lease lapsed, every quarter lease (jobs.agent_leases_sweep)."""
     while True:
-        await asyncio.sleep(max(0.25, engine.lease_seconds() / 4))
+        time.sleep(max(0.25, engine.lease_seconds() / 4))
         try:
-            await database_sync_to_async(jobs.agent_leases_sweep)()
+            jobs.agent_leases_sweep()
         except Exception:
             logger.exception("the agents' lease sweep failed")
+        finally:
+            db.connection.close()
 
 
 def _ensure_watchdog() -> None:
-    loop = asyncio.get_running_loop()
-    if id(loop) not in _watchdogs:
-        _watchdogs.add(id(loop))
-        loop.create_task(_watchdog(), name="conveyor-agents-watchdog")
+    """One watchdog thread per web process, started by the first agent that calls."""
+    global _watchdog_pid
+    with _watchdog_lock:
+        if _watchdog_pid != os.getpid():
+            _watchdog_pid = os.getpid()
+            threading.Thread(target=_watchdog, name="conveyor-agents-watchdog",
+                             daemon=True).start()
 
 
 @csrf_exempt
