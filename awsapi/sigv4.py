@@ -160,8 +160,10 @@ def canonical_query(query: str) -> str:
 
 
 def canonical_request(*, method: str, path: str, query: str, headers: dict[str, str],
-                      signed_headers: tuple[str, ...], payload_hash: str) -> str:
-    lines = [method.upper(), normalize_path(path), canonical_query(query)]
+                      signed_headers: tuple[str, ...], payload_hash: str,
+                      normalize: bool = True) -> str:
+    lines = [method.upper(), normalize_path(path) if normalize else quote(path, safe="/~"),
+             canonical_query(query)]
     names = sorted(set(signed_headers))
     canonical_headers = "\n".join(
         f"{name}:{' '.join(headers.get(name, '').split())}" for name in names
@@ -190,7 +192,9 @@ def signature(*, secret: str, auth: Authorization, to_sign: str) -> str:
 
 
 def verify(*, auth: Authorization, secret: str, method: str, path: str, query: str,
-           headers: dict[str, str], body: bytes, now: datetime) -> None:
+           headers: dict[str, str], body: bytes | None, now: datetime,
+           service: str = SERVICE, payload_hash: str | None = None,
+           normalize: bool = True) -> None:
     """Check a parsed Authorization against the request; raise ``AwsError`` if it fails.
 
     1. The credential is scoped to this service, on the day of the request's
@@ -204,11 +208,13 @@ def verify(*, auth: Authorization, secret: str, method: str, path: str, query: s
     As on AWS, a captured request can be replayed within the skew window; every
     operation that starts something takes a client token for that reason.
 
-    ``headers`` has lower-case names.
+    ``headers`` has lower-case names. The S3 endpoint passes ``service="s3"``, the
+    body's hash it computed while streaming it (``payload_hash``, ``body`` None) and
+    ``normalize=False`` (S3 signs the path as sent).
     """
-    if auth.service != SERVICE:
+    if auth.service != service:
         raise errors.invalid_signature(
-            f"Credential should be scoped to correct service: '{SERVICE}'."
+            f"Credential should be scoped to correct service: '{service}'."
         )
     timestamp, when, date_header = request_time(headers)
     if auth.date != timestamp[:8]:
@@ -222,7 +228,8 @@ def verify(*, auth: Authorization, secret: str, method: str, path: str, query: s
             raise errors.invalid_signature(
                 f"'{required}' must be a 'SignedHeader' in the AWS Authorization."
             )
-    payload_hash = hashlib.sha256(body).hexdigest()
+    if payload_hash is None:
+        payload_hash = hashlib.sha256(body or b"").hexdigest()
     declared = headers.get("x-amz-content-sha256")
     if declared is not None and declared != payload_hash:
         raise errors.invalid_signature(
@@ -232,7 +239,7 @@ def verify(*, auth: Authorization, secret: str, method: str, path: str, query: s
         )
     canonical = canonical_request(
         method=method, path=path, query=query, headers=headers,
-        signed_headers=auth.signed_headers, payload_hash=payload_hash,
+        signed_headers=auth.signed_headers, payload_hash=payload_hash, normalize=normalize,
     )
     expected = signature(
         secret=secret, auth=auth,

@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "config",
     "observability",
     "notifications",
+    "jobs",
     "agents",
 ]
 
@@ -242,6 +243,14 @@ CONVEYOR_DISPATCH_SECONDS = float(os.environ.get("CONVEYOR_DISPATCH_SECONDS", "3
 CONVEYOR_HEARTBEAT_SECONDS = float(os.environ.get("CONVEYOR_HEARTBEAT_SECONDS", "2"))
 # Timeout of an action that sets no timeoutInMinutes and whose runner has no default.
 CONVEYOR_DEFAULT_TIMEOUT_MINUTES = int(os.environ.get("CONVEYOR_DEFAULT_TIMEOUT_MINUTES", "60"))
+# Job workers (docs/job-workers.md): a polled job not acknowledged within this many
+# seconds times out (AWS publishes no figure); an acknowledged one without a result
+# within CONVEYOR_JOB_RESULT_SECONDS (AWS's one-hour action quota); a continuation
+# is offered again after CONVEYOR_JOB_CONTINUATION_SECONDS.
+CONVEYOR_JOB_ACK_SECONDS = float(os.environ.get("CONVEYOR_JOB_ACK_SECONDS", "60"))
+CONVEYOR_JOB_RESULT_SECONDS = float(os.environ.get("CONVEYOR_JOB_RESULT_SECONDS", "3600"))
+CONVEYOR_JOB_CONTINUATION_SECONDS = float(os.environ.get("CONVEYOR_JOB_CONTINUATION_SECONDS",
+                                                         "0"))
 # Ended executions older than this many days are pruned daily, with their logs and
 # unreferenced artifacts (executions.retention; unset or 0: kept forever).
 CONVEYOR_RETENTION_DAYS = int(os.environ.get("CONVEYOR_RETENTION_DAYS", "0") or 0)

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from awsapi import s3 as awsapi_s3
 from dashboard import views as dashboard_views
 from observability import views as observability_views
 
@@ -28,6 +29,8 @@ urlpatterns = [
          name="pipeline-audit"),
     path("api/", include("notifications.urls")),
     path("aws/", include("awsapi.urls")),
+    # The job workers' artifacts, path-style S3 (awsapi/s3.py).
+    path("s3/<str:bucket>/<path:key>", awsapi_s3.endpoint, name="s3-object"),
     path("api/agent/", include("agents.urls")),  # agent keys only (agents/api.py)
     path("agents/", include("agents.pages")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -41,7 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import runners
-from executions import queue, selectors
+from executions import queue, selectors, signals
 from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
 from executions.choices import EventKind, RetryTrigger
 from executions.errors import (
@@ -102,6 +102,7 @@ __all__ = [
     "action_claim",
     "action_complete",
     "action_finish",
+    "action_progress",
     "action_record_process",
     "action_time_out",
     "action_wait",
@@ -149,10 +150,10 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
     variables: dict[str, str] = {}
     inputs: dict[str, str] = {}
     try:
-        if runners.get(ae.category, ae.provider) is None:
+        doc = _action_doc(ex, ae.stage_name, ae.action_name)
+        if runners.for_action(doc) is None:
             raise Unresolvable(f'No runner for provider "{ae.provider}" of category '
                                f'{ae.category} is installed here')
-        doc = _action_doc(ex, ae.stage_name, ae.action_name)
         variables = _variables(ex)
         resolved = _resolve(doc, variables)
         inputs = _inputs(ex, doc)
@@ -324,14 +325,52 @@ def action_wait(action_execution_pk: int, *, worker: str, summary: str = "",
 
 
 def action_complete(action_execution_pk: int, *, succeeded: bool, summary: str = "",
-                    output_variables: dict | None = None, external_url: str = "") -> bool:
-    """Complete an InProgress action from outside (approval decision, webhook callback).
+                    output_variables: dict | None = None, external_url: str = "",
+                    external_id: str = "", artifacts: Iterable[ProducedArtifact] = (),
+                    revision=None) -> bool:
+    """Complete an InProgress action from outside (approval decision, webhook callback,
+    a job worker's result: then with its output artifacts and revision).
 
     True if this call ended it; False if it had already ended (changes nothing).
     """
     return _finish(action_execution_pk, worker=None,
                    status=A.SUCCEEDED if succeeded else A.FAILED, summary=summary,
-                   output_variables=output_variables, external_url=external_url)
+                   output_variables=output_variables, external_url=external_url,
+                   external_id=external_id, artifacts=artifacts, revision=revision)
+
+
+def action_progress(action_execution_pk: int, *, summary: str = "", external_id: str = "",
+                    external_url: str = "", percent: int | None = None) -> bool:
+    """An InProgress action's outside party reports progress (a job worker's
+    executionDetails): summary, external id and link change, the status does not; an
+    event (data ``percentComplete``) tells the dashboard. False if the action has ended.
+    """
+    pipeline_id = ActionExecution.objects.filter(pk=action_execution_pk).values_list(
+        "pipeline_id", flat=True).first()
+    if pipeline_id is None:
+        return False
+    with _Transaction(pipeline_id) as fx:
+        fields: dict[str, Any] = {"updated_at": timezone.now()}
+        if summary:
+            fields["summary"] = summary[:2000]
+        if external_id:
+            fields["external_id"] = external_id[:200]
+        if external_url:
+            fields["external_url"] = external_url[:2000]
+        if not ActionExecution.objects.filter(
+                pk=action_execution_pk, status=A.IN_PROGRESS).update(**fields):
+            return False
+        ae = ActionExecution.objects.select_related(
+            "execution", "stage_execution", "execution__pipeline_version").get(
+            pk=action_execution_pk)
+        data: dict[str, Any] = {"progress": True}
+        if percent is not None:
+            data["percentComplete"] = percent
+        if external_url:
+            data["externalExecutionUrl"] = external_url
+        _event(fx, ae, EventKind.ACTION_EXECUTION, A.IN_PROGRESS, A.IN_PROGRESS,
+               ae.summary, data)
+    return True
 
 
 # --- stop (docs/semantics.md §7) ------------------------------------------------------------------
@@ -479,6 +518,8 @@ def sweep(now: datetime | None = None) -> SweepReport:
     """
     now = now or timezone.now()
     report = SweepReport()
+    # Other apps' deadlines first (jobs: unacknowledged and unfinished jobs).
+    signals.sweeping.send(sender=sweep, now=now)
     expired = ActionExecution.objects.filter(
         status=A.IN_PROGRESS, lease_expires_at__lt=now).values_list(
         "pk", "worker", "pgid", "lease_expires_at")

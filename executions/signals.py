@@ -17,6 +17,10 @@ Other apps listen to these instead of being imported by ``executions``
 - ``events_appended(sender, pipeline_id, execution_ids, last_event_id)``: new
   ExecutionEvent rows were committed (the live dashboard's doorbell).
 
+- ``sweeping(sender, now)``: the sweeper is about to look for actions nobody will finish;
+  other apps end their own expired work first (jobs: docs/job-workers.md). Sent
+  synchronously, in the sweeper's process.
+
 ``sender`` is always the ``executions.statuses`` module (the engine's status helper).
 """
 
@@ -26,3 +30,4 @@ action_ended = Signal()
 action_abandoned = Signal()
 execution_superseded = Signal()
 events_appended = Signal()
+sweeping = Signal()

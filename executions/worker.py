@@ -264,7 +264,7 @@ def run_claimed(claim: engine.Claim, worker: str) -> str:
 def _run_claimed(claim: engine.Claim, worker: str) -> str:
     pk = claim.action_execution.pk
     ae, ex = claim.action_execution, claim.execution
-    runner = runners.get(ae.category, ae.provider)
+    runner = runners.for_action(claim.action)
     base = Path(settings.WORKSPACE_ROOT) / str(ae.action_execution_id)
     log = LogWriter(Path(settings.LOG_ROOT) / ae.log_path)
     heartbeat = None
@@ -272,14 +272,17 @@ def _run_claimed(claim: engine.Claim, worker: str) -> str:
         workspace = base / "workspace"
         workspace.mkdir(parents=True, exist_ok=True)
         input_dirs = {}
-        for i, (name, storage_name) in enumerate(claim.inputs.items()):
+        # A remote runner hands the action to a job worker: no files here.
+        local_inputs = {} if getattr(runner, "remote", False) else claim.inputs
+        for i, (name, storage_name) in enumerate(local_inputs.items()):
             # The first input artifact is extracted into the workspace itself
             # (CodeBuild's primary source); the others beside it.
             target = workspace if i == 0 else base / "inputs" / name
             artifacts.extract(storage_name, target)
             input_dirs[name] = target
         output_dirs = {}
-        for item in claim.action.get("outputArtifacts", []):
+        for item in ([] if getattr(runner, "remote", False)
+                     else claim.action.get("outputArtifacts", [])):
             output_dirs[item["name"]] = base / "outputs" / item["name"]
             output_dirs[item["name"]].mkdir(parents=True, exist_ok=True)
         ctx = RunContext(

@@ -64,6 +64,27 @@ def get(category: str, provider: str) -> ProviderSpec | None:
     return _registry.get((category, provider))
 
 
+# Custom action types live in the database of another app (jobs), which installs a
+# resolver here when it starts: (category, owner, provider, version) -> spec or None.
+_custom_resolver: Callable[[str, str, str, str], ProviderSpec | None] | None = None
+
+
+def set_custom_resolver(resolver: Callable[[str, str, str, str], ProviderSpec | None]) -> None:
+    global _custom_resolver
+    _custom_resolver = resolver
+
+
+def spec_for(type_id: dict) -> ProviderSpec | None:
+    """The provider of an actionTypeId: a built-in one by (category, provider), else a
+    registered custom action type (owner Custom or ThirdParty) with that exact id."""
+    category, provider = type_id.get("category", ""), type_id.get("provider", "")
+    spec = get(category, provider)
+    owner = type_id.get("owner", "Custom")
+    if spec is None and _custom_resolver is not None and owner in ("Custom", "ThirdParty"):
+        spec = _custom_resolver(category, owner, provider, str(type_id.get("version", "1")))
+    return spec
+
+
 def providers_for(category: str) -> list[str]:
     return sorted(p for (c, p) in _registry if c == category)
 

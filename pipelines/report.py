@@ -88,7 +88,7 @@ def migration_report(document: dict) -> list[ActionReport]:
                                   stage_name=str(stage.get("name")),
                                   action_name=str(action.get("name")),
                                   category=category, provider=provider, status="runs")
-            spec = providers.get(category, provider)
+            spec = providers.spec_for(type_id)
             if spec is None:
                 aws_only = provider in providers.AWS_ONLY_PROVIDERS.get(category, ())
                 report.status = "cannot run" if aws_only else "unknown"

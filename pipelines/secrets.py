@@ -84,7 +84,7 @@ def mask(data: Any) -> Any:
 
 def secret_keys(action: dict) -> frozenset[str]:
     type_id = action.get("actionTypeId") or {}
-    spec = providers.get(type_id.get("category", ""), type_id.get("provider", ""))
+    spec = providers.spec_for(type_id) if isinstance(type_id, dict) else None
     return spec.secret_keys if spec is not None else frozenset()
 
 

@@ -356,7 +356,7 @@ class _Validator(ConditionChecks):
         if category is None:
             return
         provider = action["actionTypeId"]["provider"]
-        spec = providers.get(category, provider)
+        spec = providers.spec_for(action["actionTypeId"])
         if spec is None:
             if provider in providers.AWS_ONLY_PROVIDERS.get(category, ()):
                 self.add(f"{path}.actionTypeId.provider",

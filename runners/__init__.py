@@ -27,7 +27,8 @@ from runners.base import (
 
 __all__ = [
     "ActionFailed", "LogWriter", "Readiness", "Result", "Revision", "RunContext", "Runner",
-    "Waiting", "get", "kill_process_group", "register", "registered",
+    "Waiting", "for_action", "get", "kill_process_group", "register", "registered",
+    "set_router",
 ]
 
 _registry: dict[tuple[str, str], Runner] = {}
@@ -57,6 +58,28 @@ def register(runner_class: type[Runner], *, categories: tuple[str, ...] | None =
 
 def get(category: str, provider: str) -> Runner | None:
     return _registry.get((category, provider))
+
+
+# Decides whether an action is handed to a job worker instead of running here (the
+# jobs app installs ``jobs.routing.job_runner`` when it starts): the action's
+# document in, a remote runner or None out.
+_router = None
+
+
+def set_router(router) -> None:
+    global _router
+    _router = router
+
+
+def for_action(action_doc: dict) -> Runner | None:
+    """The runner for an action document: a job worker's (``_router``), else the
+    registered runner of its (category, provider)."""
+    if _router is not None:
+        remote = _router(action_doc)
+        if remote is not None:
+            return remote
+    type_id = action_doc.get("actionTypeId") or {}
+    return get(type_id.get("category", ""), type_id.get("provider", ""))
 
 
 def registered() -> list[tuple[str, str]]:

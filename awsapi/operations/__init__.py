@@ -4,6 +4,7 @@ by the app whose services they call. Importing the package registers them all.""
 from awsapi.operations import (  # noqa: F401  (they register)
     approvals,
     executions,
+    jobs,
     pipelines,
     webhooks,
 )

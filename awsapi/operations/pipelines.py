@@ -199,9 +199,11 @@ def list_action_types(caller, body: dict) -> dict:
     if field_string(body, "nextToken") is not None:
         raise errors.AwsError("InvalidNextTokenException",
                               "The nextToken was not returned by ListActionTypes.")
+    from awsapi.operations.jobs import custom_action_types
+
+    types = custom_action_types(owner)
     if owner not in (None, CONVEYOR_OWNER):
-        return {"actionTypes": []}
-    types = []
+        return {"actionTypes": types}
     for spec in providers.all_specs():
         inputs, outputs = _ARTIFACTS_BY_CATEGORY.get(spec.category, ((0, 5), (0, 5)))
         action_type = {
@@ -215,7 +217,7 @@ def list_action_types(caller, body: dict) -> dict:
         if properties:
             action_type["actionConfigurationProperties"] = list(properties)
         types.append(action_type)
-    return {"actionTypes": types}
+    return {"actionTypes": types}  # custom types (jobs) first, then the built-in ones
 
 
 @operation("ListRuleTypes", permission="pipelines.view_pipeline")

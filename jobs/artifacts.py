@@ -1,0 +1,149 @@
+"""Artifacts for job workers: where they are, who may reach them (docs/job-workers.md).
+
+A job's artifacts are S3 objects of one bucket (``CONVEYOR_JOB_BUCKET``, default
+``conveyor-artifacts``) under ``jobs/<job id>/input/<name>.zip`` and
+``jobs/<job id>/output/<name>.zip``. The S3-compatible endpoint (``awsapi.s3``)
+asks ``credential_job`` who signed, then ``object_access`` whether that job may
+do this to that key: a job's credentials reach its own inputs (read) and outputs
+(write, and read back), nothing else, and only while the job is Dispatched or
+InProgress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+
+from executions import artifacts as stored_artifacts
+from jobs import services
+from jobs.choices import HELD
+from jobs.models import Job
+from pipelines import secrets as sealed
+
+KEY_RE = re.compile(r"jobs/(?P<job>[0-9a-f-]{36})/(?P<side>input|output)/"
+                    r"(?P<name>[A-Za-z0-9_-]{1,100})\.zip")
+
+
+def bucket() -> str:
+    return getattr(settings, "CONVEYOR_JOB_BUCKET", "conveyor-artifacts")
+
+
+def max_upload_bytes() -> int:
+    return int(getattr(settings, "CONVEYOR_JOB_ARTIFACT_MAX_BYTES", 1 << 30))
+
+
+def object_key(job: Job, side: str, name: str) -> str:
+    return f"jobs/{job.job_id}/{side}/{name}.zip"
+
+
+def location(job: Job, side: str, name: str) -> dict:
+    return {"type": "S3", "s3Location": {"bucketName": bucket(),
+                                         "objectKey": object_key(job, side, name)}}
+
+
+def credentials(job: Job) -> dict:
+    """The job's artifact credentials, as AWSSessionCredentials."""
+    return {"accessKeyId": job.credential_id,
+            "secretAccessKey": sealed.unseal(job.credential_secret),
+            "sessionToken": sealed.unseal(job.session_token)}
+
+
+class Denied(Exception):
+    """The signer may not do this (S3's AccessDenied); ``code`` says which S3 error."""
+
+    def __init__(self, message: str, code: str = "AccessDenied", status: int = 403):
+        self.message, self.code, self.status = message, code, status
+        super().__init__(message)
+
+
+def credential_job(*, access_key_id: str, session_token: str) -> tuple[Job, str]:
+    """(the job, its secret) for a signer's access key id and session token.
+
+    Refused unless the key is a job's, the token is that key's, and the job is held
+    by a worker (Dispatched or InProgress): credentials expire with their job.
+    """
+    job = (Job.objects.select_related("action_execution").filter(credential_id=access_key_id)
+           .first())
+    if job is None:
+        raise Denied("The AWS Access Key Id you provided does not exist in our records.",
+                     "InvalidAccessKeyId")
+    token = sealed.unseal(job.session_token)
+    if not session_token or not hmac.compare_digest(token, session_token):
+        raise Denied("The provided token is malformed or otherwise invalid.", "InvalidToken",
+                     400)
+    if job.status not in HELD:
+        raise Denied("The provided token has expired.", "ExpiredToken", 400)
+    return job, sealed.unseal(job.credential_secret)
+
+
+@dataclass(frozen=True)
+class Target:
+    side: str
+    name: str
+
+
+def object_access(*, job: Job, bucket_name: str, key: str, write: bool) -> Target:
+    """Whether ``job``'s credentials may read (or write) ``bucket_name/key``."""
+    match = KEY_RE.fullmatch(key)
+    if bucket_name != bucket() or match is None or match["job"] != str(job.job_id):
+        raise Denied("Access Denied")
+    side, name = match["side"], match["name"]
+    if side == "input" and (write or name not in job.data.get("inputArtifacts", [])):
+        raise Denied("Access Denied")
+    if side == "output" and name not in job.data.get("outputArtifacts", []):
+        raise Denied("Access Denied")
+    return Target(side, name)
+
+
+def open_object(*, job: Job, target: Target):
+    """(file object, size, sha256) of a readable object; None if there is none (NoSuchKey)."""
+    if target.side == "input":
+        artifact = services.job_input_artifacts(job).get(target.name)
+        if artifact is None:
+            return None
+        return (stored_artifacts.storage().open(artifact.storage_name, "rb"), artifact.size,
+                artifact.sha256)
+    upload = job.uploads.get(target.name)
+    if upload is None:
+        return None
+    return (stored_artifacts.storage().open(upload["storage_name"], "rb"), upload["size"],
+            upload["sha256"])
+
+
+def store_upload(*, job: Job, target: Target, path: Path) -> dict:
+    """Check an uploaded output (a zip whose every member is safe) and store it by hash."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            with tempfile.TemporaryDirectory() as scratch:
+                for info in members:
+                    problem = stored_artifacts.unsafe_member(
+                        info.filename, info.external_attr >> 16, Path(scratch))
+                    if problem:
+                        raise Denied(f"Output artifact {target.name} refused: {problem}",
+                                     "InvalidArgument", 400)
+    except zipfile.BadZipFile:
+        raise Denied(f"Output artifact {target.name} must be a zip archive, as on AWS",
+                     "InvalidArgument", 400) from None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    name = f"sha256/{sha[:2]}/{sha}.zip"
+    storage = stored_artifacts.storage()
+    if not storage.exists(name):
+        with open(path, "rb") as f:
+            name = storage.save(name, File(f))
+    stored = {"storage_name": name, "sha256": sha, "size": path.stat().st_size,
+              "file_count": sum(1 for m in members if not m.is_dir())}
+    services.job_upload(job=job, name=target.name, stored=stored)
+    return stored

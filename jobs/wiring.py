@@ -1,0 +1,38 @@
+"""What the jobs app plugs in when it starts (``JobsConfig.ready``).
+
+- ``runners.set_router``: actions that ``jobs.routing.job_route`` sends to workers
+  get the ``JobRunner`` (executions never imports jobs);
+- ``pipelines.providers.set_custom_resolver``: validation and secret sealing know
+  custom action types (``jobs.validation``);
+- ``executions.signals.sweeping``: the sweeper times jobs out;
+- ``executions.signals.action_ended``: an action that ended elsewhere ends its jobs.
+"""
+
+from django.utils import timezone
+
+
+def _sweeping(sender, now=None, **kwargs) -> None:
+    from jobs.services import jobs_sweep
+
+    jobs_sweep(now=now)
+
+
+def _action_ended(sender, action_execution=None, status="", summary="", **kwargs) -> None:
+    from jobs.services import jobs_end_for_action
+
+    deadline = getattr(action_execution, "deadline_at", None)
+    jobs_end_for_action(action_execution=action_execution, status=status, summary=summary,
+                        timed_out=deadline is not None and deadline <= timezone.now())
+
+
+def connect() -> None:
+    import runners
+    from executions import signals
+    from jobs import validation
+    from jobs.runner import job_runner
+    from pipelines import providers
+
+    runners.set_router(job_runner)
+    providers.set_custom_resolver(validation.custom_spec)
+    signals.sweeping.connect(_sweeping, dispatch_uid="jobs.sweeping")
+    signals.action_ended.connect(_action_ended, dispatch_uid="jobs.action_ended")
