@@ -25,7 +25,7 @@ import os
 import threading
 import time
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django import db
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -147,20 +147,23 @@ async def poll(request: HttpRequest) -> HttpResponse:
     _ensure_watchdog()
     try:
         body = _json(request)
-        agent = await database_sync_to_async(_poll_register)(request, body)
+        agent = await sync_to_async(_poll_register)(request, body)
         try:
             wait = min(MAX_WAIT, max(0.0, float(body.get("wait", MAX_WAIT))))
         except (TypeError, ValueError):
             raise AgentRefused("wait: must be a number of seconds") from None
         deadline = time.monotonic() + wait
+        if wait <= 0:
+            job = await sync_to_async(_claim)(agent.pk)
+            return JsonResponse(job) if job is not None else HttpResponse(status=204)
         # Subscribe before the first look, so no action slips in between.
-        waiter = _Waiter(await database_sync_to_async(live.last_sequence)(live.ALL))
+        waiter = _Waiter(await sync_to_async(live.last_sequence)(live.ALL))
         hub = live.hub()
         hub.subscribe(waiter)
         try:
             while True:
                 waiter.event.clear()
-                job = await database_sync_to_async(_claim)(agent.pk)
+                job = await sync_to_async(_claim)(agent.pk)
                 if job is not None:
                     return JsonResponse(job)
                 remaining = deadline - time.monotonic()
