@@ -28,6 +28,7 @@ ends the agent with exit status 3.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -76,9 +77,13 @@ class Client:
             req = urllib.request.Request(self.base + path, data=data, method=method, headers={
                 "Authorization": f"Bearer {self.key}", "X-Conveyor-Agent": self.name,
                 "Content-Type": content_type, "User-Agent": f"conveyor-agent/{VERSION}"})
+            started = time.perf_counter()
             try:
                 with urllib.request.urlopen(req, timeout=timeout) as answer:
-                    return answer.status, answer.read()
+                    body = answer.read()
+                    logger.debug("%s %s: %s in %.1f ms", method, path, answer.status,
+                                 (time.perf_counter() - started) * 1000)
+                    return answer.status, body
             except urllib.error.HTTPError as exc:
                 body = exc.read()
                 if exc.code == 401:
@@ -182,14 +187,25 @@ class LogShipper(threading.Thread):
             except Exception:
                 logger.exception("shipping the log failed")
 
-    def finish(self) -> None:
+    def finish(self, *, keep: int = 256 << 10) -> dict:
+        """Stop shipping; send what is left but its last ``keep`` bytes, which are returned
+        ({"logOffset", "logTail"}) to travel with the result (one request less per action)."""
         self.done.set()
         self.join()
         for _ in range(50):   # everything, in batches, before the result
+            size = self.path.stat().st_size if self.path.exists() else 0
+            if size - self.sent <= keep or self.gone:
+                break
             before = self.sent
             self.ship()
-            if self.sent == before or self.gone:
+            if self.sent == before:
                 break
+        if self.gone or not self.path.exists():
+            return {}
+        with open(self.path, "rb") as f:
+            f.seek(self.sent)
+            tail = f.read()
+        return {"logOffset": self.sent, "logTail": tail.decode("utf-8", errors="replace")}
 
 
 class Heartbeat(threading.Thread):
@@ -287,13 +303,14 @@ class Agent:
                 logger.warning("poll failed: %s", exc)
                 time.sleep(5)
                 continue
-            if job is not None:
-                self.run_job(job)
+            while job is not None:
+                job = self.run_job(job)
                 if once:
                     return
 
     # one job -----------------------------------------------------------------
-    def run_job(self, job: dict) -> None:
+    def run_job(self, job: dict) -> dict | None:
+        """Run one job and report it; returns the next job the server handed back, if any."""
         from django.conf import settings
 
         import runners
@@ -384,17 +401,26 @@ class Agent:
         else:
             log.line(f"{outcome['status']}: {outcome.get('summary', '')}".rstrip(": "))
         log.close()
-        shipper.finish()
-        if not (heartbeat is not None and heartbeat.ended_elsewhere):
-            status, body = self.client.post_json(f"jobs/{job_id}/result", outcome)
-            if status not in (200, 409):
-                logger.warning("result of %s answered %s: %s", job_id, status, body)
+        tail = shipper.finish()
         shutil.rmtree(base, ignore_errors=True)
+        if heartbeat is not None and heartbeat.ended_elsewhere:
+            return None
+        # The rest of the log travels with the result, and the answer may carry this
+        # agent's next job (claimed in the same request): one round trip per action.
+        status, body = self.client.post_json(f"jobs/{job_id}/result",
+                                             {**outcome, **tail, "next": True})
+        if status not in (200, 409):
+            logger.warning("result of %s answered %s: %s", job_id, status, body)
+        return body.get("nextJob") if status == 200 else None
 
     def _download(self, item: dict, base: Path, target: Path) -> None:
-        status, data = self.client.request("GET", item["path"].removeprefix("/"), timeout=300)
-        if status != 200:
-            raise RuntimeError(f'input artifact {item["name"]}: HTTP {status}')
+        if "inline" in item:   # a small artifact came with the job data
+            data = base64.b64decode(item["inline"])
+        else:
+            status, data = self.client.request("GET", item["path"].removeprefix("/"),
+                                               timeout=300)
+            if status != 200:
+                raise RuntimeError(f'input artifact {item["name"]}: HTTP {status}')
         with tempfile.NamedTemporaryFile(dir=base, suffix=".zip", delete=False) as tmp:
             tmp.write(data)
         try:

@@ -92,7 +92,7 @@ def _poll_register(request: HttpRequest, body: dict) -> Agent:
 
 
 def _claim(agent_pk: int) -> dict | None:
-    agent = Agent.objects.get(pk=agent_pk)
+    agent = Agent.objects.select_related("key").get(pk=agent_pk)
     if agent.key.revoked_at is not None:
         raise AgentRefused("Invalid or revoked agent key.", status=401)
     claim = jobs.job_claim_next(agent=agent)
@@ -117,7 +117,12 @@ _watchdog_pid = 0
 
 
 def _watchdog() -> None:
-    """Fail agents' actions whose lease lapsed, every quarter lease (jobs.agent_leases_sweep)."""
+    """Fail agents' actions whose lease lapsed, every quarter lease (jobs.agent_leases_sweep).
+
+    The first check waits a whole lease: a web process that has just (re)started gives
+    the agents that could not reach it meanwhile one lease to renew (docs/deploy.md).
+    """
+    time.sleep(engine.lease_seconds())
     while True:
         time.sleep(max(0.25, engine.lease_seconds() / 4))
         try:
@@ -236,6 +241,20 @@ def result(request, agent, job_id):
     variables = body.get("outputVariables") or {}
     if not isinstance(variables, dict):
         raise AgentRefused("outputVariables: must be an object of strings")
+    if body.get("logTail"):
+        # The end of the log, sent with the result (one request less per action).
+        try:
+            offset = int(body.get("logOffset", 0))
+        except (TypeError, ValueError):
+            raise AgentRefused("logOffset: must be a byte offset") from None
+        try:
+            jobs.job_log_append(agent=agent, action_execution_id=job_id, offset=offset,
+                                data=str(body["logTail"]).encode())
+        except AgentRefused as exc:
+            if exc.status != 416:
+                raise
+            # A batch was lost: the result still counts; the log misses that part.
+            logger.warning("agent %s: log of %s has a gap", agent.name, job_id)
     done = jobs.job_finish(agent=agent, action_execution_id=job_id,
                            succeeded=status == "Succeeded", summary=str(body.get("summary", "")),
                            output_variables=variables,
@@ -243,4 +262,9 @@ def result(request, agent, job_id):
                            error=str(body.get("error", "")))
     if not done:
         return JsonResponse({"detail": "the action had already ended"}, status=409)
-    return JsonResponse({"accepted": True})
+    answer = {"accepted": True}
+    if body.get("next"):
+        # The action this result let start is often the agent's own next one: hand it
+        # over now rather than at the next poll.
+        answer["nextJob"] = _claim(agent.pk)
+    return JsonResponse(answer)

@@ -20,6 +20,7 @@ sweep (docs/deploy.md, Build farm: the lease policy).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -125,13 +126,29 @@ def job_data(claim: engine.Claim, *, base_url: str = "") -> dict:
         "stageName": ae.stage_name, "actionName": ae.action_name, "attempt": ae.attempt,
         "category": ae.category, "provider": ae.provider, "action": action,
         "variables": claim.variables,
-        "inputArtifacts": [{"name": name, "path": f"jobs/{job}/inputs/{name}"}
-                           for name in claim.inputs],
+        "inputArtifacts": [_input(job, name, storage_name)
+                           for name, storage_name in claim.inputs.items()],
         "outputArtifacts": [item["name"] for item in action.get("outputArtifacts", [])],
         "deadline": ae.deadline_at.isoformat() if ae.deadline_at else None,
         "leaseSeconds": engine.lease_seconds(), "heartbeatSeconds": heartbeat_seconds(),
         "secrets": job_secrets, "prepared": prepared,
     }
+
+
+# An input artifact this small travels inside the job data (a request less per action).
+INLINE_INPUT_BYTES = 64 << 10
+
+
+def _input(job: str, name: str, storage_name: str) -> dict:
+    item = {"name": name, "path": f"jobs/{job}/inputs/{name}"}
+    store = artifacts.storage()
+    try:
+        if store.size(storage_name) <= INLINE_INPUT_BYTES:
+            with store.open(storage_name, "rb") as f:
+                item["inline"] = base64.b64encode(f.read()).decode()
+    except (OSError, NotImplementedError):
+        pass   # the agent downloads it
+    return item
 
 
 def heartbeat_seconds() -> float:

@@ -95,7 +95,9 @@ def agent_seen(*, key: AgentKey, name: str, labels=None, version: str = "",
         fields["version"] = str(version)[:50]
     if hostname:
         fields["hostname"] = str(hostname)[:200]
-    AgentKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        # A minute's precision is enough to tell a key in use: one write less per poll.
+        AgentKey.objects.filter(pk=key.pk).update(last_used_at=now)
     agent = Agent.objects.select_related("key").filter(name=name).first()
     if agent is None:
         try:

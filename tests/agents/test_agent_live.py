@@ -218,7 +218,21 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
-def test_an_agent_rides_out_a_server_restart(conveyor, start_agent, token):
+@pytest.fixture
+def long_lease(conveyor):
+    """The web process renews leases of 30 s here: its restart under a loaded machine
+    takes longer than the module's 6 s lease (an outage longer than the lease fails the
+    action by design: docs/deploy.md, lease policy)."""
+    conveyor.env["CONVEYOR_LEASE_SECONDS"] = "30"
+    conveyor.stop_web()
+    conveyor.start_web()
+    yield
+    conveyor.env["CONVEYOR_LEASE_SECONDS"] = str(LEASE)
+    conveyor.stop_web()
+    conveyor.start_web()
+
+
+def test_an_agent_rides_out_a_server_restart(conveyor, long_lease, start_agent, token):
     start_agent(labels="linux")
     p = pipeline(["echo before-restart", "sleep 4", "echo after-restart"])
     ex = execution_services.execution_start(pipeline=p)
