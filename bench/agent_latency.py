@@ -19,6 +19,7 @@ and ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/4) choose the services.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -146,10 +147,8 @@ def child(runs: int, port: int) -> dict:
             pipeline=on_agent, worker="agent:bench-agent").count()
     finally:
         for proc in procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     return {"runs": runs, "statuses": sorted(statuses), "ran_on_agent": ran_on_agent,
             **{f"{k}_median": statistics.median(v) for k, v in times.items()},
             **{f"{k}_p95": percentile(v, 0.95) for k, v in times.items()},
