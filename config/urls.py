@@ -28,6 +28,7 @@ urlpatterns = [
     path("pipelines/<str:name>/audit/", observability_views.pipeline_audit,
          name="pipeline-audit"),
     path("api/", include("notifications.urls")),
+    path("api/", include("jobs.urls")),
     path("aws/", include("awsapi.urls")),
     # The job workers' artifacts, path-style S3 (awsapi/s3.py).
     path("s3/<str:bucket>/<path:key>", awsapi_s3.endpoint, name="s3-object"),

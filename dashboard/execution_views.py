@@ -40,6 +40,7 @@ from executions.models import (
     StageExecution,
 )
 from executions.refusals import stage_retry_refusal
+from jobs.selectors import action_job_views
 from pipelines import secrets
 from pipelines.models import Pipeline
 
@@ -219,6 +220,7 @@ def action_detail(request, name: str, number: int, stage: str, action: str):
         "configuration": (json.dumps(secrets.mask(ae.configuration), indent=2)
                           if ae.configuration else ""),
         "review": reviews.get(ae.pk),
+        "job": action_job_views([ae]).get(ae.pk),
     }
     return _render(request, "executions/action.html", context, {
         "header": "executions/_partials/action_header.html",

@@ -57,6 +57,7 @@ from executions.models import (
     StageExecution,
 )
 from executions.refusals import stage_retry_refusal
+from jobs.selectors import action_job_views
 from pipelines.models import Pipeline
 from pipelines.report import blocking as report_blocking
 from pipelines.report import migration_report
@@ -203,6 +204,7 @@ class ActionCard:
     doc: dict
     ae: ActionExecution | None
     review: dict | None = None
+    job: Any = None   # jobs.selectors.JobView of an action run by a job worker
 
     @property
     def name(self) -> str:
@@ -299,9 +301,11 @@ def _pipeline_context(request, pipeline: Pipeline) -> dict:
         boxes.append(box)
     cards = [c for b in boxes for c in b.cards if c.ae is not None]
     found = review.review_forms(request, [c.ae for c in cards])
+    jobs = action_job_views([c.ae for c in cards])
     for card in cards:
         if card.ae.pk in found:
             card.review = found[card.ae.pk]
+        card.job = jobs.get(card.ae.pk)
     shown = {ex.pk for ex in active} | ({latest.pk} if latest else set())
     revisions = _revisions(shown)
     user = request.user

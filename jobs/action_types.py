@@ -85,6 +85,24 @@ def action_type_create(*, data: dict, owner: str = "Custom", user=None
     return action_type, token
 
 
+def action_type_export(t: CustomActionType) -> dict:
+    """An ActionType in AWS's shape (CreateCustomActionType, ListActionTypes, REST)."""
+    settings = {key: value for key, value in (
+        ("thirdPartyConfigurationUrl", t.third_party_configuration_url),
+        ("entityUrlTemplate", t.entity_url_template),
+        ("executionUrlTemplate", t.execution_url_template),
+        ("revisionUrlTemplate", t.revision_url_template)) if value}
+    return {
+        "id": t.type_id,
+        "settings": settings,
+        "actionConfigurationProperties": t.properties(),
+        "inputArtifactDetails": {"minimumCount": t.input_minimum,
+                                 "maximumCount": t.input_maximum},
+        "outputArtifactDetails": {"minimumCount": t.output_minimum,
+                                  "maximumCount": t.output_maximum},
+    }
+
+
 def action_type_get(*, category: str, owner: str, provider: str, version: str
                     ) -> CustomActionType:
     action_type = CustomActionType.objects.filter(

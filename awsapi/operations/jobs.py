@@ -40,20 +40,7 @@ def _aws(exc: JobError) -> errors.AwsError:
 
 
 def action_type_shape(t: CustomActionType) -> dict:
-    """An ActionType as CreateCustomActionType and ListActionTypes answer it."""
-    settings = {"thirdPartyConfigurationUrl": t.third_party_configuration_url or None,
-                "entityUrlTemplate": t.entity_url_template or None,
-                "executionUrlTemplate": t.execution_url_template or None,
-                "revisionUrlTemplate": t.revision_url_template or None}
-    return compact({
-        "id": t.type_id,
-        "settings": settings,
-        "actionConfigurationProperties": t.properties(),
-        "inputArtifactDetails": {"minimumCount": t.input_minimum,
-                                 "maximumCount": t.input_maximum},
-        "outputArtifactDetails": {"minimumCount": t.output_minimum,
-                                  "maximumCount": t.output_maximum},
-    })
+    return action_types.action_type_export(t)
 
 
 def custom_action_types(owner: str | None) -> list[dict]:

@@ -157,7 +157,7 @@ def test_a_signature_for_another_service_is_refused(live_server, owner):
 
 def test_an_operation_conveyor_does_not_serve_is_unknown(live_server, owner):
     key, secret = access_key_create(user=owner)
-    status, _, body = _raw(live_server, key.access_key_id, secret, target="CreateCustomActionType")
+    status, _, body = _raw(live_server, key.access_key_id, secret, target="PutActionRevision")
     assert status == 400 and body["__type"] == "UnknownOperationException"
 
 

@@ -46,8 +46,10 @@ TEST_PROVIDERS = [
 
 
 @pytest.fixture
-def known_providers():
-    """Only the providers above, with a permissive checker, for one test."""
+def known_providers(monkeypatch):
+    """Only the providers above, with a permissive checker, for one test (and no custom
+    action types: those live in the database, which these tests do not use)."""
+    monkeypatch.setattr(providers, "_custom_resolver", None)
     saved = dict(providers._registry)
     providers._registry.clear()
     for category, name in TEST_PROVIDERS:
