@@ -271,3 +271,51 @@ def test_a_revoked_key_is_refused_at_once(conveyor, start_agent, live_db):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=5)
     assert refused.value.code == 401
+
+
+BUILDSPEC = """version: 0.2
+env:
+  exported-variables: [IMAGE_TAG]
+phases:
+  build:
+    commands:
+      - echo codebuild-on-agent build $CODEBUILD_BUILD_NUMBER
+      - export IMAGE_TAG=tag-42
+      - mkdir -p dist && echo from-codebuild > dist/app.txt
+artifacts:
+  files: ['dist/**/*']
+"""
+
+
+def test_codebuild_and_commands_actions_run_on_the_agent(conveyor, start_agent, token):
+    agent = start_agent(labels="linux,x64")
+    name = "p" + uuid.uuid4().hex[:8]
+    doc = definition(name, stages=[
+        ("Source", [action("Checkout", "Source", "Simulate", configuration={},
+                           outputArtifacts=[{"name": "Src"}])]),
+        ("Build", [{"name": "Image", "actionTypeId": {"category": "Build", "owner": "AWS",
+                                                        "provider": "CodeBuild", "version": "1"},
+                    "configuration": {"ProjectName": "no-such-project", "RunOn": "x64",
+                                      "BuildspecOverride": BUILDSPEC},
+                    "inputArtifacts": [{"name": "Src"}], "outputArtifacts": [{"name": "Img"}],
+                    "namespace": "ImageVars"}]),
+        ("Check", [{"name": "Inspect", "actionTypeId": {"category": "Compute", "owner": "AWS",
+                                                          "provider": "Commands", "version": "1"},
+                    "configuration": {"RunOn": "linux"},
+                    "commands": ["cat dist/app.txt", "echo tag #{ImageVars.IMAGE_TAG}",
+                                 "export CHECKED=yes"],
+                    "outputVariables": ["CHECKED"],
+                    "inputArtifacts": [{"name": "Img"}]}]),
+    ])
+    ex = execution_services.execution_start(pipeline=pipeline_save(document=doc).pipeline)
+    wait_for(lambda: PipelineExecution.objects.get(pk=ex.pk).status in ("Succeeded", "Failed"),
+             90, "the execution ends")
+    image, inspect = action_of(ex, "Build"), action_of(ex, "Check")
+    assert PipelineExecution.objects.get(pk=ex.pk).status == "Succeeded", (
+        image.summary, inspect and inspect.summary, agent.output()[-2000:])
+    assert image.worker == inspect.worker == f"agent:{agent.name}"
+    assert image.output_variables == {"IMAGE_TAG": "tag-42"}
+    assert inspect.output_variables == {"CHECKED": "yes"}
+    log = api_log(conveyor, token, inspect)["text"]
+    assert "from-codebuild" in log and "tag tag-42" in log
+    assert "codebuild-on-agent build" in api_log(conveyor, token, image)["text"]

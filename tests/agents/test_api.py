@@ -215,3 +215,22 @@ def test_the_agents_page_lists_agents_for_staff_only(routed, admin_client, viewe
     client.force_login(viewer)
     assert client.get("/agents/").status_code == 302
     assert 'href="/agents/"' not in client.get("/").content.decode()
+
+
+def test_an_abandoned_action_tells_its_agent_to_stop(routed, driver, owner):
+    from executions import services as execution_services
+
+    _, key = services.agent_key_create(name="farm")
+    client = Client()
+    job = poll(client, key, "arm1").json()
+    driver.call(execution_services.execution_stop, execution=routed.execution, abandon=True,
+                reason="enough", user=owner)
+    routed.refresh_from_db()
+    assert routed.status == A.ABANDONED
+    answer = client.post(f"/api/agent/jobs/{job['jobId']}/heartbeat", **bearer(key, "arm1"))
+    assert answer.json() == {"continue": False}
+    late = client.post(f"/api/agent/jobs/{job['jobId']}/result", json.dumps(
+        {"status": "Succeeded"}), content_type="application/json", **bearer(key, "arm1"))
+    assert late.status_code == 409
+    routed.refresh_from_db()
+    assert routed.status == A.ABANDONED
