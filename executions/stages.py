@@ -391,7 +391,10 @@ def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
             # sit in the queue before the sweeper hands it out again.
             lease_expires_at=now + timedelta(seconds=dispatch_seconds()),
         )
-        run_on = run_on_labels((action.get("configuration") or {}).get(RUN_ON))
+        # Only the providers agents run act on RunOn (a custom action type may have a
+        # property of that name: it is the job worker's).
+        run_on = run_on_labels((action.get("configuration") or {}).get(RUN_ON)) if (
+            runner is not None and runner.runs_on_agents) else []
         if run_on:
             # Routed to agents (docs/deploy.md): never queued for a worker. It waits for an
             # agent with these labels to claim it, at most its timeout (the sweeper's

@@ -145,7 +145,11 @@ def token(live_db):
 def test_agent_runs_a_build_streaming_its_log_and_hands_artifacts_and_variables_on(
         conveyor, start_agent, token):
     agent = start_agent(labels="linux,x64")
+    from tests.agents.live import BASE_DIR
+
     p = pipeline([
+        # The agent's sandbox: neither its key nor the server's code is visible.
+        f"test ! -e {agent.key_file}", f"test ! -e {BASE_DIR / 'manage.py'}",
         "echo first-line-from-agent",
         "sleep 3",
         "mkdir -p out && echo built-by-agent > out/build.txt",

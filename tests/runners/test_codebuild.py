@@ -253,7 +253,7 @@ def test_the_codebuild_configuration_is_checked_at_its_paths():
         "with a name and a value (strings)",
         'stages[1].actions[0].configuration.Image: "Image" is not a setting of the CodeBuild '
         "action: use ProjectName, PrimarySource, EnvironmentVariables, BatchEnabled, "
-        "CombineArtifacts, BuildspecOverride",
+        "CombineArtifacts, BuildspecOverride, RunOn",
     ]
 
 
