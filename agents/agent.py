@@ -304,7 +304,12 @@ class Agent:
                 time.sleep(5)
                 continue
             while job is not None:
-                job = self.run_job(job)
+                try:
+                    job = self.run_job(job)
+                except OSError as exc:   # the server stayed away longer than the retries:
+                    # its sweeper fails the action when the lease lapses; poll again.
+                    logger.warning("reporting the job failed: %s", exc)
+                    job = None
                 if once:
                     return
 
