@@ -1,6 +1,7 @@
 """``/s3/<bucket>/<key>``: the S3 calls a job worker makes for its artifacts.
 
-Path-style S3 (GetObject, HeadObject, PutObject) signed with SigV4 for service
+Path-style S3 (GetObject, HeadObject, PutObject, and the multipart upload that boto3's
+``upload_file`` uses for large files) signed with SigV4 for service
 ``s3`` by a job's artifact credentials (``X-Amz-Security-Token``), so an unmodified
 boto3 ``s3`` client with ``endpoint_url`` fetches inputs and uploads outputs. Who
 may reach which object is ``jobs.artifacts`` (docs/job-workers.md); the answers
@@ -20,6 +21,7 @@ import logging
 import tempfile
 import uuid
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from django.http import FileResponse, HttpRequest, HttpResponse
@@ -49,7 +51,7 @@ def _receive(request: HttpRequest) -> tuple[Path | None, str]:
         raise artifacts.Denied(f"Your proposed upload exceeds the maximum allowed size "
                                f"({artifacts.max_upload_bytes()} bytes)", "EntityTooLarge", 400)
     digest = hashlib.sha256()
-    if request.method != "PUT":
+    if request.method not in ("PUT", "POST"):
         return None, digest.hexdigest()
     with tempfile.NamedTemporaryFile(delete=False, suffix=".zip") as tmp:
         received = 0
@@ -89,11 +91,61 @@ def _authenticate(request: HttpRequest, payload_hash: str):
     return job
 
 
+def _xml(body: str, request_id: str) -> HttpResponse:
+    response = HttpResponse('<?xml version="1.0" encoding="UTF-8"?>\n' + body,
+                            content_type="application/xml")
+    response["x-amz-request-id"] = request_id
+    return response
+
+
+def _multipart(request: HttpRequest, job, target, path: Path | None, payload_hash: str,
+               bucket: str, key: str, request_id: str) -> HttpResponse:
+    """CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload."""
+    upload_id = request.GET.get("uploadId", "")
+    if request.method == "POST" and "uploads" in request.GET:
+        upload_id = artifacts.multipart_start(job=job)
+        return _xml(f"<InitiateMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
+                    f"<Key>{escape(key)}</Key><UploadId>{upload_id}</UploadId>"
+                    "</InitiateMultipartUploadResult>", request_id)
+    if request.method == "PUT":
+        try:
+            number = int(request.GET.get("partNumber", ""))
+        except ValueError:
+            raise artifacts.Denied("partNumber must be an integer", "InvalidArgument",
+                                   400) from None
+        artifacts.multipart_part(job=job, upload_id=upload_id, number=number, path=path)
+        response = HttpResponse(status=200)
+        response["ETag"] = f'"{payload_hash[:32]}"'
+        response["x-amz-request-id"] = request_id
+        return response
+    if request.method == "DELETE":
+        artifacts.multipart_abort(job=job, upload_id=upload_id)
+        return HttpResponse(status=204)
+    if request.method == "POST" and upload_id:
+        if path.stat().st_size > (1 << 20):
+            raise artifacts.Denied("The XML you provided was too large.", "MalformedXML", 400)
+        try:
+            root = ElementTree.fromstring(path.read_bytes())
+            numbers = [int(node.text or "") for node in root.iter()
+                       if node.tag.rsplit("}", 1)[-1] == "PartNumber"]
+        except (ElementTree.ParseError, ValueError):
+            raise artifacts.Denied("The XML you provided was not well-formed.", "MalformedXML",
+                                   400) from None
+        stored = artifacts.multipart_complete(job=job, target=target, upload_id=upload_id,
+                                              numbers=numbers)
+        return _xml(f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
+                    f"<Key>{escape(key)}</Key><ETag>&quot;{stored['sha256'][:32]}-"
+                    f"{len(numbers)}&quot;</ETag></CompleteMultipartUploadResult>",
+                    request_id)
+    raise artifacts.Denied("The specified method is not allowed against this resource.",
+                           "MethodNotAllowed", 405)
+
+
 @csrf_exempt
 def endpoint(request: HttpRequest, bucket: str, key: str) -> HttpResponse:
     request_id = uuid.uuid4().hex[:16].upper()
     head = request.method == "HEAD"
-    if request.method not in ("GET", "HEAD", "PUT"):
+    if request.method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
         return _error("MethodNotAllowed", "The specified method is not allowed against this "
                       "resource.", 405, request_id)
     path = None
@@ -101,7 +153,10 @@ def endpoint(request: HttpRequest, bucket: str, key: str) -> HttpResponse:
         path, payload_hash = _receive(request)
         job = _authenticate(request, payload_hash)
         target = artifacts.object_access(job=job, bucket_name=bucket, key=key,
-                                         write=request.method == "PUT")
+                                         write=request.method != "GET" and not head)
+        if request.method in ("POST", "DELETE") or "uploadId" in request.GET:
+            return _multipart(request, job, target, path, payload_hash, bucket, key,
+                              request_id)
         if request.method == "PUT":
             stored = artifacts.store_upload(job=job, target=target, path=path)
             response = HttpResponse(status=200)

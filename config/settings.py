@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "observability",
     "notifications",
     "jobs",
+    "conditions",
     "agents",
 ]
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/", include("approvals.api.urls")),
     path("api/", include("pipelines.api.urls")),
     path("api/", include("executions.api.urls")),
+    path("api/", include("conditions.api")),
     path("api/audit/", observability_views.AuditEntryListApi.as_view(), name="api-audit"),
     path("api/audit/export/", observability_views.AuditEntryExportApi.as_view(),
          name="api-audit-export"),

@@ -178,6 +178,8 @@ def event_json(row: dict) -> dict:
         "previousStatus": row["previous_status"],
         "summary": row["summary"],
         "time": row["created_at"].isoformat() if row["created_at"] else None,
+        # A condition's or a rule's status change: what it is about (conditions.records).
+        **({"condition": row["data"] or {}} if row["kind"] == "condition" else {}),
     }
 
 

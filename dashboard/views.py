@@ -327,8 +327,11 @@ def pipeline_detail(request, name: str):
     """The CodePipeline-console view of one pipeline."""
     pipeline = get_object_or_404(Pipeline, name=name)
     context = _pipeline_context(request, pipeline)
-    # An imported pipeline that cannot start yet says why, before anyone tries.
-    context["not_ready"] = report_blocking(migration_report(pipeline.document))
+    # An imported pipeline that cannot start yet says why, before anyone tries; the
+    # report's notes (a build project that does not exist, a connection used) come too.
+    reports = migration_report(pipeline.document)
+    context["not_ready"] = report_blocking(reports)
+    context["readiness"] = [r for r in reports if r.blocking or r.notes]
     return _render(request, "executions/pipeline.html", context, {
         "header": "executions/_partials/pipeline_header.html",
         "stage": ("executions/_partials/stage.html", _stage_part),

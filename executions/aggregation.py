@@ -65,7 +65,8 @@ def execution_outcome(stage_statuses: Iterable[str | None], *, stopping: bool) -
     ``stage_statuses`` lists, in order, the latest status of every stage the
     execution must run (None: not entered yet). Precedence: a stage still
     active → None; stopping or a Stopped stage → Stopped; a Failed stage →
-    Failed; all Succeeded → Succeeded; otherwise None (enter the next stage).
+    Failed; all Succeeded (or Skipped by a beforeEntry condition) → Succeeded;
+    otherwise None (enter the next stage).
     """
     statuses = list(stage_statuses)
     if any(s in S.ACTIVE for s in statuses):
@@ -74,6 +75,6 @@ def execution_outcome(stage_statuses: Iterable[str | None], *, stopping: bool) -
         return E.STOPPED
     if S.FAILED in statuses:
         return E.FAILED
-    if statuses and all(s == S.SUCCEEDED for s in statuses):
+    if statuses and all(s in S.PASSED for s in statuses):
         return E.SUCCEEDED
     return None

@@ -37,18 +37,23 @@ class StageExecutionStatus(models.TextChoices):
     STOPPED = "Stopped", "Stopped"
     SUCCEEDED = "Succeeded", "Succeeded"
     FAILED = "Failed", "Failed"
+    # A beforeEntry condition with result SKIP engaged: no action ran (docs/conditions.md).
+    SKIPPED = "Skipped", "Skipped"
 
 
 # ACTIVE is also the set of statuses that hold the stage lock (docs/semantics.md §1).
 StageExecutionStatus.ACTIVE = frozenset({"InProgress", "Stopping"})
-StageExecutionStatus.TERMINAL = frozenset({"Stopped", "Succeeded", "Failed"})
+StageExecutionStatus.TERMINAL = frozenset({"Stopped", "Succeeded", "Failed", "Skipped"})
+# The statuses an execution moves on from (the next stage is entered).
+StageExecutionStatus.PASSED = frozenset({"Succeeded", "Skipped"})
 StageExecutionStatus.TRANSITIONS = {
-    "InProgress": frozenset({"Stopping", "Stopped", "Succeeded", "Failed"}),
+    "InProgress": frozenset({"Stopping", "Stopped", "Succeeded", "Failed", "Skipped"}),
     "Stopping": frozenset({"Stopped"}),
     # A retry is a new StageExecution row (attempt + 1): an ended one never reopens.
     "Stopped": frozenset(),
     "Succeeded": frozenset(),
     "Failed": frozenset(),
+    "Skipped": frozenset(),
 }
 
 
@@ -117,3 +122,6 @@ class EventKind(models.TextChoices):
     ACTION_EXECUTION = "ActionExecution", "Action status change"
     INBOUND = "Inbound", "Execution waits at a stage"
     TRANSITION = "Transition", "Transition enabled or disabled"
+    # A stage condition's or one of its rules' status change (conditions.records says
+    # what its data holds).
+    CONDITION = "condition", "Condition or rule status change"

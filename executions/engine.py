@@ -41,7 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import runners
-from executions import queue, selectors, signals
+from executions import condition_port, queue, selectors, signals
 from executions.aggregation import ActionView, StageDecision, execution_outcome, stage_step
 from executions.choices import EventKind, RetryTrigger
 from executions.errors import (
@@ -56,9 +56,11 @@ from executions.models import (
     StageExecution,
 )
 from executions.refusals import stage_retry_refusal, stop_refusal
+from executions.stage_conditions import condition_outcome, condition_transaction
 from executions.stages import (
     _admit,
     _clear_inbound,
+    _conditions,
     _enter,
     _holder,
     _stage_advance,
@@ -85,6 +87,9 @@ from executions.statuses import (
     setting,
     worker_name,
 )
+from executions.statuses import (
+    _sender as engine_module,
+)
 from executions.variables import Unresolvable, _inputs, _resolve, _source_override, _variables
 from observability.counters import SWEEPS, SWEPT_ACTIONS, counter_add
 from pipelines.models import Pipeline, Stage
@@ -106,6 +111,8 @@ __all__ = [
     "action_record_process",
     "action_time_out",
     "action_wait",
+    "condition_outcome",
+    "condition_transaction",
     "dispatch_failed",
     "dispatch_seconds",
     "execution_create",
@@ -400,6 +407,11 @@ def execution_stop(execution: PipelineExecution, *, abandon: bool, reason: str,
             _set_status(fx, ex, E.STOPPED)
             return ex
         se.execution = ex
+        if _conditions(ex, se.stage_index):
+            # A condition being evaluated ends at once, stop and wait or abandon: its
+            # rules decide nothing any more (a waiting window could hold for days).
+            condition_port.port().end(fx, stage_execution=se, status="Cancelled",
+                                      reason=summary)
         if se.status == S.IN_PROGRESS:
             _set_status(fx, se, S.STOPPING, summary=summary)
         running = ActionExecution.objects.filter(stage_execution=se, status=A.IN_PROGRESS)
@@ -519,7 +531,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
     now = now or timezone.now()
     report = SweepReport()
     # Other apps' deadlines first (jobs: unacknowledged and unfinished jobs).
-    signals.sweeping.send(sender=sweep, now=now)
+    try:
+        signals.sweeping.send(sender=engine_module(), now=now)
+    except Exception:  # a listener's bug must not stop the sweeper
+        logger.exception("a sweeping listener failed")
     expired = ActionExecution.objects.filter(
         status=A.IN_PROGRESS, lease_expires_at__lt=now).values_list(
         "pk", "worker", "pgid", "lease_expires_at")
@@ -549,6 +564,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
         if action_time_out(pk):
             report.timed_out += 1
     counter_add(SWEEPS)
+    try:
+        signals.swept.send(sender=engine_module(), now=now)
+    except Exception:  # a listener's bug must not stop the sweeper
+        logger.exception("a swept listener failed")
     for outcome in ("lost", "timed_out", "redispatched"):
         if getattr(report, outcome):
             counter_add(SWEPT_ACTIONS, {"outcome": outcome}, getattr(report, outcome))

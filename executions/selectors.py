@@ -13,9 +13,11 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Subquery
 
+from executions import condition_port
 from executions.choices import StageExecutionStatus, WaitingReason
 from executions.models import (
     ActionExecution,
+    Artifact,
     PipelineExecution,
     SourceRevision,
     StageExecution,
@@ -34,7 +36,10 @@ def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]
     "waitingSince"}], "latestExecution": {"pipelineExecutionId", "status"} | None,
     "actionStates": [{"actionName", "currentRevision", "latestExecution":
     {"actionExecutionId", "status", "summary", "lastStatusChange", "token",
-    "externalExecutionUrl", "externalExecutionId"} | None}]}]}``
+    "externalExecutionUrl", "externalExecutionId"} | None}]}]}``, and for a stage whose
+    conditions were evaluated its ``beforeEntryConditionState`` /
+    ``onSuccessConditionState`` / ``onFailureConditionState``
+    (``conditions.selectors.condition_states``).
 
     ``types``: the inbound and latest executions also carry ``"type"``, the
     execution's STANDARD or ROLLBACK (the ``/aws/`` answer shows it).
@@ -56,6 +61,11 @@ def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]
     latest_stages = {row[0]: row for row in _STATE_LATEST_STAGES(pk)}
     latest_actions = {(row[0], row[1]): row for row in _STATE_LATEST_ACTIONS(pk)}
     document_stages = pipeline.document.get("stages", [])
+    conditions: dict[int, dict] = {}
+    if condition_port.wired() and any(kind in stage for stage in document_stages
+                                      for kind in ("beforeEntry", "onSuccess", "onFailure")):
+        # Only pipelines with stage conditions pay for their states (docs/conditions.md).
+        conditions = condition_port.port().states([row[4] for row in latest_stages.values()])
     states = []
     for index, stage_doc in enumerate(document_stages):
         name = stage_doc["name"]
@@ -100,6 +110,9 @@ def pipeline_state(pipeline: Pipeline, *, types: bool = False) -> dict[str, Any]
             "inboundExecutions": waiting,
             "latestExecution": latest_execution,
             "actionStates": action_states,
+            # beforeEntryConditionState, onSuccessConditionState, onFailureConditionState
+            # of the latest stage execution, those that were evaluated.
+            **(conditions.get(latest[4], {}) if latest is not None else {}),
         })
     return {
         "pipelineName": pipeline.name,
@@ -150,7 +163,7 @@ _STATE_LATEST_STAGES = Prepared(lambda pipeline_id: StageExecution.objects.filte
     id__in=Stage.objects.filter(pipeline_id=pipeline_id)
     .values(latest=Subquery(_newest_stage_execution())))
     .order_by().values_list("stage_name", "status", "execution__execution_id",
-                            "execution__execution_type"))
+                            "execution__execution_type", "id"))
 _STATE_LATEST_ACTIONS = Prepared(lambda pipeline_id: ActionExecution.objects.filter(
     id__in=Action.objects.filter(stage__pipeline_id=pipeline_id)
     .values(latest=Subquery(_newest_action_execution())))
@@ -246,6 +259,16 @@ def revision_rows(execution_ids: Iterable[int], fields: tuple[str, ...]
                                       .values_list("execution_id", *fields)):
             found[execution_pk].append(tuple(values))
     return found
+
+
+def artifact_producers(pipeline_execution_id: str) -> dict[str, tuple[str, dict]]:
+    """Artifact name → (provider, resolved action document) of the action execution that
+    produced it in the execution (by UUID), the latest when an action was retried; what
+    CodeBuild reads to lay out a clone as CodeBuild does (runners/build.py)."""
+    rows = (Artifact.objects.filter(execution__execution_id=pipeline_execution_id)
+            .order_by("id").values_list("name", "produced_by__provider",
+                                        "produced_by__configuration"))
+    return {name: (provider, configuration or {}) for name, provider, configuration in rows}
 
 
 def artifact_revisions(pipeline_execution_id: str) -> dict[str, str]:

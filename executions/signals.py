@@ -20,8 +20,11 @@ Other apps listen to these instead of being imported by ``executions``
 - ``sweeping(sender, now)``: the sweeper is about to look for actions nobody will finish;
   other apps end their own expired work first (jobs: docs/job-workers.md). Sent
   synchronously, in the sweeper's process.
+- ``swept(sender, now)``: the sweeper has run (every minute); the conditions app
+  evaluates the rules that wait (a deployment window) when their time has come.
 
-``sender`` is always the ``executions.statuses`` module (the engine's status helper).
+``sender`` is the ``executions.statuses`` module (the engine's status helper), and
+the engine module for ``sweeping`` and ``swept``.
 """
 
 from django.dispatch import Signal
@@ -31,3 +34,4 @@ action_abandoned = Signal()
 execution_superseded = Signal()
 events_appended = Signal()
 sweeping = Signal()
+swept = Signal()

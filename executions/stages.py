@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 import runners
-from executions import queue, signals
+from executions import condition_port, queue, signals
 from executions.aggregation import ActionView, execution_outcome, stage_step
 from executions.choices import (
     EventKind,
@@ -211,6 +211,14 @@ def _enter(fx: _Effects, ex: PipelineExecution, stage_name: str, *, attempt: int
            if attempt > 1 else "",
            {"attempt": attempt, "retryMode": retry_mode, "retryTrigger": retry_trigger}
            if attempt > 1 else None)
+    condition = _condition(ex, se.stage_index, "beforeEntry")
+    if condition is not None:
+        # Every entry, a retry's too, passes the entry condition first: the execution
+        # holds the stage (its lock) while the rules are evaluated; no action starts
+        # until it has passed (docs/conditions.md §4).
+        condition_port.port().start(fx, stage_execution=se, kind="beforeEntry",
+                                    condition=condition)
+        return se
     _stage_advance(fx, se, fresh=True)
     return se
 
@@ -283,7 +291,7 @@ def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
         return False
     running = list(ActionExecution.objects.filter(stage_execution=holder, status=A.IN_PROGRESS))
     if not running:
-        return False
+        return _supersede_entry_condition(fx, holder, newer=newer)
     for ae in running:
         config = (ae.configuration or {}).get("configuration") or {}
         keep = str(config.get("SupersedePendingApproval", "true")).strip().lower() == "false"
@@ -292,6 +300,25 @@ def _supersede_pending_approval(fx: _Effects, holder: StageExecution, *,
     reason = f"Superseded by {_label(newer)}: a newer execution arrived at this stage"
     for ae in running:
         _abandon(fx, ae, reason, superseded_by=newer)
+    _set_status(fx, holder, S.STOPPED, summary=f"Superseded by {_label(newer)}")
+    _supersede(fx, older, by=newer)
+    return True
+
+
+def _supersede_entry_condition(fx: _Effects, holder: StageExecution, *,
+                               newer: PipelineExecution) -> bool:
+    """SUPERSEDED mode: an older execution that only waits for its beforeEntry condition
+    (no action started) gives the stage to a newer one, as a pending approval does
+    (docs/conditions.md §4): the condition Abandoned, the stage Stopped, the execution
+    Superseded. onSuccess/onFailure conditions are never superseded (the actions ran)."""
+    older = holder.execution
+    if not _conditions(older, holder.stage_index) or \
+            condition_port.port().active(holder) != "beforeEntry":
+        return False
+    reason = f"Superseded by {_label(newer)}: a newer execution arrived at this stage"
+    if not condition_port.port().end(fx, stage_execution=holder, status="Abandoned",
+                                     reason=reason):
+        return False
     _set_status(fx, holder, S.STOPPED, summary=f"Superseded by {_label(newer)}")
     _supersede(fx, older, by=newer)
     return True
@@ -339,6 +366,8 @@ def _stage_advance(fx: _Effects, se: StageExecution, *, fresh: bool = False,
     ex = se.execution
     if se.status not in S.ACTIVE:
         return
+    if _conditions(ex, se.stage_index) and condition_port.port().active(se):
+        return  # a condition holds the stage: its outcome moves it on (docs/conditions.md)
     actions = _stages(ex)[se.stage_index]["actions"]
     attempts: dict[str, int] = {}
     if fresh and se.attempt == 1:
@@ -352,9 +381,53 @@ def _stage_advance(fx: _Effects, se: StageExecution, *, fresh: bool = False,
     if decision.start:
         _start_actions(fx, se, ex, decision.start, attempts)
     elif decision.status is not None:
+        if _condition_starts(fx, se, decision.status):
+            return
         summary = _stage_summary(se, decision.status)
         if _set_status(fx, se, decision.status, summary=summary):
             _stage_ended(fx, se)
+
+
+def _conditions(ex: PipelineExecution, stage_index: int) -> dict[str, dict]:
+    """The stage's conditions an execution evaluates, by kind (docs/conditions.md).
+
+    A ROLLBACK execution evaluates none: it redeploys what already passed them, and a
+    deployment window must not hold the repair of a failed release.
+    """
+    if ex.execution_type == ExecutionType.ROLLBACK:
+        return {}
+    stage = _stages(ex)[stage_index]
+    found = {}
+    for kind in ("beforeEntry", "onSuccess", "onFailure"):
+        block = stage.get(kind)
+        conditions = block.get("conditions") if isinstance(block, dict) else None
+        if conditions:
+            found[kind] = conditions[0]
+    return found
+
+
+def _condition(ex: PipelineExecution, stage_index: int, kind: str) -> dict | None:
+    stage = _stages(ex)[stage_index]
+    if kind not in stage:  # the common case: no look at the rest
+        return None
+    return _conditions(ex, stage_index).get(kind)
+
+
+def _condition_starts(fx: _Effects, se: StageExecution, status: str) -> bool:
+    """The stage's actions decided ``status``: evaluate its onSuccess / onFailure condition
+    first, while the execution still holds the stage. True when one started."""
+    ex = se.execution
+    if status == S.SUCCEEDED:
+        kind = "onSuccess"
+    elif status == S.FAILED and ex.status == E.IN_PROGRESS:  # a stop is not a failure
+        kind = "onFailure"
+    else:
+        return False
+    condition = _condition(ex, se.stage_index, kind)
+    if condition is None:
+        return False
+    condition_port.port().start(fx, stage_execution=se, kind=kind, condition=condition)
+    return True
 
 
 def _stage_summary(se: StageExecution, status: str) -> str | None:
@@ -442,12 +515,19 @@ def _claim_ahead(fx: _Effects, ae: ActionExecution, ex: PipelineExecution, runne
     return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
 
 
-def _stage_ended(fx: _Effects, se: StageExecution) -> None:
+def _stage_ended(fx: _Effects, se: StageExecution, on_failure: dict | None = None) -> None:
     """A stage execution ended: finish the execution or move on, then unlock
-    (docs/semantics.md §2, §4, §6)."""
+    (docs/semantics.md §2, §4, §6).
+
+    ``on_failure``: what a Failed stage does, decided by a condition (``{"result":
+    "RETRY" | "ROLLBACK", "retryMode", "why"}``, or ``{}`` for nothing); None reads the
+    stage's ``onFailure`` (docs/semantics.md §15).
+    """
     ex = se.execution
     plan = _plan(ex)
-    if (se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS
+    if on_failure is None and se.status == S.FAILED:
+        on_failure = _on_failure(ex, se.stage_name)
+    if (se.status in S.PASSED and ex.status == E.IN_PROGRESS
             and se.stage_name != plan[-1]):
         # The common case needs no look at the other stages: an execution only
         # gets past stages whose latest attempt succeeded, and runs one at a time.
@@ -464,7 +544,8 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
                    waiting=[w for w in waiting if w.inbound_stage_name == se.stage_name
                             and w.status == E.IN_PROGRESS])
         return
-    if se.status == S.FAILED and ex.status == E.IN_PROGRESS and _retry_automatically(fx, ex, se):
+    if se.status == S.FAILED and ex.status == E.IN_PROGRESS and _retry_automatically(
+            fx, ex, se, on_failure):
         return
     latest = dict(StageExecution.objects.filter(execution=ex).order_by("attempt")
                   .values_list("stage_name", "status"))
@@ -476,12 +557,12 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
             if outcome == E.FAILED:
                 summary = f'Stage "{se.stage_name}" failed. {se.status_summary}'.strip()
                 if se.status == S.FAILED and ex.status == E.IN_PROGRESS:
-                    rollback = _roll_back_automatically(fx, ex, se)
+                    rollback = _roll_back_automatically(fx, ex, se, on_failure)
                     summary = f"{summary} {rollback}".strip() if rollback else summary
             elif outcome == E.SUCCEEDED:
                 summary = "Succeeded"
             _set_status(fx, ex, outcome, summary=summary)
-    elif se.status == S.SUCCEEDED and ex.status == E.IN_PROGRESS:
+    elif se.status in S.PASSED and ex.status == E.IN_PROGRESS:
         _arrive(fx, ex, plan[plan.index(se.stage_name) + 1])
     if se.locking:
         _admit(fx, ex.pipeline_id, se.stage_name)
@@ -491,32 +572,34 @@ def _stage_ended(fx: _Effects, se: StageExecution) -> None:
 
 
 def _on_failure(ex: PipelineExecution, stage_name: str) -> dict:
-    """The stage's ``onFailure`` when it has no conditions (conditions are not evaluated
-    yet: validation warns and refuses to start such a pipeline)."""
+    """The stage's ``onFailure`` when it has no conditions (with conditions, the condition's
+    outcome decides: ``stage_conditions.condition_outcome``)."""
     doc = _stages(ex)[_stage_index(ex, stage_name)].get("onFailure")
     if not isinstance(doc, dict) or "conditions" in doc:
         return {}
-    return doc
+    return {"result": doc.get("result"),
+            "retryMode": (doc.get("retryConfiguration") or {}).get("retryMode"),
+            "why": "onFailure"}
 
 
-def _retry_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecution) -> bool:
+def _retry_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecution,
+                         on_failure: dict) -> bool:
     """onFailure RETRY: re-enter the failed stage at once, once per execution and stage
     (CodePipeline allows one automatic attempt). The stage stays locked by this
     execution (the new attempt takes the lock in the same transaction), so no
     inbound execution slips in between. True when the stage was retried."""
-    on_failure = _on_failure(ex, se.stage_name)
     if on_failure.get("result") != "RETRY":
         return False
     if StageExecution.objects.filter(execution=ex, stage_name=se.stage_name,
                                      retry_trigger=RetryTrigger.AUTOMATED).exists():
         return False
-    mode = ((on_failure.get("retryConfiguration") or {}).get("retryMode")
-            or RetryMode.FAILED_ACTIONS)
+    mode = on_failure.get("retryMode") or RetryMode.FAILED_ACTIONS
     return _enter(fx, ex, se.stage_name, attempt=se.attempt + 1, retry_mode=mode,
                   retry_trigger=RetryTrigger.AUTOMATED) is not None
 
 
-def _roll_back_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecution) -> str:
+def _roll_back_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecution,
+                             on_failure: dict) -> str:
     """onFailure ROLLBACK: plan a rollback execution of the failed stage to the most recent
     execution that succeeded in it (same pipeline version, not itself a rollback), started
     once this transaction commits. Returns the sentence the failed execution's summary
@@ -524,8 +607,9 @@ def _roll_back_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecu
     from executions.refusals import rollback_refusal
     from pipelines.models import Pipeline
 
-    if _on_failure(ex, se.stage_name).get("result") != "ROLLBACK":
+    if on_failure.get("result") != "ROLLBACK":
         return ""
+    why = f'{on_failure.get("why") or "onFailure"} ROLLBACK'
     stage = se.stage_name
     if ex.execution_type == ExecutionType.ROLLBACK:
         return "This rollback failed: a failed rollback does not roll back again."
@@ -547,17 +631,18 @@ def _roll_back_automatically(fx: _Effects, ex: PipelineExecution, se: StageExecu
         target_version=target.pipeline_version.number, target_stage_status=good.status)
     if refusal is not None:
         return f"Not rolled back: {refusal.message}"
-    fx.after.append(lambda: _start_rollback(pipeline, target, stage, failed_number=ex.number))
-    return f'Rolling back stage "{stage}" to execution #{target.number} (onFailure ROLLBACK).'
+    fx.after.append(lambda: _start_rollback(pipeline, target, stage, failed_number=ex.number,
+                                            why=why))
+    return f'Rolling back stage "{stage}" to execution #{target.number} ({why}).'
 
 
 def _start_rollback(pipeline, target: PipelineExecution, stage_name: str, *,
-                    failed_number: int) -> PipelineExecution:
+                    failed_number: int, why: str = "onFailure ROLLBACK") -> PipelineExecution:
     return execution_create(
         pipeline=pipeline, version=target.pipeline_version, user=None,
         trigger_type=TriggerType.AUTOMATED_ROLLBACK,
         trigger_detail=(f"Automatic rollback of {stage_name} to #{target.number}: execution "
-                        f"#{failed_number} failed there (onFailure ROLLBACK)"),
+                        f"#{failed_number} failed there ({why})"),
         variables=dict(target.variables), source_revision_overrides=[],
         client_request_token="", execution_type=ExecutionType.ROLLBACK,
         rollback_target=target, rollback_stage_name=stage_name)

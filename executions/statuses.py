@@ -239,6 +239,19 @@ def _event(fx: _Effects, obj, kind: str, previous: str, status: str, summary: st
     return event
 
 
+def record_event(fx: _Effects, *, stage_execution: StageExecution, kind: str, previous: str,
+                 status: str, summary: str = "", data: dict | None = None) -> None:
+    """Append the event of a status change another app made to its own rows about a stage
+    execution (a condition's, a rule's), in the engine's transaction: it commits with
+    the change and rings the live doorbell like the engine's own (docs/semantics.md §11)."""
+    fx.pending.append(ExecutionEvent(
+        pipeline_id=stage_execution.pipeline_id, execution_id=stage_execution.execution_id,
+        kind=kind, stage_name=stage_execution.stage_name,
+        stage_execution_id=stage_execution.pk, previous_status=previous, status=status,
+        summary=(summary or "")[:2000], data=data or {}))
+    fx.event_executions.add(stage_execution.execution_id)
+
+
 # --- document helpers --------------------------------------------------------------
 
 

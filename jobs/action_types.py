@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import errors
@@ -47,6 +47,25 @@ def _fields(data: dict) -> dict:
     }
 
 
+def action_type_refusal(*, data: dict, owner: str) -> list[tuple[str, str]]:
+    """Why a new type may not be registered, as (JSON path, message) pairs ([] if it may):
+    its definition's problems, a built-in provider's name, an id used before."""
+    problems = type_problems(data)
+    if owner not in ("Custom", "ThirdParty"):
+        problems.append(("owner", "must be Custom or ThirdParty"))
+    if problems:
+        return problems
+    if providers.get(data["category"], data["provider"]) is not None:
+        return [("provider", f'"{data["provider"]}" is a built-in provider of category '
+                 f'{data["category"]}: choose another name')]
+    if CustomActionType.objects.filter(category=data["category"], owner=owner,
+                                       provider=data["provider"],
+                                       version=data["version"]).exists():
+        return [("version", "this action type id exists, or existed and was deleted: a "
+                 "deleted type's version cannot be used again")]
+    return []
+
+
 def action_type_create(*, data: dict, owner: str = "Custom", user=None
                        ) -> tuple[CustomActionType, str]:
     """Register a custom action type from AWS's CreateCustomActionType members.
@@ -58,30 +77,23 @@ def action_type_create(*, data: dict, owner: str = "Custom", user=None
     4. A ThirdParty type gets a client id and a client token, the token returned
        here only (stored hashed). Returns (type, client token or "").
     """
-    problems = type_problems(data)
-    if owner not in ("Custom", "ThirdParty"):
-        problems.append(("owner", "must be Custom or ThirdParty"))
-    if not problems and providers.get(data["category"], data["provider"]) is not None:
-        problems.append(("provider", f'"{data["provider"]}" is a built-in provider of '
-                         f'category {data["category"]}: choose another name'))
+    problems = action_type_refusal(data=data, owner=owner)
     if problems:
         raise ActionTypeInvalid(problems)
-    if CustomActionType.objects.filter(category=data["category"], owner=owner,
-                                       provider=data["provider"],
-                                       version=data["version"]).exists():
-        raise ActionTypeInvalid([("version", "this action type id exists, or existed and was "
-                                  "deleted: a deleted type's version cannot be used again")])
     token = ""
     extra = {}
     if owner == "ThirdParty":
         token = secrets.token_urlsafe(32)
         extra = {"client_id": uuid.uuid4(),
                  "client_token_hash": hashlib.sha256(token.encode()).hexdigest()}
-    with transaction.atomic():
-        action_type = CustomActionType.objects.create(
-            category=data["category"], owner=owner, provider=data["provider"],
-            version=data["version"], created_by=user if getattr(user, "pk", None) else None,
-            **_fields(data), **extra)
+    try:
+        with transaction.atomic():
+            action_type = CustomActionType.objects.create(
+                category=data["category"], owner=owner, provider=data["provider"],
+                version=data["version"], created_by=user if getattr(user, "pk", None) else None,
+                **_fields(data), **extra)
+    except IntegrityError:   # the same id registered at the same moment: the index decides
+        raise ActionTypeInvalid([("version", "this action type id exists")]) from None
     return action_type, token
 
 

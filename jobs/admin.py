@@ -34,7 +34,10 @@ class CustomActionTypeForm(forms.ModelForm):
         cleaned = super().clean()
         from jobs.validation import type_problems
 
-        for path, message in type_problems(self.data_for_service()):
+        problems = (type_problems(self.data_for_service()) if self.instance.pk else
+                    action_types.action_type_refusal(data=self.data_for_service(),
+                                                     owner=cleaned.get("owner") or "Custom"))
+        for path, message in problems:
             self.add_error(None, f"{path}: {message}")
         return cleaned
 

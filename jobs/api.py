@@ -49,7 +49,8 @@ class ActionTypeListApi(APIView):
 
     permission_classes = [ActionTypePermissions]
 
-    @extend_schema(summary="List custom action types", responses={200: dict})
+    @extend_schema(summary="List custom action types", operation_id="action_types_list",
+                   responses={200: dict})
     def get(self, request):
         qs = CustomActionType.objects.filter(deleted_at__isnull=True)
         return Response({"actionTypes": [action_types.action_type_export(t) for t in qs]})

@@ -118,6 +118,70 @@ def open_object(*, job: Job, target: Target):
             upload["sha256"])
 
 
+# --- multipart uploads (boto3's upload_file above its 8 MiB threshold) -----------------------
+
+UPLOAD_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def _parts_dir(job: Job, upload_id: str) -> Path:
+    if not UPLOAD_ID_RE.fullmatch(upload_id or ""):
+        raise Denied("The specified upload does not exist.", "NoSuchUpload", 404)
+    return services.uploads_dir(job.job_id) / upload_id
+
+
+def multipart_start(*, job: Job) -> str:
+    import secrets
+
+    upload_id = secrets.token_hex(16)
+    _parts_dir(job, upload_id).mkdir(parents=True)
+    return upload_id
+
+
+def multipart_part(*, job: Job, upload_id: str, number: int, path: Path) -> None:
+    folder = _parts_dir(job, upload_id)
+    if not folder.is_dir():
+        raise Denied("The specified upload does not exist.", "NoSuchUpload", 404)
+    if not 1 <= number <= 10000:
+        raise Denied("Part number must be an integer between 1 and 10000", "InvalidArgument",
+                     400)
+    size = sum(p.stat().st_size for p in folder.iterdir()) + path.stat().st_size
+    if size > max_upload_bytes():
+        raise Denied("Your proposed upload exceeds the maximum allowed size", "EntityTooLarge",
+                     400)
+    path.replace(folder / f"{number:05d}")
+
+
+def multipart_complete(*, job: Job, target: Target, upload_id: str, numbers: list[int]) -> dict:
+    """Join the listed parts in order and store the result as the output artifact."""
+    import shutil
+
+    folder = _parts_dir(job, upload_id)
+    if not folder.is_dir():
+        raise Denied("The specified upload does not exist.", "NoSuchUpload", 404)
+    if not numbers or numbers != sorted(set(numbers)):
+        raise Denied("The list of parts was not in ascending order.", "InvalidPartOrder", 400)
+    with tempfile.NamedTemporaryFile(delete=False, suffix=".zip") as joined:
+        for number in numbers:
+            part = folder / f"{number:05d}"
+            if not part.is_file():
+                Path(joined.name).unlink(missing_ok=True)
+                raise Denied("One or more of the specified parts could not be found.",
+                             "InvalidPart", 400)
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, joined, 1 << 20)
+    try:
+        return store_upload(job=job, target=target, path=Path(joined.name))
+    finally:
+        Path(joined.name).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def multipart_abort(*, job: Job, upload_id: str) -> None:
+    import shutil
+
+    shutil.rmtree(_parts_dir(job, upload_id), ignore_errors=True)
+
+
 def store_upload(*, job: Job, target: Target, path: Path) -> dict:
     """Check an uploaded output (a zip whose every member is safe) and store it by hash."""
     try:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import shutil
 import string
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -56,6 +58,11 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def uploads_dir(job_id) -> Path:
+    """Where the parts of a job's unfinished multipart uploads wait (removed when it ends)."""
+    return Path(settings.WORKSPACE_ROOT) / ".job-uploads" / str(job_id)
+
+
 def _move(job: Job, to: str, **fields) -> bool:
     """Compare-and-set ``job`` from its observed status to ``to``; False: someone else won."""
     if to not in TRANSITIONS.get(job.status, ()):
@@ -65,6 +72,8 @@ def _move(job: Job, to: str, **fields) -> bool:
         fields.setdefault("ended_at", now)
     changed = Job.objects.filter(pk=job.pk, status=job.status).update(
         status=to, updated_at=now, **fields)
+    if changed and to in TERMINAL:
+        shutil.rmtree(uploads_dir(job.job_id), ignore_errors=True)
     if changed:
         job.status = to
         for key, value in fields.items():

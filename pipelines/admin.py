@@ -591,7 +591,8 @@ _PROJECT_FIELDS = {"name": "name", "description": "description", "source": "buil
                    "environment.computeType": "compute_type",
                    "environment.environmentVariables": "environment_variables",
                    "environment": "environment_variables",
-                   "timeoutInMinutes": "timeout_in_minutes", "cache": "cache_paths"}
+                   "timeoutInMinutes": "timeout_in_minutes", "cache": "cache_paths",
+                   "network": "network"}
 
 
 class BuildProjectForm(forms.ModelForm):
@@ -607,7 +608,7 @@ class BuildProjectForm(forms.ModelForm):
     class Meta:
         model = BuildProject
         fields = ["name", "description", "buildspec", "environment_variables",
-                  "timeout_in_minutes", "compute_type", "cache_paths"]
+                  "timeout_in_minutes", "compute_type", "cache_paths", "network"]
         widgets = {"buildspec": forms.Textarea(attrs={"rows": 12, "cols": 90,
                                                       "class": "vLargeTextField"})}
 
@@ -620,6 +621,7 @@ class BuildProjectForm(forms.ModelForm):
                             "environmentVariables": data.get("environment_variables") or []},
             "timeoutInMinutes": data.get("timeout_in_minutes"),
             "cache": {"paths": data.get("cache_paths") or []},
+            "network": data.get("network") or "host",
         }
         for problem in services.build_project_problems(document):
             if problem.severity != "error":
@@ -639,6 +641,7 @@ class BuildProjectAdmin(admin.ModelAdmin):
     """Build projects: what a CodeBuild action's ProjectName names."""
 
     form = BuildProjectForm
-    list_display = ["name", "compute_type", "timeout_in_minutes", "build_count", "updated_at"]
+    list_display = ["name", "compute_type", "network", "timeout_in_minutes", "build_count",
+                    "updated_at"]
     search_fields = ["name", "description"]
     readonly_fields = ["build_count", "created_at", "updated_at"]

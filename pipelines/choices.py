@@ -52,6 +52,13 @@ class ComputeType(models.TextChoices):
     XXLARGE = "BUILD_GENERAL1_2XLARGE", "2X-Large (145 GB, 72 vCPUs)"
 
 
+class BuildNetwork(models.TextChoices):
+    """What a build project's builds reach (``runners.sandbox.NETWORKS``; docs/runners.md)."""
+
+    HOST = "host", "the network of the machine"
+    NONE = "none", "no network at all"
+
+
 class EnvironmentVariableType(models.TextChoices):
     PLAINTEXT = "PLAINTEXT", "Plain text"
     PARAMETER_STORE = "PARAMETER_STORE", "Parameter Store (from Conveyor's secrets)"

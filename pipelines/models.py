@@ -14,6 +14,7 @@ from django.db import models
 from pipelines import secrets
 from pipelines.choices import (
     ActionCategory,
+    BuildNetwork,
     ComputeType,
     ConnectionProvider,
     CredentialKind,
@@ -298,7 +299,9 @@ class BuildProject(models.Model):
     (PLAINTEXT, PARAMETER_STORE, SECRETS_MANAGER — the last two name Conveyor's
     secrets). ``cache_paths`` are added to the buildspec's ``cache.paths``; the
     cache itself lives under ``var/build-cache/<name>/``. ``build_count`` numbers
-    builds (``CODEBUILD_BUILD_NUMBER``).
+    builds (``CODEBUILD_BUILD_NUMBER``). ``network`` is Conveyor's own setting (CodeBuild
+    has none: its builds reach the internet or a VPC): ``none`` gives the project's builds
+    no network at all, whatever the action says (docs/runners.md).
     """
 
     name = models.CharField(max_length=100, unique=True, validators=[name_validator])
@@ -311,6 +314,8 @@ class BuildProject(models.Model):
     compute_type = models.CharField(max_length=32, choices=ComputeType.choices,
                                     default=ComputeType.SMALL)
     cache_paths = models.JSONField(default=list, blank=True)
+    network = models.CharField(max_length=8, choices=BuildNetwork.choices,
+                               default=BuildNetwork.HOST)
     build_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -17,7 +17,7 @@ from observability.audit import audit_record
 from observability.models import AuditAct
 from pipelines import documents, secrets, webhooks
 from pipelines.buildspec import buildspec_parse
-from pipelines.choices import ComputeType
+from pipelines.choices import BuildNetwork, ComputeType
 from pipelines.connection_services import (  # noqa: F401 (re-exported for callers)
     ConnectionInvalid,
     connection_check,
@@ -456,7 +456,8 @@ def schedule_save(*, schedule: PipelineSchedule) -> PipelineSchedule:
 
 # --- build projects ---------------------------------------------------------------
 
-PROJECT_KEYS = ("name", "description", "source", "environment", "timeoutInMinutes", "cache")
+PROJECT_KEYS = ("name", "description", "source", "environment", "timeoutInMinutes", "cache",
+                "network")
 # Fields of an AWS project (``aws codebuild batch-get-projects``) that have no use here:
 # accepted on import, each named in a warning.
 AWS_PROJECT_FIELDS = ("arn", "serviceRole", "artifacts", "secondaryArtifacts", "secondarySources",
@@ -505,7 +506,8 @@ def build_project_problems(document: Any) -> list[Problem]:
 
     The document is CodeBuild's project shape, camelCase: ``name``, ``description``,
     ``source.buildspec``, ``environment.computeType``, ``environment.environmentVariables``,
-    ``timeoutInMinutes``, ``cache.paths``. An inline buildspec is checked as a build
+    ``timeoutInMinutes``, ``cache.paths``, and Conveyor's own ``network`` (``host`` or
+    ``none``: see docs/runners.md). An inline buildspec is checked as a build
     would check it (its problems at ``source.buildspec.<path>``).
     """
     problems: list[Problem] = []
@@ -588,6 +590,10 @@ def build_project_problems(document: Any) -> list[Problem]:
     paths = cache.get("paths", [])
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         add("cache.paths", "must be a list of paths")
+    network = document.get("network", BuildNetwork.HOST.value)
+    if network not in BuildNetwork.values:
+        add("network", f'"{network}" is not a network setting: use "host" (the network of the '
+            'machine, the default) or "none" (no network at all)')
     return problems
 
 
@@ -618,6 +624,7 @@ def build_project_save(*, document: Any, name: str | None = None) -> BuildProjec
         "timeout_in_minutes": document.get("timeoutInMinutes", 60),
         "compute_type": env.get("computeType", "BUILD_GENERAL1_SMALL"),
         "cache_paths": list((document.get("cache") or {}).get("paths", [])),
+        "network": document.get("network", BuildNetwork.HOST.value),
     }
     project, created = BuildProject.objects.update_or_create(name=document["name"],
                                                              defaults=values)
@@ -634,6 +641,7 @@ def build_project_export(project) -> dict:
                         "environmentVariables": list(project.environment_variables)},
         "timeoutInMinutes": project.timeout_in_minutes,
         "cache": {"paths": list(project.cache_paths)},
+        "network": project.network,
     }
 
 

@@ -13,17 +13,7 @@ from typing import Any
 
 from pipelines import fields, providers
 from pipelines.choices import ActionCategory, ActionOwner, ExecutionMode
-from pipelines.validation_conditions import (  # noqa: F401 (CONDITIONS_NOT_EVALUATED for callers)
-    CONDITION_RESULTS,
-    CONDITIONS_NOT_EVALUATED,
-    FAILURE_RESULTS,
-    MAX_COMMAND_LENGTH,
-    MAX_COMMANDS,
-    MAX_RULE_CONFIGURATION_KEYS,
-    MAX_RULE_CONFIGURATION_VALUE,
-    MAX_RULES,
-    RETRY_MODES,
-    RULE_TIMEOUT_MINUTES,
+from pipelines.validation_conditions import (
     ConditionChecks,
 )
 

@@ -16,9 +16,6 @@ CONDITION_RESULTS = {
     "onFailure": ("ROLLBACK", "RETRY"),
 }
 FAILURE_RESULTS = ("ROLLBACK", "RETRY", "FAIL")
-CONDITIONS_NOT_EVALUATED = (
-    "stage conditions are checked but not evaluated by this version of Conveyor: an "
-    "execution is refused rather than run as if they had passed")
 RETRY_MODES = ("FAILED_ACTIONS", "ALL_ACTIONS")
 MAX_RULES = 5
 RULE_TIMEOUT_MINUTES = (5, 86400)
@@ -59,11 +56,6 @@ class ConditionChecks:
             if "conditions" in block or kind != "onFailure":
                 results += self.condition_list(kpath, kind, block.get("conditions"), variables,
                                                seen)
-                if "conditions" in block:
-                    # Validated, not evaluated yet: a warning refuses to start an execution
-                    # rather than run it as if the condition had passed (docs/conditions.md).
-                    self.add(f"{kpath}.conditions", CONDITIONS_NOT_EVALUATED,
-                             severity="warning")
             if mode == ExecutionMode.PARALLEL.value and "ROLLBACK" in results:
                 self.add(kpath, "PARALLEL pipelines have no stage rollback: a ROLLBACK result "
                          "is not allowed (use QUEUED or SUPERSEDED)")
@@ -84,9 +76,13 @@ class ConditionChecks:
             else:
                 results.append(result)
         retry = block.get("retryConfiguration")
+        conditions = block.get("conditions")
+        condition_result = (conditions[0].get("result") if isinstance(conditions, list)
+                            and conditions and isinstance(conditions[0], dict) else None)
         if retry is not None:
             rpath = f"{path}.retryConfiguration"
-            if result != "RETRY":
+            # With conditions, the condition's RETRY uses it (docs/conditions.md).
+            if result != "RETRY" and condition_result != "RETRY":
                 self.add(rpath, "applies only with result RETRY")
             if self.expect(rpath, retry, dict, "an object"):
                 self.fields(rpath, retry, "stages[].onFailure.retryConfiguration")

@@ -48,6 +48,8 @@ def source_versions(ctx: RunContext) -> dict[str, str]:
         return dict(ctx.prepared.get("sourceVersions") or {})
     from executions.selectors import artifact_revisions
 
+    if not ctx.pipeline_execution_id:  # a rule evaluated on its own, outside an execution
+        return {}
     return artifact_revisions(ctx.pipeline_execution_id)
 
 
@@ -66,6 +68,50 @@ def input_layout(ctx: RunContext, primary: str | None) -> tuple[str, Path, dict[
         return "", ctx.workspace, {}
     name = primary if primary in ctx.input_dirs else names[0]
     return name, ctx.input_dirs[name], {n: d for n, d in ctx.input_dirs.items() if n != name}
+
+
+# A connection's host when its base URL has none (a folder of repositories).
+PROVIDER_HOSTS = {"GitHub": "github.com", "GitLab": "gitlab.com", "Bitbucket": "bitbucket.org"}
+
+
+def clone_layout(ctx: RunContext, primary: str, src_dir: Path) -> Path | None:
+    """CodeBuild's folder for a clone of a connection's repository, or None.
+
+    When the primary source is a ``CodeStarSourceConnection`` action's
+    ``CODEBUILD_CLONE_REF`` output, CodeBuild clones the repository itself and its
+    ``CODEBUILD_SRC_DIR`` is ``/codebuild/output/src<digits>/src/<host>/<owner>/<repo>``;
+    builds that make a GOPATH of it rely on that (``cd ../..``). The same folders
+    are made in the action's own directory, ``<repo>`` a link to the workspace (which
+    stays where artifacts are collected); ``<host>`` is the host of the connection's
+    base URL (docs/runners.md).
+    """
+    from urllib.parse import urlsplit
+
+    from executions.selectors import artifact_producers
+    from pipelines.selectors import connection_for
+
+    provider, doc = artifact_producers(ctx.pipeline_execution_id).get(primary, ("", {}))
+    config = doc.get("configuration") or {}
+    repository = str(config.get("FullRepositoryId", ""))
+    if provider != "CodeStarSourceConnection" or not repository \
+            or config.get("OutputArtifactFormat") != "CODEBUILD_CLONE_REF":
+        return None
+    parts = repository.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    connection = connection_for(str(config.get("ConnectionArn", "")))
+    host = ""
+    if connection is not None:
+        host = (urlsplit(connection.base_url).hostname or ""
+                if "://" in connection.base_url else "")
+        host = host or PROVIDER_HOSTS.get(connection.provider, "git")
+    digits = int(ctx.action_execution_id.replace("-", "")[:8], 16)
+    link = ctx.workspace.parent.joinpath("codebuild", "output", f"src{digits}", "src",
+                                         host or "git", *parts)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(src_dir, target_is_directory=True)
+    return link
 
 
 def build_environment(ctx: RunContext, *, project: str, build_number: int, src_dir: Path,

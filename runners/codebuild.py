@@ -12,9 +12,11 @@
    project's variables, the action's ``EnvironmentVariables``. Secret values
    are masked everywhere.
 4. The phases run in one ``ShellSession`` (0.1: each command in its own
-   shell) with CodeBuild's rules: a failed ``install`` or ``pre_build`` ends the
-   build, a failed ``build`` still runs ``post_build``, ``on-failure: CONTINUE``
-   goes on to the next phase; ``finally`` runs after its phase's commands
+   shell), with the stricter of the project's and the action's network, from
+   ``$CODEBUILD_SRC_DIR`` (CodeBuild's folder for a connection's clone, see
+   ``runners.build.clone_layout``), with CodeBuild's rules: a failed ``install``
+   or ``pre_build`` ends the build, a failed ``build`` still runs ``post_build``,
+   ``on-failure: CONTINUE`` goes on to the next phase; ``finally`` runs after its phase's commands
    whatever they did; ``CODEBUILD_BUILD_SUCCEEDING`` is 0 once a phase failed.
 5. Then the exported variables become output variables, JUnit reports feed the
    summary (a failing test fails the build only through its command, as on
@@ -36,12 +38,13 @@ from django.conf import settings
 
 from pipelines.buildspec import HOME_PREFIXES, SRC_PREFIXES, Buildspec, buildspec_parse
 from runners import register, sandbox
-from runners.base import ActionFailed, Result, RunContext, Runner, file_lock
+from runners.base import ActionFailed, Readiness, Result, RunContext, Runner, file_lock
 from runners.build import (
     OWN_SHELL_FUNCTION,
     PhaseResult,
     build_environment,
     build_home,
+    clone_layout,
     collect_artifact,
     expand,
     glob_regex,
@@ -84,6 +87,20 @@ def environment_entries(value: str) -> list[dict]:
     return entries
 
 
+def build_network(ctx: RunContext, project) -> str:
+    """The network of a build: the stricter of the action's ``Network`` and the build
+    project's ``network`` ("none" from either wins; docs/runners.md), said in the log."""
+    action = sandbox.network_for(ctx)
+    own = project.network if project is not None else "host"
+    network = "none" if "none" in (action, own) else "host"
+    if network == "none":
+        who = [w for w, v in ((f'build project "{project.name}"' if project else "", own),
+                              ("configuration.Network", action)) if v == "none" and w]
+        ctx.log.line(f"[Container] Network: none ({' and '.join(who)}): the build reaches "
+                     "no network at all")
+    return network
+
+
 @register
 class CodeBuildRunner(Runner):
     provider = "CodeBuild"
@@ -112,6 +129,7 @@ class CodeBuildRunner(Runner):
         if config.get("CombineArtifacts", "false").lower() == "true":
             problems.append(("configuration.CombineArtifacts", "combines the artifacts of a "
                              "batch build, and batch builds do not run here"))
+        problems += sandbox.limits_problems(config)
         value = config.get("EnvironmentVariables")
         if value is not None and "#{" not in value:
             try:
@@ -119,10 +137,35 @@ class CodeBuildRunner(Runner):
             except ValueError as exc:
                 problems.append(("configuration.EnvironmentVariables", str(exc)))
         for key in config:
-            if key not in CONFIG_KEYS:
+            if key not in CONFIG_KEYS and key not in sandbox.SANDBOX_KEYS:
                 problems.append((f"configuration.{key}", f'"{key}" is not a setting of the '
-                                 "CodeBuild action: use " + ", ".join(CONFIG_KEYS)))
+                                 "CodeBuild action: use " + ", ".join(CONFIG_KEYS)
+                                 + " (or the sandbox's " + ", ".join(sandbox.SANDBOX_KEYS)
+                                 + ")"))
         return problems
+
+    def readiness(self, action_doc: dict) -> list[Readiness]:
+        """A note for the migration report: which build project the action runs with, or
+        that none of that name exists and the defaults hold (it runs either way)."""
+        from pipelines import selectors
+
+        name = configuration_of(action_doc).get("ProjectName")
+        if not isinstance(name, str) or not name or "#{" in name:
+            return []
+        project = selectors.build_project_get(name)
+        if project is None:
+            return [Readiness(note=(
+                f'no build project "{name}": runs {DEFAULT_BUILDSPEC} from the primary source '
+                f"with default settings ({DEFAULT_TIMEOUT_MINUTES} minutes, "
+                f"{sandbox.DEFAULT_COMPUTE_TYPE}, no project variables, no cache); to change "
+                "them, make the build project in the admin (/admin/pipelines/buildproject/"
+                "add/), with POST /api/build-projects/ or with manage.py "
+                "import_build_project"))]
+        buildspec = ("an inline buildspec" if "\n" in project.buildspec.strip()
+                     else project.buildspec or DEFAULT_BUILDSPEC)
+        return [Readiness(note=(
+            f'with build project "{name}": {buildspec}, {project.compute_type}, '
+            f"{project.timeout_in_minutes} minutes, network {project.network}"))]
 
     # --- the build ----------------------------------------------------------------
 
@@ -154,8 +197,17 @@ class CodeBuildRunner(Runner):
         spec = self._checked(ctx, where, text)
         number = number or ctx.execution_number
         home = build_home(ctx)
-        env = build_environment(ctx, project=name, build_number=number, src_dir=src_dir,
+        # Where the build sees its source: CodeBuild's folder for a clone, or the source.
+        layout = clone_layout(ctx, primary, src_dir)
+        work_dir = layout or src_dir
+        env = build_environment(ctx, project=name, build_number=number, src_dir=work_dir,
                                 primary=primary, secondary=secondary, home=home)
+        read_write = [home]
+        if layout is not None:
+            env["PWD"] = str(layout)  # bash keeps the path through the link (`cd ../..`)
+            read_write.append(ctx.workspace.parent / "codebuild")
+            ctx.log.line(f"[Container] CODEBUILD_SRC_DIR={layout}: CodeBuild's folder for a "
+                         "clone of the repository (a link to the primary source)")
         secrets: list[str] = []
         env.update(spec.variables)
         env.update(resolve_entries(({"name": k, "value": v, "type": "PARAMETER_STORE"}
@@ -179,6 +231,7 @@ class CodeBuildRunner(Runner):
         if "ComputeType" not in ctx.configuration:
             limits = sandbox.compute_type_limits(compute, limits)
         sandbox.log_compute_type(ctx, compute, limits)
+        network = build_network(ctx, project)
         cache_paths = list(spec.cache_paths) + list(project.cache_paths if project else [])
         if cache_paths and project is None:
             ctx.log.line("[Container] cache.paths: not kept: there is no build project "
@@ -188,9 +241,9 @@ class CodeBuildRunner(Runner):
         timeout = project.timeout_in_minutes if project else DEFAULT_TIMEOUT_MINUTES
         deadline = time.monotonic() + timeout * 60
 
-        with ShellSession(ctx, env=env, cwd=src_dir, masker=masker, posix=spec.posix_shell,
-                          read_only=list(secondary.values()), read_write=[home],
-                          limits=limits) as session:
+        with ShellSession(ctx, env=env, cwd=work_dir, masker=masker, posix=spec.posix_shell,
+                          read_only=list(secondary.values()), read_write=read_write,
+                          limits=limits, network=network) as session:
             if spec.version == "0.1":
                 session.query(OWN_SHELL_FUNCTION)
             failed = self._phases(ctx, session, spec, masker, deadline)
@@ -200,6 +253,10 @@ class CodeBuildRunner(Runner):
                      for t in (*a.files, a.base_directory, *a.exclude_paths)]
             texts += [t for r in spec.reports for t in (*r.files, r.base_directory)]
             values = {**env, **session.variables(sorted(referenced_names(texts)))}
+        if layout is not None:  # paths through the link lead to the source itself
+            values = {k: str(src_dir) + v[len(str(layout)):]
+                      if v == str(layout) or v.startswith(f"{layout}/") else v
+                      for k, v in values.items()}
         for missing in [n for n in spec.exported_variables if n not in exported]:
             ctx.log.line(f"[Container] Exported variable {missing} is not set at the end of "
                          "the build")

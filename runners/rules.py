@@ -30,9 +30,10 @@ Providers (category ``Rule``, owner ``AWS``, version ``1``, as CodePipeline):
   HMAC-SHA256 with ``Secret`` or ``SecretName``); a 2xx answer
   ``{"status": "Succeeded" | "Failed", "summary": "..."}`` decides; anything
   else fails the rule with the reason. ``UserParameters`` is passed on.
-- ``Commands``: the rule's ``commands`` run like the Commands/Shell action
-  (``runners.shell``), in a fresh workspace holding the rule's
-  first input artifact; exit status 0 of every command succeeds.
+- ``Commands``: the rule's ``commands`` run by the Commands action's runner
+  (``runners.commands``: one shell session, the same sandbox and limits), in a fresh
+  workspace holding the rule's first input artifact; exit status 0 of every command
+  succeeds.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,6 +61,7 @@ SUCCEEDED, FAILED, IN_PROGRESS = "Succeeded", "Failed", "InProgress"
 DEFAULT_TIMEOUT_MINUTES = 60
 MAX_ANSWER_BYTES = 1 << 20
 SIGNATURE_HEADER = "X-Conveyor-Signature-256"
+WATCH_SECONDS = 1.0
 
 
 @dataclass
@@ -87,6 +90,8 @@ class RuleInput:
     input_dirs: dict[str, Path] = field(default_factory=dict)
     log: LogWriter | None = None
     deadline: datetime | None = None
+    # True once the rule's condition has ended elsewhere: a running rule stops.
+    should_abandon: Callable[[], bool] | None = None
 
     @property
     def configuration(self) -> dict[str, str]:
@@ -560,7 +565,10 @@ class CommandsRule(RuleProvider):
         return problems
 
     def evaluate(self, inp: RuleInput) -> Outcome:
-        from runners.shell import ShellRunner
+        # The Commands action's runner: one shell session in the same sandbox, with the
+        # same environment and limits (its default compute type), so a rule's commands
+        # are exactly as isolated as a Commands action's (docs/conditions.md §2).
+        from runners.commands import CommandsRunner
 
         if inp.workspace is None or inp.log is None:
             return Outcome(FAILED, "No workspace to run the commands in")
@@ -575,23 +583,31 @@ class CommandsRule(RuleProvider):
             variables=inp.variables, input_dirs=inp.input_dirs, output_dirs={},
             workspace=inp.workspace, log=inp.log, deadline=inp.deadline,
         )
-        timer = None
-        if inp.deadline is not None:
-            # The rule's timeout: stop between commands and kill the running one.
-            def expire() -> None:
-                ctx.request_stop(f"the rule timed out after {timeout_minutes(inp.rule)} min")
-                ctx.kill_process_groups()
+        done = threading.Event()
 
-            timer = threading.Timer(max(0.0, (inp.deadline - inp.now).total_seconds()), expire)
-            timer.daemon = True
-            timer.start()
+        def watch() -> None:
+            # The rule's timeout, and its condition ending meanwhile (a stop, an override,
+            # a newer execution): stop between commands and kill the running one.
+            while not done.is_set():
+                if inp.deadline is not None and datetime.now(inp.deadline.tzinfo) >= \
+                        inp.deadline:
+                    ctx.request_stop(f"the rule timed out after {timeout_minutes(inp.rule)} min")
+                elif inp.should_abandon is not None and inp.should_abandon():
+                    ctx.request_stop("its condition ended while the rule ran")
+                if ctx.should_stop():
+                    ctx.kill_process_groups()
+                    return
+                done.wait(WATCH_SECONDS)
+
+        watcher = threading.Thread(target=watch, name="conveyor-rule-watch", daemon=True)
+        watcher.start()
         try:
-            result = ShellRunner().run(ctx)
+            result = CommandsRunner().run(ctx)
         except ActionFailed as exc:
             return Outcome(FAILED, exc.summary)
         finally:
-            if timer is not None:
-                timer.cancel()
+            done.set()
+            watcher.join(5)
         if ctx.should_stop():
             return Outcome(FAILED, f"Stopped: {ctx.stop_reason}")
         return Outcome(SUCCEEDED, result.summary)

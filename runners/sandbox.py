@@ -431,6 +431,9 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
         if not ctx._sandbox_noted:
             ctx._sandbox_noted = True
             ctx.log.line("Warning: " + warning())
+            if network == "none":
+                ctx.log.line("Warning: Network none is not enforced without the sandbox: "
+                             "the commands reach the network of the machine")
         if _is_bash_c(argv):
             return Launch(argv=_bash_limited(argv, limits, processes=False), env=env,
                           preexec_fn=None, pass_fds=(), limits=limits, sandboxed=False)

@@ -133,7 +133,8 @@ class LogPump:
 def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
                 stdout: int, pass_fds: Sequence[int], read_only: Iterable[Path] = (),
                 read_write: Iterable[Path] = (),
-                limits: sandbox.Limits | None = None) -> subprocess.Popen:
+                limits: sandbox.Limits | None = None,
+                network: str | None = None) -> subprocess.Popen:
     """Start a session's shell: the one place every command of an action is launched from.
 
     The shell is the leader of a new process group (one ``killpg`` reaches
@@ -142,10 +143,10 @@ def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
     ``read_write`` are the folders the commands need besides their workspace
     (inputs, the action's home, the cache): the sandbox (``runners/sandbox.py``,
     ``wrap(argv, ctx, env=…, cwd=…, read_only=…, read_write=…) -> Launch``)
-    plugs in here, and only here.
+    plugs in here, and only here. ``limits`` and ``network`` None: the action's own.
     """
     launch = sandbox.wrap(list(argv), ctx, env=env, cwd=cwd, read_only=tuple(read_only),
-                          read_write=tuple(read_write), limits=limits)
+                          read_write=tuple(read_write), limits=limits, network=network)
     proc = subprocess.Popen(
         launch.argv, cwd=cwd, env=launch.env, stdin=subprocess.DEVNULL, stdout=stdout,
         stderr=subprocess.STDOUT, preexec_fn=launch.preexec_fn,
@@ -181,9 +182,11 @@ class ShellSession:
 
     def __init__(self, ctx: RunContext, *, env: dict, cwd: Path, masker=None,
                  read_only: Iterable[Path] = (), read_write: Iterable[Path] = (),
-                 posix: bool = False, limits: sandbox.Limits | None = None):
+                 posix: bool = False, limits: sandbox.Limits | None = None,
+                 network: str | None = None):
         self.ctx, self.env, self.cwd = ctx, env, cwd
         self.limits = limits  # None: the action's own (sandbox.limits_for)
+        self.network = network  # None: the action's own (sandbox.network_for)
         self.read_only, self.read_write = tuple(read_only), tuple(read_write)
         self.posix = posix
         self.pump = LogPump(ctx.log, masker)
@@ -212,7 +215,7 @@ class ShellSession:
             self.proc = spawn_shell(argv, self.ctx, env=self.env, cwd=self.cwd,
                                     stdout=self._out_w, pass_fds=(cmd_r, status_w),
                                     read_only=self.read_only, read_write=self.read_write,
-                                    limits=self.limits)
+                                    limits=self.limits, network=self.network)
         finally:
             os.close(cmd_r)
             os.close(status_w)

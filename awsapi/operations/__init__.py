@@ -3,6 +3,7 @@ by the app whose services they call. Importing the package registers them all.""
 
 from awsapi.operations import (  # noqa: F401  (they register)
     approvals,
+    conditions,
     executions,
     jobs,
     pipelines,

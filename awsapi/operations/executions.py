@@ -285,6 +285,17 @@ def _retry_metadata(pipeline, execution_ids: list[str]) -> dict[tuple[str, str],
     return found
 
 
+def condition_state(state):
+    """A StageConditionState (``conditions.selectors.condition_states``) with its times in
+    epoch seconds."""
+    if isinstance(state, dict):
+        return {k: epoch(v) if k == "lastStatusChange" else condition_state(v)
+                for k, v in state.items()}
+    if isinstance(state, list):
+        return [condition_state(v) for v in state]
+    return state
+
+
 @operation("GetPipelineState", permission=READ)
 def get_pipeline_state(caller, body: dict) -> dict:
     """``selectors.pipeline_state`` in CodePipeline's shape.
@@ -337,6 +348,9 @@ def get_pipeline_state(caller, body: dict) -> dict:
                 },
                 "actionStates": [action_state(a) for a in stage["actionStates"]],
                 "latestExecution": stage_execution(stage["latestExecution"]),
+                **{member: condition_state(stage[member]) for member in (
+                    "beforeEntryConditionState", "onSuccessConditionState",
+                    "onFailureConditionState") if member in stage},
                 "retryStageMetadata": retries.get((
                     (stage["latestExecution"] or {}).get("pipelineExecutionId"),
                     stage["stageName"])),

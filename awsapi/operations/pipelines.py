@@ -183,7 +183,8 @@ def _artifact_details(spec, side: str, default: tuple[int, int]) -> dict:
 
 @operation("ListActionTypes", permission="pipelines.view_pipeline")
 def list_action_types(caller, body: dict) -> dict:
-    """The providers that can run here (the registry), never the AWS-only ones.
+    """The registered custom action types (docs/job-workers.md), then the providers that
+    can run here (the registry), never the AWS-only ones.
 
     Conveyor's providers are its own, so their owner is ``Custom``; the region
     filter is accepted and has nothing to filter. All types fit in one answer,

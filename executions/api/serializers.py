@@ -155,6 +155,17 @@ class ActionStateSerializer(serializers.Serializer):
     latestExecution = ActionLatestExecutionSerializer(allow_null=True)
 
 
+_CONDITION_STATE_HELP = ("The stage's {} condition, when it was evaluated for the latest "
+                         "execution (CodePipeline's StageConditionState, docs/conditions.md).")
+
+
+class ConditionStateField(serializers.JSONField):
+    """A StageConditionState, its times written as every other time of the API."""
+
+    def to_representation(self, value):
+        return _condition_state_data(value)
+
+
 class StageStateSerializer(serializers.Serializer):
     stageName = serializers.CharField()
     inboundTransitionState = TransitionStateSerializer()
@@ -164,6 +175,12 @@ class StageStateSerializer(serializers.Serializer):
         many=True, help_text="Executions waiting to enter the stage, oldest first.")
     latestExecution = StageLatestExecutionSerializer(allow_null=True)
     actionStates = ActionStateSerializer(many=True)
+    beforeEntryConditionState = ConditionStateField(
+        required=False, help_text=_CONDITION_STATE_HELP.format("beforeEntry"))
+    onSuccessConditionState = ConditionStateField(
+        required=False, help_text=_CONDITION_STATE_HELP.format("onSuccess"))
+    onFailureConditionState = ConditionStateField(
+        required=False, help_text=_CONDITION_STATE_HELP.format("onFailure"))
 
 
 class PipelineStateSerializer(serializers.Serializer):
@@ -221,7 +238,25 @@ def _stage_state_data(stage: dict) -> dict:
             "status": latest["status"],
         },
         "actionStates": [_action_state_data(action) for action in stage["actionStates"]],
+        **{member: _condition_state_data(stage[member]) for member in _CONDITION_MEMBERS
+           if member in stage},
     }
+
+
+_CONDITION_MEMBERS = ("beforeEntryConditionState", "onSuccessConditionState",
+                      "onFailureConditionState")
+
+
+def _condition_state_data(state: dict) -> dict:
+    """A StageConditionState with its times written as the API writes times."""
+    def times(value):
+        if isinstance(value, dict):
+            return {k: _time(v) if k == "lastStatusChange" else times(v)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [times(v) for v in value]
+        return value
+    return times(state)
 
 
 def _transition_data(transition: dict) -> dict:

@@ -245,6 +245,8 @@ class BuildProjectSerializer(serializers.Serializer):
                                         '"environmentVariables": [{name, value, type}]}')
     timeoutInMinutes = serializers.IntegerField(required=False)  # noqa: N815 (API vocabulary)
     cache = serializers.DictField(required=False, help_text='{"paths": [...]}')
+    network = serializers.CharField(required=False, help_text='"host" (default) or "none": '
+                                    "none gives the project's builds no network at all")
 
     def to_representation(self, instance):
         from pipelines.services import build_project_export

@@ -79,6 +79,12 @@ CHECKED_OPERATIONS = frozenset({
     "ListPipelineExecutions", "GetPipelineState", "ListActionExecutions",
     "RetryStageExecution", "PutApprovalResult", "EnableStageTransition",
     "DisableStageTransition", "RollbackStage",
+    # The job-worker protocol and custom action types (tests/jobs).
+    "PollForJobs", "AcknowledgeJob", "GetJobDetails", "PutJobSuccessResult",
+    "PutJobFailureResult", "PollForThirdPartyJobs", "AcknowledgeThirdPartyJob",
+    "GetThirdPartyJobDetails", "PutThirdPartyJobSuccessResult",
+    "PutThirdPartyJobFailureResult", "CreateCustomActionType", "GetActionType",
+    "UpdateActionType", "DeleteCustomActionType", "ListActionTypes",
 })
 
 

@@ -130,3 +130,31 @@ def test_rest_refuses_a_viewer_who_tries_to_register_a_type(viewer):
     api.force_authenticate(viewer)
     assert api.get("/api/action-types/").status_code == 200
     assert api.post("/api/action-types/", type_data(), format="json").status_code == 403
+
+
+# --- admin --------------------------------------------------------------------------------
+
+
+def _admin_form(**overrides) -> dict:
+    form = {"category": "Build", "owner": "Custom", "provider": "AdminBuild", "version": "1",
+            "description": "", "entity_url_template": "", "execution_url_template": "",
+            "revision_url_template": "", "third_party_configuration_url": "",
+            "configuration_properties": '[{"name": "Project", "required": true, '
+                                        '"key": true, "secret": false}]',
+            "input_minimum": "0", "input_maximum": "1", "output_minimum": "0",
+            "output_maximum": "1"}
+    form.update(overrides)
+    return form
+
+
+def test_the_admin_registers_a_type_and_refuses_a_built_in_name_at_its_path(admin_client):
+    url = "/admin/jobs/customactiontype/add/"
+    refused = admin_client.post(url, _admin_form(provider="Shell"))
+    assert refused.status_code == 200
+    assert "provider: &quot;Shell&quot; is a built-in provider" in refused.content.decode()
+    assert not CustomActionType.objects.exists()
+    made = admin_client.post(url, _admin_form())
+    assert made.status_code == 302
+    assert CustomActionType.objects.get().configuration_properties == [
+        {"name": "Project", "required": True, "key": True, "secret": False,
+         "queryable": False}]

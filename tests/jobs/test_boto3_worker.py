@@ -7,6 +7,7 @@ GetJobDetails, PutJob*Result) and a boto3 ``s3`` client for the artifacts, both 
 """
 
 import io
+import os
 import time
 import zipfile
 
@@ -14,7 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from executions import engine
@@ -25,6 +26,8 @@ from jobs.models import Job
 from tests.awsapi.conftest import wait_for
 from tests.jobs.conftest import TYPE, custom_pipeline, type_data
 from tests.roles import ensure_role_groups
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
@@ -294,3 +297,75 @@ def test_a_user_who_may_not_operate_pipelines_cannot_poll(live_server, aws, work
     with pytest.raises(ClientError) as denied:
         cp.poll_for_jobs(actionTypeId=TYPE)
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_boto3_registers_reads_updates_lists_and_deletes_a_custom_action_type(
+        live_server, aws, owner):
+    for codename in ("add_customactiontype", "delete_customactiontype",
+                     "change_customactiontype"):
+        owner.user_permissions.add(Permission.objects.get(codename=codename))
+    cp = aws(owner)
+    data = type_data()
+    made = cp.create_custom_action_type(
+        category=data["category"], provider=data["provider"], version=data["version"],
+        settings=data["settings"], configurationProperties=data["configurationProperties"],
+        inputArtifactDetails=data["inputArtifactDetails"],
+        outputArtifactDetails=data["outputArtifactDetails"])["actionType"]
+    assert made["id"] == TYPE
+    assert made["actionConfigurationProperties"][0]["queryable"] is True
+    with pytest.raises(cp.exceptions.ValidationException):    # the same id again
+        cp.create_custom_action_type(**{k: data[k] for k in (
+            "category", "provider", "version", "inputArtifactDetails", "outputArtifactDetails")})
+    listed = cp.list_action_types(actionOwnerFilter="Custom")["actionTypes"]
+    assert TYPE in [t["id"] for t in listed]
+    assert any(t["id"]["provider"] == "Shell" for t in listed)       # built-ins too
+    assert cp.list_action_types(actionOwnerFilter="ThirdParty")["actionTypes"] == []
+    declared = cp.get_action_type(**TYPE)["actionType"]
+    assert declared["properties"][1] == {"name": "ApiToken", "optional": True, "key": False,
+                                         "noEcho": True, "queryable": False}
+    declared["urls"]["entityUrlTemplate"] = "https://ci.example.com/p/{Config:ProjectName}"
+    declared["description"] = "Acme's builds"
+    cp.update_action_type(actionType=declared)
+    again = cp.get_action_type(**TYPE)["actionType"]
+    assert again["urls"]["entityUrlTemplate"] == "https://ci.example.com/p/{Config:ProjectName}"
+    assert again["description"] == "Acme's builds"
+    cp.delete_custom_action_type(category="Build", provider="AcmeBuild", version="1")
+    with pytest.raises(cp.exceptions.ActionTypeNotFoundException):
+        cp.get_action_type(**TYPE)
+    with pytest.raises(cp.exceptions.ActionTypeNotFoundException):
+        cp.poll_for_jobs(actionTypeId=TYPE)
+    assert TYPE not in [t["id"] for t in cp.list_action_types()["actionTypes"]]
+
+
+def test_get_pipeline_masks_a_custom_actions_secret(live_server, aws, owner):
+    action_type_create(data=type_data())
+    custom_pipeline(ApiToken="hunter2")
+    config = aws(owner).get_pipeline(name="custom")["pipeline"]["stages"][1]["actions"][0][
+        "configuration"]
+    assert config == {"ProjectName": "web", "ApiToken": "****"}
+
+
+def test_a_large_output_is_uploaded_in_parts_by_boto3s_upload_fileobj(live_server, aws, worker,
+                                                                    job_worker_user):
+    from boto3.s3.transfer import TransferConfig
+
+    action_type_create(data=type_data())
+    ex = started(custom_pipeline(), job_worker_user)
+    cp = aws(job_worker_user)
+    [job] = poll(cp)
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    s3 = s3_client(live_server, job["data"]["artifactCredentials"])
+    out = job["data"]["outputArtifacts"][0]["location"]["s3Location"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("big.bin", os.urandom(6 * 1024 * 1024))
+    five = 5 * 1024 * 1024
+    buffer.seek(0)
+    s3.upload_fileobj(buffer, out["bucketName"], out["objectKey"],
+                      Config=TransferConfig(multipart_threshold=five, multipart_chunksize=five,
+                                            use_threads=False))
+    size = s3.head_object(Bucket=out["bucketName"], Key=out["objectKey"])["ContentLength"]
+    assert size == len(buffer.getvalue())
+    cp.put_job_success_result(jobId=job["id"])
+    wait_for(lambda: status(ex) == "Succeeded", what="the execution to succeed")
+    assert Artifact.objects.get(execution=ex, name="Built").size == size

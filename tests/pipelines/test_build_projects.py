@@ -30,7 +30,8 @@ def project(**fields) -> dict:
             "environment": {"computeType": "BUILD_GENERAL1_MEDIUM", "environmentVariables": [
                 {"name": "STAGE", "value": "prod", "type": "PLAINTEXT"},
                 {"name": "TOKEN", "value": "ci/token", "type": "SECRETS_MANAGER"}]},
-            "timeoutInMinutes": 30, "cache": {"paths": ["node_modules/**/*"]}, **fields}
+            "timeoutInMinutes": 30, "cache": {"paths": ["node_modules/**/*"]},
+            "network": "none", **fields}
 
 
 def test_an_owner_creates_reads_replaces_and_deletes_a_project(api, owner):
@@ -43,6 +44,7 @@ def test_an_owner_creates_reads_replaces_and_deletes_a_project(api, owner):
     replaced = client.put(f"{LIST}web-build/", project(timeoutInMinutes=90), format="json")
     assert replaced.status_code == 200
     assert client.get(f"{LIST}web-build/").json()["timeoutInMinutes"] == 90
+    assert BuildProject.objects.get().network == "none"
     assert client.delete(f"{LIST}web-build/").status_code == 204
     assert not BuildProject.objects.exists()
 
@@ -124,13 +126,30 @@ def test_the_admin_saves_a_project_and_shows_a_buildspec_problem_beside_it(clien
     client.force_login(owner)
     form = {"name": "web-build", "description": "", "buildspec": INLINE,
             "environment_variables": "[]", "timeout_in_minutes": "60",
-            "compute_type": "BUILD_GENERAL1_SMALL", "cache_paths": '["vendor/**/*"]'}
+            "compute_type": "BUILD_GENERAL1_SMALL", "cache_paths": '["vendor/**/*"]',
+            "network": "none"}
     saved = client.post("/admin/pipelines/buildproject/add/", form)
     assert saved.status_code == 302, saved.content.decode()[:2000]
     assert BuildProject.objects.get().cache_paths == ["vendor/**/*"]
+    assert BuildProject.objects.get().network == "none"
     refused = client.post("/admin/pipelines/buildproject/add/",
                           {**form, "name": "other", "buildspec": INLINE + "proxy: {}\n"})
     assert refused.status_code == 200
     assert "source.buildspec.proxy: proxy servers for builds are not supported here" in \
         refused.content.decode()
     assert BuildProject.objects.count() == 1
+
+
+def test_a_project_network_other_than_host_or_none_is_refused_at_its_path(api, owner):
+    response = api(owner).post(LIST, project(network="vpc"), format="json")
+    assert response.status_code == 400
+    assert [(e["path"], e["message"]) for e in response.json()["errors"]] == [
+        ("network", '"vpc" is not a network setting: use "host" (the network of the machine, '
+         'the default) or "none" (no network at all)')]
+    assert not BuildProject.objects.exists()
+
+
+def test_a_project_without_network_takes_the_machines_and_exports_it():
+    document = {"name": "plain"}
+    build_project_save(document=document)
+    assert build_project_export(BuildProject.objects.get())["network"] == "host"

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from pipelines.validation import CONDITIONS_NOT_EVALUATED, validate_document
+from pipelines.validation import validate_document
 from tests.factories import action, definition
 
 pytestmark = pytest.mark.usefixtures("known_providers")
@@ -38,16 +38,14 @@ def pipeline(mode: str = "SUPERSEDED", **deploy) -> dict:
 
 
 def problems(doc: dict) -> list[tuple[str, str, str]]:
-    """Every problem but the warning that conditions are not evaluated yet (tested below)."""
-    return [(p.path, p.severity, p.message) for p in validate_document(doc)
-            if p.message != CONDITIONS_NOT_EVALUATED]
+    return [(p.path, p.severity, p.message) for p in validate_document(doc)]
 
 
-def test_conditions_not_evaluated_yet_are_warned_so_no_execution_runs_without_them():
+def test_conditions_are_evaluated_so_a_valid_condition_draws_no_warning():
     doc = pipeline(beforeEntry={"conditions": [{"result": "FAIL", "rules": [rule()]}]},
-                   onFailure={"result": "RETRY"})
-    assert [(p.path, p.severity) for p in validate_document(doc)] == [
-        ("stages[2].beforeEntry.conditions", "warning")]
+                   onSuccess={"conditions": [{"result": "FAIL", "rules": [rule()]}]},
+                   onFailure={"conditions": [{"result": "RETRY", "rules": [rule()]}]})
+    assert validate_document(doc) == []
 
 
 def test_every_kind_of_condition_with_each_allowed_result_is_valid():

@@ -132,7 +132,12 @@ def test_the_pipeline_page_lists_what_an_imported_pipeline_needs_before_it_start
     services.connection_save(name="brain", provider="GitHub", base_url="https://github.com",
                              arns=[BRAIN_ARN], token="t0ken-value")
     body = client.get("/pipelines/brain-tasks-pipeline/").content.decode()
-    assert 'data-path="stages[0].actions[0]"' not in body
+    assert "This pipeline cannot start yet" not in body
+    # What is left are notes: the source runs through its connection, the build without
+    # a project of its name.
+    assert "How this pipeline runs here" in body
+    assert 'data-path="stages[0].actions[0]" data-status="runs"' in body
+    assert "Note: through connection &quot;brain&quot;" in body
 
 
 def test_a_runner_can_add_notes_and_needs_to_the_report(monkeypatch):
@@ -156,3 +161,44 @@ def test_a_runner_can_add_notes_and_needs_to_the_report(monkeypatch):
     assert build.status == "needs"
     assert build.notes == ["build project X not found: runs buildspec.yml with defaults"]
     assert [n.need for n in build.needs] == ["a build project"]
+
+
+NO_PROJECT = ('no build project "brain-tasks-codebuild": runs buildspec.yml from the primary '
+              "source with default settings (60 minutes, BUILD_GENERAL1_SMALL, no project "
+              "variables, no cache); to change them, make the build project in the admin "
+              "(/admin/pipelines/buildproject/add/), with POST /api/build-projects/ or with "
+              "manage.py import_build_project")
+
+
+def test_check_notes_a_codebuild_action_whose_project_does_not_exist_and_runs_with_defaults():
+    out, _ = check(BRAIN)
+    lines = out.splitlines()
+    build = lines.index("stages[1].actions[0] Build/DockerBuild (Build CodeBuild): runs here")
+    assert lines[build + 2] == f"    note: {NO_PROJECT}"
+    services.build_project_save(document={
+        "name": "brain-tasks-codebuild", "source": {"buildspec": "ci/buildspec.yml"},
+        "environment": {"computeType": "BUILD_GENERAL1_MEDIUM"}, "timeoutInMinutes": 20,
+        "network": "none"})
+    lines = check(BRAIN)[0].splitlines()
+    assert lines[build + 2] == ('    note: with build project "brain-tasks-codebuild": '
+                                "ci/buildspec.yml, BUILD_GENERAL1_MEDIUM, 20 minutes, network "
+                                "none")
+
+
+def test_a_dry_run_notes_the_missing_build_project(api, owner):
+    response = api(owner).post("/api/pipelines/?dryRun=true", load_fixture(BRAIN),
+                               format="json")
+    build = response.json()["actions"][1]
+    assert (build["path"], build["status"], build["needs"]) == ("stages[1].actions[0]", "runs",
+                                                               [])
+    assert build["notes"] == [NO_PROJECT]
+
+
+def test_the_pipeline_page_notes_the_missing_build_project_beside_what_blocks(client, viewer):
+    services.pipeline_save(document=load_fixture(BRAIN))
+    client.force_login(viewer)
+    body = client.get("/pipelines/brain-tasks-pipeline/").content.decode()
+    assert "This pipeline cannot start yet" in body
+    assert 'data-path="stages[1].actions[0]" data-status="runs"' in body
+    assert ("Note: no build project &quot;brain-tasks-codebuild&quot;: runs buildspec.yml from "
+            "the primary source with default settings") in body

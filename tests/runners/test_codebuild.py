@@ -4,18 +4,24 @@ real bash and the real engine (the worker code; only the queue is held by the te
 from __future__ import annotations
 
 import json
+import re
+import socket
 import textwrap
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from executions import artifacts as store
 from executions.models import ActionExecution, Artifact
+from pipelines import services
 from pipelines.models import BuildProject
 from pipelines.services import build_project_save, pipeline_save
 from pipelines.validation import validate_document
+from runners import sandbox
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo
+from tests.runners.forge import Forge
 from tests.runners.test_commands_action import commands_action, git_source, log_of
 
 
@@ -253,8 +259,19 @@ def test_the_codebuild_configuration_is_checked_at_its_paths():
         "with a name and a value (strings)",
         'stages[1].actions[0].configuration.Image: "Image" is not a setting of the CodeBuild '
         "action: use ProjectName, PrimarySource, EnvironmentVariables, BatchEnabled, "
-        "CombineArtifacts, BuildspecOverride, RunOn",
+        "CombineArtifacts, BuildspecOverride, RunOn (or the sandbox's Network, ComputeType, "
+        "LimitMemoryMiB, LimitProcesses, LimitFileSizeMiB, LimitOpenFiles, LimitCpuSeconds)",
     ]
+
+
+def test_the_sandbox_settings_of_a_codebuild_action_are_checked_at_their_paths():
+    found = validation(codebuild(configuration={"Network": "off", "LimitProcesses": "ten"}))
+    assert found == [
+        'stages[1].actions[0].configuration.Network: "off" is not a network setting: use '
+        '"host" (the default) or "none"',
+        'stages[1].actions[0].configuration.LimitProcesses: "ten" is not a whole number '
+        "above 0"]
+    assert validation(codebuild(configuration={"Network": "none"})) == []
 
 
 # --- variables, secrets, artifacts, reports, cache -------------------------------
@@ -437,7 +454,6 @@ def test_codebuild_environment_variables_describe_the_build(driver, tmp_path):
     execution = run_pipeline(driver, tmp_path, repo, codebuild(outputArtifacts=[{"name": "Env"}]))
     build = build_of(execution)
     assert build.status == "Succeeded", build.summary
-    from executions import artifacts as store
 
     target = tmp_path / "env-out"
     store.extract(Artifact.objects.get(execution=execution, name="Env").storage_name, target)
@@ -539,3 +555,138 @@ def test_the_project_compute_type_sizes_the_build_through_the_sandbox_limits(
     log = log_of(build)
     assert "Compute type BUILD_GENERAL1_MEDIUM: 7 GiB of memory per process" in log
     assert f"data limit {7 * 1024 * 1024} KiB" in log
+
+
+# --- network -----------------------------------------------------------------------
+
+REACH = """\
+    version: 0.2
+    phases:
+      build:
+        commands:
+          - echo hello > /dev/tcp/127.0.0.1/$LISTENER_PORT && echo "port $LISTENER_PORT answered"
+    """
+
+
+@pytest.fixture
+def listener():
+    """A TCP socket listening on 127.0.0.1 (the kernel completes a connection to it
+    without an accept): what a build with a network reaches, one without cannot."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def reach(driver, tmp_path, port, *, network=None, name="net"):
+    assert sandbox.probe() == (True, ""), sandbox.probe()[1]  # Network none needs it
+    repo = repo_with(tmp_path, REACH, name=f"repo-{name}")
+    config = {"EnvironmentVariables": json.dumps([{"name": "LISTENER_PORT",
+                                                   "value": str(port)}])}
+    if network:
+        config["Network"] = network
+    return build_of(run_pipeline(driver, tmp_path, repo, codebuild(configuration=config),
+                                 name=name))
+
+
+def test_a_project_with_network_none_gives_its_builds_no_network(driver, tmp_path, listener):
+    build_project_save(document={"name": "app-build"})
+    build = reach(driver, tmp_path, listener, name="open")
+    assert build.status == "Succeeded", build.summary
+    assert f"port {listener} answered" in log_of(build)
+
+    build_project_save(document={"name": "app-build", "network": "none"})
+    build = reach(driver, tmp_path, listener, name="closed")
+    assert build.status == "Failed"
+    assert build.summary.startswith("Phase BUILD failed: Command 1 of 1 failed with exit code 1")
+    log = log_of(build)
+    assert ('[Container] Network: none (build project "app-build"): the build reaches no '
+            "network at all") in log
+    assert f"port {listener} answered" not in log and "Connection refused" in log
+
+
+@pytest.mark.parametrize(("project", "action"), [("none", "host"), ("host", "none")])
+def test_the_stricter_of_the_project_and_the_action_network_wins(
+        driver, tmp_path, listener, project, action):
+    build_project_save(document={"name": "app-build", "network": project})
+    build = reach(driver, tmp_path, listener, network=action)
+    assert build.status == "Failed", build.summary
+    log = log_of(build)
+    assert f"port {listener} answered" not in log and "Connection refused" in log
+    who = 'build project "app-build"' if project == "none" else "configuration.Network"
+    assert f"[Container] Network: none ({who})" in log
+
+
+# --- CodeBuild's folder for a clone ------------------------------------------------
+
+CLONE_ARN = "arn:aws:codeconnections:us-east-1:111122223333:connection/gopher"
+
+
+def test_a_clone_ref_source_is_laid_out_as_codebuild_lays_out_a_github_clone(driver, tmp_path):
+    """CODEBUILD_SRC_DIR ends in <host>/<owner>/<repo>; a build moves the owner folder into
+    a GOPATH (as ecs-agent's buildspec does), builds there, and the artifacts are still
+    collected. Sandboxed: the layout holds inside the sandbox too."""
+    assert sandbox.probe() == (True, ""), sandbox.probe()[1]
+    with Forge(tmp_path / "forge", "x-access-token", "t0ken-gopher") as forge:
+        repo = forge.repository("octo-org/gopher")
+        sha = repo.commit({"VERSION": "2.1.0\n", "buildspec.yml": textwrap.dedent("""\
+            version: 0.2
+            env:
+              exported-variables: [SRC, OWNER, SHORT]
+            phases:
+              build:
+                commands:
+                  - SRC=$CODEBUILD_SRC_DIR
+                  - test "$PWD" = "$CODEBUILD_SRC_DIR"
+                  - cd ../..
+                  - OWNER=$(ls)
+                  - mkdir -p src/github.com/
+                  - mv $OWNER src/github.com/aws
+                  - export GOPATH=$(pwd)
+                  - cd src/github.com/aws/gopher
+                  - SHORT=$(git rev-parse --short=8 HEAD)
+                  - echo "built $(cat VERSION) in ${PWD#$GOPATH}" > gopher-$SHORT.txt
+            artifacts:
+              files: [gopher-*.txt]
+            """)}, "The gopher")
+        services.connection_save(name="gh", provider="GitHub", base_url=forge.url,
+                                 arns=[CLONE_ARN], token="t0ken-gopher")
+        source = action("Checkout", "Source", "CodeStarSourceConnection", configuration={
+            "ConnectionArn": CLONE_ARN, "FullRepositoryId": "octo-org/gopher",
+            "BranchName": "main", "OutputArtifactFormat": "CODEBUILD_CLONE_REF"},
+            outputArtifacts=[{"name": "Src"}])
+        source["actionTypeId"]["owner"] = "AWS"
+        doc = definition("gopher", stages=[
+            ("Source", [source]),
+            ("Build", [codebuild(outputArtifacts=[{"name": "Built"}])])])
+        execution = driver.start(pipeline_save(document=doc).pipeline)
+        driver.run()
+    build = build_of(execution)
+    assert build.status == "Succeeded", log_of(build)
+    variables = build.output_variables
+    assert variables["SRC"].endswith("/src/127.0.0.1/octo-org/gopher")
+    assert re.search(r"/codebuild/output/src[0-9]+/src/127\.0\.0\.1/octo-org/gopher$",
+                     variables["SRC"])
+    assert (variables["OWNER"], variables["SHORT"]) == ("octo-org", sha[:8])
+    built = Artifact.objects.get(execution=execution, name="Built")
+    assert built.file_count == 1
+    target = tmp_path / "built"
+    store.extract(built.storage_name, target)
+    files = {p.name: p.read_text() for p in target.iterdir()}
+    assert files == {f"gopher-{sha[:8]}.txt": "built 2.1.0 in /src/github.com/aws/gopher\n"}
+
+
+def test_env_shell_sh_runs_the_commands_in_posix_mode_and_bash_otherwise(driver, tmp_path):
+    spec = """\
+        version: 0.2
+        env:
+          shell: {shell}
+        phases:
+          build:
+            commands:
+              - case ":$SHELLOPTS:" in *:posix:*) echo "mode=posix";; *) echo "mode=bash";; esac
+        """
+    sh = build_of(run_pipeline(driver, tmp_path, repo_with(
+        tmp_path, spec.format(shell="sh"), name="sh"), codebuild(), name="sh"))
+    bash = build_of(run_pipeline(driver, tmp_path, repo_with(
+        tmp_path, spec.format(shell="bash"), name="bash"), codebuild(), name="bash"))
+    assert (sh.status, bash.status) == ("Succeeded", "Succeeded")
+    assert "mode=posix" in log_of(sh) and "mode=bash" in log_of(bash)

@@ -8,11 +8,16 @@ fixture's FullRepositoryId; the fetch is real git over HTTP with a token.
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from django.conf import settings
+
+from executions import artifacts as store
 from executions import services as executions
 from executions.errors import ExecutionInvalid
-from executions.models import ActionExecution
+from executions.models import ActionExecution, Artifact
 from pipelines import services
 from pipelines.report import migration_report
 from runners.connection_sources import CodeStarSourceConnectionRunner
@@ -24,6 +29,23 @@ from tests.runners.forge import Forge
 pytestmark = pytest.mark.django_db
 
 TOKEN = "ghp_fixtureT0kenValue"
+# What brain-tasks' build might run (its repository is not part of the fixture); the
+# Docker daemon is out of reach here, so the "image" is a file naming itself.
+BRAIN_BUILDSPEC = """\
+version: 0.2
+phases:
+  pre_build:
+    commands:
+      - IMAGE=brain-tasks-app:$(echo $CODEBUILD_RESOLVED_SOURCE_VERSION | cut -c 1-7)
+  build:
+    commands:
+      - echo "image $IMAGE from $(ls src/*.js package.json | wc -l) files"
+  post_build:
+    commands:
+      - printf '[{"name":"brain-tasks-app","imageUri":"%s"}]' $IMAGE > imagedefinitions.json
+artifacts:
+  files: [imagedefinitions.json]
+"""
 
 # Per fixture, each action's status in the migration report.
 STATUSES = {
@@ -86,12 +108,15 @@ def test_the_connection_source_of_a_fixture_runs_once_its_connection_exists(
 
 @pytest.mark.parametrize("fixture", CONNECTION_FIXTURES)
 def test_with_its_connection_a_fixture_starts_unless_an_aws_only_action_keeps_it_back(
-        fixture, forge, driver):
+        fixture, forge, driver, tmp_path):
     """secureops' ECS deploy is AWS-only, so its start is refused for it alone;
-    brain-tasks (source and CodeBuild) starts, and its Source succeeds."""
+    brain-tasks (source and CodeBuild) runs end to end as it is written: its source
+    through the stand-in forge, its CodeBuild action (no build project of its name) with
+    the repository's buildspec.yml, its output artifact stored."""
     source = pipeline_of(fixture)["stages"][0]["actions"][0]
     repo = forge.repository(source["configuration"]["FullRepositoryId"])
-    sha = repo.commit({"buildspec.yml": "version: 0.2\n"}, "Add the buildspec")
+    sha = repo.commit({"buildspec.yml": BRAIN_BUILDSPEC, "package.json": "{}\n",
+                       "src/App.js": "export default 1;\n"}, "Add the buildspec")
     pipeline = services.pipeline_save(document=load_fixture(fixture)).pipeline
     services.connection_save(name="github", provider="GitHub", base_url=forge.url,
                              arns=[source["configuration"]["ConnectionArn"]], token=TOKEN)
@@ -107,3 +132,16 @@ def test_with_its_connection_a_fixture_starts_unless_an_aws_only_action_keeps_it
     driver.run()
     run = ActionExecution.objects.get(execution=execution, action_name=source["name"])
     assert (run.status, run.output_variables["CommitId"]) == ("Succeeded", sha)
+    build = ActionExecution.objects.get(execution=execution, action_name="DockerBuild")
+    log = (Path(settings.LOG_ROOT) / build.log_path).read_text()
+    assert (build.status, build.summary) == ("Succeeded", "Build succeeded (PRE_BUILD, BUILD, "
+                                                          "POST_BUILD)"), log
+    assert 'No build project is named "brain-tasks-codebuild": running buildspec.yml' in log
+    assert f"image brain-tasks-app:{sha[:7]} from 2 files" in log
+    execution.refresh_from_db()
+    assert execution.status == "Succeeded"
+    target = tmp_path / "BuildOutput"
+    store.extract(Artifact.objects.get(execution=execution, name="BuildOutput").storage_name,
+                  target)
+    assert json.loads((target / "imagedefinitions.json").read_text()) == [
+        {"name": "brain-tasks-app", "imageUri": f"brain-tasks-app:{sha[:7]}"}]

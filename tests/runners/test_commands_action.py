@@ -3,6 +3,7 @@ real git repositories, real bash and the real engine."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,30 @@ def test_abandoning_a_commands_action_kills_its_shell_and_background_processes(d
     assert not thread.is_alive() and time.monotonic() - started < 3
     assert outcome["summary"] == "Stopped: abandoned"
     assert not alive(int(pidfile.read_text()))
+
+
+def test_environment_variables_reach_the_commands_a_secret_masked_and_the_timeout_holds(
+        driver, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVEYOR_SECRET_DEPLOY_TOKEN", "s3cr3t-deploy-token")
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"README.md": "# app\n"})
+    doc = definition("cmd-env", stages=[
+        ("Source", [git_source(repo)]),
+        ("Build", [commands_action("Env", [
+            'echo "stage=$STAGE token=$TOKEN"',
+            'test "$TOKEN" = s3cr3t-deploy-token'],
+            inputArtifacts=[{"name": "Src"}], timeoutInMinutes=7, environmentVariables=[
+                {"name": "STAGE", "value": "prod", "type": "PLAINTEXT"},
+                {"name": "TOKEN", "value": "deploy-token", "type": "SECRETS_MANAGER"}]),
+            commands_action("Default", ["true"], inputArtifacts=[{"name": "Src"}])]),
+    ])
+    execution = driver.start(pipeline_save(document=doc).pipeline)
+    driver.run()
+    env = ActionExecution.objects.get(execution=execution, action_name="Env")
+    assert env.status == "Succeeded", env.summary
+    log = log_of(env)
+    assert "stage=prod token=***" in log and "s3cr3t-deploy-token" not in log
+    # timeoutInMinutes sets the action's deadline; without it, CodePipeline's 55 minutes.
+    assert env.deadline_at - env.started_at == timedelta(minutes=7)
+    default = ActionExecution.objects.get(execution=execution, action_name="Default")
+    assert default.deadline_at - default.started_at == timedelta(minutes=55)

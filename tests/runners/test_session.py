@@ -79,3 +79,16 @@ def test_a_command_past_its_deadline_is_killed(tmp_path):
     with session:
         outcome = session.run("sleep 30", deadline=time.monotonic() + 0.3)
     assert outcome.timed_out and time.monotonic() - started < 5
+
+
+def test_the_shell_provider_runs_its_commands_in_one_session_too(tmp_path):
+    """docs/runners.md: Shell moved onto the session, so cd and export carry."""
+    from runners.shell import ShellRunner
+
+    ctx = make_ctx(tmp_path, {"name": "Run", "actionTypeId": {
+        "category": "Build", "owner": "Custom", "provider": "Shell", "version": "1"},
+        "commands": ["mkdir -p sub && cd sub", "export WHERE=$(basename $PWD)",
+                     'echo "in $WHERE" > ../where.txt']})
+    result = ShellRunner().run(ctx)
+    assert result.summary == "3 commands succeeded"
+    assert (ctx.workspace / "where.txt").read_text() == "in sub\n"

@@ -41,6 +41,9 @@ ANONYMOUS_ALLOWED = {
                         "sweep completed", {"GET": 503}),
     "metrics": ("Prometheus scrapes it with the bearer token CONVEYOR_METRICS_TOKEN (else "
                 "staff sessions only): test_metrics.py", {"GET": 401}),
+    "s3-object": ("the job artifacts' S3 endpoint: only a SigV4 signature with a job's "
+                  "session credentials, answered in S3's words (tests/jobs)",
+                  {"GET": 403, "POST": 403}),
     "nesting_server_data": ("django-nested-admin's script: answers 403 to anyone not "
                             "staff by itself", {"GET": 403}),
 }
