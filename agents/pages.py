@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -15,9 +16,11 @@ from executions import engine
 app_name = "agents"
 
 
-@staff_member_required
+@login_required
 def agent_list(request):
-    """Agents by name; one an agent missed two leases of contact with shows as offline."""
+    """Agents by name (staff only); one that missed two leases of contact shows as offline."""
+    if not request.user.is_staff:
+        raise PermissionDenied("The Agents page is for staff.")
     agents = list(Agent.objects.select_related(
         "key", "action_execution", "action_execution__execution",
         "action_execution__execution__pipeline"))

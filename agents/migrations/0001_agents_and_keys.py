@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('executions', '0009_actionexecution_run_on_agents'),
+        ('executions', '0010_actionexecution_run_on_agents'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

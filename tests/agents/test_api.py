@@ -95,7 +95,7 @@ def test_an_agent_key_opens_no_other_api(routed, owner):
         aws = client.post("/aws/", "{}", content_type="application/x-amz-json-1.1",
                           HTTP_X_AMZ_TARGET="CodePipeline_20150709.ListPipelines", **auth)
         assert aws.status_code in (400, 401, 403)
-        assert client.get("/agents/", **auth).status_code == 302   # staff sign-in page
+        assert client.get("/agents/", **auth).status_code == 302   # the sign-in page
 
 
 def test_an_agent_reaches_only_its_own_job(routed):
@@ -213,8 +213,9 @@ def test_the_agents_page_lists_agents_for_staff_only(routed, admin_client, viewe
     assert 'href="/agents/"' in page                 # in the nav for staff
     client = Client()
     client.force_login(viewer)
-    assert client.get("/agents/").status_code == 302
+    assert client.get("/agents/").status_code == 403
     assert 'href="/agents/"' not in client.get("/").content.decode()
+    assert Client().get("/agents/")["Location"].startswith("/login/")
 
 
 def test_an_abandoned_action_tells_its_agent_to_stop(routed, driver, owner):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0008_stage_retry_trigger'),
+        ('executions', '0009_stage_skipped_condition_events'),
         ('pipelines', '0008_commitstatustarget'),
     ]
 
