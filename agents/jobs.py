@@ -112,6 +112,11 @@ def job_data(claim: engine.Claim, *, base_url: str = "") -> dict:
                 "compute_type": project.compute_type, "cache_paths": project.cache_paths,
                 "timeout_in_minutes": project.timeout_in_minutes}
             prepared["buildNumber"] = services.build_project_next_number(name=project.name)
+        from runners.build import clone_source
+
+        prepared["cloneSources"] = {
+            name: found for name in claim.inputs
+            if (found := clone_source(str(ex.execution_id), name)) is not None}
     job_secrets = {}
     for name in sorted(_secret_names(action, project)):
         try:

@@ -59,6 +59,14 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
     name = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":
         env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    # A queue of this module's own: another test process's server (pytest -n) must not
+    # take this one's actions, nor this one theirs (CONVEYOR_QUEUE_NAME).
+    from django_q.conf import Conf
+
+    queue = f"conveyor-agent-test-{os.getpid()}"
+    env["CONVEYOR_QUEUE_NAME"] = queue
+    before = Conf.CLUSTER_NAME, Conf.PREFIX
+    Conf.CLUSTER_NAME = Conf.PREFIX = queue
     server = Server(env, var)
     server.var = var
     try:
@@ -67,6 +75,7 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
         yield server
     finally:
         server.stop()
+        Conf.CLUSTER_NAME, Conf.PREFIX = before
 
 
 @pytest.fixture
