@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "notifications",
     "jobs",
     "conditions",
+    "agents",
 ]
 
 MIDDLEWARE = [
@@ -185,7 +186,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 Q_CLUSTER = {
-    "name": "conveyor",
+    # One queue per installation sharing a Redis (the agents' live tests run one each).
+    "name": os.environ.get("CONVEYOR_QUEUE_NAME", "conveyor"),
     "workers": int(os.environ.get("CONVEYOR_WORKERS", "4")),
     # timeout < retry with margin: a task running past `retry` is handed out again.
     # Long actions are not bounded by this: the engine's lease and action timeout are.

@@ -96,6 +96,7 @@ from pipelines.models import Pipeline, Stage
 from runners.base import kill_process_group
 
 __all__ = [
+    "AGENT_PREFIX",
     "ActionView",
     "Claim",
     "HOST",
@@ -146,6 +147,10 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
         "execution__rollback_target").filter(pk=action_execution_pk).first())
     if ae is None or ae.status != A.IN_PROGRESS or ae.worker:
         return None
+    if bool(ae.run_on) != worker.startswith(AGENT_PREFIX):
+        # An action routed to agents is never run by a django-q2 worker, nor one
+        # of theirs by an agent (docs/deploy.md, Build farm).
+        return None
     ex = ae.execution
     problem = ""
     resolved: dict = {}
@@ -172,6 +177,10 @@ def action_claim(action_execution_pk: int, *, worker: str) -> Claim | None:
     for key, value in fields.items():
         setattr(ae, key, value)
     return Claim(ae, ex, resolved, variables, inputs, _source_override(ex, ae))
+
+
+# The worker name of an action an agent claimed: "agent:<agent name>".
+AGENT_PREFIX = "agent:"
 
 
 def dispatch_failed(action_execution_pk: int) -> None:
@@ -547,9 +556,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
                 kill_process_group(pgid)
     grace = timedelta(seconds=lease_seconds())
     late = ActionExecution.objects.filter(status=A.IN_PROGRESS, deadline_at__lt=now).values_list(
-        "pk", "deadline_at", "waiting_since")
-    for pk, deadline, waiting in list(late):
-        if waiting is None and deadline > now - grace:
+        "pk", "deadline_at", "waiting_since", "worker")
+    for pk, deadline, waiting, owner in list(late):
+        # Unclaimed (an action still waiting for an agent): nobody else will time it out.
+        if waiting is None and owner and deadline > now - grace:
             continue
         if action_time_out(pk):
             report.timed_out += 1

@@ -273,6 +273,10 @@ class ActionExecution(models.Model):
     pid = models.IntegerField(null=True, blank=True)
     pgid = models.IntegerField(null=True, blank=True)
     log_path = models.CharField(max_length=500, blank=True)
+    # The agent labels the action's configuration.RunOn asks for ("linux,arm64",
+    # sorted): "" runs on the django-q2 workers; otherwise only an agent whose labels
+    # include all of them claims it, never a worker (docs/deploy.md, Build farm).
+    run_on = models.CharField(max_length=200, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -308,6 +312,9 @@ class ActionExecution(models.Model):
             # "The action executions that ended since T" (observability.rollups: each
             # /metrics scrape aggregates only those, not a million rows).
             models.Index(fields=["ended_at"], name="executions_ae_ended_idx"),
+            # An agent's poll: "InProgress actions routed to agents that nobody claimed".
+            models.Index(fields=["id"], condition=Q(status="InProgress", worker="")
+                         & ~Q(run_on=""), name="executions_ae_agent_queue_idx"),
         ]
 
     def __str__(self) -> str:

@@ -53,6 +53,7 @@ from executions.statuses import (
 from executions.variables import Unresolvable, _inputs, _resolve, _source_override, _variables
 from pipelines.choices import ExecutionMode
 from pipelines.models import Pipeline, Stage
+from runners.checks import RUN_ON, run_on_labels
 
 # --- starting ---------------------------------------------------------------------
 
@@ -463,13 +464,25 @@ def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
             # sit in the queue before the sweeper hands it out again.
             lease_expires_at=now + timedelta(seconds=dispatch_seconds()),
         )
-        claim = _claim_ahead(fx, ae, ex, runner, now)
+        # Only the providers agents run act on RunOn (a custom action type may have a
+        # property of that name: it is the job worker's).
+        run_on = run_on_labels((action.get("configuration") or {}).get(RUN_ON)) if (
+            runner is not None and runner.runs_on_agents) else []
+        if run_on:
+            # Routed to agents (docs/deploy.md): never queued for a worker. It waits for an
+            # agent with these labels to claim it, at most its timeout (the sweeper's
+            # deadline check fails it then); a claim sets the lease and deadline anew.
+            ae.run_on = ",".join(run_on)[:200]
+            ae.lease_expires_at = None
+            ae.deadline_at = now + timedelta(minutes=timeout)
+        claim = None if run_on else _claim_ahead(fx, ae, ex, runner, now)
         ae.save(force_insert=True)
         _event(fx, ae, EventKind.ACTION_EXECUTION, "", A.IN_PROGRESS, "",
-               {"attempt": ae.attempt, "runOrder": ae.run_order})
+               {"attempt": ae.attempt, "runOrder": ae.run_order,
+                **({"runOn": ae.run_on} if run_on else {})})
         if claim is not None:
             fx.claim = claim
-        else:
+        elif not run_on:
             fx.dispatch.append(ae.pk)
         started.append(ae)
     return started

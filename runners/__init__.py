@@ -12,6 +12,7 @@ Other apps add their runners the same way when they start, e.g. in
 from __future__ import annotations
 
 from pipelines import providers
+from runners import checks
 from runners.base import (
     ActionFailed,
     LogWriter,
@@ -40,9 +41,16 @@ def register(runner_class: type[Runner], *, categories: tuple[str, ...] | None =
     name = provider or runner_class.provider
     if not name:
         raise ValueError(f"{runner_class.__name__} names no provider")
+
+    def check(action_doc, _check=instance.check, _agents=runner_class.runs_on_agents):
+        # configuration.RunOn is checked here for every provider: acted on by the
+        # ones agents run, refused at its path by the others (never ignored).
+        return [*_check(action_doc),
+                *checks.run_on_problems(action_doc, on_agents=_agents, provider=name)]
+
     for category in categories or runner_class.categories:
         _registry[(category, name)] = instance
-        providers.register(category, name, instance.check, runner_class.description,
+        providers.register(category, name, check, runner_class.description,
                            secret_keys=runner_class.secret_configuration_keys,
                            readiness=instance.readiness)
     return runner_class

@@ -208,6 +208,10 @@ class RunContext:
     # sourceRevisions override given at start for this source action, if any:
     # {"actionName", "revisionType", "revisionValue"}.
     source_override: dict | None = None
+    # What a runner would otherwise read from the database, looked up by the server
+    # when the action runs on an agent (agents.jobs.job_data): "sourceVersions",
+    # "buildProject", "buildNumber". None on a worker: the runner reads the database.
+    prepared: dict | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop_reason: str = field(default="", repr=False)
     _process_groups: list[int] = field(default_factory=list, repr=False)
@@ -302,6 +306,9 @@ class Runner:
     # shown as "****" everywhere, unsealed only in RunContext.configuration
     # (pipelines.secrets). A custom action type's `secret: true` properties go here.
     secret_configuration_keys: ClassVar[frozenset[str]] = frozenset()
+    # True for the command runners an agent runs away from the database (Shell,
+    # Commands, CodeBuild): their actions may set configuration.RunOn (docs/deploy.md).
+    runs_on_agents: ClassVar[bool] = False
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         """Problems of the action's configuration as (relative path, message)."""

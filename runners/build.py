@@ -44,6 +44,8 @@ OWN_SHELL_FUNCTION = '__conveyor_own_shell() { ( eval "$1" ); }'
 
 def source_versions(ctx: RunContext) -> dict[str, str]:
     """Artifact name → the revision (commit id) its source action resolved in this execution."""
+    if ctx.prepared is not None:  # on an agent: the server looked them up
+        return dict(ctx.prepared.get("sourceVersions") or {})
     from executions.selectors import artifact_revisions
 
     if not ctx.pipeline_execution_id:  # a rule evaluated on its own, outside an execution
@@ -72,23 +74,16 @@ def input_layout(ctx: RunContext, primary: str | None) -> tuple[str, Path, dict[
 PROVIDER_HOSTS = {"GitHub": "github.com", "GitLab": "gitlab.com", "Bitbucket": "bitbucket.org"}
 
 
-def clone_layout(ctx: RunContext, primary: str, src_dir: Path) -> Path | None:
-    """CodeBuild's folder for a clone of a connection's repository, or None.
-
-    When the primary source is a ``CodeStarSourceConnection`` action's
-    ``CODEBUILD_CLONE_REF`` output, CodeBuild clones the repository itself and its
-    ``CODEBUILD_SRC_DIR`` is ``/codebuild/output/src<digits>/src/<host>/<owner>/<repo>``;
-    builds that make a GOPATH of it rely on that (``cd ../..``). The same folders
-    are made in the action's own directory, ``<repo>`` a link to the workspace (which
-    stays where artifacts are collected); ``<host>`` is the host of the connection's
-    base URL (docs/runners.md).
-    """
+def clone_source(pipeline_execution_id: str, primary: str) -> dict | None:
+    """{"repository", "host"} when the artifact ``primary`` is a CodeStarSourceConnection
+    action's ``CODEBUILD_CLONE_REF`` output in that execution, else None (reads the
+    database: the server calls it for an agent, ``agents.jobs.job_data``)."""
     from urllib.parse import urlsplit
 
     from executions.selectors import artifact_producers
     from pipelines.selectors import connection_for
 
-    provider, doc = artifact_producers(ctx.pipeline_execution_id).get(primary, ("", {}))
+    provider, doc = artifact_producers(pipeline_execution_id).get(primary, ("", {}))
     config = doc.get("configuration") or {}
     repository = str(config.get("FullRepositoryId", ""))
     if provider != "CodeStarSourceConnection" or not repository \
@@ -103,6 +98,27 @@ def clone_layout(ctx: RunContext, primary: str, src_dir: Path) -> Path | None:
         host = (urlsplit(connection.base_url).hostname or ""
                 if "://" in connection.base_url else "")
         host = host or PROVIDER_HOSTS.get(connection.provider, "git")
+    return {"repository": repository, "host": host}
+
+
+def clone_layout(ctx: RunContext, primary: str, src_dir: Path) -> Path | None:
+    """CodeBuild's folder for a clone of a connection's repository, or None.
+
+    When the primary source is a ``CodeStarSourceConnection`` action's
+    ``CODEBUILD_CLONE_REF`` output, CodeBuild clones the repository itself and its
+    ``CODEBUILD_SRC_DIR`` is ``/codebuild/output/src<digits>/src/<host>/<owner>/<repo>``;
+    builds that make a GOPATH of it rely on that (``cd ../..``). The same folders
+    are made in the action's own directory, ``<repo>`` a link to the workspace (which
+    stays where artifacts are collected); ``<host>`` is the host of the connection's
+    base URL (docs/runners.md).
+    """
+    if ctx.prepared is not None:   # on an agent: the server looked it up (clone_source)
+        found = (ctx.prepared.get("cloneSources") or {}).get(primary)
+    else:
+        found = clone_source(ctx.pipeline_execution_id, primary)
+    if not found:
+        return None
+    parts, host = found["repository"].split("/"), found["host"]
     digits = int(ctx.action_execution_id.replace("-", "")[:8], 16)
     link = ctx.workspace.parent.joinpath("codebuild", "output", f"src{digits}", "src",
                                          host or "git", *parts)

@@ -9,6 +9,7 @@ the provider's own rules.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -77,3 +78,40 @@ def deploy_target_refusal(target: str) -> str | None:
         return (f'"{target}" is outside the folders deploys may write to (CONVEYOR_DEPLOY_ROOTS: '
                 + ", ".join(str(r) for r in roots) + ")")
     return None
+
+
+# --- routing to agents (docs/deploy.md, Build farm) ----------------------------------
+
+RUN_ON = "RunOn"
+LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+def run_on_labels(value) -> list[str]:
+    """The agent labels a ``configuration.RunOn`` value asks for ("linux, arm64" →
+    ["arm64", "linux"]); empty when the action runs on the workers."""
+    if not isinstance(value, str):
+        return []
+    return sorted({part.strip() for part in value.split(",") if part.strip()})
+
+
+def run_on_problems(action_doc, *, on_agents: bool, provider: str) -> list[tuple[str, str]]:
+    """``configuration.RunOn``'s problems: labels must be names; only providers an agent
+    runs (Shell, Commands, CodeBuild) may be routed to agents."""
+    value = configuration_of(action_doc).get(RUN_ON)
+    if value is None:
+        return []
+    path = f"configuration.{RUN_ON}"
+    if not on_agents:
+        return [(path, f"{provider} actions do not run on agents: only Shell, Commands and "
+                       "CodeBuild actions may name agent labels; remove RunOn")]
+    labels = run_on_labels(value)
+    if not labels:
+        return [(path, 'names no label: give agent labels separated by commas, e.g. '
+                       '"linux,arm64", or remove RunOn')]
+    bad = [label for label in labels if not LABEL_RE.match(label)]
+    if bad:
+        return [(path, f'"{bad[0]}" is not a label: letters, digits, "_", "." and "-", at '
+                       "most 40 characters")]
+    if len(",".join(labels)) > 200:
+        return [(path, "names too many labels (at most 200 characters)")]
+    return []

@@ -32,6 +32,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 from django.conf import settings
 
@@ -60,7 +61,7 @@ from runners.session import ShellSession
 from runners.shell import Masker, TestReport, parse_junit
 
 CONFIG_KEYS = ("ProjectName", "PrimarySource", "EnvironmentVariables", "BatchEnabled",
-               "CombineArtifacts", "BuildspecOverride")
+               "CombineArtifacts", "BuildspecOverride", "RunOn")
 ENV_TYPES = ("PLAINTEXT", "PARAMETER_STORE", "SECRETS_MANAGER")
 DEFAULT_BUILDSPEC = "buildspec.yml"
 DEFAULT_TIMEOUT_MINUTES = 60
@@ -105,6 +106,7 @@ class CodeBuildRunner(Runner):
     provider = "CodeBuild"
     categories = ("Build", "Test")
     description = "Runs the buildspec of a build project (or buildspec.yml) locally."
+    runs_on_agents = True
 
     def check(self, action_doc: dict) -> list[tuple[str, ...]]:
         config = configuration_of(action_doc)
@@ -167,13 +169,24 @@ class CodeBuildRunner(Runner):
 
     # --- the build ----------------------------------------------------------------
 
-    def run(self, ctx: RunContext) -> Result:
+    @staticmethod
+    def _project(ctx: RunContext, name: str):
+        """(the build project or None, its build number or None): from the database on
+        a worker, from what the server prepared on an agent."""
+        if ctx.prepared is not None:
+            fields = ctx.prepared.get("buildProject")
+            project = SimpleNamespace(**fields) if fields else None
+            return project, ctx.prepared.get("buildNumber")
         from pipelines import selectors, services
 
+        project = selectors.build_project_get(name)
+        return project, services.build_project_next_number(name=name) if project else None
+
+    def run(self, ctx: RunContext) -> Result:
         config = ctx.configuration
         name = config.get("ProjectName", "")
         primary, src_dir, secondary = input_layout(ctx, config.get("PrimarySource"))
-        project = selectors.build_project_get(name)
+        project, number = self._project(ctx, name)
         if project is None:
             ctx.log.line(f'[Container] No build project is named "{name}": running '
                          f"{DEFAULT_BUILDSPEC} from the root of the primary source "
@@ -182,8 +195,7 @@ class CodeBuildRunner(Runner):
                          "project variables, no cache)")
         where, text = self._buildspec_text(ctx, project, src_dir)
         spec = self._checked(ctx, where, text)
-        number = (services.build_project_next_number(name=name) if project else None) \
-            or ctx.execution_number
+        number = number or ctx.execution_number
         home = build_home(ctx)
         # Where the build sees its source: CodeBuild's folder for a clone, or the source.
         layout = clone_layout(ctx, primary, src_dir)

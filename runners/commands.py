@@ -38,7 +38,7 @@ from runners.shell import (
 )
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-CONFIG_KEYS = ("EnvironmentType", "ComputeType", "VpcId", "Subnets", "SecurityGroupIds")
+CONFIG_KEYS = ("EnvironmentType", "ComputeType", "VpcId", "Subnets", "SecurityGroupIds", "RunOn")
 NETWORK_KEYS = ("VpcId", "Subnets", "SecurityGroupIds")
 MAX_COMMANDS = 50
 MAX_COMMAND_LENGTH = 1000
@@ -52,6 +52,7 @@ class CommandsRunner(Runner):
     provider = "Commands"
     categories = ("Compute",)
     description = "CodePipeline's Commands action: the commands in one shell session."
+    runs_on_agents = True
     default_timeout_minutes = 55
 
     def check(self, action_doc: dict) -> list[tuple[str, ...]]:

@@ -181,6 +181,26 @@ def secrets_dir() -> Path:
     return Path(configured) if configured else Path(settings.VAR_DIR) / "secrets"
 
 
+def secret_raw(name: str) -> str:
+    """The stored value of the secret ``name`` (environment first, then the secrets folder).
+
+    Raises ``ActionFailed`` naming the places looked in when it is not set.
+    """
+    if not SECRET_NAME_RE.match(name) or ".." in name.split("/") or name.startswith("/"):
+        raise ActionFailed(f'"{name}" is not a secret name')
+    env_key = "CONVEYOR_SECRET_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+    if env_key in os.environ:
+        return os.environ[env_key]
+    path = secrets_dir() / name
+    try:
+        raw = path.read_text()
+    except OSError:
+        raise ActionFailed(
+            f'Secret "{name}" is not set: give the worker the environment variable '
+            f"{env_key} or the file {path}") from None
+    return raw[:-1] if raw.endswith("\n") else raw
+
+
 def secret_value(reference: str) -> str:
     """The value of a SECRETS_MANAGER reference (``name`` or ``name:json-key[:…]``).
 
@@ -188,20 +208,7 @@ def secret_value(reference: str) -> str:
     """
     name, _, rest = reference.partition(":")
     json_key = rest.split(":", 1)[0] if rest else ""
-    if not SECRET_NAME_RE.match(name) or ".." in name.split("/") or name.startswith("/"):
-        raise ActionFailed(f'"{name}" is not a secret name')
-    env_key = "CONVEYOR_SECRET_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
-    if env_key in os.environ:
-        raw = os.environ[env_key]
-    else:
-        path = secrets_dir() / name
-        try:
-            raw = path.read_text()
-        except OSError:
-            raise ActionFailed(
-                f'Secret "{name}" is not set: give the worker the environment variable '
-                f"{env_key} or the file {path}") from None
-        raw = raw[:-1] if raw.endswith("\n") else raw
+    raw = secret_raw(name)
     if not json_key:
         return raw
     try:
@@ -321,7 +328,7 @@ def find_reports(workspace: Path, patterns: list[str]) -> list[Path]:
 # --- the runner ------------------------------------------------------------------
 
 CONFIG_KEYS = ("WorkingDirectory", "Reports", "WritablePaths", "ReadablePaths",
-               *sandbox.SANDBOX_KEYS)
+               *sandbox.SANDBOX_KEYS, "RunOn")
 
 
 @register
@@ -329,6 +336,7 @@ class ShellRunner(Runner):
     provider = "Shell"
     categories = ("Build", "Test", "Deploy")
     description = "Runs the action's commands with bash in a fresh workspace."
+    runs_on_agents = True
 
     def check(self, action_doc: dict) -> list[tuple[str, str]]:
         commands = action_doc.get("commands")

@@ -259,7 +259,7 @@ def test_the_codebuild_configuration_is_checked_at_its_paths():
         "with a name and a value (strings)",
         'stages[1].actions[0].configuration.Image: "Image" is not a setting of the CodeBuild '
         "action: use ProjectName, PrimarySource, EnvironmentVariables, BatchEnabled, "
-        "CombineArtifacts, BuildspecOverride (or the sandbox's Network, ComputeType, "
+        "CombineArtifacts, BuildspecOverride, RunOn (or the sandbox's Network, ComputeType, "
         "LimitMemoryMiB, LimitProcesses, LimitFileSizeMiB, LimitOpenFiles, LimitCpuSeconds)",
     ]
 

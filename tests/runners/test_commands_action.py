@@ -131,7 +131,8 @@ def test_the_compute_category_is_accepted_and_the_commands_action_checked():
         "warning: stages[1].actions[0].configuration.VpcId: not used: commands run on the "
         "network of the machine that runs them",
         'error: stages[1].actions[0].configuration.Image: "Image" is not a setting of the '
-        "Commands action: use EnvironmentType, ComputeType, VpcId, Subnets, SecurityGroupIds",
+        "Commands action: use EnvironmentType, ComputeType, VpcId, Subnets, SecurityGroupIds, "
+        "RunOn",
     ]
     assert problems(commands_action("C", ["make"], inputArtifacts=[{"name": "Src"}])) == []
 

@@ -82,7 +82,7 @@ SAMPLES = {
     "name": "demo", "pipeline": "demo", "stage": "Production", "action": "Checkout",
     "number": "1", "id": "{execution}", "pk": "{approval}", "token": "a" * 32,
     "signed": "not-a-signed-link", "object_id": "{object}", "content_type_id": "1",
-    "app_label": "pipelines", "url": "no-such-page/",
+    "app_label": "pipelines", "url": "no-such-page/", "job_id": "{action_execution}",
 }
 BY_ROUTE = {
     "action": {"stage": "Source"},

@@ -1,0 +1,1 @@
+from tests.executions.conftest import _quiet_heartbeat, driver  # noqa: F401
