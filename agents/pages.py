@@ -1,4 +1,5 @@
-"""The Agents page (staff): every agent, its labels, version, last contact and current job."""
+"""The Agents page (staff): every agent, its labels, version, last contact and current job
+(named only when the pipeline is one the staff member may view: teams.access)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from django.utils import timezone
 
 from agents.models import Agent
 from executions import engine
+from teams.access import pipeline_allows
+from teams.choices import Act
 
 app_name = "agents"
 
@@ -29,13 +32,17 @@ def agent_list(request):
     for agent in agents:
         ae = agent.action_execution
         link = None
-        if ae is not None and ae.status == "InProgress":
+        busy = ae is not None and ae.status == "InProgress"
+        if busy and not pipeline_allows(request.user, ae.execution.pipeline, Act.VIEW):
+            # Agents are shared by every group; what they run is its pipeline's own.
+            ae, busy = None, "another group's pipeline"
+        if busy is True:
             link = reverse("dashboard:action", kwargs={
                 "name": ae.execution.pipeline.name, "number": ae.execution.number,
                 "stage": ae.stage_name, "action": ae.action_name})
         else:
             ae = None
-        rows.append({"agent": agent, "action": ae, "link": link,
+        rows.append({"agent": agent, "action": ae, "link": link, "busy": busy,
                      "online": bool(agent.last_seen_at and agent.last_seen_at >= offline_before
                                     and not agent.key.revoked)})
     return render(request, "agents/agents.html", {"rows": rows})

@@ -218,6 +218,19 @@ def test_the_agents_page_lists_agents_for_staff_only(routed, admin_client, viewe
     assert Client().get("/agents/")["Location"].startswith("/login/")
 
 
+def test_the_agents_page_names_a_current_action_only_to_who_may_view_its_pipeline(routed):
+    from django.contrib.auth.models import User
+
+    _, key = services.agent_key_create(name="farm")
+    poll(Client(), key, "arm1")
+    staff = User.objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
+    client = Client()
+    client.force_login(staff)                # staff, but no role on the pipeline's group
+    page = client.get("/agents/").content.decode()
+    assert 'data-agent="arm1"' in page and "busy: an action of another group" in page
+    assert routed.execution.pipeline.name not in page and "/actions/Compile/" not in page
+
+
 def test_an_abandoned_action_tells_its_agent_to_stop(routed, driver, owner):
     from executions import services as execution_services
 

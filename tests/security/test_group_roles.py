@@ -146,6 +146,13 @@ ROUTES: dict[str, Rule] = {
                                              "group: global model permissions"),
     "api-action-type-detail": not_per_pipeline("custom action types: shared, model "
                                                "permissions"),
+    "agents:list": not_per_pipeline("build agents are shared by every group: staff only; an "
+                                    "agent's current action is named only to those who may "
+                                    "view its pipeline (tests/agents/test_api.py)"),
+    **{name: not_per_pipeline("the build agents' protocol: an agent key, no user; an agent "
+                              "reaches only the action it claimed (tests/agents/test_api.py)")
+       for name in ("agent-poll", "agent-heartbeat", "agent-log", "agent-input",
+                    "agent-output", "agent-result")},
     "s3-object": not_per_pipeline("job artifacts: SigV4 with one job's own session "
                                   "credentials, no user (tests/jobs/test_boto3_worker.py)"),
 }
@@ -168,6 +175,7 @@ ADMIN_GLOBAL = {
     "awsapi_accesskey": "access keys, per user",
     "observability_auditentry": "the whole trail: auditors' (view_auditentry)",
     "jobs_customactiontype": "custom action types: shared by every group",
+    "agents_": "build agents and their keys: shared by every group",
 }
 ADMIN_SITE = {"admin:index", "admin:login", "admin:logout", "admin:password_change",
               "admin:password_change_done", "admin:autocomplete", "admin:jsi18n",
