@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from conditions import selectors, services
 from conditions.choices import CONDITION_TYPES
-from executions.api.serializers import _condition_state_data
+from executions.api.state import _condition_state_data
 from executions.api.views import COMMAND_ERRORS, EXECUTION, STAGE, _Api, _execution
 from teams.choices import Act
 

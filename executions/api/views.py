@@ -49,13 +49,15 @@ from executions.api.serializers import (
     ExecutionStopSerializer,
     PipelineExecutionSerializer,
     PipelineExecutionSummarySerializer,
-    PipelineStateSerializer,
     StageRetriedSerializer,
     StageRetrySerializer,
     StageRollbackSerializer,
-    StageTransitionSerializer,
     TransitionSetSerializer,
     execution_summary_data,
+)
+from executions.api.state import (
+    PipelineStateSerializer,
+    StageTransitionSerializer,
     pipeline_state_data,
 )
 from executions.models import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework.renderers import JSONRenderer
 
 from executions import selectors
-from executions.api.serializers import PipelineStateSerializer, pipeline_state_data
+from executions.api.state import PipelineStateSerializer, pipeline_state_data
 from tests.conditions.conftest import check, condition, gated_pipeline
 
 

@@ -97,7 +97,7 @@ def test_the_automatic_retry_happens_once_then_a_person_may_retry(driver, tmp_pa
     # The REST state answers the same member, from the serializer and from the plain
     # dicts the API sends (docs/api-executions.md).
     from executions import selectors
-    from executions.api.serializers import PipelineStateSerializer, pipeline_state_data
+    from executions.api.state import PipelineStateSerializer, pipeline_state_data
 
     rest_state = selectors.pipeline_state(pipeline)
     for answer in (pipeline_state_data(rest_state), PipelineStateSerializer(rest_state).data):

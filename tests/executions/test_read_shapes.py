@@ -20,11 +20,8 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from executions import selectors, services
-from executions.api.serializers import (
-    PipelineExecutionSummarySerializer,
-    PipelineStateSerializer,
-    pipeline_state_data,
-)
+from executions.api.serializers import PipelineExecutionSummarySerializer
+from executions.api.state import PipelineStateSerializer, pipeline_state_data
 from executions.api.views import _summaries
 from executions.choices import TriggerType
 from executions.models import PipelineExecution, SourceRevision
