@@ -26,6 +26,7 @@ from awsapi.operations.base import (
 from jobs import action_types, artifacts, services
 from jobs.errors import JobError
 from jobs.models import CustomActionType, Job
+from teams.access import visible_group_ids
 from teams.choices import Act
 
 WORK = Act.OPERATE
@@ -36,6 +37,14 @@ NAME = r"[0-9A-Za-z_-]+"
 def _require(caller, permission: str, operation: str) -> None:
     """Action types are shared by every pipeline group: a global model permission."""
     if not caller.user.has_perm(permission):
+        raise errors.access_denied(user=caller.user, operation=operation)
+
+
+def _may_poll(caller, operation: str) -> None:
+    """A key whose user may operate no pipeline at all works no job: AccessDenied, as
+    on AWS for a principal without codepipeline:PollForJobs (the jobs of pipelines it
+    may operate are then filtered by ``services.job_poll``)."""
+    if visible_group_ids(caller.user, Act.OPERATE) == set():
         raise errors.access_denied(user=caller.user, operation=operation)
 
 
@@ -224,6 +233,7 @@ def job_data(caller, job: Job, *, credentials: dict | None = None) -> dict:
 @operation("PollForJobs", act=WORK)
 def poll_for_jobs(caller, body: dict) -> dict:
     """Jobs of a Custom type; ``queryParam`` must name the type's queryable property."""
+    _may_poll(caller, "PollForJobs")
     type_id = _type_id(body)
     size = field_int(body, "maxBatchSize", minimum=1) or 1
     query = field_object(body, "queryParam") or {}
@@ -338,6 +348,7 @@ def _third_party_job(caller, body: dict) -> Job:
 
 @operation("PollForThirdPartyJobs", act=WORK)
 def poll_for_third_party_jobs(caller, body: dict) -> dict:
+    _may_poll(caller, "PollForThirdPartyJobs")
     type_id = _type_id(body)
     size = field_int(body, "maxBatchSize", minimum=1) or 1
     _polled_type(type_id, "ThirdParty")

@@ -59,6 +59,10 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
     name = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":
         env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    else:
+        # The test database file of this test process (pytest -n suffixes its name), not
+        # the server's own var/conveyor.sqlite3.
+        env["DATABASE_URL"] = f"sqlite:///{name}"
     # A queue of this module's own: another test process's server (pytest -n) must not
     # take this one's actions, nor this one theirs (CONVEYOR_QUEUE_NAME).
     from django_q.conf import Conf
