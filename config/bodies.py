@@ -55,19 +55,31 @@ def _too_deep() -> BodyRefused:
 
 
 def check_depth(data: Any) -> None:
-    """Refuse data nested deeper than ``MAX_DEPTH`` (iterative: no recursion to exhaust)."""
-    stack = [(data, 1)]
+    """Refuse data nested deeper than ``MAX_DEPTH`` (iterative: no recursion to exhaust),
+    and any text (a key or a value) holding a NUL character: no field accepts one, and
+    PostgreSQL cannot store it (an error named at its path, not a server error)."""
+    stack = [(data, 1, "$")]
     while stack:
-        value, depth = stack.pop()
+        value, depth, path = stack.pop()
         if isinstance(value, dict):
-            children = value.values()
+            children = []
+            for key, child in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise _nul(path)
+                children.append((child, f"{path}.{key}"))
         elif isinstance(value, list):
-            children = value
+            children = [(child, f"{path}[{i}]") for i, child in enumerate(value)]
         else:
+            if isinstance(value, str) and "\x00" in value:
+                raise _nul(path)
             continue
         if depth > MAX_DEPTH:
             raise _too_deep()
-        stack.extend((child, depth + 1) for child in children)
+        stack.extend((child, depth + 1, where) for child, where in children)
+
+
+def _nul(path: str) -> BodyRefused:
+    return BodyRefused(f"{path[:200]} holds a NUL character (\\u0000), which no field accepts")
 
 
 def json_loads(text: str | bytes, **kwargs) -> Any:

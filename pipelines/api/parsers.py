@@ -15,7 +15,7 @@ from rest_framework import exceptions
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, JSONParser
 
-from config.bodies import BodyRefused, json_loads, read_bounded
+from config.bodies import BodyRefused, check_depth, json_loads, read_bounded
 from pipelines.documents import DocumentError, parse_yaml
 
 
@@ -57,9 +57,13 @@ class YAMLParser(BaseParser):
         except UnicodeDecodeError as exc:
             raise ParseError("the YAML body is not UTF-8 text") from exc
         try:
-            return parse_yaml(text)
+            data = parse_yaml(text)
+            check_depth(data)   # depth was checked while parsing; this adds NUL characters
+            return data
         except DocumentError as exc:
             raise ParseError(str(exc)) from exc
+        except BodyRefused as exc:
+            raise ParseError(f"Refused: {exc}.") from None
 
 
 class TextYAMLParser(YAMLParser):
