@@ -18,8 +18,9 @@ from pipelines.api.parsers import BoundedJSONParser, TextYAMLParser
     ('{"pipeline": {"na\\u0000me": 1}}', "$.pipeline"),
 ])
 def test_a_nul_character_is_refused_at_its_path(text, path):
-    with pytest.raises(BodyRefused, match=rf"^{path.replace('$', '[$]').replace('[0]', '[[]0[]]')} holds a NUL"):
+    with pytest.raises(BodyRefused) as refused:
         json_loads(text)
+    assert str(refused.value).startswith(f"{path} holds a NUL character")
     with pytest.raises(ParseError, match="NUL character"):
         BoundedJSONParser().parse(io.BytesIO(text.encode()))
 
