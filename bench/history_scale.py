@@ -12,8 +12,9 @@ request: middleware, authentication, view, serializer or template):
 - the dashboard's execution history page, first page and page 200;
 - the executions list API, first page and ``offset=5000``;
 - the dashboard's pipeline page (the console view) and the pipelines list;
-- the insights page of a pipeline and the DORA page of every pipeline (one query
-  per DORA figure, over the default 12 weeks and over 52); a Prometheus scrape of
+- the insights page of a pipeline, the DORA page of every pipeline and that of a
+  pipeline group (one query per DORA figure, over the default 12 weeks and over 52);
+  a Prometheus scrape of
   ``/metrics`` (its duration histograms read a rollup, built at the first scrape of
   the warm-up, plus the rows that ended since: ``observability.rollups``);
 - and, as the floor of this machine and client, ``/healthz`` (no history read).
@@ -177,6 +178,7 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
 
     from executions.choices import ActionExecutionStatus as A
     from executions.choices import PipelineExecutionStatus as E
+    from executions.dora_columns import backfill
     from executions.models import (
         ActionExecution,
         Artifact,
@@ -224,7 +226,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                "trigger_type", "trigger_detail", "triggered_by_id", "client_request_token",
                "status", "status_summary", "variables", "source_revision_overrides",
                "superseded_by_id", "inbound_stage_name", "inbound_since", "inbound_reason",
-               "created_at", "started_at", "ended_at", "updated_at"]
+               "created_at", "started_at", "ended_at", "updated_at", "committed_at",
+               "entered_last_stage"]
     se_cols = ["id", "execution_id", "pipeline_id", "stage_name", "stage_index", "attempt",
                "retry_mode", "retry_trigger", "locking", "status", "status_summary",
                "started_at", "ended_at", "updated_at"]
@@ -233,7 +236,8 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                "namespace", "attempt", "status", "summary", "external_url", "external_id",
                "token", "configuration", "output_variables", "error", "traceback",
                "timeout_minutes", "deadline_at", "worker", "lease_expires_at", "waiting_since",
-               "pid", "pgid", "log_path", "created_at", "started_at", "ended_at", "updated_at"]
+               "pid", "pgid", "log_path", "created_at", "started_at", "ended_at", "updated_at",
+               "run_on"]
     ev_cols = ["id", "pipeline_id", "execution_id", "kind", "stage_name", "action_name",
                "stage_execution_id", "action_execution_id", "previous_status", "status",
                "summary", "data", "created_at"]
@@ -344,7 +348,7 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                             dt(datetime.now(UTC) + timedelta(minutes=5)) if running else None,
                             None, None, None,
                             f"{p.pk}/{ex}/{ae}.log", dt(t), dt(a_start),
-                            None if running else dt(a_end), dt(a_end)))
+                            None if running else dt(a_end), dt(a_end), ""))
                         event(p.pk, ex, "ActionExecution", stage_name, a_name, se, ae, "",
                               "InProgress", t)
                         if not running:
@@ -387,7 +391,9 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                            "stopped": "Stopped by bench",
                            "superseded": f"Superseded by #{number + 1}"}.get(story, ""),
                           empty, empty_list, superseded_by, "", None, "",
-                          dt(created), dt(created), dt(ended) if ended else None, dt(t)))
+                          dt(created), dt(created), dt(ended) if ended else None, dt(t),
+                          # Filled by the backfill below, as migration 0012 fills them.
+                          None, False))
             print(f"  {p.name}: {per_pipeline} executions "
                   f"({time.monotonic() - t0:.0f} s)", flush=True)
         # Parents before children (foreign keys are checked at commit on PostgreSQL,
@@ -400,8 +406,14 @@ def seed(executions: int, pipelines: int, with_events: bool) -> dict:
                     SourceRevision, Artifact]):
                 cursor.execute(sql)
     seconds = time.monotonic() - t0
+    # The DORA copies on each execution (executions.dora_columns), computed from the
+    # rows just written by the backfill of migration executions/0012.
+    backfilled = time.monotonic()
+    backfill(PipelineExecution, SourceRevision, StageExecution)
+    backfilled = time.monotonic() - backfilled
     _vacuum(connection)
-    return {"seconds": seconds, "vacuum_seconds": time.monotonic() - t0 - seconds,
+    return {"seconds": seconds, "backfill_seconds": backfilled,
+            "vacuum_seconds": time.monotonic() - t0 - seconds - backfilled,
             "PipelineExecution": w_pe.count, "StageExecution": w_se.count,
             "ActionExecution": w_ae.count, "ExecutionEvent": w_ev.count,
             "SourceRevision": w_rev.count, "Artifact": w_art.count}
@@ -510,6 +522,10 @@ def surfaces(pipelines: list[str], access_key) -> list[tuple[str, object]]:
          lambda i: ("get", page, f"/pipelines/{pick(i)}/insights/?weeks=52")),
         ("DORA of every pipeline, 52 weeks  /insights/?weeks=52",
          lambda i: ("get", page, "/insights/?weeks=52")),
+        ("DORA of a pipeline group (12 weeks)  /insights/?group=default",
+         lambda i: ("get", page, "/insights/?group=default")),
+        ("DORA of a pipeline group, 52 weeks  /insights/?group=default&weeks=52",
+         lambda i: ("get", page, "/insights/?group=default&weeks=52")),
         ("Prometheus scrape  /metrics (every figure of the installation)",
          lambda i: ("get", scraper, "/metrics")),
     ]
@@ -626,7 +642,8 @@ def main() -> None:
         print(f"seeding {wanted} executions over {args.pipelines} pipelines ...", flush=True)
         counts = seed(wanted, args.pipelines, not args.no_events)
         print(f"seeded in {counts.pop('seconds'):.0f} s "
-              f"(+ {counts.pop('vacuum_seconds'):.0f} s vacuum/analyze): "
+              f"(+ {counts.pop('backfill_seconds'):.0f} s the DORA columns' backfill, "
+              f"{counts.pop('vacuum_seconds'):.0f} s vacuum/analyze): "
               + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
 
     from django.contrib.auth.models import User

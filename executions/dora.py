@@ -20,8 +20,14 @@ Definitions (also written on the insights page, ``DEFINITIONS``):
   the next execution of it that succeeded there (a deployment or a rollback); median over
   the restored incidents of the window; those still open are counted.
 
-Each figure is one query, the same code on PostgreSQL and SQLite, and the weeks are
-buckets computed in SQL (``week`` = whole weeks from ``since`` to ``ended_at``):
+Each figure is one query of the PipelineExecution table alone, the same code on
+PostgreSQL and SQLite, and the weeks are buckets computed in SQL (``week`` = whole
+weeks from ``since`` to ``ended_at``). What the figures need from other tables is
+copied onto the execution as its rows are written (``executions.dora_columns``): the
+earliest commit time of its source revisions (``committed_at``) and whether it entered
+its version's last stage (``entered_last_stage``); joining every source revision, and
+the stage executions with their version's document, was most of the time at 100,000
+executions (docs/benchmarks.md).
 
 1. ``dora_counts``: deployments and failed deployments per week (conditional
    aggregates) — the frequency and the change failure rate;
@@ -46,26 +52,23 @@ from datetime import datetime, timedelta
 
 from django.db import NotSupportedError, connection
 from django.db.models import (
-    Case,
     Count,
     DateTimeField,
     F,
     FloatField,
     Func,
     IntegerField,
-    Min,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
-    When,
-    Window,
 )
-from django.db.models.expressions import RowRange
-from django.db.models.functions import Cast, FirstValue, Floor, Lag
+from django.db.models.functions import Cast, Floor
 
 from executions.choices import ExecutionType
 from executions.choices import PipelineExecutionStatus as E
-from executions.models import PipelineExecution, StageExecution
+from executions.models import PipelineExecution
 
 DEFINITIONS = {
     "deployment": "A deployment is an execution that ended Succeeded: it went through every "
@@ -141,23 +144,6 @@ class Seconds(Func):
                               template="(%(expressions)s / 1000000.0)", **extra)
 
 
-class StageCount(Func):
-    """How many stages a pipeline version's document (a JSON object) lists."""
-
-    output_field = IntegerField()
-
-    def as_sql(self, compiler, connection, **extra):
-        raise NotSupportedError(f"executions.dora does not support {connection.vendor}")
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return super().as_sql(compiler, connection, template=(
-            "COALESCE(jsonb_array_length(%(expressions)s -> 'stages'), 0)"), **extra)
-
-    def as_sqlite(self, compiler, connection, **extra):
-        return super().as_sql(compiler, connection, template=(
-            "COALESCE(json_array_length(%(expressions)s, '$.stages'), 0)"), **extra)
-
-
 def _since(since: datetime) -> Value:
     return Value(since, output_field=DateTimeField())
 
@@ -182,25 +168,11 @@ def _ended(pipelines, since: datetime, until: datetime) -> QuerySet:
                     ended_at__lt=until))
 
 
-def _failed_in_last_stage(pipelines, since: datetime, until: datetime) -> Q:
-    """The STANDARD executions of the window that ended Failed after entering their
-    version's last stage (change failures).
-
-    An uncorrelated ``id IN (…)``: the stage executions of the window's failed
-    executions (``executions_pe_failed_idx``) at or past their version's last stage
-    index. PostgreSQL hashes its few ids once; a correlated EXISTS per row was estimated
-    (though not run) for every row of the window, which crossed the JIT thresholds at
-    40,000 rows (docs/benchmarks.md).
-    """
-    entered_last = (StageExecution.objects.order_by()
-                    .filter(execution__pipeline_id__in=_pipeline_ids(pipelines),
-                            execution__status=E.FAILED,
-                            execution__execution_type=ExecutionType.STANDARD,
-                            execution__ended_at__gte=since, execution__ended_at__lt=until,
-                            stage_index__gte=StageCount(
-                                F("execution__pipeline_version__document")) - 1)
-                    .values("execution_id"))
-    return Q(status=E.FAILED, execution_type=ExecutionType.STANDARD, pk__in=entered_last)
+def _failed_in_last_stage() -> Q:
+    """The STANDARD executions that ended Failed after entering their version's last
+    stage (change failures): ``entered_last_stage`` is stored on the row
+    (``executions.dora_columns``), no join with the stage executions."""
+    return Q(status=E.FAILED, execution_type=ExecutionType.STANDARD, entered_last_stage=True)
 
 
 # --- the three queries ----------------------------------------------------------------------
@@ -216,8 +188,7 @@ def dora_counts(pipelines, *, since: datetime, until: datetime) -> dict[int, tup
             .annotate(week=_week(since))
             .values("week")
             .annotate(deployments=Count("pk", filter=Q(status=E.SUCCEEDED)),
-                      failures=Count("pk", filter=_failed_in_last_stage(
-                          pipelines, since, until))))
+                      failures=Count("pk", filter=_failed_in_last_stage())))
     return {row["week"]: (row["deployments"], row["failures"]) for row in rows}
 
 
@@ -232,24 +203,32 @@ def dora_lead_times(pipelines, *, since: datetime, until: datetime) -> LeadTimes
     """The median lead time of the deployments of [since, until), overall and per week.
 
     One query. Inside (the ORM's): each deployment with a commit time, its lead time
-    in seconds (from the earliest commit time of its source revisions: a join, grouped
-    by execution) and its week. Around it (plain SQL, the same on every database):
-    the deployments numbered in lead-time order within their week and within the
-    window (``ROW_NUMBER``, ``COUNT`` as window functions); only the middle one or two
-    rows of each (numbers ``(n + 1) / 2`` to ``(n + 2) / 2``, integer division) leave
-    the database, and a median of an even count is the mean of its two middle rows
-    (rows of equal lead time are interchangeable: no tie-break is needed).
-    The windows read the grouped rows from a derived table so that the lead time is
-    computed once per deployment, not once per window that orders by it.
+    in seconds (from ``committed_at``, the earliest commit time of its source
+    revisions, stored on the row) and its week. A median of an even count is the mean
+    of its two middle rows (rows of equal lead time are interchangeable: no tie-break
+    is needed). Around it:
+
+    - PostgreSQL: ordered-set aggregates grouped by week and over the window at once
+      (``GROUPING SETS``): ``percentile_disc(0.5)`` in ascending and in descending
+      order are the lower and the upper middle rows (the same one for an odd count).
+      Each is a sort of numbers in memory; the window functions below sorted the
+      window's rows twice, spilling to disk (0.7 s of 0.8 for the 88,000 deployments
+      of 52 weeks at 100,000 executions, docs/benchmarks.md).
+    - SQLite, which has no ordered-set aggregates: the deployments numbered in
+      lead-time order within their week and within the window (``ROW_NUMBER``,
+      ``COUNT`` as window functions); only the middle one or two rows of each
+      (numbers ``(n + 1) / 2`` to ``(n + 2) / 2``, integer division) leave the
+      database. The windows read the rows from a derived table so that the lead time
+      is computed once per deployment, not once per window that orders by it.
     """
     deployments = (_ended(pipelines, since, until)
                    .filter(execution_type=ExecutionType.STANDARD, status=E.SUCCEEDED)
-                   .values("pk")
-                   .annotate(committed=Min("source_revisions__committed_at"))
-                   .filter(committed__isnull=False)
-                   .annotate(lead=Seconds(F("ended_at") - F("committed")), week=_week(since))
+                   .filter(committed_at__isnull=False)
+                   .annotate(lead=Seconds(F("ended_at") - F("committed_at")), week=_week(since))
                    .values_list("week", "lead"))
     inner, params = deployments.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        return _lead_times_postgresql(inner, params)
     sql = f"""
         SELECT week, lead, n_all, in_week, n_week, in_all FROM (
             SELECT week, lead,
@@ -277,6 +256,28 @@ def dora_lead_times(pipelines, *, since: datetime, until: datetime) -> LeadTimes
                      weekly={w: statistics.mean(v) for w, v in weekly.items()})
 
 
+def _lead_times_postgresql(inner: str, params) -> LeadTimes:
+    sql = f"""
+        SELECT GROUPING(week), week, COUNT(*),
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY lead),
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY lead DESC)
+        FROM ({inner}) deployments
+        GROUP BY GROUPING SETS ((week), ())"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    known, median, weekly = 0, None, {}
+    for overall, week_index, count, lower, upper in rows:
+        if not count:
+            continue                 # the overall row of no deployment at all
+        middle = statistics.mean([lower, upper])
+        if overall:
+            known, median = count, middle
+        else:
+            weekly[week_index] = middle
+    return LeadTimes(known=known, median=median, weekly=weekly)
+
+
 @dataclass(frozen=True)
 class Incident:
     pipeline_id: int
@@ -288,34 +289,34 @@ def dora_incidents(pipelines, *, since: datetime, until: datetime) -> list[Incid
     """The incidents of these pipelines in [since, until): one per run of failed
     deployments, with the end of the success (a deployment or a rollback) that ended it.
 
-    One query over the executions that count (successes of either type, failed
-    deployments), in ``(ended_at, id)`` order per pipeline: a failure whose previous
-    counted execution (``LAG``) was no failure opens an incident, and the first success
-    among the rows after it (``MIN`` over the rows before it, newest first) restores it.
+    One query over the failed deployments of the window (a few percent of its rows:
+    ``executions_pe_failure_idx``), each with two correlated lookups in its
+    pipeline's ``(pipeline, ended_at)`` index: the counted execution just before it in
+    ``(ended_at, id)`` order (a success of either type or a failed deployment; the
+    failure opens an incident unless that one failed too) and the end of the first
+    success after it. Counted executions are those of the window only, as the rows
+    that windows over the window would see. (Window functions over every counted row,
+    ``LAG`` and a running ``MIN``, gave the same answer by sorting all of them: 1 s for
+    the 90,000 of 52 weeks at 100,000 executions, docs/benchmarks.md.)
     """
-    failure = Case(When(status=E.FAILED, then=Value(1)), default=Value(0),
-                   output_field=IntegerField())
-    per_pipeline = {"partition_by": [F("pipeline_id")], "order_by": [F("ended_at"), F("pk")]}
-    # "The first success after this row" as a MIN over the rows before it in the
-    # reverse order: a frame that starts at the partition's first row grows one row
-    # at a time, where one starting after the current row would be re-aggregated for
-    # every row (quadratic: 10 s for 8,000 rows on PostgreSQL).
-    newest_first = {"partition_by": [F("pipeline_id")],
-                    "order_by": [F("ended_at").desc(), F("pk").desc()]}
+    counted = Q(status=E.SUCCEEDED) | _failed_in_last_stage()
+    # The outer row's pipeline's executions of the window.
+    same_pipeline = (PipelineExecution.objects.order_by()
+                     .filter(pipeline_id=OuterRef("pipeline_id"), ended_at__gte=since,
+                             ended_at__lt=until))
+    previous = (same_pipeline.filter(counted)
+                .filter(ended_at__lte=OuterRef("ended_at"))
+                .exclude(ended_at=OuterRef("ended_at"), pk__gte=OuterRef("pk"))
+                .order_by("-ended_at", "-pk").values("status")[:1])
+    restored = (same_pipeline.filter(status=E.SUCCEEDED)
+                .filter(ended_at__gte=OuterRef("ended_at"))
+                .exclude(ended_at=OuterRef("ended_at"), pk__lte=OuterRef("pk"))
+                .order_by("ended_at").values("ended_at")[:1])
     rows = (_ended(pipelines, since, until)
-            .filter(Q(status=E.SUCCEEDED) | _failed_in_last_stage(pipelines, since, until))
-            # Window filters go to an outer query, plain ones to the WHERE of the rows
-            # the windows read: "this row is a failure" must be a window value too (the
-            # one-row frame of the current row) to be tested beside the LAG.
-            .annotate(
-                failed=Window(FirstValue(failure), frame=RowRange(start=0, end=0),
-                              **per_pipeline),
-                after_failure=Window(Lag(failure, default=Value(0)), **per_pipeline),
-                restored_at=Window(
-                    Min(Case(When(status=E.SUCCEEDED, then=F("ended_at")),
-                             output_field=DateTimeField())),
-                    frame=RowRange(start=None, end=-1), **newest_first))
-            .filter(failed=1, after_failure=0)
+            .filter(_failed_in_last_stage())
+            .annotate(previous=Subquery(previous))
+            .filter(Q(previous__isnull=True) | ~Q(previous=E.FAILED))
+            .annotate(restored_at=Subquery(restored))
             .values_list("pipeline_id", "ended_at", "restored_at"))
     return [Incident(*row) for row in rows]
 

@@ -54,6 +54,7 @@ from executions.models import (
     PipelineExecution,
     SourceRevision,
     StageExecution,
+    commit_time_store,
 )
 from executions.refusals import stage_retry_refusal, stop_refusal
 from executions.stage_conditions import condition_outcome, condition_transaction
@@ -281,8 +282,11 @@ def _finish(action_execution_pk: int, *, worker: str | None, status: str, summar
                           "committed_at": revision.committed_at}
                 # Under the pipeline lock: no savepoints (update_or_create takes two).
                 # A retried source stage updates its row; a first run inserts it.
-                if not SourceRevision.objects.filter(
+                if SourceRevision.objects.filter(
                         execution_id=ae.execution_id, action_name=ae.action_name).update(**values):
+                    commit_time_store(execution_id=ae.execution_id)
+                else:
+                    # save() stores the execution's commit time.
                     SourceRevision.objects.create(execution_id=ae.execution_id,
                                                   action_name=ae.action_name, **values)
         _ended(fx, ae)

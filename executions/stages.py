@@ -27,6 +27,7 @@ from executions.models import (
     PipelineExecution,
     SourceRevision,
     StageExecution,
+    commit_time_store,
 )
 from executions.statuses import (
     A,
@@ -97,6 +98,7 @@ def execution_create(*, pipeline: Pipeline, version, user, trigger_type: str, tr
                     revision_change_identifier=r.revision_change_identifier,
                     committed_at=r.committed_at)
                 for r in SourceRevision.objects.filter(execution=rollback_target)])
+            commit_time_store(execution_id=ex.pk)
         who = getattr(user, "username", "") or trigger_type
         summary = f"Started by {who}" + (f": {trigger_detail}" if trigger_detail else "")
         _event(fx, ex, EventKind.PIPELINE_EXECUTION, "", E.IN_PROGRESS, summary,
