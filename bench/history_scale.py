@@ -14,9 +14,9 @@ request: middleware, authentication, view, serializer or template):
 - the dashboard's pipeline page (the console view) and the pipelines list;
 - the insights page of a pipeline, the DORA page of every pipeline and that of a
   pipeline group (one query per DORA figure, over the default 12 weeks and over 52);
-  a Prometheus scrape of
-  ``/metrics`` (its duration histograms read a rollup, built at the first scrape of
-  the warm-up, plus the rows that ended since: ``observability.rollups``);
+  a Prometheus scrape of ``/metrics`` (its duration histograms read a rollup, built
+  at the first scrape of the warm-up, plus the rows that ended since:
+  ``observability.rollups``);
 - and, as the floor of this machine and client, ``/healthz`` (no history read).
 
 Each surface: a warm-up, then N requests spread over the pipelines; median,
@@ -35,8 +35,9 @@ postgres://postgres@127.0.0.1:5432/conveyor_history (created if missing,
 migrated). ``--sqlite``: a SQLite file under /tmp/conveyor-bench-history/.
 ``--reuse`` keeps a database already seeded with as many executions.
 Rows are written with COPY on PostgreSQL (executemany on SQLite) with
-explicit ids, then the sequences are reset and the tables vacuumed and
-analyzed, as autovacuum would have done on a live database.
+explicit ids, then the sequences are reset, the executions' DORA copies
+filled by migration executions/0012's backfill (timed), and the tables
+vacuumed and analyzed, as autovacuum would have done on a live database.
 """
 
 from __future__ import annotations

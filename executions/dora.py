@@ -21,7 +21,8 @@ Definitions (also written on the insights page, ``DEFINITIONS``):
   the restored incidents of the window; those still open are counted.
 
 Each figure is one query of the PipelineExecution table alone, the same code on
-PostgreSQL and SQLite, and the weeks are buckets computed in SQL (``week`` = whole
+PostgreSQL and SQLite but for the lead-time medians (ordered-set aggregates on
+PostgreSQL, window functions on SQLite), and the weeks are buckets computed in SQL (``week`` = whole
 weeks from ``since`` to ``ended_at``). What the figures need from other tables is
 copied onto the execution as its rows are written (``executions.dora_columns``): the
 earliest commit time of its source revisions (``committed_at``) and whether it entered
@@ -31,16 +32,16 @@ executions (docs/benchmarks.md).
 
 1. ``dora_counts``: deployments and failed deployments per week (conditional
    aggregates) — the frequency and the change failure rate;
-2. ``dora_lead_times``: the weekly and overall medians of the lead time, picked with
-   window functions (``ROW_NUMBER``/``COUNT`` over each week and over the whole
-   window), so only the one or two middle rows of each week leave the database;
+2. ``dora_lead_times``: the weekly and overall medians of the lead time, picked in
+   the database (only the one or two middle rows of each week leave it);
 3. ``dora_incidents``: one row per incident (a failed deployment whose pipeline's
    previous counted execution succeeded, with the end of the next success after
-   it, by ``LAG`` and a following-rows ``MIN`` per pipeline). Incidents are at most
+   it, each looked up in the index). Incidents are at most
    one per failure, few, so their medians are taken here in Python.
 
-The indexes they use are commented in ``executions/models.py`` (``executions_pe_ended_idx``
-and the partial ``executions_pe_failed_idx``); timings are in docs/benchmarks.md.
+The indexes they use are commented in ``executions/models.py`` (the covering
+``executions_pe_counted_idx`` and the partial ``executions_pe_failure_idx``); timings
+are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
