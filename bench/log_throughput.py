@@ -125,7 +125,10 @@ def main() -> None:
                 # (into the action's workspace: the sandbox shows a command nothing else)
                 to_file.append(once(f"{{ {command}; }} > floor.out", Path(tmp))[0])
                 piped.append(once(f"{{ {command}; }} | cat > floor.out", Path(tmp))[0])
-                # The restated floor: the same pipe without Conveyor at all.
+                # The restated floor: the same pipe without Conveyor at all, into a new
+                # file as the action's log is (truncating the last round's 50 MB would
+                # be timed on this side only).
+                out.unlink(missing_ok=True)
                 started = time.perf_counter()
                 # (the action's clean environment: this process's PYTHONUNBUFFERED=1,
                 # say, would make a Python producer 4 times slower)
