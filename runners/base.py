@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from pipelines import secrets
 from pipelines.providers import Readiness
-from runners import logfile
+from runners.logfile import RECORD, index_path, now_ms, stamp
 
 __all__ = ["ActionFailed", "LogWriter", "Readiness", "Result", "Revision", "RunContext",
            "Runner", "Waiting", "file_lock", "kill_process_group"]
@@ -109,7 +109,7 @@ class LogWriter:
     def __init__(self, path: Path, *, inline: bool = False):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        index = logfile.index_path(path)
+        index = index_path(path)
         # (not O_APPEND: os.splice refuses to write to such a file; the one writer of a
         # log is its LogWriter, which starts at its end)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -129,7 +129,7 @@ class LogWriter:
     def mark(self) -> None:
         """Record the time of what was written since the last record (the index's one write)."""
         if self._size > self._indexed:
-            os.write(self._index, logfile.RECORD.pack(self._size, logfile.now_ms()))
+            os.write(self._index, RECORD.pack(self._size, now_ms()))
             self._indexed = self._size
 
     def splice(self, fd: int, count: int) -> int:
@@ -166,7 +166,7 @@ class LogWriter:
         self._size += written
 
     def _stamp(self) -> str:
-        return logfile.stamp(logfile.now_ms()).decode()
+        return stamp(now_ms()).decode()
 
     def _lines(self, text: str) -> None:
         """Append complete lines of text (the lock held)."""

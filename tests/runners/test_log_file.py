@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from runners import logfile
+from runners import base, logfile
 from runners.base import LogWriter
 from runners.shell import ShellRunner
 from tests.runners.conftest import make_ctx
@@ -21,6 +21,7 @@ def clock(monkeypatch):
     """The index's clock, set by the test (milliseconds since the epoch)."""
     now = [1_764_789_231_000]
     monkeypatch.setattr(logfile, "now_ms", lambda: now[0])
+    monkeypatch.setattr(base, "now_ms", lambda: now[0])   # the writer's own name for it
     return now
 
 
