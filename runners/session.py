@@ -138,7 +138,8 @@ class LogPump:
         end. They reach the log (direct path) or wait for ``settle``."""
         if self._splice:
             try:
-                return self.log.splice(fd, READ_SIZE)
+                # (as much as the pipe holds: no copy here to keep in the CPU's cache)
+                return self.log.splice(fd, PIPE_SIZE)
             except OSError:      # the log's file system refuses splice: read and write
                 self._splice = False
         data = os.read(fd, READ_SIZE)
