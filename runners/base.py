@@ -112,13 +112,16 @@ class LogWriter:
         index = index_path(path)
         # (not O_APPEND: os.splice refuses to write to such a file; the one writer of a
         # log is its LogWriter, which starts at its end)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # (file objects own the descriptors: a writer nobody closed closes when collected)
+        self._file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+        self._fd = self._file.fileno()
         size = os.lseek(self._fd, 0, os.SEEK_END)
         self.inline = inline or (size > 0 and not index.exists())
         # (an empty log starts an empty index: records of a log deleted before are void)
-        self._index = -1 if self.inline else os.open(
+        self._index_file = None if self.inline else os.fdopen(os.open(
             index, os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if not size else 0),
-            0o644)
+            0o644), "ab", buffering=0)
+        self._index = -1 if self._index_file is None else self._index_file.fileno()
         self._size = size          # the log's size: where the next write goes
         self._indexed = size       # how far the index covers it
         self._lock = threading.Lock()
@@ -243,8 +246,8 @@ class LogWriter:
                 self._partial = ""
             if not self.inline:
                 self.mark()
-                os.close(self._index)
-            os.close(self._fd)
+                self._index_file.close()
+            self._file.close()
             self._fd = self._index = -1
 
 
