@@ -207,6 +207,17 @@ class LogPump:
         self.log.write_block(block)
 
 
+def _not_a_channel(fd: int) -> int:
+    """``fd``, or a duplicate of it numbered neither 200 nor 201 (``fd`` then closed)."""
+    held = []
+    while fd in (200, 201):
+        held.append(fd)
+        fd = os.dup(fd)
+    for old in held:
+        os.close(old)
+    return fd
+
+
 def _utf8_boundary(data: bytes, cut: int) -> int:
     """``cut`` moved back to the start of a UTF-8 character (a long line cut in pieces
     must not split one into two replacement characters)."""
@@ -299,6 +310,9 @@ class ShellSession:
     def _start(self) -> None:
         cmd_r, cmd_w = os.pipe()
         status_r, status_w = os.pipe()
+        # The shell moves them to 200 and 201 (BOOTSTRAP): passed under either number,
+        # one would be overwritten or closed before it is moved.
+        cmd_r, status_w = _not_a_channel(cmd_r), _not_a_channel(status_w)
         script = BOOTSTRAP.format(cmd=cmd_r, status=status_w, not_carried=_NOT_CARRIED)
         argv = ["bash", "--noprofile", "--norc"]
         if self.posix:
