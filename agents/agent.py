@@ -324,7 +324,9 @@ class Agent:
         job_id = job["jobId"]
         base = self.work_dir / "jobs" / job_id
         log_path = self.work_dir / "logs" / f"{job_id}.log"
-        log = LogWriter(log_path)
+        # Stamped line by line in the file itself: shipped to the server byte for byte,
+        # it is read there without an index (runners.logfile).
+        log = LogWriter(log_path, inline=True)
         shipper = LogShipper(self.client, job_id, log_path, self.log_interval)
         shipper.start()
         heartbeat = None

@@ -1,7 +1,8 @@
 """Log throughput: an action printing 50 MB against the same command writing to /dev/null.
 
 Runs the real Shell runner (bash in its own process group, the output pump, the
-timestamping LogWriter) on a RunContext, the way a worker does, for each
+LogWriter and its index of times, runners/logfile.py) on a RunContext, the way a
+worker does, for each
 producer below, alternating the two variants ``--rounds`` times and keeping
 the best time of each (the least disturbed by other processes on the
 machine). Prints the times, the overhead and the log's size.
@@ -18,7 +19,10 @@ either: storing its output at all costs more than that.
 (runners/sandbox.py), ``none`` without it. The restated target (issue 15): for
 lines of 40 bytes or more the logged action is at most 10 % slower than the
 same command piped into a file (``| cat > file``) *without Conveyor*: a plain
-``bash -c`` from this process, printed as "vs '| cat > file' outside".
+``bash -c`` from this process, printed as "vs '| cat > file' outside". Both sides
+write a new file in the same folder (the action's log, its index beside it; the
+outside floor's file is removed before each round, not truncated while timed), and
+neither syncs to disk.
 """
 
 from __future__ import annotations
@@ -125,7 +129,10 @@ def main() -> None:
                 # (into the action's workspace: the sandbox shows a command nothing else)
                 to_file.append(once(f"{{ {command}; }} > floor.out", Path(tmp))[0])
                 piped.append(once(f"{{ {command}; }} | cat > floor.out", Path(tmp))[0])
-                # The restated floor: the same pipe without Conveyor at all.
+                # The restated floor: the same pipe without Conveyor at all, into a new
+                # file as the action's log is (truncating the last round's 50 MB would
+                # be timed on this side only).
+                out.unlink(missing_ok=True)
                 started = time.perf_counter()
                 # (the action's clean environment: this process's PYTHONUNBUFFERED=1,
                 # say, would make a Python producer 4 times slower)

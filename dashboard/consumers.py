@@ -209,23 +209,18 @@ class ExecutionConsumer(_LiveConsumer):
 
 def read_log(log_path: str, offset: int, *, final: bool = False,
              limit: int = LOG_CHUNK) -> tuple[str, int, bool]:
-    """Log text from byte ``offset``: (text, next offset, reached the end).
+    """Log text from byte ``offset``, each line with its timestamp (``runners.logfile``):
+    (text, next offset, reached the end).
 
     Only whole lines are returned while the action runs (``final`` False), so a
     multi-byte character or a line is never cut in two between messages.
     """
     if not log_path:
         return "", offset, True
-    path = Path(settings.LOG_ROOT) / log_path
+    from runners import logfile
+
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(limit + 1)
-    except FileNotFoundError:
+        piece = logfile.read(Path(settings.LOG_ROOT) / log_path, offset, limit, final=final)
+    except logfile.OffsetBeyondEnd:
         return "", offset, True
-    more = len(data) > limit
-    data = data[:limit]
-    if not final or more:
-        cut = data.rfind(b"\n")
-        data = data[:cut + 1] if cut >= 0 else (data if more else b"")
-    return data.decode("utf-8", errors="replace"), offset + len(data), not more
+    return piece.text, piece.next_offset, piece.at_end

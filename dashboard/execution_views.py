@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from dashboard.views import (
 )
 from executions import dora, selectors
 from executions.choices import (
+    ActionExecutionStatus,
     RetryMode,
 )
 from executions.models import (
@@ -261,7 +262,8 @@ def action_detail(request, name: str, number: int, stage: str, action: str):
         size = path.stat().st_size if path.exists() else 0
         start = max(0, size - LOG_TAIL_BYTES)
         truncated = start > 0
-        text, offset, _ = read_log(ae.log_path, start, final=True, limit=LOG_TAIL_BYTES)
+        text, offset, _ = read_log(ae.log_path, start, limit=LOG_TAIL_BYTES,
+                                   final=ae.status in ActionExecutionStatus.TERMINAL)
         if truncated:  # begin at a whole line
             cut = text.find("\n")
             text = text[cut + 1:] if cut >= 0 else text
@@ -290,10 +292,15 @@ def action_log(request, name: str, number: int, stage: str, action: str):
 
     from django.conf import settings
 
+    from runners import logfile
+
     path = Path(settings.LOG_ROOT) / ae.log_path if ae.log_path else None
     if path is None or not path.exists():
         return HttpResponse("", content_type="text/plain; charset=utf-8")
-    return FileResponse(open(path, "rb"), content_type="text/plain; charset=utf-8")  # noqa: SIM115
+    if not logfile.index_path(path).exists():   # stamped line by line as it was written
+        return FileResponse(open(path, "rb"), content_type="text/plain; charset=utf-8")  # noqa: SIM115
+    # Each line with its timestamp, as the log API and the live view show it.
+    return StreamingHttpResponse(logfile.chunks(path), content_type="text/plain; charset=utf-8")
 
 
 # --- Insights ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ setting (``retention_schedule_ensure``, run after ``migrate``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from executions import artifacts as artifact_store
 from executions.choices import PipelineExecutionStatus
 from executions.models import ActionExecution, Artifact, PipelineExecution, SourceRevision
 from observability.counters import PRUNED_EXECUTIONS, counter_add
+from runners import logfile
 
 logger = logging.getLogger("conveyor.retention")
 
@@ -136,6 +138,9 @@ def _delete_logs(paths: list[Path], report: PruneReport) -> None:
             pass
         except OSError as exc:
             report.errors.append(f"{path}: {exc}")
+        # and the log's index (when its output arrived, runners.logfile)
+        with contextlib.suppress(FileNotFoundError):
+            logfile.index_path(path).unlink()
         parents.add(path.parent)
     # LOG_ROOT/<pipeline>/<execution id>/: drop the folders the deletes emptied.
     for folder in sorted(parents, key=lambda p: len(p.parts), reverse=True):

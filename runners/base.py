@@ -34,12 +34,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 from django.utils import timezone
 
 from pipelines import secrets
 from pipelines.providers import Readiness
+from runners.logfile import RECORD, index_path, now_ms, stamp
 
 __all__ = ["ActionFailed", "LogWriter", "Readiness", "Result", "Revision", "RunContext",
            "Runner", "Waiting", "file_lock", "kill_process_group"]
@@ -95,35 +96,101 @@ class Waiting:
 
 
 class LogWriter:
-    """The action's live log: timestamped lines appended to a file under LOG_ROOT.
+    """The action's live log under LOG_ROOT: the bytes as printed, and when (``runners.logfile``).
 
-    Every write is flushed, so the log API can read it while the action runs.
-    Thread-safe (a runner may pump stdout and stderr from two threads).
+    Every write goes straight to the file and its index record follows it, so the
+    log API can read it while the action runs. Thread-safe (a runner may pump
+    stdout and stderr from two threads). ``inline=True`` writes the older format
+    instead, a timestamp before every line in the file itself and no index: what
+    an agent writes, because it ships its log to the server byte for byte. A log
+    already holding lines without an index stays in that format.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, inline: bool = False):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        index = index_path(path)
+        # (not O_APPEND: os.splice refuses to write to such a file; the one writer of a
+        # log is its LogWriter, which starts at its end)
+        # (file objects own the descriptors: a writer nobody closed closes when collected)
+        self._file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+        self._fd = self._file.fileno()
+        size = os.lseek(self._fd, 0, os.SEEK_END)
+        self.inline = inline or (size > 0 and not index.exists())
+        # (an empty log starts an empty index: records of a log deleted before are void)
+        self._index_file = None if self.inline else os.fdopen(os.open(
+            index, os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if not size else 0),
+            0o644), "ab", buffering=0)
+        self._index = -1 if self._index_file is None else self._index_file.fileno()
+        self._size = size          # the log's size: where the next write goes
+        self._indexed = size       # how far the index covers it
         self._lock = threading.Lock()
         self._partial = ""
 
+    # --- the raw format (the default) ---------------------------------------------------
+
+    def mark(self) -> None:
+        """Record the time of what was written since the last record (the index's one write)."""
+        if self._size > self._indexed:
+            os.write(self._index, RECORD.pack(self._size, now_ms()))
+            self._indexed = self._size
+
+    def splice(self, fd: int, count: int) -> int:
+        """Move up to ``count`` bytes from the pipe ``fd`` into the log, unseen (``os.splice``):
+        the bytes moved, 0 at the pipe's end. Not recorded until ``mark``."""
+        with self._lock:
+            if self._partial:
+                self._append((self._partial + "\n").encode("utf-8", errors="replace"))
+                self._partial = ""
+            moved = os.splice(fd, self._fd, count)
+            self._size += moved
+            return moved
+
+    def write_raw(self, data: bytes) -> None:
+        """Append bytes as they are, partial lines included (the pump's direct path without
+        ``os.splice``). Not recorded until ``mark``."""
+        with self._lock:
+            if self._partial:
+                self._append((self._partial + "\n").encode("utf-8", errors="replace"))
+                self._partial = ""
+            self._append(data)
+
+    def end_line(self) -> None:
+        """End an unfinished last line (a command that printed no final new line)."""
+        with self._lock:
+            if self._size and os.pread(self._fd, 1, self._size - 1) != b"\n":
+                self._append(b"\n")
+            self.mark()
+
+    def _append(self, data) -> None:
+        written = os.write(self._fd, data)
+        while written < len(data):   # a short write (a full disk, a signal): finish it
+            written += os.write(self._fd, memoryview(data)[written:])
+        self._size += written
+
     def _stamp(self) -> str:
-        return timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+        return stamp(now_ms()).decode()
+
+    def _lines(self, text: str) -> None:
+        """Append complete lines of text (the lock held)."""
+        if self.inline:
+            stamp = self._stamp()
+            text = "".join(f"{stamp}{line}\n" for line in text.split("\n")[:-1])
+        self._append(text.encode("utf-8", errors="replace"))
+        if not self.inline:
+            self.mark()
 
     def write(self, text: str) -> None:
-        """Append text; every complete line gets a timestamp."""
+        """Append text; an unfinished last line waits for the rest of it."""
         with self._lock:
             text = self._partial + text
-            lines = text.split("\n")
-            self._partial = lines.pop()
-            if lines:
-                stamp = self._stamp()
-                self._file.write("".join(f"{stamp} {line}\n" for line in lines))
-                self._file.flush()
+            cut = text.rfind("\n") + 1
+            self._partial = text[cut:]
+            if cut:
+                self._lines(text[:cut])
 
     def write_block(self, data: bytes) -> None:
-        """Append a block of whole lines (bytes ending in a new line) under one timestamp.
+        """Append a block of whole lines (bytes ending in a new line) that arrived together.
 
         Invalid UTF-8 is replaced, as ``write`` does; a block not ending in a new
         line gets one.
@@ -137,42 +204,51 @@ class LogWriter:
         self.write_lines(b"", data, len(data))
 
     def write_lines(self, head: bytes, data: bytes, cut: int) -> None:
-        """Append the lines ``head + data[:cut]`` under one timestamp (``data[cut-1]`` is a
-        new line, ``head`` holds none); ASCII or valid UTF-8 only (the caller checks).
+        """Append the lines ``head + data[:cut]`` (``data[cut-1]`` is a new line, ``head``
+        holds none); ASCII or valid UTF-8 only (the caller checks).
 
-        The fast path of a runner pumping a command's output in large reads: the
-        lines of one read arrived together, so they share the read's timestamp
-        (docs/runners.md, "The log"). Stamped in C by one ``bytes.replace`` over
-        the whole read (what follows ``cut`` holds no new line and is cut off
-        again by a memoryview, not copied), written with one ``writev``: the
-        worker touches each byte about as often as ``cat > file`` does.
+        The raw format writes them as they are with one ``writev``, then their index
+        record. The inline format stamps them with the time of the write, in C: one
+        ``bytes.replace`` over the whole of ``data`` (what follows ``cut`` holds no
+        new line and is cut off again by a memoryview, not copied).
         """
         with self._lock:
-            stamp = (self._stamp() + " ").encode()
             if self._partial:  # an unfinished line written before ends here
-                self._file.write(f"{self._stamp()} {self._partial}\n")
+                self._lines(self._partial + "\n")
                 self._partial = ""
-            self._file.flush()
-            stamped = data.replace(b"\n", b"\n" + stamp)
-            end = len(stamped) - len(stamp) - (len(data) - cut)
-            parts = [stamp, head, memoryview(stamped)[:end]] if head else \
-                [stamp, memoryview(stamped)[:end]]
-            fd, total = self._file.fileno(), len(stamp) + len(head) + end
-            written = os.writev(fd, parts)
-            if written < total:  # a short write (a full disk, a signal): finish it
+            if self.inline:
+                stamp = self._stamp().encode()
+                stamped = data.replace(b"\n", b"\n" + stamp)
+                end = len(stamped) - len(stamp) - (len(data) - cut)
+                parts = [stamp, head, memoryview(stamped)[:end]]
+            else:
+                parts = [head, memoryview(data)[:cut]]
+            total = sum(len(p) for p in parts)
+            written = os.writev(self._fd, parts)
+            if written < total:  # a short write: finish it
                 rest = b"".join(parts)[written:]
-                while rest:
-                    rest = rest[os.write(fd, rest):]
+                self._size += written
+                self._append(rest)
+            else:
+                self._size += written
+            if not self.inline:
+                self.mark()
 
     def line(self, message: str) -> None:
         self.write(message.rstrip("\n") + "\n")
 
     def close(self) -> None:
         with self._lock:
+            if self._fd < 0:
+                return
             if self._partial:
-                self._file.write(f"{self._stamp()} {self._partial}\n")
+                self._lines(self._partial + "\n")
                 self._partial = ""
+            if not self.inline:
+                self.mark()
+                self._index_file.close()
             self._file.close()
+            self._fd = self._index = -1
 
 
 @dataclass

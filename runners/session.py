@@ -25,6 +25,7 @@ command's exit status comes back to it:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import os
@@ -32,6 +33,7 @@ import re
 import select
 import signal
 import subprocess
+import termios
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,18 +42,22 @@ from pathlib import Path
 from runners import sandbox, watch
 from runners.base import RunContext, kill_process_group
 
-# One read of the commands' output; the lines of a read share a timestamp (see
-# LogPump). 256 KiB: large enough that a memory-speed producer costs few reads,
-# small enough that a read and its stamped copy stay in the CPU's cache
-# (1 MiB reads were slower, bench/log_throughput.py). The pipe is enlarged
+# One read (or splice) of the commands' output; the lines of a read share a
+# timestamp (see LogPump). 256 KiB: large enough that a memory-speed producer costs
+# few reads, small enough that a read stays in the CPU's cache when it must be
+# masked (1 MiB reads were slower, bench/log_throughput.py). The pipe is enlarged
 # (Linux F_SETPIPE_SZ) so a chatty command blocks less often while the pump writes.
 READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# A read smaller than this is a trickle: wait COALESCE_SECONDS for more before
-# stamping and writing (the log is still live to within a few milliseconds).
+# A read smaller than this is a trickle: let more gather, up to COALESCE_SECONDS,
+# before writing and recording it (the log is still live to within a few
+# milliseconds) — but looking every GATHER_STEP whether the pipe is half full: a
+# fast producer the pump merely caught up with must not stand blocked on a full pipe.
 TRICKLE = 1 << 14
 COALESCE_SECONDS = 0.005
+GATHER_STEP = 0.0025
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # A line longer than this is written out in pieces (a progress bar without new lines).
 MAX_PENDING = 1 << 20
 # How often a waiting session looks at stop requests and deadlines.
@@ -99,29 +105,67 @@ trap - EXIT
 
 
 class LogPump:
-    """Copies a command's output to the log a read at a time, whole lines only.
+    """Copies a command's output into the log a read at a time.
 
-    Each read's complete lines go to the log under one timestamp (they arrived
-    together) with one ``bytes.replace`` and one ``writev``
-    (``LogWriter.write_lines``); the unfinished last line waits for the next
-    read in ``pending``. No Python loop over lines, and no copy of the read in
-    the common case (ASCII, no secret to mask).
+    The direct path (nothing to mask, a log in the raw format, docs/runners.md
+    "The log"): ``pull`` moves the pipe's bytes into the log file with
+    ``os.splice`` — the worker never copies them, as ``cat`` would twice — and
+    ``settle`` writes one index record for what the pulls since the last one
+    moved: the time the lines arrived. Partial lines go too (readers present
+    whole lines); ``flush`` ends an unfinished last line (a command that ended
+    without a new line). Without ``os.splice`` (not Linux, a file system that
+    refuses it) the same with ``os.read`` and ``write``.
 
-    Masking: a secret (never holding a new line, ``Masker`` splits them) can
-    straddle two reads only within the line they share, so with secrets to mask
-    the read is joined to ``pending`` before masking — the masker sees every
-    line whole. A line longer than ``MAX_PENDING`` is written in pieces, keeping
-    back a tail as long as the longest secret. ``flush`` writes an unfinished
-    last line as a line (a command ended without a new line).
+    With secrets to mask the output passes through ``feed``: whole lines only,
+    each read's lines written together (``LogWriter.write_lines``); a secret
+    (never holding a new line, ``Masker`` splits them) can straddle two reads
+    only within the line they share, so the read is joined to ``pending`` before
+    masking — the masker sees every line whole. A line longer than
+    ``MAX_PENDING`` is written in pieces, keeping back a tail as long as the
+    longest secret. The inline format (an agent's log) takes the same path.
     """
 
     def __init__(self, log, masker=None):
         self.log = log
         self.masker = masker if masker else None
         self.pending = b""
+        self.direct = self.masker is None and not getattr(log, "inline", True)
+        self._splice = self.direct and hasattr(os, "splice")
+        self._held: list[bytes] = []
+
+    def pull(self, fd: int) -> int:
+        """Take what the pipe ``fd`` holds (up to ``READ_SIZE``): the bytes taken, 0 at its
+        end. They reach the log (direct path) or wait for ``settle``."""
+        if self._splice:
+            try:
+                # (as much as the pipe holds: no copy here to keep in the CPU's cache)
+                return self.log.splice(fd, PIPE_SIZE)
+            except OSError:      # the log's file system refuses splice: read and write
+                self._splice = False
+        data = os.read(fd, READ_SIZE)
+        if data:
+            self._held.append(data)
+        return len(data)
+
+    def settle(self) -> None:
+        """What the pulls since the last ``settle`` took arrived now: into the log, under
+        one time."""
+        if self._held:
+            data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+            self._held.clear()
+            if self.direct:
+                self.log.write_raw(data)
+            else:
+                self.feed(data)
+        if self.direct:
+            self.log.mark()
 
     def feed(self, data: bytes) -> None:
         if not data:
+            return
+        if self.direct:
+            self.log.write_raw(data)
+            self.log.mark()
             return
         if self.masker is None and data.isascii() and self.pending.isascii():
             last = data.rfind(b"\n")
@@ -150,7 +194,10 @@ class LogPump:
         self._write(data[:cut])
 
     def flush(self) -> None:
-        if self.pending:
+        self.settle()
+        if self.direct:
+            self.log.end_line()
+        elif self.pending:
             block, self.pending = self.pending, b""
             self._write(block)
 
@@ -158,6 +205,17 @@ class LogPump:
         if self.masker:
             block = self.masker.data(block)
         self.log.write_block(block)
+
+
+def _not_a_channel(fd: int) -> int:
+    """``fd``, or a duplicate of it numbered neither 200 nor 201 (``fd`` then closed)."""
+    held = []
+    while fd in (200, 201):
+        held.append(fd)
+        fd = os.dup(fd)
+    for old in held:
+        os.close(old)
+    return fd
 
 
 def _utf8_boundary(data: bytes, cut: int) -> int:
@@ -235,6 +293,9 @@ class ShellSession:
         self._out_r, self._out_w = os.pipe()
         with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
             fcntl.fcntl(self._out_r, F_SETPIPE_SZ, PIPE_SIZE)
+        self._half_pipe = 1 << 15
+        with contextlib.suppress(OSError):
+            self._half_pipe = fcntl.fcntl(self._out_r, F_GETPIPE_SZ) // 2
         self._cmd_w = -1
         self._status_r = -1
         self._status_buf = b""
@@ -249,6 +310,9 @@ class ShellSession:
     def _start(self) -> None:
         cmd_r, cmd_w = os.pipe()
         status_r, status_w = os.pipe()
+        # The shell moves them to 200 and 201 (BOOTSTRAP): passed under either number,
+        # one would be overwritten or closed before it is moved.
+        cmd_r, status_w = _not_a_channel(cmd_r), _not_a_channel(status_w)
         script = BOOTSTRAP.format(cmd=cmd_r, status=status_w, not_carried=_NOT_CARRIED)
         argv = ["bash", "--noprofile", "--norc"]
         if self.posix:
@@ -429,25 +493,40 @@ class ShellSession:
 
     def _read_output(self) -> None:
         fd = self._out_r
-        data = os.read(fd, READ_SIZE)
-        trickle = len(data) < TRICKLE
+        taken = self.pump.pull(fd)
+        trickle = taken < TRICKLE
         if trickle and self._trickling:
             # Output arriving a line at a time (a line-flushed program): let a few
             # milliseconds of it gather, then pay for one pass instead of one per line.
             # Only after two small reads in a row: a fast producer the pump merely
             # caught up with (one small read between large ones) would fill the pipe
             # and stand blocked for most of the pause.
-            time.sleep(COALESCE_SECONDS)
-            while len(data) < READ_SIZE and select.select([fd], [], [], 0)[0]:
-                data += os.read(fd, READ_SIZE)
+            self._gather(fd)
+            while taken < READ_SIZE and select.select([fd], [], [], 0)[0]:
+                more = self.pump.pull(fd)
+                if not more:
+                    break
+                taken += more
         self._trickling = trickle
-        self.pump.feed(data)
+        self.pump.settle()
+
+    def _gather(self, fd: int) -> None:
+        """Wait up to COALESCE_SECONDS for trickling output, less if the pipe fills half."""
+        until = time.monotonic() + COALESCE_SECONDS
+        available = array.array("i", [0])
+        while time.monotonic() < until:
+            time.sleep(GATHER_STEP)
+            try:
+                fcntl.ioctl(fd, termios.FIONREAD, available)
+            except OSError:
+                return
+            if available[0] >= self._half_pipe:
+                return
 
     def _drain(self) -> None:
         """Read what is already in the output pipe (the ended command wrote it all)."""
         with contextlib.suppress(OSError):
             while select.select([self._out_r], [], [], 0)[0]:
-                data = os.read(self._out_r, READ_SIZE)
-                if not data:
+                if not self.pump.pull(self._out_r):
                     break
-                self.pump.feed(data)
+        self.pump.settle()

@@ -1,10 +1,13 @@
 """Reading an action's live log from a byte offset.
 
-The worker appends timestamped lines to ``LOG_ROOT/<log_path>`` and flushes
-each one, so the log can be read while the action runs: a client asks from
-offset 0, then from each answer's ``nextOffset``. An answer holds whole UTF-8
-characters only (a character cut by the read limit or by a write in progress is
-left for the next answer), so ``nextOffset`` is always a character boundary.
+The worker appends the action's output to ``LOG_ROOT/<log_path>`` as it
+arrives, with the time of each write in an index beside it (``runners.logfile``),
+so the log can be read while the action runs: a client asks from offset 0, then
+from each answer's ``nextOffset`` (byte offsets into the stored log). An answer
+holds whole lines, each with its timestamp, unless a line is longer than the
+limit (a piece of it, cut at a UTF-8 character) or the action ended (its last
+line even without a new line); a line still being written is left for the next
+answer.
 
 ``complete`` is True once nothing more will be written: the action has ended
 and the answer reaches the end of the file. An action that ended otherwise
@@ -24,17 +27,13 @@ from django.utils import timezone
 
 from executions.choices import ActionExecutionStatus
 from executions.models import ActionExecution
+from runners import logfile
+from runners.logfile import OffsetBeyondEnd, whole_characters  # noqa: F401 (the API's names)
 
 DEFAULT_LIMIT = 256 * 1024
 MAX_LIMIT = 1024 * 1024
 MIN_LIMIT = 1024
 SETTLE_SECONDS = 3
-
-
-class OffsetBeyondEnd(Exception):
-    def __init__(self, size: int):
-        self.size = size
-        super().__init__(size)
 
 
 @dataclass(frozen=True)
@@ -58,18 +57,6 @@ def log_file(ae: ActionExecution) -> Path | None:
     return path
 
 
-def whole_characters(data: bytes) -> int:
-    """The length of ``data`` without a UTF-8 sequence cut at its end."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte < 0x80:
-            return len(data)          # ASCII: nothing cut
-        if byte >= 0xC0:              # a lead byte: does its sequence fit?
-            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return len(data) if back >= needed else len(data) - back
-    return len(data)
-
-
 def log_read(ae: ActionExecution, *, offset: int = 0, limit: int = DEFAULT_LIMIT) -> LogPiece:
     """Read the log of ``ae`` from byte ``offset`` (at most ``limit`` bytes)."""
     # The status is read before the file: an action seen ended has written its
@@ -80,19 +67,10 @@ def log_read(ae: ActionExecution, *, offset: int = 0, limit: int = DEFAULT_LIMIT
         or ae.ended_at <= timezone.now() - timedelta(seconds=SETTLE_SECONDS))
     limit = max(MIN_LIMIT, min(limit, MAX_LIMIT))
     path = log_file(ae)
-    data = b""
-    size = 0
-    if path is not None and path.exists():
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            if offset > size:
-                raise OffsetBeyondEnd(size)
-            f.seek(offset)
-            data = f.read(min(limit, size - offset))
-    elif offset > 0:
-        raise OffsetBeyondEnd(0)
-    data = data[:whole_characters(data)]
-    next_offset = offset + len(data)
-    return LogPiece(offset=offset, next_offset=next_offset, size=size,
-                    text=data.decode("utf-8", errors="replace"),
-                    complete=ended and next_offset >= size)
+    if path is None:
+        if offset > 0:
+            raise OffsetBeyondEnd(0)
+        return LogPiece(offset=0, next_offset=0, size=0, text="", complete=ended)
+    piece = logfile.read(path, offset, limit, final=ended)
+    return LogPiece(offset=offset, next_offset=piece.next_offset, size=piece.size,
+                    text=piece.text, complete=ended and piece.at_end)

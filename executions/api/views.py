@@ -414,8 +414,9 @@ class ActionExecutionListApi(generics.ListAPIView):
     ACTION_EXECUTION,
     OpenApiParameter("offset", OpenApiTypes.INT, description="Byte offset to read from "
                      "(default 0): the previous answer's nextOffset."),
-    OpenApiParameter("limit", OpenApiTypes.INT, description=f"Most bytes to answer "
-                     f"(default {logs.DEFAULT_LIMIT}, at most {logs.MAX_LIMIT})."),
+    OpenApiParameter("limit", OpenApiTypes.INT, description=f"Most bytes of the stored log "
+                     f"to answer (default {logs.DEFAULT_LIMIT}, at most {logs.MAX_LIMIT}); "
+                     "the text adds a timestamp to each line."),
 ])
 class ActionExecutionLogApi(_Api):
     """An action's log from a byte offset, readable while the action runs."""

@@ -173,7 +173,13 @@ def test_the_action_page_shows_the_log_and_output_variables(client, viewer, driv
     assert "Simulating Build action Compile" in body
     assert "BuildVariables.Version" in body and "1.2.3" in body
     raw = client.get(url + "log/")
-    assert b"Simulated Succeeded" in b"".join(raw.streaming_content)
+    text = b"".join(raw.streaming_content).decode()
+    assert "Simulated Succeeded" in text
+    # The stored log holds the lines as printed; the page and the download show each
+    # with its time (runners/logfile.py), as the log API does.
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    assert re.fullmatch(f"({stamp}[^\n]*\n)+", text), text
+    assert re.search(stamp + "Simulating Build action Compile", body)
 
 
 def test_a_superseded_execution_links_to_the_one_that_superseded_it(client, viewer, driver):

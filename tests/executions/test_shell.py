@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from executions import engine
 from executions.models import ActionExecution, Artifact
-from runners import get
+from runners import get, logfile
 from runners.base import ActionFailed, LogWriter, RunContext
 from tests.executions.conftest import simple_pipeline
 from tests.factories import action
@@ -39,7 +39,7 @@ def test_commands_see_inputs_produce_outputs_and_variables_downstream(driver, se
     assert release.summary == "4 commands succeeded"
     app = Artifact.objects.get(execution=ex, name="App")
     assert app.file_count == 2
-    log = (Path(settings.LOG_ROOT) / release.log_path).read_text()
+    log = logfile.text(Path(settings.LOG_ROOT) / release.log_path)
     assert "$ grep -q built app.txt" in log
     assert log.splitlines()[0][:2] == "20"                   # timestamped lines
 

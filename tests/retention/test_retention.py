@@ -24,6 +24,7 @@ from executions.models import (
     StageExecution,
 )
 from pipelines.services import pipeline_save
+from runners import logfile
 from tests.executions.conftest import sim
 from tests.factories import definition
 from triggers import changes
@@ -101,6 +102,9 @@ def test_old_ended_executions_go_with_their_logs_and_artifacts(driver):
         # Their folders LOG_ROOT/demo/<execution id>/ went too.
         assert not (Path(settings.LOG_ROOT) / "demo" / str(gone.execution_id)).exists()
     assert not any(p.exists() for p in old_logs)
+    # and the indexes beside them (when each line arrived, runners/logfile.py)
+    assert all(logfile.index_path(p).exists() for p in log_files(recent))
+    assert not any(logfile.index_path(p).exists() for p in old_logs)
     assert not any(artifacts.storage().exists(n) for n in old_content)
     # The recent execution is whole.
     assert all(p.exists() for p in log_files(recent))

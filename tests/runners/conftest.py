@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from executions import tasks
+from runners import logfile
 from runners.base import LogWriter, RunContext
 from tests.executions.conftest import Driver
 
@@ -91,8 +92,8 @@ def make_ctx(tmp_path: Path, action: dict, *, category: str | None = None,
 
 
 def log_text(ctx: RunContext) -> str:
-    ctx.log.close() if not ctx.log._file.closed else None
-    return ctx.log.path.read_text()
+    ctx.log.close()
+    return logfile.text(ctx.log.path)
 
 
 def live_members(pgid: int, wait: float = 2.0) -> list[int]:

@@ -32,6 +32,7 @@ from executions.models import ActionExecution, Artifact
 from pipelines import services
 from pipelines.buildspec import buildspec_parse
 from pipelines.services import pipeline_save
+from runners import logfile
 from runners.base import ActionFailed, LogWriter, RunContext
 from runners.codebuild import CodeBuildRunner
 from tests.runners.conftest import GitRepo
@@ -143,7 +144,7 @@ def run_fixture(tmp_path: Path, fixture: str, files: dict | None = None, *, env=
 
 
 def log_of(ctx: RunContext) -> str:
-    return ctx.log.path.read_text()
+    return logfile.text(ctx.log.path)
 
 
 def files_in(folder: Path) -> list[str]:
@@ -403,7 +404,7 @@ def ecs_agent(tmp_path, driver):
         execution = driver.start(pipeline_save(document=doc).pipeline)
         driver.run()
     done = ActionExecution.objects.get(execution=execution, action_name="Build")
-    log = (Path(settings.LOG_ROOT) / done.log_path).read_text()
+    log = logfile.text(Path(settings.LOG_ROOT) / done.log_path)
     assert (done.status, done.summary) == ("Succeeded", "Build succeeded (INSTALL, BUILD)"), log
     short = sha[:8]
     assert {k: v for k, v in done.output_variables.items() if k != "CODEBUILD_BUILD_ID"} == {

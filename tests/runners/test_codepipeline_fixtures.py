@@ -20,6 +20,7 @@ from executions.errors import ExecutionInvalid
 from executions.models import ActionExecution, Artifact
 from pipelines import services
 from pipelines.report import migration_report
+from runners import logfile
 from runners.connection_sources import CodeStarSourceConnectionRunner
 from tests.pipelines.conftest import load_fixture
 from tests.pipelines.test_roundtrip import FIXTURE_DEFINITIONS
@@ -133,7 +134,7 @@ def test_with_its_connection_a_fixture_starts_unless_an_aws_only_action_keeps_it
     run = ActionExecution.objects.get(execution=execution, action_name=source["name"])
     assert (run.status, run.output_variables["CommitId"]) == ("Succeeded", sha)
     build = ActionExecution.objects.get(execution=execution, action_name="DockerBuild")
-    log = (Path(settings.LOG_ROOT) / build.log_path).read_text()
+    log = logfile.text(Path(settings.LOG_ROOT) / build.log_path)
     assert (build.status, build.summary) == ("Succeeded", "Build succeeded (PRE_BUILD, BUILD, "
                                                           "POST_BUILD)"), log
     assert 'No build project is named "brain-tasks-codebuild": running buildspec.yml' in log

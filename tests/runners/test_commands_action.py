@@ -12,6 +12,7 @@ from django.conf import settings
 from executions.models import ActionExecution, Artifact
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
+from runners import logfile
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo
 
@@ -29,7 +30,7 @@ def git_source(repo: GitRepo, namespace="SourceVariables"):
 
 
 def log_of(ae: ActionExecution) -> str:
-    return (Path(settings.LOG_ROOT) / ae.log_path).read_text()
+    return logfile.text(Path(settings.LOG_ROOT) / ae.log_path)
 
 
 def test_commands_share_one_shell_and_their_outputs_reach_a_later_action(driver, tmp_path):

@@ -21,7 +21,7 @@ from executions.models import ActionExecution, SourceRevision
 from pipelines import services
 from pipelines.selectors import connection_for
 from pipelines.validation import validate_document
-from runners import ActionFailed
+from runners import ActionFailed, logfile
 from runners.connection_sources import CodeCommitRunner, CodeStarSourceConnectionRunner
 from tests.factories import action, definition
 from tests.runners.conftest import GitRepo, log_text, make_ctx
@@ -254,7 +254,7 @@ def test_a_pipeline_builds_through_a_connection_and_its_commands_never_see_the_t
     execution.refresh_from_db()
     assert execution.status == "Succeeded", driver.describe()
     build = ActionExecution.objects.get(execution=execution, action_name="Inspect")
-    log = (Path(settings.LOG_ROOT) / build.log_path).read_text()
+    log = logfile.text(Path(settings.LOG_ROOT) / build.log_path)
     assert "commits=2" in log and "Second commit" in log
     assert TOKEN not in log and "Authorization" not in log
     revision = SourceRevision.objects.get(execution=execution)

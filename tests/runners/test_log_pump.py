@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from runners import logfile
 from runners.base import LogWriter
 from runners.session import MAX_PENDING, LogPump
 from runners.shell import Masker, ShellRunner
@@ -27,8 +28,9 @@ def pumped(tmp_path: Path, reads: list[bytes], secrets=()) -> list[str]:
         pump.feed(data)
     pump.flush()
     log.close()
-    text = (tmp_path / "pump.log").read_text()
+    text = logfile.text(tmp_path / "pump.log")
     (tmp_path / "pump.log").unlink()
+    logfile.index_path(tmp_path / "pump.log").unlink()
     assert all(STAMP.match(line) for line in text.splitlines()), text[:300]
     return [line.split(" ", 1)[1] for line in text.splitlines()]
 
@@ -57,7 +59,7 @@ def test_lines_split_across_reads_reach_the_log_whole_and_a_read_shares_one_stam
     pump.feed(b"no new line at the end")
     pump.flush()
     log.close()
-    lines = (tmp_path / "a.log").read_text().splitlines()
+    lines = logfile.text(tmp_path / "a.log").splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == [
         "first line", "second", "third", "no new line at the end"]
     stamps = [STAMP.match(line).group(1) for line in lines]

@@ -27,7 +27,7 @@ from approvals.models import ApprovalRequest
 from executions.models import ActionExecution
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
-from runners import ActionFailed, sandbox
+from runners import ActionFailed, logfile, sandbox
 from runners.shell import ShellRunner
 from tests.factories import action, definition
 from tests.runners.conftest import log_text, make_ctx
@@ -293,7 +293,7 @@ def test_a_build_cannot_approve_the_approval_waiting_beside_it(driver, settings,
     assert request.status == "Pending"
     build = ActionExecution.objects.get(execution=execution, action_name="Run")
     assert build.status == "Succeeded", build.summary
-    log = (Path(settings.LOG_ROOT) / build.log_path).read_text()
+    log = logfile.text(Path(settings.LOG_ROOT) / build.log_path)
     assert "unable to open database file" in log
     assert "No such file or directory" in log  # the key
     assert "/api/approvals/ refused 40" in log and "/aws/ refused 40" in log
@@ -430,7 +430,7 @@ def test_an_ordinary_build_works_in_the_sandbox(driver, settings):
     assert build.status == "Succeeded", build.summary
     assert build.summary == "Tests: 2 passed, 0 failed, 0 skipped (6 commands succeeded)"
     assert build.output_variables["Version"] == "v1"
-    log = (Path(settings.LOG_ROOT) / build.log_path).read_text()
+    log = logfile.text(Path(settings.LOG_ROOT) / build.log_path)
     assert "line-3" in log and "Warning" not in log
     assert "Output artifact Out: 1 file(s)" in log
 

@@ -57,6 +57,26 @@ def test_a_command_cannot_read_or_answer_on_the_sessions_own_channels(tmp_path):
         assert session.run("true").code == 0
 
 
+def test_the_sessions_channels_work_whatever_descriptors_the_worker_holds(tmp_path):
+    """The shell names its channels 200 and 201: the pipes it gets may carry those numbers
+    in the worker (a worker holding many files), and must still work."""
+    import os
+
+    ctx, session = session_for(tmp_path)
+    held = []
+    with session:
+        try:
+            # Every descriptor below 200 taken: the session's pipes get 200 and up.
+            while not held or held[-1] < 199:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+            assert session.run("echo hello; false").code == 1
+            assert session.run("echo again").code == 0
+        finally:
+            for fd in held:
+                os.close(fd)
+    assert [line.split(" ", 1)[1] for line in log_text(ctx).splitlines()] == ["hello", "again"]
+
+
 @pytest.mark.usefixtures("unsandboxed")  # written before the sandbox: see the fixture
 def test_stopping_the_session_kills_its_background_processes(tmp_path):
     ctx, session = session_for(tmp_path)

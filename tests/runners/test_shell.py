@@ -13,7 +13,7 @@ import pytest
 from executions.models import ActionExecution
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
-from runners import ActionFailed
+from runners import ActionFailed, logfile
 from runners.shell import Masker, ShellRunner, parse_junit
 from tests.factories import action, definition
 from tests.runners.conftest import log_text, make_ctx
@@ -310,7 +310,7 @@ def test_the_log_is_readable_while_the_command_runs(tmp_path):
     thread = threading.Thread(target=runner.run, args=(ctx,))
     thread.start()
     time.sleep(0.8)
-    partial = Path(ctx.log.path).read_text()
+    partial = logfile.read(Path(ctx.log.path), 0, 1 << 20, final=False).text
     thread.join()
     assert re.search(r"Z one$", partial, re.M) and not re.search(r"Z two$", partial, re.M)
 
@@ -323,7 +323,7 @@ def test_a_block_of_lines_is_stamped_once_per_line_after_any_unfinished_line(tmp
     log.write_block(b"one\ntwo\n")
     log.write_block("caf\xe9 \u2713\n".encode() + b"bad \xff byte")
     log.close()
-    lines = (tmp_path / "a.log").read_text().splitlines()
+    lines = logfile.text(tmp_path / "a.log").splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == [
         "unfinished", "one", "two", "caf\xe9 \u2713", "bad \ufffd byte"]
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", line) for line in lines)
