@@ -262,8 +262,24 @@ def mode() -> str:
     return getattr(settings, "CONVEYOR_SANDBOX", "auto")
 
 
+_found_bwrap: dict[str, str] = {}
+
+
 def bwrap_path() -> str:
-    return getattr(settings, "CONVEYOR_SANDBOX_BWRAP", "") or shutil.which("bwrap") or "bwrap"
+    """``CONVEYOR_SANDBOX_BWRAP``, else bwrap found on PATH (remembered per PATH: a walk of
+    PATH per action cost more than the rest of ``wrap``; a miss is not remembered, so
+    bubblewrap installed later is found)."""
+    configured = getattr(settings, "CONVEYOR_SANDBOX_BWRAP", "")
+    if configured:
+        return configured
+    search = os.environ.get("PATH", os.defpath)
+    found = _found_bwrap.get(search)
+    if found is None:
+        found = shutil.which("bwrap", path=search)
+        if found is None:
+            return "bwrap"
+        _found_bwrap[search] = found
+    return found
 
 
 def sandbox_uid() -> int | None:
