@@ -18,6 +18,13 @@ def _sweeping(sender, now=None, **kwargs) -> None:
 
 
 def _action_ended(sender, action_execution=None, status="", summary="", **kwargs) -> None:
+    from pipelines import providers
+
+    if action_execution is None or providers.get(action_execution.category,
+                                                  action_execution.provider) is not None:
+        # A built-in provider never becomes a job (jobs.routing.custom_type): no query for
+        # the jobs of every Shell or Source action that ends.
+        return
     from jobs.services import jobs_end_for_action
 
     deadline = getattr(action_execution, "deadline_at", None)

@@ -22,7 +22,7 @@ limit that ended it (or None). What the command sees (docs/security.md says why)
 - the network of the machine, or none at all with ``configuration.Network = "none"``;
 - only the environment the spawn site gives (``HOME`` and ``TMPDIR`` replaced);
 - the limits of ``limits_for(ctx)``, set inside the sandbox by bash's ``ulimit`` for a
-  ``bash -c`` command, by ``prlimit`` for any other.
+  ``bash -c`` command (a shell session's bash included), by ``prlimit`` for any other.
 
 Not inside: Conveyor's code, ``var/`` (database, secret key, secrets, logs,
 artifacts, other workspaces), the server's home, environment and processes, its
@@ -101,15 +101,17 @@ class Limits:
             "--core=0",
         ]
 
-    def ulimit_prefix(self, processes: bool = True) -> str:
+    def ulimit_prefix(self, processes: bool = True, posix: bool = False) -> str:
         """The same limits as bash's own ``ulimit`` (KiB, 1 KiB blocks), to put before a
         ``bash -c`` command: one exec fewer than ``prlimit``, no ``preexec_fn`` (which
         makes Python fork the whole worker instead of vfork). ``processes=False``
         leaves the process count alone (unsandboxed, it would count every process of
-        the worker's user)."""
+        the worker's user). ``posix``: for a bash in POSIX mode, whose ``-f`` counts
+        512-byte blocks."""
         kib = 1024
         nproc = f"-u {self.processes} " if processes else ""
-        common = (f"-d {self.memory_mib * kib} {nproc}-f {self.file_size_mib * kib} "
+        blocks = self.file_size_mib * kib * (2 if posix else 1)
+        common = (f"-d {self.memory_mib * kib} {nproc}-f {blocks} "
                   f"-n {self.open_files} -c 0")
         # Soft first: a hard limit below the current soft one is refused (EINVAL).
         return (f"ulimit -S {common} -t {self.cpu_seconds} && "
@@ -260,8 +262,24 @@ def mode() -> str:
     return getattr(settings, "CONVEYOR_SANDBOX", "auto")
 
 
+_found_bwrap: dict[str, str] = {}
+
+
 def bwrap_path() -> str:
-    return getattr(settings, "CONVEYOR_SANDBOX_BWRAP", "") or shutil.which("bwrap") or "bwrap"
+    """``CONVEYOR_SANDBOX_BWRAP``, else bwrap found on PATH (remembered per PATH: a walk of
+    PATH per action cost more than the rest of ``wrap``; a miss is not remembered, so
+    bubblewrap installed later is found)."""
+    configured = getattr(settings, "CONVEYOR_SANDBOX_BWRAP", "")
+    if configured:
+        return configured
+    search = os.environ.get("PATH", os.defpath)
+    found = _found_bwrap.get(search)
+    if found is None:
+        found = shutil.which("bwrap", path=search)
+        if found is None:
+            return "bwrap"
+        _found_bwrap[search] = found
+    return found
 
 
 def sandbox_uid() -> int | None:
@@ -483,13 +501,41 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
                   sandboxed=True)
 
 
+# The options a ``bash … -c script`` may carry before ``-c`` for its limits to be set by
+# the script itself (a shell session's: ``bash --noprofile --norc [-o posix] -c …``).
+BASH_OPTIONS = ("--noprofile", "--norc")
+
+
+def _bash_script_index(argv: list[str]) -> int | None:
+    """Where the script of ``bash [--noprofile] [--norc] [-o option] -c script …`` is in
+    ``argv``, or None for any other command."""
+    if not argv or argv[0] != "bash":
+        return None
+    i = 1
+    while i < len(argv) - 1:
+        if argv[i] == "-c":
+            return i + 1
+        if argv[i] in BASH_OPTIONS:
+            i += 1
+        elif argv[i] == "-o" and i + 2 < len(argv):
+            i += 2
+        else:
+            return None
+    return None
+
+
 def _is_bash_c(argv: list[str]) -> bool:
-    return len(argv) >= 3 and argv[0] == "bash" and argv[1] == "-c"
+    return _bash_script_index(argv) is not None
 
 
 def _bash_limited(argv: list[str], limits: Limits, processes: bool = True) -> list[str]:
-    """bash sets the limits itself; on the command's own line, so line numbers hold."""
-    return ["bash", "-c", limits.ulimit_prefix(processes) + argv[2], *argv[3:]]
+    """bash sets the limits itself, before the script runs; on the script's own first
+    line, so line numbers hold. No ``prlimit`` exec and no ``preexec_fn`` (which makes
+    Python fork the whole worker instead of vfork): a shell session starts that way."""
+    at = _bash_script_index(argv)
+    assert at is not None
+    posix = any(argv[i] == "-o" and argv[i + 1] == "posix" for i in range(1, at - 1))
+    return [*argv[:at], limits.ulimit_prefix(processes, posix) + argv[at], *argv[at + 1:]]
 
 
 def _rlimits(limits: Limits) -> Callable[[], None]:

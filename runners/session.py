@@ -253,6 +253,30 @@ def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
     return proc
 
 
+def wait_exit(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait at most ``timeout`` seconds for ``proc`` to end, and reap it.
+
+    Woken by the end itself (a pidfd, Linux 5.3+), not by ``Popen.wait``'s polling,
+    whose sleeps (0.5, 1, 2 … ms) add their rest to every action's end; a process
+    that does not end (stuck in the kernel) costs ``timeout`` and no more.
+    """
+    if proc.poll() is not None:
+        return
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+        return
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll(timeout * 1000)
+    finally:
+        os.close(fd)
+    proc.poll()
+
+
 @dataclass
 class Outcome:
     """How one command ended: its exit ``code``; ``shell_exited`` when it ended the
@@ -342,8 +366,7 @@ class ShellSession:
         if self.proc is None:
             return
         kill_process_group(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
+        wait_exit(self.proc, 5)
         self.ctx.clear_process_group(self.proc.pid)
         self._watch = None
         for fd in (self._cmd_w, self._status_r):
@@ -480,8 +503,7 @@ class ShellSession:
         proc = self.proc
         # Let the shell's own end come first (bwrap passes on how its command died): a
         # kill now would replace a SIGXCPU's exit status by the kill's.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=1)
+        wait_exit(proc, 1)
         self._end_shell()
         self.pump.flush()
         if self.ctx.should_stop():

@@ -127,3 +127,34 @@ def test_two_processes_together_above_the_cpu_time_limit_fail_the_build_naming_i
     assert "(the CPU time limit (2 s for the build as a whole) was exceeded: its processes " \
            "used " in failed.value.summary
     assert time.monotonic() - started < 50
+
+
+def test_unsandboxed_two_processes_together_above_the_memory_limit_fail_the_build(
+        tmp_path, settings):
+    settings.CONVEYOR_SANDBOX = "none"
+    hold = HOLD.format(seconds=20)
+    ctx, failure, took = attempt(tmp_path, [f": {MARKER}; {hold} & {hold} & wait"])
+    assert failure is not None, log_text(ctx)
+    assert "(the memory limit (64 MiB for the build as a whole) was exceeded: its " in failure
+    assert took < 10
+
+
+def test_unsandboxed_the_build_is_listed_from_its_processes_children(tmp_path, settings):
+    """Unsandboxed, the watch walks the session's tree through the kernel's children lists
+    (not a scan of the machine): the same processes as the scan of every parent id."""
+    from runners import watch
+    from runners.session import ShellSession
+
+    settings.CONVEYOR_SANDBOX = "none"
+    ctx = make_ctx(tmp_path, action("Run", "Build", "Shell", commands=["true"]))
+    with ShellSession(ctx, env={"PATH": "/usr/bin:/bin"}, cwd=ctx.workspace) as session:
+        assert session.run("sleep 30 & (sleep 30; true) & true").code == 0
+        root = session.proc.pid
+        deadline = time.monotonic() + 5
+        while len(found := watch.descendants(root)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the subshell starts its sleep on its own time
+        # the session's bash, a sleep, a subshell and its sleep
+        assert sorted(found) == sorted(watch._descendants_by_scan(root))
+        assert found[0] == root and len(found) == 4
+        held, cpu, count = watch.BuildWatch(root, sandbox.default_limits()).build_usage()
+        assert count == 4 and 0 < held < 64 << 20

@@ -112,3 +112,28 @@ def test_the_shell_provider_runs_its_commands_in_one_session_too(tmp_path):
     result = ShellRunner().run(ctx)
     assert result.summary == "3 commands succeeded"
     assert (ctx.workspace / "where.txt").read_text() == "in sub\n"
+
+
+@pytest.mark.parametrize("mode", ["auto", "none"])
+@pytest.mark.parametrize("posix", [False, True])
+def test_the_sessions_shell_holds_the_actions_limits_from_its_start(tmp_path, settings,
+                                                                      mode, posix):
+    """The session's bash sets the limits itself (ulimit, before its first command; no
+    prlimit, no fork of the worker), in POSIX mode too, whose -f counts 512-byte blocks."""
+    from runners import sandbox
+
+    settings.CONVEYOR_SANDBOX = mode
+    ctx, session = session_for(tmp_path, posix=posix)
+    limits = sandbox.limits_for(ctx)
+    with session:
+        assert session.run("grep -E '^Max (file size|data size|open files|cpu time)' "
+                           "/proc/self/limits").code == 0
+        assert session.run("ulimit -S -n 999999 2>/dev/null").code != 0  # above the hard one
+    text = log_text(ctx)
+    mib = 1 << 20
+    for name, soft, hard in (("file size", limits.file_size_mib * mib, None),
+                             ("data size", limits.memory_mib * mib, None),
+                             ("open files", limits.open_files, None),
+                             ("cpu time", limits.cpu_seconds, limits.cpu_seconds + 5)):
+        line = next(x for x in text.splitlines() if f"Max {name}" in x)
+        assert line.split()[-3:-1] == [str(soft), str(hard or soft)], line
