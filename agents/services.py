@@ -1,4 +1,4 @@
-"""Agent keys and agents: every write of this app but the jobs' (agents/jobs.py).
+"""Agent keys and agents: every write of this app but the jobs' (agents/work.py).
 
 Keys are 256-bit random strings ``cva_<prefix>_<secret>``; the database keeps the
 prefix (to find the row) and a SHA-256 digest of the whole key (a copy of the
