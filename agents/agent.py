@@ -510,9 +510,13 @@ class Agent:
         return next(iter(answer.get("conveyorJobs") or []), None)
 
     def _download(self, item: dict, credentials: dict, base: Path, target: Path) -> None:
-        status, data = self.client.s3("GET", item["location"], credentials)
-        if status != 200:
-            raise RuntimeError(f'input artifact {item["name"]}: HTTP {status} {data[:200]!r}')
+        if "conveyorInline" in item:   # a small artifact came with the poll's answer
+            data = base64.b64decode(item["conveyorInline"])
+        else:
+            status, data = self.client.s3("GET", item["location"], credentials)
+            if status != 200:
+                raise RuntimeError(f'input artifact {item["name"]}: HTTP {status} '
+                                   f'{data[:200]!r}')
         with tempfile.NamedTemporaryFile(dir=base, suffix=".zip", delete=False) as tmp:
             tmp.write(data)
         try:

@@ -63,6 +63,20 @@ def agent_key_authenticate(*, key: str) -> AgentKey | None:
     return row
 
 
+def agent_authenticate(*, key: str, name: str) -> Agent | None:
+    """The agent ``name`` of the live key presented (one query), or None."""
+    match = KEY_RE.match(key or "")
+    if match is None:
+        return None
+    agent = (Agent.objects.select_related("key")
+             .filter(name=name, key__prefix=match.group(1)).first())
+    if agent is None or agent.key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(agent.key.digest, _digest(key)):
+        return None
+    return agent
+
+
 def agent_labels(value) -> list[str]:
     """The labels an agent declares, checked (a list of names, or "a,b")."""
     if isinstance(value, str):

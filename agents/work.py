@@ -22,12 +22,14 @@ here, and the sweeper): docs/deploy.md, Build farm.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
 import threading
 import time
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from django import db
 from django.conf import settings
@@ -35,6 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
+from executions import artifacts as stored_artifacts
 from executions import engine
 from executions.choices import ActionExecutionStatus as A
 from executions.models import ActionExecution
@@ -90,8 +93,8 @@ def job_answer(job: Job, claim: engine.Claim) -> dict:
             "actionTypeId": job.type_id,
             "actionConfiguration": {"configuration": {k: str(v) for k, v in config.items()}},
             "pipelineContext": job.data.get("pipelineContext", {}),
-            "inputArtifacts": [{"name": name, "location": artifacts.location(job, "input", name)}
-                               for name in claim.inputs],
+            "inputArtifacts": [_input(job, name, storage_name)
+                               for name, storage_name in claim.inputs.items()],
             "outputArtifacts": [{"name": name,
                                  "location": artifacts.location(job, "output", name)}
                                 for name in job.data.get("outputArtifacts", [])],
@@ -101,6 +104,23 @@ def job_answer(job: Job, claim: engine.Claim) -> dict:
         },
         "conveyorJob": extension,
     }
+
+
+# An input artifact this small also travels inside the poll's answer (``conveyorInline``,
+# the S3 object's bytes): one round trip less per action.
+INLINE_INPUT_BYTES = 64 << 10
+
+
+def _input(job: Job, name: str, storage_name: str) -> dict:
+    item = {"name": name, "location": artifacts.location(job, "input", name)}
+    store = stored_artifacts.storage()
+    try:
+        if store.size(storage_name) <= INLINE_INPUT_BYTES:
+            with store.open(storage_name, "rb") as f:
+                item["conveyorInline"] = base64.b64encode(f.read()).decode()
+    except (OSError, NotImplementedError):
+        pass   # the agent downloads it
+    return item
 
 
 def _secret_names(action: dict, project) -> set[str]:
@@ -119,6 +139,36 @@ def _secret_names(action: dict, project) -> set[str]:
         elif kind == "PARAMETER_STORE":
             names.add(str(item.get("value", "")).lstrip("/"))
     return {n for n in names if n}
+
+
+def _buildspec_text(action: dict, project, claim: engine.Claim) -> str:
+    """The buildspec the CodeBuild runner will read: inline (override, project) or a file
+    of the primary source artifact ("" when there is none to read)."""
+    from runners.codebuild import DEFAULT_BUILDSPEC
+
+    chosen = ((action.get("configuration") or {}).get("BuildspecOverride", "")
+              or (project.buildspec if project else "") or DEFAULT_BUILDSPEC)
+    if "\n" in chosen.strip():
+        return chosen
+    primary = next(iter(claim.inputs.values()), None)
+    if primary is None:
+        return ""
+    try:
+        with stored_artifacts.storage().open(primary, "rb") as f, zipfile.ZipFile(f) as archive:
+            return archive.read(str(PurePosixPath(chosen))).decode(errors="replace")
+    except (OSError, KeyError, zipfile.BadZipFile, NotImplementedError):
+        return ""   # the runner reports a missing or unreadable buildspec, naming it
+
+
+def _buildspec_secret_names(action: dict, project, claim: engine.Claim) -> set[str]:
+    """The secrets a buildspec's own ``env.secrets-manager`` names (``id[:json-key…]``)."""
+    from pipelines.buildspec import buildspec_parse
+
+    text = _buildspec_text(action, project, claim)
+    spec = buildspec_parse(text)[0] if text else None
+    if spec is None:
+        return set()
+    return {str(v).partition(":")[0] for v in spec.secrets_manager.values()} - {""}
 
 
 def _extension(claim: engine.Claim) -> dict:
@@ -149,8 +199,11 @@ def _extension(claim: engine.Claim) -> dict:
         prepared["cloneSources"] = {
             name: found for name in claim.inputs
             if (found := clone_source(str(ex.execution_id), name)) is not None}
+    names = _secret_names(action, project)
+    if ae.provider == "CodeBuild":
+        names |= _buildspec_secret_names(action, project, claim)
     job_secrets = {}
-    for name in sorted(_secret_names(action, project)):
+    for name in sorted(names):
         try:
             job_secrets[name] = secret_raw(name)
         except Exception:  # not set here: the agent's runner says so, naming it
@@ -192,7 +245,10 @@ def log_append(*, agent: Agent, job_id: str, offset: int, data: bytes) -> int:
     and only its new part is written; a gap (a batch lost) writes nothing and answers
     the size the server has, from which the agent sends again.
     """
-    job = _job(agent, job_id)
+    return _append(_job(agent, job_id), offset, data)
+
+
+def _append(job: Job, offset: int, data: bytes) -> int:
     ae = job.action_execution
     if job.status not in HELD or ae.status != A.IN_PROGRESS or not ae.log_path:
         raise errors.InvalidJobState(f"Job {job.job_id} is {job.status}: its log is closed.")
@@ -239,10 +295,13 @@ def _finish(agent: Agent, job: Job, *, succeeded: bool, summary: str, job_fields
 
 
 def job_succeed(*, agent: Agent, job_id: str, output_variables: dict | None = None,
-                execution_details: dict | None = None, external_url: str = "") -> None:
+                execution_details: dict | None = None, external_url: str = "",
+                log: tuple[int, bytes] | None = None) -> None:
     """The agent's PutJobSuccessResult: the action Succeeds with its variables and the
-    outputs it uploaded (one missing fails it instead, naming it)."""
+    outputs it uploaded (one missing fails it instead, naming it). ``log``: (offset,
+    bytes) of the log's end."""
     job = _job(agent, job_id)
+    _tail(agent, job, log)
     details = dict(execution_details or {})
     variables = {str(k): str(v) for k, v in (output_variables or {}).items()}
     _finish(agent, job, succeeded=True, summary=str(details.get("summary") or ""),
@@ -252,19 +311,24 @@ def job_succeed(*, agent: Agent, job_id: str, output_variables: dict | None = No
 
 
 def job_fail(*, agent: Agent, job_id: str, failure_type: str, message: str,
-             error: str = "", external_url: str = "") -> None:
+             error: str = "", external_url: str = "",
+             log: tuple[int, bytes] | None = None) -> None:
     """The agent's PutJobFailureResult: the action Fails with ``message`` as its summary."""
     job = _job(agent, job_id)
+    _tail(agent, job, log)
     _finish(agent, job, succeeded=False, summary=message,
             job_fields={"failure": {"type": failure_type, "message": message[:5000]}},
             error=error, external_url=external_url)
 
 
-def log_tail(*, agent: Agent, job_id: str, offset: int, data: bytes) -> None:
-    """The end of the log that travels with the result (``conveyorLog``)."""
+def _tail(agent: Agent, job: Job, log: tuple[int, bytes] | None) -> None:
+    """The end of the log that travels with the result (``conveyorLog``), appended first."""
+    if log is None:
+        return
+    offset, data = log
     with contextlib.suppress(errors.JobError):
-        if log_append(agent=agent, job_id=job_id, offset=offset, data=data) < offset:
-            logger.warning("agent %s: the log of job %s has a gap", agent.name, job_id)
+        if _append(job, offset, data) < offset:
+            logger.warning("agent %s: the log of job %s has a gap", agent.name, job.job_id)
 
 
 def agent_leases_sweep() -> int:

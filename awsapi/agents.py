@@ -14,7 +14,8 @@ Extensions (AWS has no such members; botocore never sends them):
   ``conveyorWaitSeconds`` (≤ 30) holds the request until a job comes (the live doorbell)
   or the time passes (``{"jobs": []}``); ``conveyorAcknowledge`` acknowledges the job in
   the same call (it answers InProgress: no AcknowledgeJob round trip). Each job carries
-  ``conveyorJob`` (what the runner needs beyond AWS's JobData).
+  ``conveyorJob`` (what the runner needs beyond AWS's JobData); an input artifact of at
+  most 64 KiB carries its zip in ``conveyorInline`` (base64; larger ones: the S3 endpoint).
 - ``ConveyorRenewJobLease`` {jobId} → {"continue": bool}: the heartbeat; false: the
   action was ended elsewhere, kill the commands.
 - ``ConveyorAppendJobLog`` {jobId, offset, data (base64)} → {"offset": size}: the live log.
@@ -68,11 +69,12 @@ def _key(request):
 
 def _agent(request) -> Agent:
     """The agent of this request (its key checked now; its name from the header)."""
-    key = _key(request)
-    agent = Agent.objects.filter(name=request.headers.get(AGENT_HEADER, ""), key=key).first()
+    agent = agent_services.agent_authenticate(
+        key=request.headers.get("Authorization", "").removeprefix("Bearer ").strip(),
+        name=request.headers.get(AGENT_HEADER, ""))
     if agent is None:
-        raise errors.unrecognized_client("Unknown agent for this key: poll first.")
-    agent.key = key
+        raise errors.unrecognized_client(
+            "Invalid or revoked agent key, or an agent of another key (poll first).")
     return agent
 
 
@@ -164,17 +166,17 @@ def _offset(member: dict) -> int:
     return offset
 
 
-def _log_member(agent: Agent, job_id: str, body: dict) -> None:
+def _log(body: dict) -> tuple[int, bytes] | None:
     log = field_object(body, "conveyorLog")
-    if log:
-        work.log_tail(agent=agent, job_id=job_id, data=_bytes(log, "data"),
-                      offset=_offset(log))
+    return (_offset(log), _bytes(log, "data")) if log else None
 
 
 def _next(agent: Agent, body: dict) -> dict:
+    """``conveyorPollNext``: the agent's next job (its key was checked by this request)."""
     if not body.get("conveyorPollNext"):
         return {}
-    return {"conveyorJobs": _poll_once(agent.pk, True)}
+    return {"conveyorJobs": [dict(job, accountId=account_id())
+                             for job in work.agent_poll(agent=agent, acknowledge=True)]}
 
 
 def renew_job_lease(agent: Agent, body: dict) -> dict:
@@ -218,9 +220,8 @@ def put_job_success_result(agent: Agent, body: dict) -> dict:
     details = field_object(body, "executionDetails") or {}
     field_string(details, "summary", max_length=2048)
     variables = field_object(body, "outputVariables") or {}
-    _log_member(agent, job_id, body)
     work.job_succeed(agent=agent, job_id=job_id, output_variables=variables,
-                     execution_details=details,
+                     execution_details=details, log=_log(body),
                      external_url=field_string(body, "conveyorExternalUrl",
                                                max_length=2000) or "")
     return _next(agent, body)
@@ -229,9 +230,8 @@ def put_job_success_result(agent: Agent, body: dict) -> dict:
 def put_job_failure_result(agent: Agent, body: dict) -> dict:
     job_id = _job_id(body)
     failure = _failure(body)
-    _log_member(agent, job_id, body)
     work.job_fail(agent=agent, job_id=job_id, failure_type=failure["failure_type"],
-                  message=failure["message"],
+                  message=failure["message"], log=_log(body),
                   error=field_string(body, "conveyorError", max_length=100000) or "",
                   external_url=field_string(body, "conveyorExternalUrl",
                                             max_length=2000) or "")

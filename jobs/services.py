@@ -20,6 +20,7 @@ import secrets
 import shutil
 import string
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -101,17 +102,20 @@ def _credentials() -> dict:
 
 def job_create(*, action_execution_id: str, action_doc: dict, route: Route | None = None,
                attempt: int = 1, continuation_token: str = "",
-               available_at: datetime | None = None) -> Job:
+               available_at: datetime | None = None,
+               action_execution: ActionExecution | None = None) -> Job:
     """Queue a job for an InProgress action execution (first offer, or a continuation).
 
     ``action_doc`` is the action's document with references resolved (secret values
-    sealed: they are opened only for the worker, in ``job_data``).
+    sealed: they are opened only for the worker, in ``job_data``). ``action_execution``:
+    the row itself, just made in the engine's transaction (an agents' job): no second
+    delivery is possible, so no savepoint guards the insert.
     """
     route = route or job_route(action_doc)
     if route is None:
         raise errors.JobInvalid("this action is not run by job workers")
-    ae = ActionExecution.objects.select_related("execution", "execution__pipeline").get(
-        action_execution_id=action_execution_id)
+    ae = action_execution or ActionExecution.objects.select_related(
+        "execution", "execution__pipeline").get(action_execution_id=action_execution_id)
     data = {
         "actionConfiguration": {"configuration": dict(action_doc.get("configuration") or {})},
         "pipelineContext": {
@@ -127,7 +131,7 @@ def job_create(*, action_execution_id: str, action_doc: dict, route: Route | Non
     creds = _credentials()
     for _ in range(5):
         try:
-            with transaction.atomic():
+            with transaction.atomic() if action_execution is None else nullcontext():
                 return Job.objects.create(
                     action_execution=ae, action_type_id=route.action_type_id,
                     category=route.category, owner=route.owner, provider=route.provider,

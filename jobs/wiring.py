@@ -34,7 +34,7 @@ def _agent_action(sender, action_execution=None, action=None, **kwargs) -> None:
     route = agent_route(action or {})
     if route is not None:
         job_create(action_execution_id=str(action_execution.action_execution_id),
-                   action_doc=action, route=route)
+                   action_doc=action, route=route, action_execution=action_execution)
 
 
 def connect() -> None:

@@ -310,3 +310,22 @@ def test_an_abandoned_action_tells_its_agent_to_stop(routed, driver, owner):
     assert error(late) == "InvalidJobStateException"
     routed.refresh_from_db()
     assert routed.status == A.ABANDONED
+
+
+def test_a_codebuild_job_also_carries_the_secrets_its_buildspec_names(driver, settings):
+    settings.CONVEYOR_SECRETS_DIR.mkdir(parents=True, exist_ok=True)
+    (settings.CONVEYOR_SECRETS_DIR / "build-token").write_text("from-the-buildspec\n")
+    (settings.CONVEYOR_SECRETS_DIR / "database-password").write_text("never-shown\n")
+    doc = build_doc(provider="CodeBuild")
+    build = doc["stages"][1]["actions"][0]
+    del build["commands"]
+    build["configuration"].update({"ProjectName": "none", "BuildspecOverride": (
+        "version: 0.2\nenv:\n  secrets-manager:\n    TOKEN: build-token:password\n"
+        "phases:\n  build:\n    commands:\n      - echo hi\n")})
+    driver.start(pipeline_save(document=doc).pipeline)
+    driver.run()
+    _, key = services.agent_key_create(name="farm")
+    answer = poll(Client(), key, "arm1")
+    [job] = answer.json()["jobs"]
+    assert job["conveyorJob"]["secrets"] == {"build-token": "from-the-buildspec"}
+    assert b"never-shown" not in answer.content
