@@ -92,10 +92,16 @@ def job_move(job: Job, to: str, **fields) -> bool:
 # --- making jobs ---------------------------------------------------------------------
 
 
+def _draw(alphabet: str, count: int) -> str:
+    """``count`` random characters of ``alphabet`` (one read of the OS's randomness; the
+    64-letter alphabet of secrets is drawn without bias, the 36 of key ids nearly so)."""
+    return "".join(alphabet[b % len(alphabet)] for b in secrets.token_bytes(count))
+
+
 def _credentials() -> dict:
     return {
-        "credential_id": "ASIA" + "".join(secrets.choice(_ALNUM) for _ in range(16)),
-        "secret": "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40)),
+        "credential_id": "ASIA" + _draw(_ALNUM, 16),
+        "secret": _draw(_SECRET_ALPHABET, 40),
         "session_token": secrets.token_urlsafe(48),
     }
 
