@@ -288,10 +288,25 @@ def _finish(agent: Agent, job: Job, *, succeeded: bool, summary: str, job_fields
         status=A.SUCCEEDED if succeeded else A.FAILED, summary=summary[:2000],
         artifacts=produced if succeeded else (), pipeline_id=job.action_execution.pipeline_id,
         **finish)
-    Agent.objects.filter(pk=agent.pk, action_execution_id=job.action_execution_id).update(
-        action_execution=None, last_seen_at=timezone.now())
     if not done:
+        _idle(agent, job.action_execution_id)
         raise errors.InvalidJobState(f"Job {job.job_id}'s action had already ended.")
+
+
+def _idle(agent: Agent, action_execution_id: int) -> None:
+    Agent.objects.filter(pk=agent.pk, action_execution_id=action_execution_id).update(
+        action_execution=None, last_seen_at=timezone.now())
+
+
+def after_result(*, agent: Agent, job_id: str, poll_next: bool) -> list[dict]:
+    """After a result: the agent's next job (``conveyorPollNext``), else the agent is shown
+    idle. (Handing out a job records the agent's new action: one write, not two.)"""
+    jobs = agent_poll(agent=agent, acknowledge=True) if poll_next else []
+    if not jobs:
+        ae_id = Job.objects.filter(job_id=job_id).values_list("action_execution_id",
+                                                              flat=True).first()
+        _idle(agent, ae_id)
+    return jobs
 
 
 def job_succeed(*, agent: Agent, job_id: str, output_variables: dict | None = None,

@@ -173,10 +173,10 @@ def _log(body: dict) -> tuple[int, bytes] | None:
 
 def _next(agent: Agent, body: dict) -> dict:
     """``conveyorPollNext``: the agent's next job (its key was checked by this request)."""
-    if not body.get("conveyorPollNext"):
-        return {}
-    return {"conveyorJobs": [dict(job, accountId=account_id())
-                             for job in work.agent_poll(agent=agent, acknowledge=True)]}
+    poll_next = bool(field_bool(body, "conveyorPollNext"))
+    jobs = work.after_result(agent=agent, job_id=body["jobId"], poll_next=poll_next)
+    return {"conveyorJobs": [dict(job, accountId=account_id()) for job in jobs]} \
+        if poll_next else {}
 
 
 def renew_job_lease(agent: Agent, body: dict) -> dict:
