@@ -8,15 +8,22 @@ Redis, no SECRET_KEY. It configures a Django of its own (no apps, no database) o
 because the runners it shares with the workers read a few settings (the sandbox's,
 the folders they write in). It:
 
-1. long-polls ``/api/agent/poll`` with its name and labels (the server holds the
-   request until an action routed to these labels is claimed for it, or ~25 s);
-2. downloads the job's input artifacts and runs the action with the very runner a
-   worker would use (Shell, Commands, CodeBuild), in its own sandbox (bubblewrap), in
-   a fresh folder of ``--work-dir``;
-3. meanwhile ships its log in batches (every ``--log-interval`` s) and renews the job's
-   lease; a refused renewal (the action was abandoned or timed out) kills the commands;
-4. uploads the output artifacts (deterministic zips), then reports the result with its
-   output variables (test reports' counts among them).
+It speaks the job-worker protocol of the AWS endpoint ``/aws/`` with its agent key as
+a bearer credential, and Conveyor's documented extensions (docs/job-workers.md, Agents):
+
+1. ``PollForJobs`` with its name and labels, long-polled (the server holds the request
+   until a job routed to these labels is handed to it, or ~25 s) and acknowledged in
+   the same call;
+2. downloads the job's input artifacts from the S3 endpoint with the job's
+   ``artifactCredentials`` (SigV4) and runs the action with the very runner a worker
+   would use (Shell, Commands, CodeBuild), in its own sandbox (bubblewrap), in a fresh
+   folder of ``--work-dir``;
+3. meanwhile ships its log in batches (``ConveyorAppendJobLog``, every
+   ``--log-interval`` s) and renews the job's lease (``ConveyorRenewJobLease``); a
+   refused renewal (the action was abandoned or timed out) kills the commands;
+4. uploads the output artifacts (deterministic zips) to the S3 endpoint, then reports
+   ``PutJobSuccessResult`` with its output variables (test reports' counts among them)
+   or ``PutJobFailureResult``.
 
 Every call to the server is retried with backoff while the server is unreachable
 (restarting): the job goes on, the log is re-sent from where the server has it, and
@@ -29,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -45,7 +54,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 VERSION = "1"
@@ -57,37 +66,44 @@ class KeyRefused(Exception):
     """The server refused the agent's key (revoked or wrong): the agent stops."""
 
 
-class Gone(Exception):
-    """The job is no longer this agent's to report on (ended, or not found)."""
+class Refused(Exception):
+    """An AWS error answer (``code``: its ``__type``)."""
+
+    def __init__(self, code: str, message: str, status: int):
+        self.code, self.message, self.status = code, message, status
+        super().__init__(f"{code}: {message}")
+
+
+TARGET = "CodePipeline_20150709."
 
 
 class Client:
-    """The agent protocol over HTTP, with retries while the server is unreachable."""
+    """The job-worker protocol over HTTP (``/aws/``, the S3 endpoint), with retries while
+    the server is unreachable."""
 
     def __init__(self, url: str, key: str, name: str, *, retry_for: float = 600.0):
-        self.base = url.rstrip("/") + "/api/agent/"
+        self.url = url.rstrip("/")
         self.key, self.name, self.retry_for = key, name, retry_for
 
-    def request(self, method: str, path: str, *, data: bytes | None = None,
-                content_type: str = "application/json", timeout: float = 30.0,
+    def request(self, method: str, url: str, *, data: bytes | None = None,
+                headers: dict | None = None, timeout: float = 30.0,
                 retry: bool = True) -> tuple[int, bytes]:
-        """One call; connection failures and 5xx answers are retried with backoff."""
+        """One HTTP call; connection failures and 5xx answers are retried with backoff.
+        ``headers`` may be a function (re-signed for each try)."""
         delay, deadline = 0.2, time.monotonic() + self.retry_for
         while True:
-            req = urllib.request.Request(self.base + path, data=data, method=method, headers={
-                "Authorization": f"Bearer {self.key}", "X-Conveyor-Agent": self.name,
-                "Content-Type": content_type, "User-Agent": f"conveyor-agent/{VERSION}"})
+            sent = headers() if callable(headers) else dict(headers or {})
+            sent["User-Agent"] = f"conveyor-agent/{VERSION}"
+            req = urllib.request.Request(url, data=data, method=method, headers=sent)
             started = time.perf_counter()
             try:
                 with urllib.request.urlopen(req, timeout=timeout) as answer:
                     body = answer.read()
-                    logger.debug("%s %s: %s in %.1f ms", method, path, answer.status,
+                    logger.debug("%s %s: %s in %.1f ms", method, url, answer.status,
                                  (time.perf_counter() - started) * 1000)
                     return answer.status, body
             except urllib.error.HTTPError as exc:
                 body = exc.read()
-                if exc.code == 401:
-                    raise KeyRefused(body.decode(errors="replace")) from None
                 if exc.code < 500 or not retry or time.monotonic() > deadline:
                     return exc.code, body
                 problem = f"HTTP {exc.code}"
@@ -96,16 +112,63 @@ class Client:
                     raise
                 problem = str(exc)
             logger.warning("server unreachable (%s): retrying %s %s in %.1f s", problem,
-                           method, path, delay)
+                           method, url, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def post_json(self, path: str, body: dict, **kwargs) -> tuple[int, dict]:
-        status, raw = self.request("POST", path, data=json.dumps(body).encode(), **kwargs)
+    def call(self, operation: str, body: dict, **kwargs) -> dict:
+        """One operation on ``/aws/``; an error answer raises ``Refused`` (``KeyRefused``
+        for a refused key)."""
+        status, raw = self.request("POST", self.url + "/aws/", data=json.dumps(body).encode(),
+                                   headers={"Authorization": f"Bearer {self.key}",
+                                            "X-Conveyor-Agent": self.name,
+                                            "X-Amz-Target": TARGET + operation,
+                                            "Content-Type": "application/x-amz-json-1.1"},
+                                   **kwargs)
         try:
-            return status, json.loads(raw) if raw else {}
+            answer = json.loads(raw) if raw else {}
         except ValueError:
-            return status, {"detail": raw[:200].decode(errors="replace")}
+            answer = {"__type": f"HTTP {status}", "message": raw[:200].decode(errors="replace")}
+        if status == 200:
+            return answer
+        code = str(answer.get("__type", f"HTTP {status}"))
+        if code == "UnrecognizedClientException":
+            raise KeyRefused(answer.get("message", ""))
+        raise Refused(code, str(answer.get("message", "")), status)
+
+    def s3(self, method: str, location: dict, credentials: dict, *, data: bytes = b"",
+           timeout: float = 300.0) -> tuple[int, bytes]:
+        """A path-style S3 call for an artifact, signed (SigV4) with the job's credentials."""
+        where = location["s3Location"]
+        path = "/s3/{}/{}".format(urllib.parse.quote(where["bucketName"]),
+                                  urllib.parse.quote(where["objectKey"]))
+        host = urllib.parse.urlsplit(self.url).netloc
+        return self.request(method, self.url + path, data=data if method == "PUT" else None,
+                            headers=lambda: sign_s3(method, host, path, credentials, data),
+                            timeout=timeout)
+
+
+def sign_s3(method: str, host: str, path: str, creds: dict, payload: bytes) -> dict:
+    """The headers of an S3 request signed with Signature Version 4 (as botocore signs)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload_hash = hashlib.sha256(payload).hexdigest()
+    headers = {"host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": stamp,
+               "x-amz-security-token": creds["sessionToken"]}
+    signed = sorted(headers)
+    canonical = "\n".join([method, urllib.parse.quote(path, safe="/~"), "",
+                           *(f"{name}:{headers[name]}" for name in signed), "",
+                           ";".join(signed), payload_hash])
+    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = f"AWS4{creds['secretAccessKey']}".encode()
+    for part in (stamp[:8], "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds['accessKeyId']}/{scope}, "
+                                f"SignedHeaders={';'.join(signed)}, Signature={signature}")
+    headers.pop("host")   # urllib sends it, as signed
+    return headers
 
 
 # --- Django, configured for the runners only ----------------------------------------
@@ -167,16 +230,18 @@ class LogShipper(threading.Thread):
         except FileNotFoundError:
             return
         while data and not self.gone:
-            status, raw = self.client.request(
-                "POST", f"jobs/{self.job_id}/log?offset={self.sent}", data=data,
-                content_type="application/octet-stream")
-            if status == 200:
-                self.sent = json.loads(raw)["offset"]
+            try:
+                offset = self.client.call("ConveyorAppendJobLog", {
+                    "jobId": self.job_id, "offset": self.sent,
+                    "data": base64.b64encode(data).decode()})["offset"]
+            except Refused:
+                self.gone = True    # the job ended elsewhere; the heartbeat says why
                 return
-            if status == 416:  # the server has less than we thought: resend from there
-                self.sent = json.loads(raw)["offset"]
+            gap = offset < self.sent + len(data)
+            self.sent = offset
+            if gap:   # the server has less than we thought: resend from there
                 return self.ship()
-            self.gone = True    # 404/409: the job ended elsewhere; the heartbeat says why
+            return
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
@@ -189,7 +254,7 @@ class LogShipper(threading.Thread):
 
     def finish(self, *, keep: int = 256 << 10) -> dict:
         """Stop shipping; send what is left but its last ``keep`` bytes, which are returned
-        ({"logOffset", "logTail"}) to travel with the result (one request less per action)."""
+        (``conveyorLog``) to travel with the result (one request less per action)."""
         self.done.set()
         self.join()
         for _ in range(50):   # everything, in batches, before the result
@@ -205,16 +270,17 @@ class LogShipper(threading.Thread):
         with open(self.path, "rb") as f:
             f.seek(self.sent)
             tail = f.read()
-        return {"logOffset": self.sent, "logTail": tail.decode("utf-8", errors="replace")}
+        return {"conveyorLog": {"offset": self.sent, "data": base64.b64encode(tail).decode()}}
 
 
 class Heartbeat(threading.Thread):
     """Renews the job's lease; stops the runner when the server says the action ended or
     the deadline passes."""
 
-    def __init__(self, client: Client, job: dict, ctx, runner):
+    def __init__(self, client: Client, job_id: str, job: dict, ctx, runner):
         super().__init__(name="conveyor-agent-heartbeat", daemon=True)
         self.client, self.job, self.ctx, self.runner = client, job, ctx, runner
+        self.job_id = job_id
         self.done = threading.Event()
         self.timed_out = False
         self.ended_elsewhere = False
@@ -244,17 +310,21 @@ class Heartbeat(threading.Thread):
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + every
                 try:
-                    status, body = self.client.post_json(
-                        f"jobs/{self.job['jobId']}/heartbeat", {},
-                        timeout=every, retry=False)
+                    alive = self.client.call("ConveyorRenewJobLease", {"jobId": self.job_id},
+                                             timeout=every, retry=False).get("continue")
                 except KeyRefused:
                     self.ended_elsewhere = True
                     self._stop_runner("the agent's key was revoked")
                     return
+                except Refused as exc:
+                    if exc.status >= 500:   # the server restarting: the next beat tries again
+                        logger.warning("heartbeat failed: %s", exc)
+                        continue
+                    alive = False
                 except OSError as exc:   # the server restarting: the next beat tries again
                     logger.warning("heartbeat failed: %s", exc)
                     continue
-                if status in (404, 409) or (status == 200 and not body.get("continue")):
+                if not alive:
                     self.ended_elsewhere = True
                     self._stop_runner("the action was ended elsewhere")
 
@@ -284,15 +354,18 @@ class Agent:
 
     # the loop ----------------------------------------------------------------
     def poll(self, wait: float = POLL_WAIT) -> dict | None:
-        status, body = self.client.post_json("poll", {
-            "name": self.client.name, "labels": self.labels, "version": VERSION,
-            "hostname": platform.node(), "wait": wait}, timeout=wait + 15)
-        if status == 200:
-            return body
-        if status != 204:
-            logger.warning("poll answered %s: %s", status, body)
+        try:
+            answer = self.client.call("PollForJobs", {
+                "maxBatchSize": 1, "conveyorAcknowledge": True,
+                "conveyorWaitSeconds": int(wait),
+                "conveyorAgent": {"name": self.client.name, "labels": self.labels,
+                                  "version": VERSION, "hostname": platform.node()}},
+                timeout=wait + 15)
+        except Refused as exc:
+            logger.warning("poll refused: %s", exc)
             time.sleep(1.0)
-        return None
+            return None
+        return next(iter(answer.get("jobs") or []), None)
 
     def serve(self, *, once: bool = False, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
@@ -314,14 +387,16 @@ class Agent:
                     return
 
     # one job -----------------------------------------------------------------
-    def run_job(self, job: dict) -> dict | None:
-        """Run one job and report it; returns the next job the server handed back, if any."""
+    def run_job(self, handed: dict) -> dict | None:
+        """Run one job (a PollForJobs answer's, acknowledged) and report it; returns the next
+        job the server handed back with the result's answer, if any."""
         from django.conf import settings
 
         import runners
         from runners.base import ActionFailed, LogWriter, Result, RunContext
 
-        job_id = job["jobId"]
+        job_id, job, data = handed["id"], handed["conveyorJob"], handed["data"]
+        credentials = data["artifactCredentials"]
         base = self.work_dir / "jobs" / job_id
         log_path = self.work_dir / "logs" / f"{job_id}.log"
         # Stamped line by line in the file itself: shipped to the server byte for byte,
@@ -340,12 +415,13 @@ class Agent:
             workspace = base / "workspace"
             workspace.mkdir(parents=True, exist_ok=True)
             input_dirs = {}
-            for i, item in enumerate(job.get("inputArtifacts", [])):
+            for i, item in enumerate(data.get("inputArtifacts", [])):
                 target = workspace if i == 0 else base / "inputs" / item["name"]
-                self._download(item, base, target)
+                self._download(item, credentials, base, target)
                 input_dirs[item["name"]] = target
             output_dirs = {}
-            for name in job.get("outputArtifacts", []):
+            outputs = {item["name"]: item for item in data.get("outputArtifacts", [])}
+            for name in outputs:
                 output_dirs[name] = base / "outputs" / name
                 output_dirs[name].mkdir(parents=True, exist_ok=True)
             # Only the secrets this action references, in a folder of this job only.
@@ -367,7 +443,7 @@ class Agent:
                 variables=job.get("variables") or {}, input_dirs=input_dirs,
                 output_dirs=output_dirs, workspace=workspace, log=log, deadline=deadline,
                 prepared=job.get("prepared") or {})
-            heartbeat = Heartbeat(self.client, job, ctx, runner)
+            heartbeat = Heartbeat(self.client, job_id, job, ctx, runner)
             heartbeat.start()
             try:
                 result = runner.run(ctx)
@@ -387,7 +463,7 @@ class Agent:
                                f"{type(result).__name__}, not a Result"}
                 else:
                     for name, directory in output_dirs.items():
-                        self._upload(job_id, name, directory, base, log)
+                        self._upload(outputs[name], credentials, directory, base, log)
                     outcome = {"status": "Succeeded", "summary": result.summary,
                                "outputVariables": result.output_variables,
                                "externalUrl": result.external_url}
@@ -413,21 +489,36 @@ class Agent:
         if heartbeat is not None and heartbeat.ended_elsewhere:
             return None
         # The rest of the log travels with the result, and the answer may carry this
-        # agent's next job (claimed in the same request): one round trip per action.
-        status, body = self.client.post_json(f"jobs/{job_id}/result",
-                                             {**outcome, **tail, "next": True})
-        if status not in (200, 409):
-            logger.warning("result of %s answered %s: %s", job_id, status, body)
-        return body.get("nextJob") if status == 200 else None
-
-    def _download(self, item: dict, base: Path, target: Path) -> None:
-        if "inline" in item:   # a small artifact came with the job data
-            data = base64.b64decode(item["inline"])
+        # agent's next job (handed out in the same request): one round trip per action.
+        report = {"jobId": job_id, **tail, "conveyorPollNext": True}
+        if outcome.get("externalUrl"):
+            report["conveyorExternalUrl"] = outcome["externalUrl"]
+        if outcome["status"] == "Succeeded":
+            operation = "PutJobSuccessResult"
+            report["outputVariables"] = {str(k): str(v) for k, v in
+                                         (outcome.get("outputVariables") or {}).items()}
+            report["executionDetails"] = {"summary": str(outcome.get("summary") or "")[:2048]}
         else:
-            status, data = self.client.request("GET", item["path"].removeprefix("/"),
-                                               timeout=300)
+            operation = "PutJobFailureResult"
+            report["failureDetails"] = {"type": "JobFailed",
+                                        "message": str(outcome.get("summary") or "Failed")[:5000]}
+            if outcome.get("error"):
+                report["conveyorError"] = outcome["error"]
+        try:
+            answer = self.client.call(operation, report)
+        except Refused as exc:   # the action had ended meanwhile: the report changes nothing
+            logger.warning("%s for %s refused: %s", operation, job_id, exc)
+            return None
+        return next(iter(answer.get("conveyorJobs") or []), None)
+
+    def _download(self, item: dict, credentials: dict, base: Path, target: Path) -> None:
+        if "conveyorInline" in item:   # a small artifact came with the poll's answer
+            data = base64.b64decode(item["conveyorInline"])
+        else:
+            status, data = self.client.s3("GET", item["location"], credentials)
             if status != 200:
-                raise RuntimeError(f'input artifact {item["name"]}: HTTP {status}')
+                raise RuntimeError(f'input artifact {item["name"]}: HTTP {status} '
+                                   f'{data[:200]!r}')
         with tempfile.NamedTemporaryFile(dir=base, suffix=".zip", delete=False) as tmp:
             tmp.write(data)
         try:
@@ -435,18 +526,19 @@ class Agent:
         finally:
             os.unlink(tmp.name)
 
-    def _upload(self, job_id: str, name: str, directory: Path, base: Path, log) -> None:
+    def _upload(self, item: dict, credentials: dict, directory: Path, base: Path,
+                log) -> None:
         from executions.artifacts import pack
 
+        name = item["name"]
         archive = base / f"{name}.zip"
         count = pack(directory, archive)
-        status, raw = self.client.request(
-            "PUT", f"jobs/{job_id}/outputs/{urllib.parse.quote(name)}",
-            data=archive.read_bytes(), content_type="application/zip", timeout=300)
-        if status != 201:
+        body = archive.read_bytes()
+        status, raw = self.client.s3("PUT", item["location"], credentials, data=body)
+        if status != 200:
             raise RuntimeError(f"output artifact {name}: HTTP {status} {raw[:200]!r}")
-        record = json.loads(raw)
-        log.line(f"Output artifact {name}: {count} file(s), sha256 {record['sha256'][:12]}")
+        log.line(f"Output artifact {name}: {count} file(s), sha256 "
+                 f"{hashlib.sha256(body).hexdigest()[:12]}")
 
 
 def main(argv: list[str] | None = None) -> int:

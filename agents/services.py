@@ -1,4 +1,4 @@
-"""Agent keys and agents: every write of this app but the jobs' (agents/jobs.py).
+"""Agent keys and agents: every write of this app but the jobs' (agents/work.py).
 
 Keys are 256-bit random strings ``cva_<prefix>_<secret>``; the database keeps the
 prefix (to find the row) and a SHA-256 digest of the whole key (a copy of the
@@ -61,6 +61,20 @@ def agent_key_authenticate(*, key: str) -> AgentKey | None:
     if not hmac.compare_digest(row.digest, _digest(key)):
         return None
     return row
+
+
+def agent_authenticate(*, key: str, name: str) -> Agent | None:
+    """The agent ``name`` of the live key presented (one query), or None."""
+    match = KEY_RE.match(key or "")
+    if match is None:
+        return None
+    agent = (Agent.objects.select_related("key")
+             .filter(name=name, key__prefix=match.group(1)).first())
+    if agent is None or agent.key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(agent.key.digest, _digest(key)):
+        return None
+    return agent
 
 
 def agent_labels(value) -> list[str]:

@@ -10,11 +10,12 @@ import json
 import logging
 import uuid
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from awsapi import errors, operations
+from awsapi import agents, errors, operations
 from awsapi.auth import authenticate
 from config.bodies import BodyRefused, json_loads
 
@@ -62,18 +63,41 @@ def _input(request: HttpRequest) -> dict:
     return data
 
 
-# CSRF-exempt is safe: the only credential accepted here is the SigV4 signature
-# in the request itself; a browser's session cookie is never looked at.
+# CSRF-exempt is safe: the only credentials accepted here are the SigV4 signature in
+# the request itself and an agent key in its Authorization header; a browser's session
+# cookie is never looked at.
 @csrf_exempt
-def endpoint(request: HttpRequest) -> HttpResponse:
+async def endpoint(request: HttpRequest) -> HttpResponse:
+    """Asynchronous only for an agent's long poll (``awsapi.agents``); every other request
+    runs synchronously, as a synchronous view would."""
+    if agents.is_agent_request(request) and request.method == "POST" and \
+            request.headers.get("X-Amz-Target") == TARGET_PREFIX + "PollForJobs":
+        request_id = str(uuid.uuid4())
+        try:
+            body = _input(request)
+            result = await agents.poll_for_jobs(request, body)
+        except errors.AwsError as exc:
+            return _answer(exc.body(), exc.status, request_id, exc.code)
+        except Exception:
+            logger.exception("awsapi request %s failed", request_id)
+            exc = errors.internal_failure()
+            return _answer(exc.body(), exc.status, request_id, exc.code)
+        return _answer(result, 200, request_id)
+    return await sync_to_async(_endpoint)(request)
+
+
+def _endpoint(request: HttpRequest) -> HttpResponse:
     request_id = str(uuid.uuid4())
     try:
         if request.method != "POST":
             raise errors.AwsError("UnknownOperationException",
                                   "Use POST: this is the AWS JSON 1.1 protocol.", 405)
-        caller = authenticate(request)
-        name = _operation_name(request)
-        result = operations.dispatch(name, caller, _input(request))
+        if agents.is_agent_request(request):
+            result = agents.call(request, _operation_name(request), _input(request))
+        else:
+            caller = authenticate(request)
+            name = _operation_name(request)
+            result = operations.dispatch(name, caller, _input(request))
     except errors.AwsError as exc:
         return _answer(exc.body(), exc.status, request_id, exc.code)
     except RequestDataTooBig:

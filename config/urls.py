@@ -34,7 +34,6 @@ urlpatterns = [
     path("aws/", include("awsapi.urls")),
     # The job workers' artifacts, path-style S3 (awsapi/s3.py).
     path("s3/<str:bucket>/<path:key>", awsapi_s3.endpoint, name="s3-object"),
-    path("api/agent/", include("agents.urls")),  # agent keys only (agents/api.py)
     path("agents/", include("agents.pages")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start script as a file (no inline script); the

@@ -17,6 +17,10 @@ Other apps listen to these instead of being imported by ``executions``
 - ``events_appended(sender, pipeline_id, execution_ids, last_event_id)``: new
   ExecutionEvent rows were committed (the live dashboard's doorbell).
 
+- ``agent_action_started(sender, action_execution, action)``: an action routed to agents
+  (``configuration.RunOn``) was made, waiting for an agent. Sent synchronously, inside the
+  engine's transaction: the jobs app makes its Job there (docs/job-workers.md, Agents), so
+  the action and its job commit together.
 - ``sweeping(sender, now)``: the sweeper is about to look for actions nobody will finish;
   other apps end their own expired work first (jobs: docs/job-workers.md). Sent
   synchronously, in the sweeper's process.
@@ -33,5 +37,6 @@ action_ended = Signal()
 action_abandoned = Signal()
 execution_superseded = Signal()
 events_appended = Signal()
+agent_action_started = Signal()
 sweeping = Signal()
 swept = Signal()

@@ -479,6 +479,9 @@ def _start_actions(fx: _Effects, se: StageExecution, ex: PipelineExecution,
             ae.deadline_at = now + timedelta(minutes=timeout)
         claim = None if run_on else _claim_ahead(fx, ae, ex, runner, now)
         ae.save(force_insert=True)
+        if run_on:
+            signals.agent_action_started.send(sender=_stages, action_execution=ae,
+                                              action=action)
         _event(fx, ae, EventKind.ACTION_EXECUTION, "", A.IN_PROGRESS, "",
                {"attempt": ae.attempt, "runOrder": ae.run_order,
                 **({"runOn": ae.run_on} if run_on else {})})

@@ -23,7 +23,9 @@ HELD = frozenset({JobStatus.DISPATCHED, JobStatus.IN_PROGRESS})
 
 # The allowed status changes (compare-and-set in jobs.services).
 TRANSITIONS = {
-    JobStatus.QUEUED: {JobStatus.DISPATCHED, JobStatus.FAILED, JobStatus.TIMED_OUT},
+    # Queued → InProgress: an agent's poll that acknowledges at once (docs/job-workers.md).
+    JobStatus.QUEUED: {JobStatus.DISPATCHED, JobStatus.IN_PROGRESS, JobStatus.FAILED,
+                       JobStatus.TIMED_OUT},
     JobStatus.DISPATCHED: {JobStatus.IN_PROGRESS, JobStatus.TIMED_OUT, JobStatus.FAILED},
     JobStatus.IN_PROGRESS: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT},
 }

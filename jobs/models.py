@@ -78,7 +78,8 @@ class Job(models.Model):
     """One offer of an InProgress action to a job worker (AWS's ``Job``).
 
     Made Queued when the engine runs an action that ``jobs.routing.job_route``
-    sends to workers; a poll hands it out (Dispatched, a fresh ``nonce``), the
+    sends to workers, or (with ``labels``) starts an action routed to Conveyor's agents
+    (docs/job-workers.md, Agents); a poll hands it out (Dispatched, a fresh ``nonce``), the
     worker acknowledges it with that nonce (InProgress) and reports a result.
     A success with a continuation token ends this job Succeeded and queues the
     next one (``attempt`` + 1) carrying the token; the action stays InProgress.

@@ -4,8 +4,10 @@
 its queryable value, labels) or None when the action runs on Conveyor's own
 workers. Today: an action whose actionTypeId names a registered, undeleted
 custom action type (owner Custom or ThirdParty) whose (category, provider) is
-not a built-in provider. Built-in actions routed to agents (``configuration.RunOn``)
-are decided here too.
+not a built-in provider; and a built-in action that agents run (Shell, Commands,
+CodeBuild) whose ``configuration.RunOn`` names labels: a Route with those labels and no
+action type, offered only to Conveyor's agents whose labels include them all
+(docs/job-workers.md, Agents).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class Route:
     action_type_id: int | None = None   # the CustomActionType's pk, None for built-ins
     query_value: str = ""
     labels: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def for_agents(self) -> bool:
+        return bool(self.labels)
 
 
 def type_id_of(action_doc: dict) -> tuple[str, str, str, str]:
@@ -49,8 +55,23 @@ def job_route(action_doc: dict) -> Route | None:
     category, owner, provider, version = type_id_of(action_doc)
     action_type = custom_type(category, owner, provider, version)
     if action_type is None:
-        return None
+        return agent_route(action_doc)
     config = action_doc.get("configuration") or {}
     queryable = action_type.queryable_property()
     return Route(category, owner, provider, version, action_type.pk,
                  query_value=str(config.get(queryable, "")) if queryable else "")
+
+
+def agent_route(action_doc: dict) -> Route | None:
+    """The Route of a built-in action routed to agents by ``configuration.RunOn``, or None."""
+    import runners
+    from runners.checks import RUN_ON, run_on_labels
+
+    category, owner, provider, version = type_id_of(action_doc)
+    runner = runners.get(category, provider)
+    if runner is None or not runner.runs_on_agents:
+        return None
+    labels = run_on_labels((action_doc.get("configuration") or {}).get(RUN_ON))
+    if not labels:
+        return None
+    return Route(category, owner, provider, version, labels=tuple(labels))

@@ -35,8 +35,10 @@ class JobRunner(Runner):
 
 
 def job_runner(action_doc: dict) -> JobRunner | None:
-    """``runners.set_router`` target: a JobRunner for actions that become jobs."""
+    """``runners.set_router`` target: a JobRunner for actions that become jobs of job
+    workers. An action routed to agents keeps its own runner (the agent runs it; the
+    engine never hands it to a django-q2 worker)."""
     from jobs.routing import job_route
 
     route = job_route(action_doc)
-    return JobRunner(route) if route is not None else None
+    return JobRunner(route) if route is not None and not route.for_agents else None

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import string
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -83,30 +84,44 @@ def _move(job: Job, to: str, **fields) -> bool:
     return bool(changed)
 
 
+def job_move(job: Job, to: str, **fields) -> bool:
+    """``_move`` for the agents' side (agents.work), which ends its jobs itself."""
+    return _move(job, to, **fields)
+
+
 # --- making jobs ---------------------------------------------------------------------
+
+
+def _draw(alphabet: str, count: int) -> str:
+    """``count`` random characters of ``alphabet`` (one read of the OS's randomness; the
+    64-letter alphabet of secrets is drawn without bias, the 36 of key ids nearly so)."""
+    return "".join(alphabet[b % len(alphabet)] for b in secrets.token_bytes(count))
 
 
 def _credentials() -> dict:
     return {
-        "credential_id": "ASIA" + "".join(secrets.choice(_ALNUM) for _ in range(16)),
-        "secret": "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40)),
+        "credential_id": "ASIA" + _draw(_ALNUM, 16),
+        "secret": _draw(_SECRET_ALPHABET, 40),
         "session_token": secrets.token_urlsafe(48),
     }
 
 
 def job_create(*, action_execution_id: str, action_doc: dict, route: Route | None = None,
                attempt: int = 1, continuation_token: str = "",
-               available_at: datetime | None = None) -> Job:
+               available_at: datetime | None = None,
+               action_execution: ActionExecution | None = None) -> Job:
     """Queue a job for an InProgress action execution (first offer, or a continuation).
 
     ``action_doc`` is the action's document with references resolved (secret values
-    sealed: they are opened only for the worker, in ``job_data``).
+    sealed: they are opened only for the worker, in ``job_data``). ``action_execution``:
+    the row itself, just made in the engine's transaction (an agents' job): no second
+    delivery is possible, so no savepoint guards the insert.
     """
     route = route or job_route(action_doc)
     if route is None:
         raise errors.JobInvalid("this action is not run by job workers")
-    ae = ActionExecution.objects.select_related("execution", "execution__pipeline").get(
-        action_execution_id=action_execution_id)
+    ae = action_execution or ActionExecution.objects.select_related(
+        "execution", "execution__pipeline").get(action_execution_id=action_execution_id)
     data = {
         "actionConfiguration": {"configuration": dict(action_doc.get("configuration") or {})},
         "pipelineContext": {
@@ -122,7 +137,7 @@ def job_create(*, action_execution_id: str, action_doc: dict, route: Route | Non
     creds = _credentials()
     for _ in range(5):
         try:
-            with transaction.atomic():
+            with transaction.atomic() if action_execution is None else nullcontext():
                 return Job.objects.create(
                     action_execution=ae, action_type_id=route.action_type_id,
                     category=route.category, owner=route.owner, provider=route.provider,
@@ -169,6 +184,7 @@ def job_poll(*, action_type: dict, query: dict | None = None, max_batch_size: in
         status=JobStatus.QUEUED, category=action_type.get("category"),
         owner=action_type.get("owner"), provider=action_type.get("provider"),
         version=action_type.get("version"), available_at__lte=now,
+        action_type__isnull=False,     # agents' jobs are polled by agents only
     ).select_related("action_execution__pipeline").order_by("available_at", "id")
     if query:
         (_, value), = query.items()
@@ -181,16 +197,31 @@ def job_poll(*, action_type: dict, query: dict | None = None, max_batch_size: in
             continue
         if labels is not None and not set(job.labels) <= set(labels):
             continue
-        creds = _credentials()
-        nonce = secrets.token_hex(16)
-        if _move(job, JobStatus.DISPATCHED, nonce=nonce, dispatched_at=now, worker=worker[:200],
-                 expires_at=now + timedelta(seconds=ack_seconds()),
-                 credential_id=creds["credential_id"],
-                 credential_secret=sealed.seal(creds["secret"]),
-                 session_token=sealed.seal(creds["session_token"])):
-            job.issued = creds   # shown once, in this poll's answer
+        if job_hand(job, worker=worker):
             handed.append(job)
     return handed
+
+
+def job_hand(job: Job, *, worker: str, acknowledge: bool = False) -> bool:
+    """Hand a Queued job to a poller: a new nonce, fresh credentials (``job.issued``, shown
+    once, in the poll's answer), Dispatched with its acknowledge deadline — or, with
+    ``acknowledge`` (Conveyor's agents: docs/job-workers.md), InProgress at once with no
+    deadline of its own (the action's lease and timeout bound it). False: another poll won.
+    """
+    now = timezone.now()
+    creds = _credentials()
+    fields = {"nonce": secrets.token_hex(16), "dispatched_at": now, "worker": worker[:200],
+              "credential_id": creds["credential_id"],
+              "credential_secret": sealed.seal(creds["secret"]),
+              "session_token": sealed.seal(creds["session_token"])}
+    if acknowledge:
+        moved = _move(job, JobStatus.IN_PROGRESS, acknowledged_at=now, expires_at=None, **fields)
+    else:
+        moved = _move(job, JobStatus.DISPATCHED,
+                      expires_at=now + timedelta(seconds=ack_seconds()), **fields)
+    if moved:
+        job.issued = creds
+    return moved
 
 
 def may_work(user, pipeline) -> bool:
@@ -199,12 +230,21 @@ def may_work(user, pipeline) -> bool:
     return pipeline_allows(user, pipeline, Act.OPERATE)
 
 
-def job_get(*, job_id: str, user=None) -> Job:
-    """The job with this id (JobNotFound if none, or not one ``user`` may work)."""
+def job_get(*, job_id: str, user=None, agent: str | None = None) -> Job:
+    """The job with this id (JobNotFound if none, or not one ``user`` may work).
+
+    A job routed to agents (it has labels) is reached only by the agent named ``agent``
+    that was handed it, and never with a user's key; a job worker's job never by an agent.
+    """
     job = (Job.objects.select_related("action_execution", "action_execution__pipeline",
                                       "action_type")
            .filter(job_id=job_id).first())
-    if job is None or (user is not None and not may_work(user, job.action_execution.pipeline)):
+    if agent is not None:
+        refused = job is None or not job.labels or job.worker != agent
+    else:
+        refused = job is None or (user is not None and (
+            bool(job.labels) or not may_work(user, job.action_execution.pipeline)))
+    if refused:
         raise errors.JobNotFound(f"The job was specified in an invalid format or cannot be "
                                  f"found: {job_id}")
     return job
@@ -227,7 +267,7 @@ def job_acknowledge(*, job_id: str, nonce: str, user=None) -> str:
     return job.status
 
 
-def _held(job: Job) -> None:
+def held_check(job: Job) -> None:
     """Refuse a result for a job that is not the worker's to finish (InvalidJobState)."""
     if job.status != JobStatus.IN_PROGRESS:
         raise errors.InvalidJobState(
@@ -270,7 +310,7 @@ def job_succeed(*, job_id: str, output_variables: dict | None = None,
        the action instead, naming it.
     """
     job = job_get(job_id=job_id, user=user)
-    _held(job)
+    held_check(job)
     details = dict(execution_details or {})
     if continuation_token and output_variables:
         raise errors.JobInvalid("outputVariables can only be given without a "
@@ -339,7 +379,7 @@ def job_fail(*, job_id: str, failure_type: str, message: str,
         raise errors.JobInvalid(f"failureDetails.type must be one of "
                                 f"{', '.join(FailureType.values)}, not {failure_type!r}")
     job = job_get(job_id=job_id, user=user)
-    _held(job)
+    held_check(job)
     failure = {"type": failure_type, "message": message[:5000]}
     if external_execution_id:
         failure["externalExecutionId"] = external_execution_id
@@ -414,11 +454,15 @@ def jobs_end_for_action(*, action_execution: ActionExecution, status: str, summa
 def job_input_artifacts(job: Job) -> dict[str, Artifact]:
     """The stored input artifacts of the job's action, by name."""
     found = {}
+    ex = job.action_execution.execution
+    sources = [ex.pk, ex.rollback_target_id] if ex.rollback_target_id else [ex.pk]
     for name in job.data.get("inputArtifacts", []):
-        artifact = (Artifact.objects.filter(execution_id=job.action_execution.execution_id,
-                                            name=name).order_by("-id").first())
-        if artifact is not None:
-            found[name] = artifact
+        for source in sources:     # a rollback reuses its target's artifacts
+            artifact = (Artifact.objects.filter(execution_id=source, name=name)
+                        .order_by("-id").first())
+            if artifact is not None:
+                found[name] = artifact
+                break
     return found
 
 

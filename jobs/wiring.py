@@ -5,7 +5,9 @@
 - ``pipelines.providers.set_custom_resolver``: validation and secret sealing know
   custom action types (``jobs.validation``);
 - ``executions.signals.sweeping``: the sweeper times jobs out;
-- ``executions.signals.action_ended``: an action that ended elsewhere ends its jobs.
+- ``executions.signals.action_ended``: an action that ended elsewhere ends its jobs;
+- ``executions.signals.agent_action_started``: an action routed to agents becomes a Job
+  carrying its labels, in the engine's transaction.
 """
 
 from django.utils import timezone
@@ -32,6 +34,16 @@ def _action_ended(sender, action_execution=None, status="", summary="", **kwargs
                         timed_out=deadline is not None and deadline <= timezone.now())
 
 
+def _agent_action(sender, action_execution=None, action=None, **kwargs) -> None:
+    from jobs.routing import agent_route
+    from jobs.services import job_create
+
+    route = agent_route(action or {})
+    if route is not None:
+        job_create(action_execution_id=str(action_execution.action_execution_id),
+                   action_doc=action, route=route, action_execution=action_execution)
+
+
 def connect() -> None:
     import runners
     from executions import signals
@@ -43,3 +55,4 @@ def connect() -> None:
     providers.set_custom_resolver(validation.custom_spec)
     signals.sweeping.connect(_sweeping, dispatch_uid="jobs.sweeping")
     signals.action_ended.connect(_action_ended, dispatch_uid="jobs.action_ended")
+    signals.agent_action_started.connect(_agent_action, dispatch_uid="jobs.agent_action")

@@ -285,7 +285,7 @@ class RunContext:
     # {"actionName", "revisionType", "revisionValue"}.
     source_override: dict | None = None
     # What a runner would otherwise read from the database, looked up by the server
-    # when the action runs on an agent (agents.jobs.job_data): "sourceVersions",
+    # when the action runs on an agent (agents.work._extension): "sourceVersions",
     # "buildProject", "buildNumber". None on a worker: the runner reads the database.
     prepared: dict | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)

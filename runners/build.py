@@ -77,7 +77,7 @@ PROVIDER_HOSTS = {"GitHub": "github.com", "GitLab": "gitlab.com", "Bitbucket": "
 def clone_source(pipeline_execution_id: str, primary: str) -> dict | None:
     """{"repository", "host"} when the artifact ``primary`` is a CodeStarSourceConnection
     action's ``CODEBUILD_CLONE_REF`` output in that execution, else None (reads the
-    database: the server calls it for an agent, ``agents.jobs.job_data``)."""
+    database: the server calls it for an agent, ``agents.work._extension``)."""
     from urllib.parse import urlsplit
 
     from executions.selectors import artifact_producers

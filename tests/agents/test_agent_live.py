@@ -282,12 +282,14 @@ def test_a_revoked_key_is_refused_at_once(conveyor, start_agent, live_db):
     code = wait_for(lambda: agent.proc.poll(), 10, "the agent stops", step=0.1)
     assert code == 3 and time.monotonic() - revoked < 5
     assert "refused this agent's key" in agent.output()
-    req = urllib.request.Request(f"{conveyor.url}/api/agent/poll", method="POST",
-                                 data=json.dumps({"name": agent.name, "wait": 0}).encode(),
-                                 headers={"Authorization": f"Bearer {key}"})
+    req = urllib.request.Request(f"{conveyor.url}/aws/", method="POST", data=json.dumps(
+        {"conveyorAgent": {"name": agent.name}}).encode(), headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "CodePipeline_20150709.PollForJobs"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=5)
-    assert refused.value.code == 401
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["__type"] == "UnrecognizedClientException"
 
 
 BUILDSPEC = """version: 0.2

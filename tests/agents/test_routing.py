@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents import jobs, services
+from agents import services, work
 from executions import engine, worker
 from executions.choices import ActionExecutionStatus as A
 from executions.models import ActionExecution
@@ -75,10 +75,10 @@ def test_only_an_agent_with_every_label_claims_it(driver):
     key, _ = services.agent_key_create(name="farm")
     x64 = services.agent_seen(key=key, name="x64", labels=["linux", "x64"])
     arm = services.agent_seen(key=key, name="arm", labels="linux,arm64,gpu")
-    assert driver.call(jobs.job_claim_next, agent=x64) is None
-    claim = driver.call(jobs.job_claim_next, agent=arm)
-    assert claim is not None and claim.execution.pk == ex.pk
-    ae = ActionExecution.objects.get(pk=claim.action_execution.pk)
+    assert driver.call(work.agent_poll, agent=x64) == []
+    [job] = driver.call(work.agent_poll, agent=arm)
+    assert job["data"]["pipelineContext"]["pipelineExecutionId"] == str(ex.execution_id)
+    ae = ActionExecution.objects.get(execution=ex, stage_name="Build")
     assert ae.worker == "agent:arm" and ae.lease_expires_at is not None
     arm.refresh_from_db()
     assert arm.action_execution_id == ae.pk

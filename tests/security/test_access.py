@@ -44,14 +44,6 @@ ANONYMOUS_ALLOWED = {
     "s3-object": ("the job artifacts' S3 endpoint: only a SigV4 signature with a job's "
                   "session credentials, answered in S3's words (tests/jobs)",
                   {"GET": 403, "POST": 403}),
-    # Agents (docs/deploy.md, Build farm): only an agent key in the Authorization header,
-    # never a session; each route answers its one method (tests/agents/test_api.py).
-    "agent-poll": ("agents' long poll: an agent key", {"GET": 405, "POST": 401}),
-    "agent-heartbeat": ("an agent's lease renewal: an agent key", {"GET": 405, "POST": 401}),
-    "agent-log": ("an agent's log batches: an agent key", {"GET": 405, "POST": 401}),
-    "agent-input": ("an agent's input download: an agent key", {"GET": 401, "POST": 405}),
-    "agent-output": ("an agent's output upload (PUT): an agent key", {"GET": 405, "POST": 405}),
-    "agent-result": ("an agent's result: an agent key", {"GET": 405, "POST": 401}),
     "nesting_server_data": ("django-nested-admin's script: answers 403 to anyone not "
                             "staff by itself", {"GET": 403}),
 }

@@ -17,9 +17,8 @@ CSRF_EXEMPT = {
     "api-push-hook": "HMAC signature with the pipeline's webhook secret",
     "api-job-result": "the job's single-use token in the URL",
     "api-aws-webhook": "the webhook's unguessable URL token, then its own authentication",
-    "awsapi:endpoint": "SigV4 signature with a user's access key",
-    **{f"agent-{name}": "an agent key in the Authorization header (agents/api.py)"
-       for name in ("poll", "heartbeat", "log", "input", "output", "result")},
+    "awsapi:endpoint": "SigV4 signature with a user's access key, or an agent key in the "
+                       "Authorization header (awsapi/agents.py)",
     "s3-object": "SigV4 signature with a job's artifact credentials (docs/job-workers.md)",
 }
 
@@ -70,9 +69,13 @@ def test_the_exempt_endpoints_ignore_the_session(world, owner):
     aws = client.post(paths["awsapi:endpoint"], "{}", content_type="application/x-amz-json-1.1",
                       HTTP_X_AMZ_TARGET="CodePipeline_20150709.DeletePipeline")
     assert aws.status_code in (400, 403) and "__type" in json.loads(aws.content)
-    for name in ("agent-poll", "agent-heartbeat", "agent-log", "agent-result"):
-        assert client.post(paths[name], "{}", content_type="application/json").status_code \
-            == 401, name                     # a signed-in owner is no agent
+    for operation in ("PollForJobs", "ConveyorRenewJobLease", "PutJobSuccessResult"):
+        agent = client.post(paths["awsapi:endpoint"], "{}",
+                            content_type="application/x-amz-json-1.1",
+                            HTTP_X_AMZ_TARGET=f"CodePipeline_20150709.{operation}")
+        # A signed-in owner is no agent (nor a signer): refused before anything is read.
+        assert json.loads(agent.content)["__type"] in (
+            "UnrecognizedClientException", "UnknownOperationException"), operation
     s3 = client.put(paths["s3-object"], b"PK", content_type="application/zip")
     assert s3.status_code == 403 and b"<Code>AccessDenied</Code>" in s3.content
     assert snapshot() == before

@@ -149,10 +149,6 @@ ROUTES: dict[str, Rule] = {
     "agents:list": not_per_pipeline("build agents are shared by every group: staff only; an "
                                     "agent's current action is named only to those who may "
                                     "view its pipeline (tests/agents/test_api.py)"),
-    **{name: not_per_pipeline("the build agents' protocol: an agent key, no user; an agent "
-                              "reaches only the action it claimed (tests/agents/test_api.py)")
-       for name in ("agent-poll", "agent-heartbeat", "agent-log", "agent-input",
-                    "agent-output", "agent-result")},
     "s3-object": not_per_pipeline("job artifacts: SigV4 with one job's own session "
                                   "credentials, no user (tests/jobs/test_boto3_worker.py)"),
 }
@@ -592,6 +588,29 @@ def test_every_aws_operation_is_classified():
         assert OPERATIONS[name].act == act, name
     for name, act in JOB_OPERATIONS.items():
         assert OPERATIONS[name].act == act, name
+
+
+# What an agent key may call on /aws/ (awsapi.agents): no user, so no role; an agent
+# reaches only jobs routed to agents and handed to it (tests/agents/test_api.py:
+# test_an_agent_reaches_only_its_own_job, test_an_agent_key_opens_no_other_api).
+AGENT_OPERATIONS = {
+    "PollForJobs": "the agents' jobs whose labels its own include (long poll, registers it)",
+    "AcknowledgeJob": "a job handed to this agent",
+    "GetJobDetails": "a job handed to this agent",
+    "PutJobSuccessResult": "a job handed to this agent",
+    "PutJobFailureResult": "a job handed to this agent",
+    "ConveyorRenewJobLease": "a job handed to this agent (Conveyor's extension)",
+    "ConveyorAppendJobLog": "a job handed to this agent (Conveyor's extension)",
+}
+
+
+def test_every_agent_operation_is_classified():
+    from awsapi.agents import AGENT_OPERATIONS as OPEN
+    from awsapi.operations import OPERATIONS
+
+    assert set(OPEN) == set(AGENT_OPERATIONS), set(OPEN) ^ set(AGENT_OPERATIONS)
+    # The extensions exist only for agent keys: an access key gets UnknownOperation.
+    assert not {name for name in OPEN if name.startswith("Conveyor")} & set(OPERATIONS)
 
 
 def _aws(key_id: str, secret: str, target: str, body: dict, after=None) -> tuple[int, dict]:
