@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from conditions import logs, selectors, services
 from conditions.choices import CONDITION_TYPES, KINDS_BY_TYPE, RuleExecutionStatus
 from conditions.models import RuleExecution
+from executions.api.serializers import LogPieceSerializer
 from executions.api.state import _condition_state_data
 from executions.api.views import (
     COMMAND_ERRORS,
@@ -84,19 +85,11 @@ class StageConditionOverrideApi(_Api):
                          **{k: _condition_state_data(v) for k, v in states.items()}})
 
 
-class RuleLogSerializer(serializers.Serializer):
+class RuleLogSerializer(LogPieceSerializer):
     """A piece of a Commands rule's log, from a byte offset."""
 
     ruleExecutionId = serializers.UUIDField()
     status = serializers.ChoiceField(choices=RuleExecutionStatus.choices)
-    offset = serializers.IntegerField(help_text="The byte offset this text starts at.")
-    nextOffset = serializers.IntegerField(help_text="Ask again from here for what follows.")
-    size = serializers.IntegerField(help_text="The log's size in bytes when it was read.")
-    text = serializers.CharField(allow_blank=True, help_text="UTF-8 text, whole characters "
-                                 "only; each line starts with a UTC timestamp.")
-    complete = serializers.BooleanField(
-        help_text="True once the rule has ended and the text reaches the end of the log: "
-        "nothing more will be written.")
 
 
 def _rule_execution(request, execution: PipelineExecution, *, stage: str,
@@ -147,11 +140,8 @@ class RuleLogApi(_Api):
         found = _rule_execution(request, execution, stage=stage,
                                 condition_type=condition_type, rule=rule)
         piece = log_piece(request, lambda **at: logs.rule_log_read(found, **at))
-        return Response(RuleLogSerializer({
-            "ruleExecutionId": found.rule_execution_id, "status": found.status,
-            "offset": piece.offset, "nextOffset": piece.next_offset, "size": piece.size,
-            "text": piece.text, "complete": piece.complete,
-        }).data)
+        return Response(RuleLogSerializer.answer(
+            piece, ruleExecutionId=found.rule_execution_id, status=found.status))
 
 
 urlpatterns = [

@@ -436,11 +436,8 @@ class ActionExecutionLogApi(_Api):
         if ae is None:
             raise NotFound(f'No action execution has the id "{id}".')
         piece = log_piece(request, lambda **at: logs.log_read(ae, **at))
-        return Response(ActionLogSerializer({
-            "actionExecutionId": ae.action_execution_id, "status": ae.status,
-            "offset": piece.offset, "nextOffset": piece.next_offset, "size": piece.size,
-            "text": piece.text, "complete": piece.complete,
-        }).data)
+        return Response(ActionLogSerializer.answer(
+            piece, actionExecutionId=ae.action_execution_id, status=ae.status))
 
 
 def log_piece(request, read) -> logs.LogPiece:
