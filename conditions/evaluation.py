@@ -30,6 +30,7 @@ from conditions import records
 from conditions.choices import CONDITION_TYPES
 from conditions.choices import ConditionExecutionStatus as C
 from conditions.choices import RuleExecutionStatus as R
+from conditions.logs import rule_log_name
 from conditions.models import ConditionExecution, RuleExecution
 from executions import artifacts, engine
 from executions.variables import Unresolvable, _inputs, _resolve, _variables
@@ -201,8 +202,9 @@ def _run(ce: ConditionExecution, rule: RuleExecution, doc: dict,
                 target = workspace if i == 0 else base / "inputs" / name
                 artifacts.extract(storage_name, target)
                 inp.input_dirs[name] = target
-            log = LogWriter(Path(settings.LOG_ROOT) / ex.pipeline.name / str(ex.execution_id)
-                            / f"rule-{rule.rule_execution_id}.log")
+            log = LogWriter(Path(settings.LOG_ROOT) / rule_log_name(
+                pipeline_name=ex.pipeline.name, execution_id=ex.execution_id,
+                rule_execution_id=rule.rule_execution_id))
             inp.workspace, inp.log = workspace, log
         return provider.evaluate(inp), ""
     except Unresolvable as exc:

@@ -124,3 +124,18 @@ def rule_executions(*, pipeline, execution=None):
     if execution is not None:
         rows = rows.filter(condition_execution__stage_execution__execution=execution)
     return rows
+
+
+def rule_execution_named(execution, *, stage_name: str, kind: str, rule: str,
+                         rule_execution_id=None) -> RuleExecution | None:
+    """Rule ``rule`` of ``execution``'s ``kind`` condition in stage ``stage_name``: its
+    latest evaluation over the execution's attempts at the stage (what the pipeline state
+    shows), or the one ``rule_execution_id`` names; None when there is none."""
+    rows = RuleExecution.objects.filter(
+        condition_execution__stage_execution__execution=execution,
+        condition_execution__stage_execution__stage_name=stage_name,
+        condition_execution__kind=kind, rule_name=rule,
+    ).select_related("condition_execution__stage_execution__execution__pipeline")
+    if rule_execution_id is not None:
+        rows = rows.filter(rule_execution_id=rule_execution_id)
+    return rows.order_by("-id").first()

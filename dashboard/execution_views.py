@@ -5,6 +5,7 @@ a page renders and stays live)."""
 import difflib
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -292,15 +293,41 @@ def action_log(request, name: str, number: int, stage: str, action: str):
 
     from django.conf import settings
 
+    return _log_text(Path(settings.LOG_ROOT) / ae.log_path if ae.log_path else None)
+
+
+def _log_text(path):
+    """A log file as plain text, each line with its timestamp as the log API and the
+    live view show it (None or missing: empty)."""
     from runners import logfile
 
-    path = Path(settings.LOG_ROOT) / ae.log_path if ae.log_path else None
     if path is None or not path.exists():
         return HttpResponse("", content_type="text/plain; charset=utf-8")
     if not logfile.index_path(path).exists():   # stamped line by line as it was written
         return FileResponse(open(path, "rb"), content_type="text/plain; charset=utf-8")  # noqa: SIM115
-    # Each line with its timestamp, as the log API and the live view show it.
     return StreamingHttpResponse(logfile.chunks(path), content_type="text/plain; charset=utf-8")
+
+
+@viewer_required
+def rule_log(request, name: str, number: int, stage: str, condition_type: str, rule: str):
+    """A Commands rule's whole log as plain text (its latest evaluation in the execution's
+    stage, or ``?ruleExecutionId=``), as ``action_log`` serves an action's."""
+    from conditions import logs
+    from conditions.choices import KINDS_BY_TYPE
+    from conditions.selectors import rule_execution_named
+
+    ex = execution_for(request, name, number)
+    kind = KINDS_BY_TYPE.get(condition_type)
+    wanted = request.GET.get("ruleExecutionId")
+    try:
+        wanted = uuid.UUID(wanted) if wanted else None
+    except ValueError:
+        raise Http404("No such rule execution.") from None
+    found = rule_execution_named(ex, stage_name=stage, kind=kind, rule=rule,
+                                 rule_execution_id=wanted) if kind else None
+    if found is None:
+        raise Http404("No such rule evaluated in this execution.")
+    return _log_text(logs.rule_log_file(found))
 
 
 # --- Insights ------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 A gate is drawn from the stage's definition even before anything was evaluated
 (its kind, result and rules with their providers); the latest evaluation of that
 kind (a ``ConditionExecution`` and its ``RuleExecution`` rows) is laid over it when
-there is one: the condition's status and each rule's status and summary.
+there is one: the condition's status and each rule's status and summary, and whether
+a Commands rule has a log to read (asked when the gate is drawn).
 
 Pure shaping (``stage_gates``) is apart from the two reads (``latest_on_stages``,
 ``of_stage_executions``), each a fixed number of queries whatever the history.
@@ -18,6 +19,7 @@ from typing import Any
 
 from conditions import services
 from conditions.choices import CONDITION_TYPES, ConditionKind
+from conditions.logs import rule_log_exists
 
 KINDS = tuple(ConditionKind.values)   # drawing order: before the stage, then after it
 LABELS = {value: str(label) for value, label in ConditionKind.choices}
@@ -37,6 +39,18 @@ class RuleRow:
     provider: str
     status: str = ""
     summary: str = ""
+    run: Any = field(default=None, compare=False, repr=False)  # its latest RuleExecution
+
+    @property
+    def rule_execution_id(self) -> str:
+        return str(self.run.rule_execution_id) if self.run is not None else ""
+
+    @property
+    def has_log(self) -> bool:
+        """A Commands rule that ran its commands has a log to read (asked when drawn: a
+        look at the file system)."""
+        return (self.run is not None and self.run.provider == "Commands"
+                and rule_log_exists(self.run))
 
 
 @dataclass
@@ -144,6 +158,7 @@ def stage_gates(stage: dict, evaluations: dict[str, Any]) -> list[Gate]:
                 gate.rules.append(row)
             row.status, row.summary = run.status, run.summary
             row.provider = row.provider or run.provider
+            row.run = run
         gate.overridable = override_refusal(gate) is None
     return gates
 
@@ -179,7 +194,7 @@ def latest_on_stages(latest: Iterable) -> dict[str, dict[str, Any]]:
         return {}
     rows = (ConditionExecution.objects
             .filter(stage_execution__execution_id__in={pk for pk, _ in shown}).order_by("pk")
-            .select_related("stage_execution__execution", "overridden_by")
+            .select_related("stage_execution__execution__pipeline", "overridden_by")
             .prefetch_related(Prefetch("rule_executions",
                                        queryset=RuleExecution.objects.order_by("position", "pk"))))
     found: dict[str, dict[str, Any]] = {}
@@ -201,7 +216,7 @@ def of_stage_executions(stage_executions: Iterable) -> dict[int, dict[str, Any]]
     if not ids:
         return {}
     rows = (ConditionExecution.objects.filter(stage_execution_id__in=ids).order_by("pk")
-            .select_related("stage_execution__execution", "overridden_by")
+            .select_related("stage_execution__execution__pipeline", "overridden_by")
             .prefetch_related(Prefetch("rule_executions",
                                        queryset=RuleExecution.objects.order_by("position", "pk"))))
     found: dict[int, dict[str, Any]] = {}

@@ -23,6 +23,8 @@ urlpatterns = [
     path(EXECUTION + "stages/<str:stage>/retry/", views.stage_retry, name="retry"),
     path(EXECUTION + "stages/<str:stage>/conditions/<str:condition_type>/override/",
          views.condition_override, name="override"),
+    path(EXECUTION + "stages/<str:stage>/conditions/<str:condition_type>/rules/<str:rule>/log/",
+         execution_views.rule_log, name="rule-log"),
     path(ACTION, execution_views.action_detail, name="action"),
     path(ACTION + "log/", execution_views.action_log, name="action-log"),
 ]

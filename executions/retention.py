@@ -115,7 +115,9 @@ def prunable(*, cutoff: datetime, keep: set[int] | None = None) -> QuerySet[Pipe
 
 
 def _log_files(log_paths) -> list[Path]:
-    """The files of these ``log_path`` values, only those inside ``LOG_ROOT``."""
+    """The files of these ``log_path`` values, only those inside ``LOG_ROOT``, and the
+    other files of their folders: ``LOG_ROOT/<pipeline>/<execution id>/`` is the
+    execution's own, and also holds its Commands rules' logs (conditions/logs.py)."""
     root = Path(settings.LOG_ROOT).resolve()
     found = []
     for name in log_paths:
@@ -124,6 +126,10 @@ def _log_files(log_paths) -> list[Path]:
         path = (root / name).resolve()
         if root in path.parents:      # a log_path never leads outside; refuse anyway
             found.append(path)
+    listed = set(found)
+    for folder in {path.parent for path in found}:
+        if folder != root and folder.is_dir():
+            found.extend(p for p in folder.iterdir() if p.is_file() and p not in listed)
     return found
 
 

@@ -1,8 +1,8 @@
 """``/api/action-types/``: custom action types over REST, in AWS's shapes.
 
 Thin views over ``jobs.action_types``. A type is named in the URL by its id,
-``/api/action-types/<category>/<owner>/<provider>/<version>/``. Reading needs the
-pipeline viewer's permission; creating, replacing and deleting need the model's.
+``/api/action-types/<category>/<owner>/<provider>/<version>/``. Reading needs a role
+on some pipeline group; creating, replacing and deleting need the model's permissions.
 """
 
 from django.http import Http404
@@ -14,17 +14,23 @@ from rest_framework.views import APIView
 
 from jobs import action_types, errors
 from jobs.models import CustomActionType
+from teams.access import holds_any_role
 
 
 class ActionTypePermissions(permissions.BasePermission):
-    NEEDED = {"GET": "pipelines.view_pipeline", "HEAD": "pipelines.view_pipeline",
-              "OPTIONS": "pipelines.view_pipeline", "POST": "jobs.add_customactiontype",
-              "PUT": "jobs.change_customactiontype", "DELETE": "jobs.delete_customactiontype"}
+    """Reading: a role on any pipeline group (``teams.access.holds_any_role``, as
+    ListActionTypes asks); writing: the global model permission (docs/job-workers.md)."""
+
+    NEEDED = {"POST": "jobs.add_customactiontype", "PUT": "jobs.change_customactiontype",
+              "DELETE": "jobs.delete_customactiontype"}
 
     def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return holds_any_role(request.user)
         needed = self.NEEDED.get(request.method)
-        return bool(request.user and request.user.is_authenticated and needed
-                    and request.user.has_perm(needed))
+        return bool(needed and request.user.has_perm(needed))
 
 
 def _invalid(exc: errors.JobInvalid) -> ValidationError:

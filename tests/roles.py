@@ -19,6 +19,7 @@ _GRANTS = [
     ("pipelines", "pipelines.migrations.0004_build_project_groups"),
     ("executions", "executions.migrations.0002_groups"),
     ("approvals", "approvals.migrations.0002_groups"),
+    ("jobs", "jobs.migrations.0002_action_type_roles"),
 ]
 ROLES = ("viewers", "operators", "owners", "reviewers")
 

@@ -247,3 +247,23 @@ def page_token_load(token: str | None, *, salt: str, operation: str) -> Any:
     except signing.BadSignature:
         raise errors.AwsError("InvalidNextTokenException",
                               f"The nextToken was not returned by {operation}.") from None
+
+
+def pipeline_page_after(body: dict, pipeline, *, salt: str, operation: str) -> Any:
+    """Where this page of one pipeline's list starts: the position the body's ``nextToken``
+    names (None on the first page). ``InvalidNextTokenException`` for a token that was not
+    ours, or that ``pipeline_page_token`` gave for another pipeline."""
+    after = page_token_load(field_string(body, "nextToken", max_length=2048),
+                            salt=salt, operation=operation)
+    if after is None:
+        return None
+    if not isinstance(after, list) or len(after) != 2 or after[0] != pipeline.pk:
+        raise errors.AwsError("InvalidNextTokenException",
+                              "The nextToken was not returned for this pipeline.")
+    return after[1]
+
+
+def pipeline_page_token(pipeline, position: Any, *, salt: str) -> str:
+    """The ``nextToken`` of one pipeline's list: ``position`` (the last item sent), bound
+    to ``pipeline`` so that it cannot page another one's (``pipeline_page_after``)."""
+    return page_token_dump([pipeline.pk, position], salt=salt)

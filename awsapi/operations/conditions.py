@@ -14,9 +14,9 @@ from awsapi.operations.base import (
     field_object,
     field_string,
     operation,
-    page_token_dump,
-    page_token_load,
     pipeline_named,
+    pipeline_page_after,
+    pipeline_page_token,
 )
 from awsapi.operations.executions import (
     LIST_DEFAULT,
@@ -42,12 +42,8 @@ def list_rule_executions(caller, body: dict) -> dict:
     run: rules are evaluated once per condition execution)."""
     pipeline = pipeline_named(_name(body, "pipelineName"))
     limit = field_int(body, "maxResults", minimum=1, maximum=100) or LIST_DEFAULT
-    after = page_token_load(field_string(body, "nextToken", max_length=2048),
-                            salt=_RULES_SALT, operation="ListRuleExecutions")
-    if after is not None and (not isinstance(after, list) or len(after) != 2
-                              or after[0] != pipeline.pk):
-        raise errors.AwsError("InvalidNextTokenException",
-                              "The nextToken was not returned for this pipeline.")
+    after = pipeline_page_after(body, pipeline, salt=_RULES_SALT,
+                                operation="ListRuleExecutions")
     wanted = field_object(body, "filter") or {}
     execution = None
     if field_string(wanted, "pipelineExecutionId") is not None:
@@ -58,12 +54,12 @@ def list_rule_executions(caller, body: dict) -> dict:
         field_enum(latest_in, "startTimeRange", ("Latest", "All"), required=True)
     rows = selectors.rule_executions(pipeline=pipeline, execution=execution)
     if after is not None:
-        rows = rows.filter(id__lt=after[1])
+        rows = rows.filter(id__lt=after)
     page = list(rows[: limit + 1])
     answer = {"ruleExecutionDetails": [_detail(rule, caller.region) for rule in page[:limit]]}
     if len(page) > limit:
-        answer["nextToken"] = page_token_dump([pipeline.pk, page[limit - 1].pk],
-                                              salt=_RULES_SALT)
+        answer["nextToken"] = pipeline_page_token(pipeline, page[limit - 1].pk,
+                                                  salt=_RULES_SALT)
     return answer
 
 

@@ -26,9 +26,9 @@ from awsapi.operations.base import (
     field_object,
     field_string,
     operation,
-    page_token_dump,
-    page_token_load,
     pipeline_named,
+    pipeline_page_after,
+    pipeline_page_token,
 )
 from executions import selectors, services
 from executions.choices import ExecutionType, RetryMode
@@ -213,25 +213,21 @@ def list_pipeline_executions(caller, body: dict) -> dict:
     """
     pipeline = pipeline_named(_name(body, "pipelineName"))
     limit = field_int(body, "maxResults", minimum=1, maximum=100) or LIST_DEFAULT
-    after = page_token_load(field_string(body, "nextToken", max_length=2048),
-                            salt=_EXECUTIONS_SALT, operation="ListPipelineExecutions")
-    if after is not None and (not isinstance(after, list) or len(after) != 2
-                              or after[0] != pipeline.pk):
-        raise errors.AwsError("InvalidNextTokenException",
-                              "The nextToken was not returned for this pipeline.")
+    after = pipeline_page_after(body, pipeline, salt=_EXECUTIONS_SALT,
+                                operation="ListPipelineExecutions")
     wanted = field_object(body, "filter") or {}
     succeeded_in = field_object(wanted, "succeededInStage")
     executions = selectors.pipeline_executions(
         pipeline,
         succeeded_in_stage=_name(succeeded_in, "stageName") if succeeded_in is not None else None,
-        before_number=after[1] if after is not None else None)
+        before_number=after)
     page = list(executions[: limit + 1])
     revisions = selectors.source_revisions([ex.pk for ex in page[:limit]])
     answer = {"pipelineExecutionSummaries": [_summary(ex, revisions[ex.pk])
                                              for ex in page[:limit]]}
     if len(page) > limit:
-        answer["nextToken"] = page_token_dump([pipeline.pk, page[limit - 1].number],
-                                              salt=_EXECUTIONS_SALT)
+        answer["nextToken"] = pipeline_page_token(pipeline, page[limit - 1].number,
+                                                  salt=_EXECUTIONS_SALT)
     return answer
 
 
@@ -369,12 +365,8 @@ def list_action_executions(caller, body: dict) -> dict:
     """
     pipeline = pipeline_named(_name(body, "pipelineName"))
     limit = field_int(body, "maxResults", minimum=1, maximum=100) or LIST_DEFAULT
-    after = page_token_load(field_string(body, "nextToken", max_length=2048),
-                            salt=_ACTIONS_SALT, operation="ListActionExecutions")
-    if after is not None and (not isinstance(after, list) or len(after) != 2
-                              or after[0] != pipeline.pk):
-        raise errors.AwsError("InvalidNextTokenException",
-                              "The nextToken was not returned for this pipeline.")
+    after = pipeline_page_after(body, pipeline, salt=_ACTIONS_SALT,
+                                operation="ListActionExecutions")
     actions = (ActionExecution.objects.filter(pipeline=pipeline)
                .select_related("execution", "execution__pipeline_version")
                .prefetch_related("artifacts").order_by("-id"))
@@ -392,14 +384,14 @@ def list_action_executions(caller, body: dict) -> dict:
                 execution=OuterRef("execution"), stage_name=OuterRef("stage_name"),
                 action_name=OuterRef("action_name"), attempt__gt=OuterRef("attempt"))))
     if after is not None:
-        actions = actions.filter(id__lt=after[1])
+        actions = actions.filter(id__lt=after)
     page = list(actions[: limit + 1])
     inputs = _input_artifacts({ae.execution_id for ae in page[:limit]})
     answer = {"actionExecutionDetails": [
         _action_detail(ae, caller.region, inputs) for ae in page[:limit]]}
     if len(page) > limit:
-        answer["nextToken"] = page_token_dump([pipeline.pk, page[limit - 1].pk],
-                                              salt=_ACTIONS_SALT)
+        answer["nextToken"] = pipeline_page_token(pipeline, page[limit - 1].pk,
+                                                  salt=_ACTIONS_SALT)
     return answer
 
 

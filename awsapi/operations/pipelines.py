@@ -1,6 +1,5 @@
 """Operations on definitions, over ``pipelines.services``."""
 
-from django.core import signing
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
@@ -13,6 +12,8 @@ from awsapi.operations.base import (
     field_object,
     field_string,
     operation,
+    page_token_dump,
+    page_token_load,
     pipeline_arn,
     pipeline_named,
     pipeline_not_found,
@@ -138,12 +139,8 @@ def list_pipelines(caller, body: dict) -> dict:
             .values("created_at")[:1]
         )
     )
-    if token is not None:
-        try:
-            after = signing.loads(token, salt=_TOKEN_SALT)
-        except signing.BadSignature:
-            raise errors.AwsError("InvalidNextTokenException",
-                                  "The nextToken was not returned by ListPipelines.") from None
+    after = page_token_load(token, salt=_TOKEN_SALT, operation="ListPipelines")
+    if after is not None:
         pipelines = pipelines.filter(name__gt=after)
     page = list(pipelines[: limit + 1])
     answer = {
@@ -161,7 +158,7 @@ def list_pipelines(caller, body: dict) -> dict:
         ]
     }
     if len(page) > limit:
-        answer["nextToken"] = signing.dumps(page[limit - 1].name, salt=_TOKEN_SALT)
+        answer["nextToken"] = page_token_dump(page[limit - 1].name, salt=_TOKEN_SALT)
     return answer
 
 

@@ -49,9 +49,14 @@ def log_file(ae: ActionExecution) -> Path | None:
     """The log file of an action execution, or None before a worker started it."""
     if not ae.log_path:
         return None
+    return under_log_root(ae.log_path)
+
+
+def under_log_root(relative: str) -> Path | None:
+    """``LOG_ROOT/relative``, or None if that leads outside ``LOG_ROOT``."""
     root = Path(settings.LOG_ROOT).resolve()
-    path = (root / ae.log_path).resolve()
-    # log_path is written by the worker from names and UUIDs; refuse anything outside anyway.
+    path = (root / relative).resolve()
+    # Log paths are made from names and UUIDs; refuse anything outside anyway.
     if root not in path.parents:
         return None
     return path
@@ -61,12 +66,24 @@ def log_read(ae: ActionExecution, *, offset: int = 0, limit: int = DEFAULT_LIMIT
     """Read the log of ``ae`` from byte ``offset`` (at most ``limit`` bytes)."""
     # The status is read before the file: an action seen ended has written its
     # last line (modulo SETTLE_SECONDS), so ``complete`` is never claimed early.
-    ended = ae.status in ActionExecutionStatus.TERMINAL and (
-        ae.status == ActionExecutionStatus.SUCCEEDED
-        or ae.ended_at is None
-        or ae.ended_at <= timezone.now() - timedelta(seconds=SETTLE_SECONDS))
+    ended = settled(ae.status, ae.ended_at, terminal=ActionExecutionStatus.TERMINAL,
+                    succeeded=ActionExecutionStatus.SUCCEEDED)
+    return log_read_file(log_file(ae), ended=ended, offset=offset, limit=limit)
+
+
+def settled(status: str, ended_at, *, terminal, succeeded: str) -> bool:
+    """Whether a log's writer has written its last line: it ended ``succeeded`` (its own
+    report), or ended otherwise at least ``SETTLE_SECONDS`` ago."""
+    return status in terminal and (
+        status == succeeded or ended_at is None
+        or ended_at <= timezone.now() - timedelta(seconds=SETTLE_SECONDS))
+
+
+def log_read_file(path: Path | None, *, ended: bool, offset: int = 0,
+                  limit: int = DEFAULT_LIMIT) -> LogPiece:
+    """Read the log file at ``path`` (None: not started) from byte ``offset``; ``ended``:
+    its writer has finished (read before the file, so ``complete`` is never early)."""
     limit = max(MIN_LIMIT, min(limit, MAX_LIMIT))
-    path = log_file(ae)
     if path is None:
         if offset > 0:
             raise OffsetBeyondEnd(0)

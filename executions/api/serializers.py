@@ -457,19 +457,31 @@ class ActionExecutionSerializer(serializers.ModelSerializer):
         }
 
 
-class ActionLogSerializer(serializers.Serializer):
-    """A piece of an action's log, from a byte offset."""
+class LogPieceSerializer(serializers.Serializer):
+    """A piece of a log (``executions.api.logs.LogPiece``), from a byte offset; the logs
+    of actions and of Commands rules add whose it is."""
 
-    actionExecutionId = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=ActionExecutionStatus.choices)
     offset = serializers.IntegerField(help_text="The byte offset this text starts at.")
     nextOffset = serializers.IntegerField(help_text="Ask again from here for what follows.")
     size = serializers.IntegerField(help_text="The log's size in bytes when it was read.")
     text = serializers.CharField(allow_blank=True, help_text="UTF-8 text, whole characters "
                                  "only; each line starts with a UTC timestamp.")
     complete = serializers.BooleanField(
-        help_text="True once the action has ended and the text reaches the end of the log: "
+        help_text="True once its writer has ended and the text reaches the end of the log: "
         "nothing more will be written.")
+
+    @classmethod
+    def answer(cls, piece, **whose) -> dict:
+        """The answer's data: ``whose`` (the id and status) and the piece."""
+        return cls({**whose, "offset": piece.offset, "nextOffset": piece.next_offset,
+                    "size": piece.size, "text": piece.text, "complete": piece.complete}).data
+
+
+class ActionLogSerializer(LogPieceSerializer):
+    """A piece of an action's log, from a byte offset."""
+
+    actionExecutionId = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=ActionExecutionStatus.choices)
 
 
 class ExecutionEventSerializer(serializers.ModelSerializer):

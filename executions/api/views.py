@@ -436,19 +436,21 @@ class ActionExecutionLogApi(_Api):
                                             ).first()
         if ae is None:
             raise NotFound(f'No action execution has the id "{id}".')
-        offset = _whole_number(request.query_params.get("offset", "0"), "offset")
-        limit = _whole_number(request.query_params.get("limit", str(logs.DEFAULT_LIMIT)),
-                              "limit")
-        try:
-            piece = logs.log_read(ae, offset=offset, limit=limit)
-        except logs.OffsetBeyondEnd as exc:
-            raise ValidationError({"offset": [
-                f"is beyond the end of the log ({exc.size} bytes)"]}) from None
-        return Response(ActionLogSerializer({
-            "actionExecutionId": ae.action_execution_id, "status": ae.status,
-            "offset": piece.offset, "nextOffset": piece.next_offset, "size": piece.size,
-            "text": piece.text, "complete": piece.complete,
-        }).data)
+        piece = log_piece(request, lambda **at: logs.log_read(ae, **at))
+        return Response(ActionLogSerializer.answer(
+            piece, actionExecutionId=ae.action_execution_id, status=ae.status))
+
+
+def log_piece(request, read) -> logs.LogPiece:
+    """The piece of a log the request's ``offset`` and ``limit`` ask for, read by
+    ``read(offset=, limit=)``; 400 naming the parameter when one is bad."""
+    offset = _whole_number(request.query_params.get("offset", "0"), "offset")
+    limit = _whole_number(request.query_params.get("limit", str(logs.DEFAULT_LIMIT)), "limit")
+    try:
+        return read(offset=offset, limit=limit)
+    except logs.OffsetBeyondEnd as exc:
+        raise ValidationError({"offset": [
+            f"is beyond the end of the log ({exc.size} bytes)"]}) from None
 
 
 def _whole_number(value: str, name: str) -> int:

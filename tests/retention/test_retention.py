@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
+from conditions.logs import rule_log_name
 from executions import artifacts, engine, retention, services
 from executions.models import (
     ActionExecution,
@@ -110,6 +111,25 @@ def test_old_ended_executions_go_with_their_logs_and_artifacts(driver):
     assert all(p.exists() for p in log_files(recent))
     assert all(artifacts.storage().exists(n) for n in stored(recent))
     assert rows_of(recent.pk)["events"] > 0
+
+
+def test_an_executions_commands_rule_logs_go_with_its_folder(driver):
+    pipeline = _pipeline("demo", "PARALLEL")
+    old = run(driver, pipeline, content="first")
+    run(driver, pipeline, content="second")   # the latest is kept whatever its age
+    age(old, 40)
+    # Where conditions.evaluation writes a Commands rule's log: the execution's folder.
+    rule_log = Path(settings.LOG_ROOT) / rule_log_name(
+        pipeline_name="demo", execution_id=old.execution_id,
+        rule_execution_id="00000000-0000-0000-0000-00000000000a")
+    rule_log.write_text("2026-12-03T00:00:00.000Z checked\n")
+    action_logs = log_files(old)
+
+    report = retention.executions_prune(days=30)
+
+    assert report.logs == len(action_logs) + 1
+    assert not rule_log.exists()
+    assert not (Path(settings.LOG_ROOT) / "demo" / str(old.execution_id)).exists()
 
 
 def test_an_artifact_content_another_execution_still_names_is_kept(driver, api, owner):

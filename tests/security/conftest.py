@@ -88,6 +88,8 @@ BY_ROUTE = {
     "action": {"stage": "Source"},
     "action-log": {"stage": "Source"},
     "api-action-execution-log": {"id": "{action_execution}"},
+    "api-rule-log": {"stage": "Source", "condition_type": "BEFORE_ENTRY", "rule": "Checks"},
+    "rule-log": {"stage": "Source", "condition_type": "BEFORE_ENTRY", "rule": "Checks"},
     "api-approval-decision": {"id": "{approval}"},
     "api-artifact-download": {"name": "Src"},
     "api-notification-rule": {"pk": "{object}"},

@@ -87,6 +87,7 @@ ROUTES: dict[str, Rule] = {
     "dashboard:retry": on_pipeline({"POST": OPERATE}),
     "dashboard:action": on_pipeline({"GET": VIEW}),
     "dashboard:action-log": on_pipeline({"GET": VIEW}),
+    "dashboard:rule-log": on_pipeline({"GET": VIEW}),
     "dashboard-review": decides(REVIEW),
     "pipeline-audit": on_pipeline({"GET": OWN}),
     # approvals
@@ -118,6 +119,7 @@ ROUTES: dict[str, Rule] = {
     "api-execution-events": on_pipeline({"GET": VIEW}),
     "api-artifact-download": on_pipeline({"GET": VIEW}),
     "api-action-execution-log": on_pipeline({"GET": VIEW}),
+    "api-rule-log": on_pipeline({"GET": VIEW}),
     # audit, notifications
     "api-audit": listing({"GET": OWN}), "api-audit-export": listing({"GET": OWN}),
     "api-notification-rules": listing({"GET": VIEW, "POST": OWN}),
@@ -226,6 +228,7 @@ def two_groups(world, release, owner):
         Webhook.objects.create(name=f"wh-{side}", pipeline=pipeline, target_action="Checkout",
                                filters=[{"jsonPath": "$.ref", "matchEquals": "x"}],
                                authentication="UNAUTHENTICATED", url_token=f"tok-{side}")
+        _commands_rule_evaluated(appr.execution)
         sides[side] = {
             "group": group, "pipeline": pipeline, "approval": appr,
             "execution": appr.execution, "rule": rule,
@@ -233,6 +236,18 @@ def two_groups(world, release, owner):
                 execution=appr.execution, action_name="Checkout"),
         }
     return sides
+
+
+def _commands_rule_evaluated(execution) -> None:
+    """A Commands rule "Checks" evaluated before the Source stage (its log is read by
+    ``api-rule-log`` and ``dashboard:rule-log``): rows only, no log file (an empty log)."""
+    from conditions.models import ConditionExecution, RuleExecution
+
+    ce = ConditionExecution.objects.create(
+        stage_execution=execution.stage_executions.get(stage_name="Source"),
+        kind="beforeEntry", result="FAIL", status="Succeeded")
+    RuleExecution.objects.create(condition_execution=ce, rule_name="Checks",
+                                 provider="Commands", status="Succeeded")
 
 
 def persona(role: str) -> User:
