@@ -129,7 +129,8 @@ def _log_files(log_paths) -> list[Path]:
     listed = set(found)
     for folder in {path.parent for path in found}:
         if folder != root and folder.is_dir():
-            found.extend(p for p in folder.iterdir() if p.is_file() and p not in listed)
+            found.extend(p for p in folder.iterdir() if p.is_file() and p not in listed
+                         and not p.name.endswith(logfile.INDEX_SUFFIX))  # deleted with its log
     return found
 
 
