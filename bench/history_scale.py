@@ -631,7 +631,7 @@ def main() -> None:
     from django.db import connection
 
     from awsapi.models import AccessKey
-    from awsapi.services import access_key_create, access_key_secret
+    from awsapi.services import AccessKeyUnusable, access_key_create, access_key_secret
     from executions.models import ActionExecution, ExecutionEvent, PipelineExecution
 
     call_command("migrate", verbosity=0)
@@ -650,10 +650,14 @@ def main() -> None:
     from django.contrib.auth.models import User
     user = User.objects.get(username="bench-viewer")
     key = AccessKey.objects.filter(user=user, is_active=True).first()
-    if key is None:
+    secret = None
+    if key is not None:
+        try:
+            secret = access_key_secret(access_key=key)
+        except AccessKeyUnusable:  # sealed under another checkout's SECRET_KEY
+            AccessKey.objects.filter(user=user).update(is_active=False)
+    if secret is None:
         key, secret = access_key_create(user=user)
-    else:
-        secret = access_key_secret(access_key=key)
     names = [f"{PREFIX}{i}" for i in range(args.pipelines)]
     print(f"\n{database}: {PipelineExecution.objects.count():,} executions, "
           f"{ActionExecution.objects.count():,} action executions, "
