@@ -15,20 +15,16 @@ Everything here is skipped, with the reason, where /usr/bin/chromium is absent
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.live_server import Server as LiveServer
+from tests.live_server import free_port
+
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-BASE_DIR = Path(__file__).resolve().parents[3]
 
 
 
@@ -90,70 +86,14 @@ def e2e_database(e2e_dir, django_test_environment, django_db_blocker):
             teardown_databases(config, verbosity=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(LiveServer):
     """daphne + qcluster on the test database; ``restart_web`` cuts every websocket."""
 
-    def __init__(self, env: dict, port: int, logs: Path):
-        self.env, self.port, self.logs = env, port, logs
-        self.url = f"http://127.0.0.1:{port}"
-        self.web: subprocess.Popen | None = None
-        self.worker: subprocess.Popen | None = None
-
-    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(cmd, cwd=BASE_DIR, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-    def start_web(self) -> None:
-        self.web = self._spawn("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1",
-                                       "-p", str(self.port), "config.asgi:application"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.web.poll() is not None:
-                raise RuntimeError("daphne exited: see " + str(self.logs / "web.log"))
-            try:
-                urllib.request.urlopen(self.url + "/login/", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not answer within 30 s")
-
-    def stop_web(self) -> None:
-        self._stop(self.web)
-        self.web = None
+    ready_path = "/login/"
 
     def restart_web(self) -> None:
         self.stop_web()
         self.start_web()
-
-    def start_worker(self) -> None:
-        self.worker = self._spawn("worker", [sys.executable, "manage.py", "qcluster"])
-
-    @staticmethod
-    def _stop(proc: subprocess.Popen | None) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def stop(self) -> None:
-        self._stop(self.web)
-        # django-q2's cluster does not exit on a SIGTERM to its process group (its
-        # children die first and the sentinel waits on): _stop's 10 s grace always ran
-        # out. The session is over; a graceful cluster shutdown is not under test here.
-        if self.worker is not None and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGKILL)
-            self.worker.wait()
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +120,7 @@ def conveyor(browser_type_launch_args, e2e_database, django_db_blocker, e2e_dir)
     else:
         assert str(name) == str(e2e_dir / "conveyor.sqlite3"), name
         env.pop("DATABASE_URL", None)
-    server = Server(env, _free_port(), e2e_dir)
+    server = Server(env, e2e_dir, free_port())
     try:
         server.start_worker()
         server.start_web()
