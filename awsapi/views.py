@@ -77,13 +77,16 @@ async def endpoint(request: HttpRequest) -> HttpResponse:
             body = _input(request)
             result = await agents.poll_for_jobs(request, body)
         except errors.AwsError as exc:
-            return _answer(exc.body(), exc.status, request_id, exc.code)
+            return _error(exc, request_id)
         except Exception:
             logger.exception("awsapi request %s failed", request_id)
-            exc = errors.internal_failure()
-            return _answer(exc.body(), exc.status, request_id, exc.code)
+            return _error(errors.internal_failure(), request_id)
         return _answer(result, 200, request_id)
     return await sync_to_async(_endpoint)(request)
+
+
+def _error(exc: errors.AwsError, request_id: str) -> HttpResponse:
+    return _answer(exc.body(), exc.status, request_id, exc.code)
 
 
 def _endpoint(request: HttpRequest) -> HttpResponse:
@@ -99,12 +102,11 @@ def _endpoint(request: HttpRequest) -> HttpResponse:
             name = _operation_name(request)
             result = operations.dispatch(name, caller, _input(request))
     except errors.AwsError as exc:
-        return _answer(exc.body(), exc.status, request_id, exc.code)
+        return _error(exc, request_id)
     except RequestDataTooBig:
-        exc = errors.AwsError("ValidationException", "The request body is too large.", 413)
-        return _answer(exc.body(), exc.status, request_id, exc.code)
+        return _error(errors.AwsError("ValidationException", "The request body is too large.",
+                                      413), request_id)
     except Exception:
         logger.exception("awsapi request %s failed", request_id)
-        exc = errors.internal_failure()
-        return _answer(exc.body(), exc.status, request_id, exc.code)
+        return _error(errors.internal_failure(), request_id)
     return _answer(result, 200, request_id)
