@@ -10,12 +10,17 @@ interleaved so that a busy moment of the machine hits every variant alike:
   floor, the command the issue measured (``bwrap --ro-bind /usr /usr ... --unshare-pid
   --unshare-ipc --unshare-uts --die-with-parent --new-session bash -c true``);
 - ``Conveyor's bwrap line``: the exact argv ``sandbox.wrap`` gives for `true`, started
-  from this process (the sandbox's own start, without the runner around it).
+  from this process by ``sandbox.start`` (the sandbox's own start, without the runner
+  around it).
 
 Prints median and p95 in ms of each, the sandbox's cost (sandboxed − unsandboxed
 action) and how far that is above bubblewrap's floor (floor − bash): the target is
-at most 2 ms above it. Says whether the worker is root (then the command is also
-switched to an unprivileged uid by ``setpriv``, one more exec).
+at most 2 ms above it. Says whether the worker is root: then bwrap starts in its
+setuid mode as the sandbox's uid (runners/sandbox_user.py) when the action's folders
+are within that user's reach — as under a ``var/`` made with the usual umask, which
+is how the folders here are made (0755) — and otherwise as root, switching the command
+with ``setpriv`` (one more program). A root run also measures that second route, its
+folders under a 0700 folder, interleaved with the rest: "via setpriv".
 
     .venv/bin/python bench/sandbox_cost.py [--runs 200]
 """
@@ -75,22 +80,27 @@ def cpu_now() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def action(tmp: Path, mode: str) -> float:
+def action(tmp: Path, mode: str, name: str = "") -> float:
     settings.CONVEYOR_SANDBOX = mode
     ctx = context(tmp)
     started, cpu = time.perf_counter(), cpu_now()
     ShellRunner().run(ctx)
     elapsed = time.perf_counter() - started
-    CPU.setdefault(f"action-{mode}", []).append(cpu_now() - cpu)
+    CPU.setdefault(name or f"action-{mode}", []).append(cpu_now() - cpu)
     ctx.log.close()
     return elapsed
 
 
 def spawn(argv: list[str], env: dict | None = None, cwd: Path | None = None,
-          name: str = "") -> float:
+          name: str = "", launch: sandbox.Launch | None = None) -> float:
     started, cpu = time.perf_counter(), cpu_now()
-    subprocess.run(argv, env=env or {"PATH": "/usr/bin:/bin"}, cwd=cwd,
-                   start_new_session=True, check=True)
+    if launch is not None:
+        proc = sandbox.start(launch, cwd=cwd, start_new_session=True)
+        if proc.wait() != 0:
+            raise SystemExit(f"{name} failed: exit status {proc.returncode}")
+    else:
+        subprocess.run(argv, env=env or {"PATH": "/usr/bin:/bin"}, cwd=cwd,
+                       start_new_session=True, check=True)
     CPU.setdefault(name, []).append(cpu_now() - cpu)
     return time.perf_counter() - started
 
@@ -108,33 +118,52 @@ def main() -> None:
     if not ok:
         sys.exit(f"the sandbox does not work here: {why}")
     loads = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    uid = sandbox.sandbox_uid()
+    setuid_mode = uid is not None and sandbox.setuid_mode_works(uid)
     print(f"{os.cpu_count()} CPUs, load average before {loads}; "
           f"{args.runs} runs each, interleaved; worker uid {os.geteuid()}"
-          + (" (root: the command also goes through setpriv to uid "
-             f"{sandbox.sandbox_uid()})" if os.geteuid() == 0 else ""))
-    times: dict[str, list[float]] = {k: [] for k in (
-        "bash -c true", "bwrap floor (the issue's command)", "Conveyor's bwrap line",
-        "Shell true, CONVEYOR_SANDBOX=none", "Shell true, sandboxed")}
+          + (f" (root: the command runs as uid {uid}; bwrap "
+             + ("in its setuid mode, or via setpriv" if setuid_mode else
+                "as root, then setpriv: its setuid mode does not work here") + ")"
+             if uid is not None else ""))
+    names = ["bash -c true", "bwrap floor (the issue's command)", "Conveyor's bwrap line",
+             "Shell true, CONVEYOR_SANDBOX=none", "Shell true, sandboxed"]
+    if setuid_mode:
+        names[3:3] = ["Conveyor's bwrap line via setpriv"]
+        names.append("Shell true, sandboxed via setpriv")
+    times: dict[str, list[float]] = {k: [] for k in names}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        tmp_path.chmod(0o755)  # as var/ is made
+        private = tmp_path / "private"  # a 0700 folder: the setpriv route
+        private.mkdir(mode=0o700)
         settings.CONVEYOR_SANDBOX = "auto"
-        line_ctx = context(tmp_path)
-        launch = sandbox.wrap(["bash", "-c", "true"], line_ctx, env={"PATH": "/usr/bin:/bin"},
-                              cwd=line_ctx.workspace)
+        lines = {}
+        for name, root in (("Conveyor's bwrap line", tmp_path),
+                           ("Conveyor's bwrap line via setpriv", private)):
+            line_ctx = context(root)
+            lines[name] = (line_ctx, sandbox.wrap(
+                ["bash", "-c", "true"], line_ctx, env={"PATH": "/usr/bin:/bin"},
+                cwd=line_ctx.workspace))
+        print("Conveyor's bwrap line: " + " ".join(lines["Conveyor's bwrap line"][1].argv))
         for _ in range(5):  # warm caches
-            action(tmp_path, "auto")
-            action(tmp_path, "none")
+            action(tmp_path, "auto", "warm")
+            action(tmp_path, "none", "warm")
         for _ in range(args.runs):
             times["bash -c true"].append(spawn(["bash", "-c", "true"], name="bash -c true"))
             times["bwrap floor (the issue's command)"].append(
                 spawn(FLOOR, name="bwrap floor (the issue's command)"))
-            times["Conveyor's bwrap line"].append(
-                spawn(launch.argv, env=launch.env, cwd=line_ctx.workspace,
-                      name="Conveyor's bwrap line"))
-            times["Shell true, CONVEYOR_SANDBOX=none"].append(action(tmp_path, "none"))
-            times["Shell true, sandboxed"].append(action(tmp_path, "auto"))
-    CPU["Shell true, CONVEYOR_SANDBOX=none"] = CPU.pop("action-none")[5:]
-    CPU["Shell true, sandboxed"] = CPU.pop("action-auto")[5:]
+            for name, (line_ctx, launch) in lines.items():
+                if name in times:
+                    times[name].append(spawn(launch.argv, cwd=line_ctx.workspace,
+                                             name=name, launch=launch))
+            times["Shell true, CONVEYOR_SANDBOX=none"].append(
+                action(tmp_path, "none", "Shell true, CONVEYOR_SANDBOX=none"))
+            times["Shell true, sandboxed"].append(
+                action(tmp_path, "auto", "Shell true, sandboxed"))
+            if setuid_mode:
+                times["Shell true, sandboxed via setpriv"].append(
+                    action(private, "auto", "Shell true, sandboxed via setpriv"))
     for name, values in times.items():
         median, p95 = stats(values)
         cpu = statistics.median(CPU[name]) * 1000
@@ -150,6 +179,12 @@ def main() -> None:
           f"{on[0] - off[0]:.2f} ms; p95 {on[1] - off[1]:.2f} ms")
     print(f"  above bubblewrap's floor: {on[0] - off[0] - floor_cost:+.2f} ms (target <= +2 ms)")
     print(f"  Conveyor's bwrap line alone above the floor: {line[0] - floor[0]:+.2f} ms")
+    if setuid_mode:
+        old = stats(times["Shell true, sandboxed via setpriv"])
+        old_line = stats(times["Conveyor's bwrap line via setpriv"])
+        print(f"  via setpriv instead: {old[0] - off[0]:.2f} ms (p95 {old[1] - off[1]:.2f}), "
+              f"{old[0] - off[0] - floor_cost:+.2f} ms above the floor; its bwrap line "
+              f"{old_line[0] - floor[0]:+.2f} ms")
     cpu = {k: statistics.median(v) * 1000 for k, v in CPU.items()}
     cost = cpu["Shell true, sandboxed"] - cpu["Shell true, CONVEYOR_SANDBOX=none"]
     floor_cpu = cpu["bwrap floor (the issue's command)"] - cpu["bash -c true"]

@@ -3,9 +3,7 @@
 A spawn site asks ``wrap`` how to start its command, then starts exactly that::
 
     launch = sandbox.wrap(["bash", "-c", command], ctx, env=env, cwd=cwd)
-    proc = subprocess.Popen(launch.argv, env=launch.env, cwd=cwd,
-                            preexec_fn=launch.preexec_fn, pass_fds=launch.pass_fds,
-                            start_new_session=True, ...)
+    proc = sandbox.start(launch, cwd=cwd, pass_fds=..., start_new_session=True, ...)
 
 and, when the command fails, ``limit_exceeded(launch, code, output_tail)`` names the
 limit that ended it (or None). What the command sees (docs/security.md says why):
@@ -29,7 +27,10 @@ artifacts, other workspaces), the server's home, environment and processes, its
 open file descriptors (``close_fds``; ``pass_fds`` is empty). When the worker runs
 as root the command runs as ``CONVEYOR_SANDBOX_UID`` (default 65534, nobody): the
 kernel does not enforce a process limit on root, and root could read root's files
-among the system's.
+among the system's. bwrap is then started with that uid as its real uid
+(``runners/sandbox_user.py``: its setuid mode drops to it, no further program
+started), or, where the action's folders are out of that user's reach, bwrap runs as
+root and ``setpriv`` switches the command.
 
 Modes (``CONVEYOR_SANDBOX``): ``auto`` (default) sandboxes when bubblewrap works
 here and otherwise runs the command unsandboxed with a warning (a line in the
@@ -53,6 +54,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from runners import sandbox_user
 from runners.base import ActionFailed, RunContext
 
 MODES = ("auto", "required", "none")
@@ -320,6 +322,30 @@ def _probe(bwrap: str, uid: int | None) -> tuple[bool, str]:
     return True, ""
 
 
+_setuid_probes: dict[tuple, bool] = {}
+
+
+def setuid_mode_works(uid: int) -> bool:
+    """Whether bwrap starts here in its setuid mode for ``uid`` (``runners/sandbox_user.py``);
+    once per process."""
+    key = (bwrap_path(), uid)
+    with _probe_lock:
+        if key not in _setuid_probes:
+            works = False
+            if sandbox_user.available():
+                argv = [key[0], *_isolation(uid, setuid_mode=True), *_system_args(), "--",
+                        "true"]
+                try:
+                    with sandbox_user.real_ids(uid):
+                        done = subprocess.run(argv, env={"PATH": "/usr/bin:/bin"},
+                                              capture_output=True, timeout=20)
+                    works = done.returncode == 0
+                except (OSError, subprocess.TimeoutExpired):
+                    works = False
+            _setuid_probes[key] = works
+        return _setuid_probes[key]
+
+
 def status() -> str:
     """"on", "unavailable" (auto or required, and bubblewrap does not work), or "off"."""
     if mode() == "none":
@@ -347,29 +373,35 @@ NAMESPACES = (
 )
 
 
-def _isolation(uid: int | None) -> list[str]:
+def _isolation(uid: int | None, setuid_mode: bool = False) -> list[str]:
     """bwrap's namespaces, and how the command loses its privileges.
 
     A worker that is not root: bubblewrap is unprivileged and makes a user namespace
     (no capabilities left, none to gain: ``--disable-userns``; the process count is
-    the namespace's own). A root worker: bubblewrap runs privileged (it can bind
-    the action's folders under root's 0700 folders) and keeps only the right to
-    change uid, which ``setpriv`` uses at once to become ``uid``; bwrap's
+    the namespace's own). A root worker, ``setuid_mode``: bubblewrap is started with
+    ``uid`` as its real uid (``Launch.user``) and drops to it itself, every
+    capability with it. A root worker otherwise: bubblewrap runs as root (it can
+    bind the action's folders under root's 0700 folders) and keeps only the right
+    to change uid, which ``setpriv`` uses at once to become ``uid``; bwrap's
     ``no_new_privs`` and nosuid mounts keep it from coming back.
     """
     if uid is None:
         return ["--unshare-user", "--disable-userns", *NAMESPACES]
+    if setuid_mode:
+        # The C library drops TMPDIR from a setuid-mode bwrap's environment.
+        return [*NAMESPACES, "--setenv", "TMPDIR", "/tmp"]
     return [*NAMESPACES, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
             "--cap-add", "CAP_SETGID"]
 
 
 @dataclass
 class Launch:
-    """How a spawn site starts a command (``subprocess.Popen`` arguments).
+    """How a spawn site starts a command (``start(launch, **popen_arguments)``).
 
     ``limits`` and ``sandboxed`` are for ``limit_exceeded`` and the caller's log.
     ``pass_fds`` is empty today (the command inherits no descriptor of the worker);
-    ``close()`` releases whatever a future Launch holds for its spawn.
+    ``user``: the real uid bwrap starts with (a root worker's setuid mode), None for
+    the worker's own; ``close()`` releases whatever a future Launch holds for its spawn.
     """
 
     argv: list[str]
@@ -378,9 +410,20 @@ class Launch:
     pass_fds: tuple[int, ...]
     limits: Limits | None = None
     sandboxed: bool = False
+    user: int | None = None
 
     def close(self) -> None:
         """Called by the spawn site once the process started."""
+
+
+def start(launch: Launch, **popen_arguments) -> subprocess.Popen:
+    """``subprocess.Popen`` of ``launch`` (its argv, env, preexec_fn; ``pass_fds`` and the
+    rest from the spawn site), as ``launch.user`` when it names one."""
+    arguments = dict(env=launch.env, preexec_fn=launch.preexec_fn, **popen_arguments)
+    if launch.user is None:
+        return subprocess.Popen(launch.argv, **arguments)
+    with sandbox_user.real_ids(launch.user):
+        return subprocess.Popen(launch.argv, **arguments)
 
 
 def _become(uid: int | None) -> list[str]:
@@ -471,11 +514,13 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
     writable += [_pair(p) for p in read_write]
     readable = [_pair(p) for p in read_only]
     uid = sandbox_uid()
+    setuid_mode = False
     if uid is not None:
         for source, _ in writable:
             _give_to(uid, source)
+        setuid_mode = _setuid_mode_fits(uid, env, [s for s, _ in writable + readable])
 
-    args = [bwrap_path(), *_isolation(uid)]
+    args = [bwrap_path(), *_isolation(uid, setuid_mode)]
     if network == "none":
         args.append("--unshare-net")
     args += _system_args()
@@ -496,9 +541,22 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
         limited = _bash_limited(argv, limits)
     else:
         limited = ["prlimit", *limits.prlimit_args(), "--", *argv]
-    full = [*args, "--", *_become(uid), *limited]
+    full = [*args, "--", *([] if setuid_mode else _become(uid)), *limited]
     return Launch(argv=full, env=env, preexec_fn=None, pass_fds=(), limits=limits,
-                  sandboxed=True)
+                  sandboxed=True, user=uid if setuid_mode else None)
+
+
+def _setuid_mode_fits(uid: int, env: dict[str, str], sources: list[Path]) -> bool:
+    """Whether a root worker's action can start bwrap in its setuid mode: it works here,
+    the environment passes whole, and ``uid`` reaches every folder to bind (the
+    system's included); otherwise bwrap runs as root and ``setpriv`` switches."""
+    if not (setuid_mode_works(uid) and sandbox_user.env_survives(env)):
+        return False
+    paths = [*SYSTEM_DIRS, *map(str, sources)]
+    paths += [str(p) for p in getattr(settings, "CONVEYOR_SANDBOX_SYSTEM_PATHS", ())
+              if os.path.lexists(p)]
+    with sandbox_user.real_ids(uid):
+        return sandbox_user.reachable(paths)
 
 
 # The options a ``bash … -c script`` may carry before ``-c`` for its limits to be set by

@@ -244,9 +244,8 @@ def spawn_shell(argv: Sequence[str], ctx: RunContext, *, env: dict, cwd: Path,
     """
     launch = sandbox.wrap(list(argv), ctx, env=env, cwd=cwd, read_only=tuple(read_only),
                           read_write=tuple(read_write), limits=limits, network=network)
-    proc = subprocess.Popen(
-        launch.argv, cwd=cwd, env=launch.env, stdin=subprocess.DEVNULL, stdout=stdout,
-        stderr=subprocess.STDOUT, preexec_fn=launch.preexec_fn,
+    proc = sandbox.start(
+        launch, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
         pass_fds=(*launch.pass_fds, *pass_fds), start_new_session=True,
     )
     launch.close()

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +29,7 @@ from approvals.models import ApprovalRequest
 from executions.models import ActionExecution
 from pipelines.services import pipeline_save
 from pipelines.validation import validate_document
-from runners import ActionFailed, logfile, sandbox
+from runners import ActionFailed, logfile, sandbox, sandbox_user
 from runners.shell import ShellRunner
 from tests.factories import action, definition
 from tests.runners.conftest import log_text, make_ctx
@@ -67,6 +69,111 @@ def host_processes(program: str, marker: str) -> list[int]:
 def _sandbox_here():
     """These tests prove the sandbox: it must work on the machine that runs them."""
     assert sandbox.probe() == (True, ""), sandbox.probe()[1]
+
+
+SETUID_MODE, SETPRIV = "bwrap in its setuid mode", "bwrap as root, then setpriv"
+
+
+@pytest.fixture(params=[SETUID_MODE, SETPRIV] if os.geteuid() == 0 else ["the worker's uid"])
+def tmp_path(request, tmp_path):
+    """Every test of this module on each way a sandbox starts. A root worker starts bwrap
+    in its setuid mode as the build's user when that user reaches the action's folders
+    (a folder made with the usual umask, as ``var/`` is: the first parameter), else as
+    root with ``setpriv`` (pytest's own folders, under a 0700 one: the second)."""
+    if request.param != SETUID_MODE:
+        yield tmp_path
+        return
+    if not sandbox_user.available():
+        pytest.skip("the per-thread ids are not known on this machine: always setpriv")
+    assert sandbox.setuid_mode_works(sandbox.sandbox_uid())
+    path = Path(tempfile.mkdtemp(prefix="conveyor-sandbox-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# --- who the build is ----------------------------------------------------------------
+
+
+def test_the_build_is_an_unprivileged_user_inside_and_outside(tmp_path):
+    """Inside: its ids. Outside: the owner of what it writes, and the ids the machine's
+    /proc shows for its running process."""
+    marker = "4242.125"
+    ctx = make_ctx(tmp_path, shell([
+        "id -u > uid.txt; id -G > groups.txt; touch made-by-the-build",
+        f"sleep {marker}"]))
+    thread = threading.Thread(target=lambda: _run_catching(ctx), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not host_processes("sleep", marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = Path(f"/proc/{host_processes('sleep', marker)[0]}/status").read_text()
+    ctx.request_stop("seen")
+    runner.cancel(ctx)
+    thread.join(10)
+    user = sandbox.sandbox_uid() or os.geteuid()
+    assert user != 0
+    lines = dict(line.split(":", 1) for line in status.splitlines())
+    assert lines["Uid"].split() == [str(user)] * 4  # real, effective, saved, file system
+    made = (ctx.workspace / "made-by-the-build").stat()
+    assert made.st_uid == user
+    inside = int((ctx.workspace / "uid.txt").read_text())
+    assert inside != 0
+    if os.geteuid() == 0:  # no user namespace: the same ids inside, no group of root's
+        assert inside == user and made.st_gid == user
+        assert lines["Gid"].split() == [str(user)] * 4 and lines["Groups"].split() == []
+        assert (ctx.workspace / "groups.txt").read_text().split() == [str(user)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root worker's files: the build is not root")
+def test_a_build_cannot_read_a_root_only_file_of_a_folder_it_is_given(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    secret = shared / "root-only"
+    secret.write_text("root's own")
+    secret.chmod(0o600)
+    ctx, failure = attempt(tmp_path, [f"ls {shared}", f"cat {secret}"],
+                           configuration={"ReadablePaths": str(shared)})
+    assert failure == f"Command 2 of 2 failed with exit code 1: cat {secret}"
+    log = log_text(ctx)
+    assert "root-only" in log and "Permission denied" in log and "root's own" not in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the two routes are a root worker's")
+def test_a_root_worker_starts_bwrap_as_the_build_user_where_that_user_reaches_the_folders(
+        tmp_path):
+    env = {"PATH": "/usr/bin:/bin"}
+
+    def launch(base, **more):
+        ctx = make_ctx(base, shell(["true"]))
+        return sandbox.wrap(["bash", "-c", "true"], ctx, env={**env, **more},
+                            cwd=ctx.workspace)
+
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    for base, more, setuid_mode in (
+            (tmp_path, {}, tmp_path.stat().st_mode & 0o001 and sandbox_user.available()),
+            (hidden, {}, False),  # out of the build user's reach
+            (tmp_path, {"LD_LIBRARY_PATH": "/opt/lib"}, False)):  # dropped in setuid mode
+        started = launch(base, **more)
+        if setuid_mode:
+            assert started.user == sandbox.sandbox_uid()
+            assert "setpriv" not in started.argv and "--cap-add" not in started.argv
+        else:
+            assert started.user is None
+            assert started.argv[started.argv.index("--") + 1] == "setpriv"
+
+
+def test_the_build_receives_every_variable_it_is_given_on_either_route(tmp_path):
+    ctx, failure = attempt(tmp_path, ["env > env.txt"], environmentVariables=[
+        {"name": "LD_LIBRARY_PATH", "value": "/opt/lib"}, {"name": "TZDIR", "value": "/z"},
+        {"name": "PLAIN", "value": "kept"}])
+    assert failure is None, failure
+    env = (ctx.workspace / "env.txt").read_text().splitlines()
+    for line in ("LD_LIBRARY_PATH=/opt/lib", "TZDIR=/z", "PLAIN=kept", "TMPDIR=/tmp"):
+        assert line in env
 
 
 # --- what the server keeps ---------------------------------------------------------
