@@ -16,7 +16,7 @@ limit that ended it (or None). What the command sees (docs/security.md says why)
 - a new pid namespace with a fresh ``/proc`` (only its own processes; when its first
   process ends, or bwrap is killed, every process in it ends, ``setsid`` daemons
   included), new IPC and UTS namespaces, a minimal ``/dev``, no capabilities, no
-  further user namespaces;
+  further user namespaces (a worker that is not root; docs/security.md);
 - the network of the machine, or none at all with ``configuration.Network = "none"``;
 - only the environment the spawn site gives (``HOME`` and ``TMPDIR`` replaced);
 - the limits of ``limits_for(ctx)``, set inside the sandbox by bash's ``ulimit`` for a

@@ -12,7 +12,10 @@ The ids are changed for the calling thread only, with the raw system calls (glib
 ``setresuid`` changes every thread of the process), around the ``Popen`` that
 starts bwrap, and restored at once: the worker's other threads never see them.
 The worker keeps its effective uid 0 throughout, so nothing it does in between
-(creating a pipe, ``vfork``) is done with less.
+(creating a pipe, ``vfork``) is done with less. For those few hundred microseconds
+a process of the sandbox's uid outside any sandbox could signal that thread (the
+kernel lets a real uid be signalled by its own user); builds cannot (each sees
+only its own pid namespace). docs/security.md: give the sandbox a uid of its own.
 
 Two things setuid mode changes, checked by ``runners/sandbox.py`` before using it:
 
@@ -56,11 +59,19 @@ def available() -> bool:
     return _numbers is not None and os.geteuid() == 0 and os.uname().sysname == "Linux"
 
 
-def _call(number: int, *args) -> None:
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
+
+
+def _libc_call(name: str, *args) -> int:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args)) != 0:
+    return getattr(_libc, name)(*(ctypes.c_long(a) for a in args))
+
+
+def _call(number: int, *args) -> None:
+    """The raw system call ``number`` (this thread only); OSError when it fails."""
+    if _libc_call("syscall", number, *args) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
 
@@ -74,6 +85,9 @@ def real_ids(uid: int) -> Iterator[None]:
     setgroups, setresgid, setresuid = _numbers
     groups = os.getgroups()
     gids = os.getresgid()
+    # A change of effective gid makes the kernel mark the worker not dumpable (no core
+    # file, /proc entries root's): put back as it was.
+    dumpable = _libc_call("prctl", PR_GET_DUMPABLE, 0, 0, 0, 0)
     _call(setgroups, 0, 0)
     try:
         _call(setresgid, uid, uid, uid)
@@ -88,6 +102,8 @@ def real_ids(uid: int) -> Iterator[None]:
     finally:
         array = (ctypes.c_uint * max(len(groups), 1))(*groups)
         _call(setgroups, len(groups), ctypes.addressof(array))
+        if dumpable >= 0:
+            _libc_call("prctl", PR_SET_DUMPABLE, dumpable, 0, 0, 0)
 
 
 def reachable(paths: Iterable[str]) -> bool:

@@ -166,6 +166,31 @@ def test_a_root_worker_starts_bwrap_as_the_build_user_where_that_user_reaches_th
             assert started.argv[started.argv.index("--") + 1] == "setpriv"
 
 
+@pytest.mark.skipif(not sandbox_user.available(), reason="a root worker's setuid mode")
+def test_the_build_users_ids_are_the_starting_threads_alone_and_always_restored():
+    inside, seen, release = threading.Event(), {}, threading.Event()
+
+    def start_as_the_build_user():
+        with sandbox_user.real_ids(65534):
+            seen["thread"] = os.getresuid(), os.getresgid(), os.getgroups()
+            inside.set()
+            release.wait(10)
+        seen["after"] = os.getresuid(), os.getresgid()
+
+    before = os.getresuid(), os.getresgid(), os.getgroups()
+    thread = threading.Thread(target=start_as_the_build_user)
+    thread.start()
+    assert inside.wait(10)
+    assert (os.getresuid(), os.getresgid(), os.getgroups()) == before  # this thread's own
+    release.set()
+    thread.join(10)
+    assert seen["thread"] == ((65534, 0, 0), (65534, 65534, 65534), [])
+    assert seen["after"] == before[:2]
+    with pytest.raises(RuntimeError), sandbox_user.real_ids(65534):
+        raise RuntimeError("the spawn failed")
+    assert (os.getresuid(), os.getresgid(), os.getgroups()) == before
+
+
 def test_the_build_receives_every_variable_it_is_given_on_either_route(tmp_path):
     ctx, failure = attempt(tmp_path, ["env > env.txt"], environmentVariables=[
         {"name": "LD_LIBRARY_PATH", "value": "/opt/lib"}, {"name": "TZDIR", "value": "/z"},
