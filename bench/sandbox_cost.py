@@ -17,12 +17,12 @@ Prints median and p95 in ms of each (wall clock), the median CPU time of this pr
 and every process the run started (bwrap's pid 1 and its command included: this
 process is their subreaper), the sandbox's cost (sandboxed − unsandboxed
 action) and how far that is above bubblewrap's floor (floor − bash): the target is
-at most 2 ms above it. Says whether the worker is root: then bwrap starts in its
-setuid mode as the sandbox's uid (runners/sandbox_user.py) when the action's folders
-are within that user's reach — as under a ``var/`` made with the usual umask, which
-is how the folders here are made (0755) — and otherwise as root, switching the command
-with ``setpriv`` (one more program). A root run also measures that second route, its
-folders under a 0700 folder, interleaved with the rest: "via setpriv".
+at most 2 ms above it. Says whether the worker is root: then bwrap is started as the
+sandbox's uid (runners/sandbox_user.py) when the action's folders are within that
+user's reach — as under a ``var/`` made with the usual umask, which is how the folders
+here are made (0755) — and otherwise as root, switching the command with ``setpriv``
+(one more program). A root run also measures that second route, its folders under a
+0700 folder, interleaved with the rest: "via setpriv".
 
     .venv/bin/python bench/sandbox_cost.py [--runs 200]
 """
@@ -140,16 +140,16 @@ def main() -> None:
         sys.exit(f"the sandbox does not work here: {why}")
     loads = " ".join(f"{x:.2f}" for x in os.getloadavg())
     uid = sandbox.sandbox_uid()
-    setuid_mode = uid is not None and sandbox.setuid_mode_works(uid)
+    as_user = uid is not None and sandbox.as_user_works(uid)
     print(f"{os.cpu_count()} CPUs, load average before {loads}; "
           f"{args.runs} runs each, interleaved; worker uid {os.geteuid()}"
           + (f" (root: the command runs as uid {uid}; bwrap "
-             + ("in its setuid mode, or via setpriv" if setuid_mode else
-                "as root, then setpriv: its setuid mode does not work here") + ")"
+             + ("started as that user, or via setpriv" if as_user else
+                "as root, then setpriv: started as that user it does not work here") + ")"
              if uid is not None else ""))
     names = ["bash -c true", "bwrap floor (the issue's command)", "Conveyor's bwrap line",
              "Shell true, CONVEYOR_SANDBOX=none", "Shell true, sandboxed"]
-    if setuid_mode:
+    if as_user:
         names[3:3] = ["Conveyor's bwrap line via setpriv"]
         names.append("Shell true, sandboxed via setpriv")
     times: dict[str, list[float]] = {k: [] for k in names}
@@ -182,7 +182,7 @@ def main() -> None:
                 action(tmp_path, "none", "Shell true, CONVEYOR_SANDBOX=none"))
             times["Shell true, sandboxed"].append(
                 action(tmp_path, "auto", "Shell true, sandboxed"))
-            if setuid_mode:
+            if as_user:
                 times["Shell true, sandboxed via setpriv"].append(
                     action(private, "auto", "Shell true, sandboxed via setpriv"))
     for name, values in times.items():
@@ -200,7 +200,7 @@ def main() -> None:
           f"{on[0] - off[0]:.2f} ms; p95 {on[1] - off[1]:.2f} ms")
     print(f"  above bubblewrap's floor: {on[0] - off[0] - floor_cost:+.2f} ms (target <= +2 ms)")
     print(f"  Conveyor's bwrap line alone above the floor: {line[0] - floor[0]:+.2f} ms")
-    if setuid_mode:
+    if as_user:
         old = stats(times["Shell true, sandboxed via setpriv"])
         old_line = stats(times["Conveyor's bwrap line via setpriv"])
         print(f"  via setpriv instead: {old[0] - off[0]:.2f} ms (p95 {old[1] - off[1]:.2f}), "

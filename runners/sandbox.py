@@ -16,7 +16,7 @@ limit that ended it (or None). What the command sees (docs/security.md says why)
 - a new pid namespace with a fresh ``/proc`` (only its own processes; when its first
   process ends, or bwrap is killed, every process in it ends, ``setsid`` daemons
   included), new IPC and UTS namespaces, a minimal ``/dev``, no capabilities, no
-  further user namespaces (a worker that is not root; docs/security.md);
+  further user namespaces (but on a root worker's ``setpriv`` route; docs/security.md);
 - the network of the machine, or none at all with ``configuration.Network = "none"``;
 - only the environment the spawn site gives (``HOME`` and ``TMPDIR`` replaced);
 - the limits of ``limits_for(ctx)``, set inside the sandbox by bash's ``ulimit`` for a
@@ -27,10 +27,10 @@ artifacts, other workspaces), the server's home, environment and processes, its
 open file descriptors (``close_fds``; ``pass_fds`` is empty). When the worker runs
 as root the command runs as ``CONVEYOR_SANDBOX_UID`` (default 65534, nobody): the
 kernel does not enforce a process limit on root, and root could read root's files
-among the system's. bwrap is then started with that uid as its real uid
-(``runners/sandbox_user.py``: its setuid mode drops to it, no further program
-started), or, where the action's folders are out of that user's reach, bwrap runs as
-root and ``setpriv`` switches the command.
+among the system's. bwrap is then started as that user (``runners/sandbox_user.py``)
+and runs as a worker that is not root starts it, in a user namespace of its own; or,
+where the action's folders are out of that user's reach, bwrap runs as root and
+``setpriv`` switches the command (one more program).
 
 Modes (``CONVEYOR_SANDBOX``): ``auto`` (default) sandboxes when bubblewrap works
 here and otherwise runs the command unsandboxed with a warning (a line in the
@@ -322,28 +322,27 @@ def _probe(bwrap: str, uid: int | None) -> tuple[bool, str]:
     return True, ""
 
 
-_setuid_probes: dict[tuple, bool] = {}
+_user_probes: dict[tuple, bool] = {}
 
 
-def setuid_mode_works(uid: int) -> bool:
-    """Whether bwrap starts here in its setuid mode for ``uid`` (``runners/sandbox_user.py``);
-    once per process."""
+def as_user_works(uid: int) -> bool:
+    """Whether a root worker can start bwrap here as ``uid`` (``runners/sandbox_user.py``:
+    unprivileged user namespaces allowed); once per process."""
     key = (bwrap_path(), uid)
     with _probe_lock:
-        if key not in _setuid_probes:
+        if key not in _user_probes:
             works = False
             if sandbox_user.available():
-                argv = [key[0], *_isolation(uid, setuid_mode=True), *_system_args(), "--",
-                        "true"]
+                argv = [key[0], *_isolation(None), *_system_args(), "--", "true"]
                 try:
-                    with sandbox_user.real_ids(uid):
+                    with sandbox_user.ids_of(uid):
                         done = subprocess.run(argv, env={"PATH": "/usr/bin:/bin"},
                                               capture_output=True, timeout=20)
                     works = done.returncode == 0
                 except (OSError, subprocess.TimeoutExpired):
                     works = False
-            _setuid_probes[key] = works
-        return _setuid_probes[key]
+            _user_probes[key] = works
+        return _user_probes[key]
 
 
 def status() -> str:
@@ -373,23 +372,19 @@ NAMESPACES = (
 )
 
 
-def _isolation(uid: int | None, setuid_mode: bool = False) -> list[str]:
+def _isolation(uid: int | None) -> list[str]:
     """bwrap's namespaces, and how the command loses its privileges.
 
-    A worker that is not root: bubblewrap is unprivileged and makes a user namespace
-    (no capabilities left, none to gain: ``--disable-userns``; the process count is
-    the namespace's own). A root worker, ``setuid_mode``: bubblewrap is started with
-    ``uid`` as its real uid (``Launch.user``) and drops to it itself, every
-    capability with it. A root worker otherwise: bubblewrap runs as root (it can
-    bind the action's folders under root's 0700 folders) and keeps only the right
-    to change uid, which ``setpriv`` uses at once to become ``uid``; bwrap's
+    bubblewrap unprivileged (a worker that is not root, or a root worker's bwrap
+    started as ``uid``: ``uid`` None here) makes a user namespace (no capabilities
+    left, none to gain: ``--disable-userns``; the process count is the namespace's
+    own). A root worker's bwrap running as root (when ``uid`` cannot reach the
+    action's folders: root can bind them under root's 0700 folders) keeps only the
+    right to change uid, which ``setpriv`` uses at once to become ``uid``; bwrap's
     ``no_new_privs`` and nosuid mounts keep it from coming back.
     """
     if uid is None:
         return ["--unshare-user", "--disable-userns", *NAMESPACES]
-    if setuid_mode:
-        # The C library drops TMPDIR from a setuid-mode bwrap's environment.
-        return [*NAMESPACES, "--setenv", "TMPDIR", "/tmp"]
     return [*NAMESPACES, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
             "--cap-add", "CAP_SETGID"]
 
@@ -400,7 +395,7 @@ class Launch:
 
     ``limits`` and ``sandboxed`` are for ``limit_exceeded`` and the caller's log.
     ``pass_fds`` is empty today (the command inherits no descriptor of the worker);
-    ``user``: the real uid bwrap starts with (a root worker's setuid mode), None for
+    ``user``: the uid a root worker starts bwrap as (``sandbox_user.ids_of``), None for
     the worker's own; ``close()`` releases whatever a future Launch holds for its spawn.
     """
 
@@ -422,7 +417,7 @@ def start(launch: Launch, **popen_arguments) -> subprocess.Popen:
     arguments = dict(env=launch.env, preexec_fn=launch.preexec_fn, **popen_arguments)
     if launch.user is None:
         return subprocess.Popen(launch.argv, **arguments)
-    with sandbox_user.real_ids(launch.user):
+    with sandbox_user.ids_of(launch.user):
         return subprocess.Popen(launch.argv, **arguments)
 
 
@@ -514,13 +509,13 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
     writable += [_pair(p) for p in read_write]
     readable = [_pair(p) for p in read_only]
     uid = sandbox_uid()
-    setuid_mode = False
+    as_user = False
     if uid is not None:
         for source, _ in writable:
             _give_to(uid, source)
-        setuid_mode = _setuid_mode_fits(uid, env, [s for s, _ in writable + readable])
+        as_user = _as_user_fits(uid, [s for s, _ in writable + readable])
 
-    args = [bwrap_path(), *_isolation(uid, setuid_mode)]
+    args = [bwrap_path(), *_isolation(None if as_user else uid)]
     if network == "none":
         args.append("--unshare-net")
     args += _system_args()
@@ -541,21 +536,21 @@ def wrap(argv: list[str], ctx: RunContext, *, env: dict[str, str], cwd: Path,
         limited = _bash_limited(argv, limits)
     else:
         limited = ["prlimit", *limits.prlimit_args(), "--", *argv]
-    full = [*args, "--", *([] if setuid_mode else _become(uid)), *limited]
+    full = [*args, "--", *([] if as_user else _become(uid)), *limited]
     return Launch(argv=full, env=env, preexec_fn=None, pass_fds=(), limits=limits,
-                  sandboxed=True, user=uid if setuid_mode else None)
+                  sandboxed=True, user=uid if as_user else None)
 
 
-def _setuid_mode_fits(uid: int, env: dict[str, str], sources: list[Path]) -> bool:
-    """Whether a root worker's action can start bwrap in its setuid mode: it works here,
-    the environment passes whole, and ``uid`` reaches every folder to bind (the
-    system's included); otherwise bwrap runs as root and ``setpriv`` switches."""
-    if not (setuid_mode_works(uid) and sandbox_user.env_survives(env)):
+def _as_user_fits(uid: int, sources: list[Path]) -> bool:
+    """Whether a root worker's action can start bwrap as ``uid``: it works here, and
+    ``uid`` reaches every folder to bind (the system's included); otherwise bwrap
+    runs as root and ``setpriv`` switches."""
+    if not as_user_works(uid):
         return False
     paths = [*SYSTEM_DIRS, *map(str, sources)]
     paths += [str(p) for p in getattr(settings, "CONVEYOR_SANDBOX_SYSTEM_PATHS", ())
               if os.path.lexists(p)]
-    with sandbox_user.real_ids(uid):
+    with sandbox_user.ids_of(uid):
         return sandbox_user.reachable(paths)
 
 

@@ -71,21 +71,21 @@ def _sandbox_here():
     assert sandbox.probe() == (True, ""), sandbox.probe()[1]
 
 
-SETUID_MODE, SETPRIV = "bwrap in its setuid mode", "bwrap as root, then setpriv"
+AS_USER, SETPRIV = "bwrap started as the build's user", "bwrap as root, then setpriv"
 
 
-@pytest.fixture(params=[SETUID_MODE, SETPRIV] if os.geteuid() == 0 else ["the worker's uid"])
+@pytest.fixture(params=[AS_USER, SETPRIV] if os.geteuid() == 0 else ["the worker's uid"])
 def tmp_path(request, tmp_path):
     """Every test of this module on each way a sandbox starts. A root worker starts bwrap
-    in its setuid mode as the build's user when that user reaches the action's folders
-    (a folder made with the usual umask, as ``var/`` is: the first parameter), else as
-    root with ``setpriv`` (pytest's own folders, under a 0700 one: the second)."""
-    if request.param != SETUID_MODE:
+    as the build's user when that user reaches the action's folders (a folder made
+    with the usual umask, as ``var/`` is: the first parameter), else as root with
+    ``setpriv`` (pytest's own folders, under a 0700 one: the second)."""
+    if request.param != AS_USER:
         yield tmp_path
         return
     if not sandbox_user.available():
         pytest.skip("the per-thread ids are not known on this machine: always setpriv")
-    assert sandbox.setuid_mode_works(sandbox.sandbox_uid())
+    assert sandbox.as_user_works(sandbox.sandbox_uid())
     path = Path(tempfile.mkdtemp(prefix="conveyor-sandbox-test-"))
     path.chmod(0o755)
     try:
@@ -121,7 +121,8 @@ def test_the_build_is_an_unprivileged_user_inside_and_outside(tmp_path):
     assert made.st_uid == user
     inside = int((ctx.workspace / "uid.txt").read_text())
     assert inside != 0
-    if os.geteuid() == 0:  # no user namespace: the same ids inside, no group of root's
+    if os.geteuid() == 0:  # the same ids inside (the user namespace maps the user to
+        # itself) and outside, no group of root's
         assert inside == user and made.st_gid == user
         assert lines["Gid"].split() == [str(user)] * 4 and lines["Groups"].split() == []
         assert (ctx.workspace / "groups.txt").read_text().split() == [str(user)]
@@ -153,25 +154,27 @@ def test_a_root_worker_starts_bwrap_as_the_build_user_where_that_user_reaches_th
 
     hidden = tmp_path / "private"
     hidden.mkdir(mode=0o700)
-    for base, more, setuid_mode in (
+    for base, more, as_user in (
             (tmp_path, {}, tmp_path.stat().st_mode & 0o001 and sandbox_user.available()),
-            (hidden, {}, False),  # out of the build user's reach
-            (tmp_path, {"LD_LIBRARY_PATH": "/opt/lib"}, False)):  # dropped in setuid mode
+            (tmp_path, {"LD_LIBRARY_PATH": "/opt/lib"},
+             tmp_path.stat().st_mode & 0o001 and sandbox_user.available()),
+            (hidden, {}, False)):  # out of the build user's reach
         started = launch(base, **more)
-        if setuid_mode:
+        if as_user:
             assert started.user == sandbox.sandbox_uid()
             assert "setpriv" not in started.argv and "--cap-add" not in started.argv
+            assert started.argv[1:3] == ["--unshare-user", "--disable-userns"]
         else:
             assert started.user is None
             assert started.argv[started.argv.index("--") + 1] == "setpriv"
 
 
-@pytest.mark.skipif(not sandbox_user.available(), reason="a root worker's setuid mode")
+@pytest.mark.skipif(not sandbox_user.available(), reason="a root worker's per-thread ids")
 def test_the_build_users_ids_are_the_starting_threads_alone_and_always_restored():
     inside, seen, release = threading.Event(), {}, threading.Event()
 
     def start_as_the_build_user():
-        with sandbox_user.real_ids(65534):
+        with sandbox_user.ids_of(65534):
             seen["thread"] = os.getresuid(), os.getresgid(), os.getgroups()
             inside.set()
             release.wait(10)
@@ -184,11 +187,20 @@ def test_the_build_users_ids_are_the_starting_threads_alone_and_always_restored(
     assert (os.getresuid(), os.getresgid(), os.getgroups()) == before  # this thread's own
     release.set()
     thread.join(10)
-    assert seen["thread"] == ((65534, 0, 0), (65534, 65534, 65534), [])
+    assert seen["thread"] == ((65534, 65534, 0), (65534, 65534, 65534), [])
     assert seen["after"] == before[:2]
-    with pytest.raises(RuntimeError), sandbox_user.real_ids(65534):
+    with pytest.raises(RuntimeError), sandbox_user.ids_of(65534):
         raise RuntimeError("the spawn failed")
     assert (os.getresuid(), os.getresgid(), os.getgroups()) == before
+
+
+def test_a_build_cannot_make_a_user_namespace_of_its_own(tmp_path, request):
+    if "setpriv" in request.node.callspec.params.get("tmp_path", ""):
+        pytest.skip("the setpriv route leaves the build the machine's user namespaces "
+                    "(docs/security.md)")
+    ctx, failure = attempt(tmp_path, ["unshare --user true"])
+    assert failure == "Command 1 of 1 failed with exit code 1: unshare --user true"
+    assert "unshare failed" in log_text(ctx)
 
 
 def test_the_build_receives_every_variable_it_is_given_on_either_route(tmp_path):
