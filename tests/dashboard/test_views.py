@@ -204,6 +204,49 @@ def test_test_actions_show_their_report_counts():
     assert test_report("Simulated Test succeeded") is None
 
 
+# --- insights ------------------------------------------------------------------------
+
+
+def axis_labels(page: str, title: str) -> list[tuple[str, str, str]]:
+    """(x, anchor, text) of the x-axis labels under the chart titled ``title``."""
+    svg = page.split(f'aria-label="{title}"', 1)[1].split("</svg>", 1)[0]
+    # The y-axis's ticks carry dominant-baseline after their anchor: not matched.
+    return re.findall(r'<text x="([\d.]+)" [^>]*class="tick" '
+                      r'text-anchor="(start|middle|end)">([^<]*)</text>', svg)
+
+
+def test_the_insights_of_a_single_execution_label_its_point_once(client, viewer, driver):
+    pipeline = simple_pipeline("web")
+    released(driver, pipeline)
+    client.force_login(viewer)
+    page = client.get(f"/pipelines/{pipeline.name}/insights/").content.decode()
+    [(x, anchor, text)] = axis_labels(page, "Execution duration")
+    assert (anchor, text) == ("middle", "#1")        # once, not "#1 … #1"
+    svg = page.split('aria-label="Execution duration"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'<circle cx="([\d.]+)"', svg) == [x]      # the point above its label
+    assert "last 1 finished execution</span>" in page
+
+
+def test_the_insights_of_two_executions_label_the_ends_of_the_axis(client, viewer, driver):
+    pipeline = simple_pipeline("web")
+    released(driver, pipeline)
+    released(driver, pipeline)
+    client.force_login(viewer)
+    page = client.get(f"/pipelines/{pipeline.name}/insights/").content.decode()
+    labels = [(anchor, text) for _, anchor, text in axis_labels(page, "Execution duration")]
+    assert labels == [("start", "#1"), ("end", "#2")]
+
+
+def test_the_insights_of_a_pipeline_never_run_say_so_instead_of_a_chart(client, viewer,
+                                                                       driver):
+    pipeline = simple_pipeline("web")
+    client.force_login(viewer)
+    page = client.get(f"/pipelines/{pipeline.name}/insights/").content.decode()
+    assert page.count("No finished execution yet.") == 2     # execution and stage charts
+    assert 'aria-label="Execution duration"' not in page
+    assert "No finished execution in the last 30 days." in page
+
+
 # --- buttons -------------------------------------------------------------------------
 
 
