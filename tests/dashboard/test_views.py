@@ -204,6 +204,16 @@ def test_test_actions_show_their_report_counts():
     assert test_report("Simulated Test succeeded") is None
 
 
+def test_a_long_action_name_may_break_between_its_words_only():
+    from dashboard.templatetags.dashboard import word_breaks
+
+    assert word_breaks("PromoteToProduction") == "Promote<wbr>To<wbr>Production"
+    assert word_breaks("BuildVariables.TestsPassed") == "Build<wbr>Variables.<wbr>Tests<wbr>Passed"
+    assert word_breaks("deploy_eu-west1") == "deploy_<wbr>eu-<wbr>west1"
+    assert word_breaks("<b>Evil</b>") == "&lt;b&gt;Evil&lt;/b&gt;"   # still escaped
+    assert word_breaks("") == ""
+
+
 # --- insights ------------------------------------------------------------------------
 
 
