@@ -1,5 +1,7 @@
 """The site's icon: browsers ask for /favicon.ico on every page, signed in or not."""
 
+import re
+
 import pytest
 
 
@@ -14,8 +16,9 @@ def test_favicon_ico_leads_to_the_icon_without_signing_in(client):
 
 
 @pytest.mark.django_db
-def test_every_page_names_the_icon(client, viewer):
-    client.force_login(viewer)
-    for url in ("/", "/approvals/", "/login/"):
-        page = client.get(url).content.decode()
+def test_every_page_names_the_icon_and_conveyor_in_its_title(admin_client):
+    for url in ("/", "/approvals/", "/insights/", "/agents/", "/login/"):
+        page = admin_client.get(url).content.decode()
         assert '<link rel="icon" href="/static/favicon.ico">' in page, url
+        title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+        assert title == "Conveyor" or title.endswith(" · Conveyor"), (url, title)
