@@ -255,6 +255,8 @@ def test_the_insights_of_a_pipeline_never_run_say_so_instead_of_a_chart(client, 
     assert page.count("No finished execution yet.") == 2     # execution and stage charts
     assert 'aria-label="Execution duration"' not in page
     assert "No finished execution in the last 30 days." in page
+    assert "median duration: no finished execution yet" in page
+    assert "last 0 finished" not in page
 
 
 # --- buttons -------------------------------------------------------------------------
