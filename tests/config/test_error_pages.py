@@ -43,3 +43,13 @@ def test_a_refusal_under_the_api_outside_drf_is_the_api_error_body(rf):
     answer = permission_denied(rf.get("/api/hooks/x/"), PermissionDenied("Only owners."))
     assert answer.status_code == 403
     assert answer.content == b'{"detail": "Only owners."}'
+
+
+def test_a_missing_execution_is_named_in_words(client, viewer):
+    from tests.executions.conftest import simple_pipeline
+
+    simple_pipeline("web")
+    client.force_login(viewer)
+    answer = client.get("/pipelines/web/executions/999/")
+    assert answer.status_code == 404
+    assert "Pipeline &quot;web&quot; has no execution #999." in answer.content.decode()
