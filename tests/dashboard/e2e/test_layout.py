@@ -37,14 +37,23 @@ def lines_of(page, selector: str) -> int:
         return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }""")
 
 
-def test_the_five_stage_demo_fits_a_1400_pixel_window(page, conveyor, login, unique,
-                                                      tmp_path):
-    doc = demo_definition(tmp_path, approval_provider="Manual")
-    doc["name"] = unique
-    pipeline_save(document=doc)
-    page.set_viewport_size({"width": 1400, "height": 900})
-    login("oscar")
-    page.goto(f"{conveyor.url}/pipelines/{unique}/")
+@pytest.fixture
+def demo_in_a_window(page, conveyor, login, unique, tmp_path):
+    """``demo_in_a_window(width)``: the demo pipeline (five stages) on a page that wide."""
+
+    def show(width: int):
+        doc = demo_definition(tmp_path, approval_provider="Manual")
+        doc["name"] = unique
+        pipeline_save(document=doc)
+        page.set_viewport_size({"width": width, "height": 900})
+        login("oscar")
+        page.goto(f"{conveyor.url}/pipelines/{unique}/")
+
+    return show
+
+
+def test_the_five_stage_demo_fits_a_1400_pixel_window(page, demo_in_a_window):
+    demo_in_a_window(1400)
     assert page.locator("section.stage").count() == 5
     assert_no_horizontal_scrolling(page, 1400)
     assert lines_of(page, action_name("PromoteToProduction")) == 1, \
@@ -53,15 +62,10 @@ def test_the_five_stage_demo_fits_a_1400_pixel_window(page, conveyor, login, uni
 
 
 def test_the_demos_action_names_stay_inside_their_cards_in_a_1280_pixel_window(
-        page, conveyor, login, unique, tmp_path):
+        page, demo_in_a_window):
     """At 1280 px the Approval stage's card is narrower than "PromoteToProduction": the
     name breaks between its words (PromoteTo|Production) instead of running past the card."""
-    doc = demo_definition(tmp_path, approval_provider="Manual")
-    doc["name"] = unique
-    pipeline_save(document=doc)
-    page.set_viewport_size({"width": 1280, "height": 900})
-    login("oscar")
-    page.goto(f"{conveyor.url}/pipelines/{unique}/")
+    demo_in_a_window(1280)
     assert_no_horizontal_scrolling(page, 1280)
     overflows = page.eval_on_selector_all("section.stage .action", """cards => cards.map(c => {
         const name = c.querySelector("header > :first-child");
