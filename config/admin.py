@@ -6,7 +6,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from knox.models import AuthToken
 
-
 # Django's default header reads "Django administration": this is Conveyor's.
 admin.site.site_header = "Conveyor administration"
 admin.site.site_title = "Conveyor admin"
