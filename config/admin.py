@@ -1,10 +1,14 @@
-"""API tokens in the admin, per user: each user's page lists its tokens (no key is
-stored to show: knox keeps a digest) and deleting one revokes it."""
+"""The admin site's name, and API tokens in the admin, per user: each user's page lists
+its tokens (no key is stored to show: knox keeps a digest) and deleting one revokes it."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from knox.models import AuthToken
+
+# Django's default header reads "Django administration": this is Conveyor's.
+admin.site.site_header = "Conveyor administration"
+admin.site.site_title = "Conveyor admin"
 
 
 class AuthTokenInline(admin.TabularInline):

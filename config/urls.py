@@ -1,7 +1,10 @@
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.decorators.http import require_safe
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from awsapi import s3 as awsapi_s3
@@ -42,9 +45,14 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
     path("", include("config.health")),  # /healthz, /healthz/workers (no auth)
     path("metrics", observability_views.metrics, name="metrics"),  # token or staff
+    # Browsers ask every site for /favicon.ico, on pages without the <link rel="icon">
+    # of base.html too (the admin, the API docs): the one icon, served as a static file.
+    path("favicon.ico", require_safe(RedirectView.as_view(url=static("favicon.ico"),
+                                                          permanent=True)), name="favicon"),
 ]
 
-# Under /api/, Django's own 400/404/500 answers use the API's error body.
+# Under /api/, Django's own 400/403/404/500 answers use the API's error body.
 handler400 = "config.error_pages.bad_request"
+handler403 = "config.error_pages.permission_denied"
 handler404 = "config.error_pages.page_not_found"
 handler500 = "config.error_pages.server_error"

@@ -346,6 +346,8 @@ class Chart:
     y_max: float = 1.0
     ticks: list[dict] = field(default_factory=list)
     bars: list[dict] = field(default_factory=list)
+    # The x-axis's labels under the plot: {"x", "text", "anchor"} (_x_axis).
+    axis: list[dict] = field(default_factory=list)
 
 
 PALETTE = ["#0073bb", "#ec7211", "#1d8102", "#8d6605", "#6b40c4", "#d13212", "#00838f"]
@@ -361,6 +363,17 @@ def _nice_max(value: float) -> float:
     return value
 
 
+def _x_axis(chart: Chart, single_x: float) -> list[dict]:
+    """The first and last labels at the ends of the x-axis; a lone label under its point
+    (``single_x``), not twice (a pipeline's first execution read "#1 … #1"); none without."""
+    if len(chart.labels) == 1:
+        return [{"x": round(single_x, 1), "text": chart.labels[0], "anchor": "middle"}]
+    if not chart.labels:
+        return []
+    return [{"x": PAD_LEFT, "text": chart.labels[0], "anchor": "start"},
+            {"x": chart.width - PAD_RIGHT, "text": chart.labels[-1], "anchor": "end"}]
+
+
 def _line_chart(title: str, unit: str, labels: list[str], series: dict[str, list]) -> Chart:
     chart = Chart(title, unit, labels=labels)
     values = [v for vs in series.values() for v in vs if v is not None]
@@ -368,6 +381,9 @@ def _line_chart(title: str, unit: str, labels: list[str], series: dict[str, list
     inner_w = chart.width - PAD_LEFT - PAD_RIGHT
     inner_h = chart.height - PAD_TOP - PAD_BOTTOM
     n = max(len(labels) - 1, 1)
+    # One point stands in the middle of the plot, under its label, not at its left edge.
+    first_x = PAD_LEFT + (inner_w / 2 if len(labels) == 1 else 0)
+    chart.axis = _x_axis(chart, first_x)
     for i in range(5):
         value = chart.y_max * i / 4
         chart.ticks.append({"y": round(PAD_TOP + inner_h - inner_h * i / 4, 1),
@@ -377,7 +393,7 @@ def _line_chart(title: str, unit: str, labels: list[str], series: dict[str, list
         for i, v in enumerate(vs):
             if v is None:
                 continue
-            x = PAD_LEFT + inner_w * i / n
+            x = first_x + inner_w * i / n
             y = PAD_TOP + inner_h - inner_h * min(v, chart.y_max) / chart.y_max
             points.append({"x": round(x, 1), "y": round(y, 1), "v": v, "label": labels[i],
                            "text": _short(v) if unit == "s" else (
@@ -510,6 +526,7 @@ def pipeline_insights(request, name: str):
                               "label": label, "pct": round(pct), "ok": row["ok"],
                               "total": row["total"]})
         rate.labels.append(label)
+    rate.axis = _x_axis(rate, PAD_LEFT + inner_w / 2)
     for i in range(5):
         rate.ticks.append({"y": round(PAD_TOP + inner_h - inner_h * i / 4, 1),
                            "label": f"{25 * i}%"})

@@ -28,8 +28,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
-from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -403,8 +403,10 @@ def execution_for(request, name: str, number: int, *select,
     """Execution #number of the pipeline, if the user may ``act`` with the pipeline
     (404 when the pipeline is not visible or has no such execution, 403 not allowed)."""
     pipeline_for(request, name, Act.VIEW)
-    ex = get_object_or_404(PipelineExecution.objects.select_related("pipeline", *select),
-                           pipeline__name=name, number=number)
+    ex = (PipelineExecution.objects.select_related("pipeline", *select)
+          .filter(pipeline__name=name, number=number).first())
+    if ex is None:
+        raise Http404(f'Pipeline "{name}" has no execution #{number}.')
     pipeline_require(request.user, ex.pipeline, act)
     return ex
 

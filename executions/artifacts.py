@@ -53,24 +53,33 @@ def pack(directory: Path, into: Path) -> int:
     return len(files)
 
 
+def store_zip(path: Path) -> tuple[str, str]:
+    """Store the zip at ``path`` by its SHA-256; return (sha256, storage name).
+
+    An identical content is stored only once: a file already under the name is kept.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    name = f"sha256/{sha[:2]}/{sha}.zip"
+    store = storage()
+    if not store.exists(name):
+        with open(path, "rb") as f:
+            # Two workers storing the same content at once: the second gets
+            # another name from the storage, which is still correct content.
+            name = store.save(name, File(f))
+    return sha, name
+
+
 def store_directory(directory: Path) -> StoredContent:
     """Pack and store a directory's files; an identical content is stored only once."""
     with tempfile.NamedTemporaryFile(suffix=".zip", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
         count = pack(directory, tmp_path)
-        digest = hashlib.sha256()
-        with open(tmp_path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-        name = f"sha256/{sha[:2]}/{sha}.zip"
-        store = storage()
-        if not store.exists(name):
-            with open(tmp_path, "rb") as f:
-                # Two workers storing the same content at once: the second gets
-                # another name from the storage, which is still correct content.
-                name = store.save(name, File(f))
+        sha, name = store_zip(tmp_path)
         return StoredContent(sha, tmp_path.stat().st_size, count, name)
     finally:
         tmp_path.unlink(missing_ok=True)

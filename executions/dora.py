@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.exceptions import EmptyResultSet
 from django.db import NotSupportedError, connection
 from django.db.models import (
     Count,
@@ -227,7 +228,10 @@ def dora_lead_times(pipelines, *, since: datetime, until: datetime) -> LeadTimes
                    .filter(committed_at__isnull=False)
                    .annotate(lead=Seconds(F("ended_at") - F("committed_at")), week=_week(since))
                    .values_list("week", "lead"))
-    inner, params = deployments.query.sql_with_params()
+    try:
+        inner, params = deployments.query.sql_with_params()
+    except EmptyResultSet:      # no pipeline at all (``pipeline__in=[]``): no deployment
+        return LeadTimes(0, None, {})
     if connection.vendor == "postgresql":
         return _lead_times_postgresql(inner, params)
     sql = f"""

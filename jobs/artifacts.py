@@ -11,7 +11,6 @@ InProgress.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import tempfile
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
 
 from executions import artifacts as stored_artifacts
 from jobs import services
@@ -197,16 +195,7 @@ def store_upload(*, job: Job, target: Target, path: Path) -> dict:
     except zipfile.BadZipFile:
         raise Denied(f"Output artifact {target.name} must be a zip archive, as on AWS",
                      "InvalidArgument", 400) from None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    sha = digest.hexdigest()
-    name = f"sha256/{sha[:2]}/{sha}.zip"
-    storage = stored_artifacts.storage()
-    if not storage.exists(name):
-        with open(path, "rb") as f:
-            name = storage.save(name, File(f))
+    sha, name = stored_artifacts.store_zip(path)
     stored = {"storage_name": name, "sha256": sha, "size": path.stat().st_size,
               "file_count": sum(1 for m in members if not m.is_dir())}
     services.job_upload(job=job, name=target.name, stored=stored)

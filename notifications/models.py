@@ -64,6 +64,7 @@ class NotificationDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "notification deliveries"
         constraints = [
             models.UniqueConstraint(fields=["rule", "event"],
                                     name="notifications_notificationdelivery_unique_event"),

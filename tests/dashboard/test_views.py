@@ -171,7 +171,8 @@ def test_the_action_page_shows_the_log_and_output_variables(client, viewer, driv
     url = f"/pipelines/{pipeline.name}/executions/{ex.number}/stages/Build/actions/Compile/"
     body = client.get(url).content.decode()
     assert "Simulating Build action Compile" in body
-    assert "BuildVariables.Version" in body and "1.2.3" in body
+    # The name may break between its words (<wbr>, the word_breaks filter).
+    assert "BuildVariables.Version" in body.replace("<wbr>", "") and "1.2.3" in body
     raw = client.get(url + "log/")
     text = b"".join(raw.streaming_content).decode()
     assert "Simulated Succeeded" in text
@@ -202,6 +203,61 @@ def test_test_actions_show_their_report_counts():
     assert test_report("12 passed, 1 failed, 2 skipped: test_login") == {
         "passed": 12, "failed": 1, "skipped": 2, "total": 15}
     assert test_report("Simulated Test succeeded") is None
+
+
+def test_a_long_action_name_may_break_between_its_words_only():
+    from dashboard.templatetags.dashboard import word_breaks
+
+    assert word_breaks("PromoteToProduction") == "Promote<wbr>To<wbr>Production"
+    assert word_breaks("BuildVariables.TestsPassed") == "Build<wbr>Variables.<wbr>Tests<wbr>Passed"
+    assert word_breaks("deploy_eu-west1") == "deploy_<wbr>eu-<wbr>west1"
+    assert word_breaks("<b>Evil</b>") == "&lt;b&gt;Evil&lt;/b&gt;"   # still escaped
+    assert word_breaks("") == ""
+
+
+# --- insights ------------------------------------------------------------------------
+
+
+def axis_labels(page: str, title: str) -> list[tuple[str, str, str]]:
+    """(x, anchor, text) of the x-axis labels under the chart titled ``title``."""
+    svg = page.split(f'aria-label="{title}"', 1)[1].split("</svg>", 1)[0]
+    # The y-axis's ticks carry dominant-baseline after their anchor: not matched.
+    return re.findall(r'<text x="([\d.]+)" [^>]*class="tick" '
+                      r'text-anchor="(start|middle|end)">([^<]*)</text>', svg)
+
+
+def test_the_insights_of_a_single_execution_label_its_point_once(client, viewer, driver):
+    pipeline = simple_pipeline("web")
+    released(driver, pipeline)
+    client.force_login(viewer)
+    page = client.get(f"/pipelines/{pipeline.name}/insights/").content.decode()
+    [(x, anchor, text)] = axis_labels(page, "Execution duration")
+    assert (anchor, text) == ("middle", "#1")        # once, not "#1 … #1"
+    svg = page.split('aria-label="Execution duration"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'<circle cx="([\d.]+)"', svg) == [x]      # the point above its label
+    assert "last 1 finished execution</span>" in page
+
+
+def test_the_insights_of_two_executions_label_the_ends_of_the_axis(client, viewer, driver):
+    pipeline = simple_pipeline("web")
+    released(driver, pipeline)
+    released(driver, pipeline)
+    client.force_login(viewer)
+    page = client.get(f"/pipelines/{pipeline.name}/insights/").content.decode()
+    labels = [(anchor, text) for _, anchor, text in axis_labels(page, "Execution duration")]
+    assert labels == [("start", "#1"), ("end", "#2")]
+
+
+def test_the_insights_of_a_pipeline_never_run_say_so_instead_of_a_chart(client, viewer,
+                                                                       driver):
+    pipeline = simple_pipeline("web")
+    client.force_login(viewer)
+    page = client.get(f"/pipelines/{pipeline.name}/insights/").content.decode()
+    assert page.count("No finished execution yet.") == 2     # execution and stage charts
+    assert 'aria-label="Execution duration"' not in page
+    assert "No finished execution in the last 30 days." in page
+    assert "median duration: no finished execution yet" in page
+    assert "last 0 finished" not in page
 
 
 # --- buttons -------------------------------------------------------------------------

@@ -69,6 +69,23 @@ def status(ex) -> str:
     return PipelineExecution.objects.get(pk=ex.pk).status
 
 
+@pytest.fixture
+def acknowledged(aws, worker, job_worker_user):
+    """``acknowledged(**pipeline)``: the worker's prelude. Registers AcmeBuild, starts a
+    ``custom_pipeline(**pipeline)``, polls its job and acknowledges it; returns
+    (the execution, the worker's boto3 client, the job as PollForJobs gave it)."""
+
+    def start(**pipeline):
+        action_type_create(data=type_data())
+        ex = started(custom_pipeline(**pipeline), job_worker_user)
+        cp = aws(job_worker_user)
+        [job] = poll(cp)
+        assert cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"] == "InProgress"
+        return ex, cp, job
+
+    return start
+
+
 def test_a_boto3_worker_runs_a_custom_action_end_to_end_with_artifacts(
         live_server, aws, worker, job_worker_user):
     action_type_create(data=type_data())
@@ -119,13 +136,8 @@ def test_a_boto3_worker_runs_a_custom_action_end_to_end_with_artifacts(
     assert denied.value.response["Error"]["Code"] == "ExpiredToken"
 
 
-def test_a_failure_result_fails_the_action_with_its_message(live_server, aws, worker,
-                                                            job_worker_user):
-    action_type_create(data=type_data())
-    ex = started(custom_pipeline(), job_worker_user)
-    cp = aws(job_worker_user)
-    [job] = poll(cp)
-    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+def test_a_failure_result_fails_the_action_with_its_message(acknowledged):
+    ex, cp, job = acknowledged()
     cp.put_job_failure_result(jobId=job["id"], failureDetails={
         "type": "JobFailed", "message": "3 tests failed", "externalExecutionId": "8"})
     wait_for(lambda: status(ex) == "Failed", what="the execution to fail")
@@ -148,12 +160,8 @@ def test_a_wrong_nonce_is_refused_and_the_job_stays_dispatched(live_server, aws,
 
 
 def test_a_continuation_token_offers_the_job_again_and_keeps_the_action_in_progress(
-        live_server, aws, worker, job_worker_user):
-    action_type_create(data=type_data())
-    ex = started(custom_pipeline(outputs=False), job_worker_user)
-    cp = aws(job_worker_user)
-    [job] = poll(cp)
-    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+        acknowledged):
+    ex, cp, job = acknowledged(outputs=False)
     cp.put_job_success_result(jobId=job["id"], continuationToken="page-2",
                               executionDetails={"summary": "deploying 1 of 2",
                                                 "percentComplete": 50})
@@ -187,13 +195,8 @@ def test_an_unacknowledged_job_times_out_at_the_sweep(live_server, aws, worker,
         cp.put_job_success_result(jobId=job["id"])
 
 
-def test_the_action_timeout_fails_an_acknowledged_job_that_never_answers(
-        live_server, aws, worker, job_worker_user):
-    action_type_create(data=type_data())
-    ex = started(custom_pipeline(timeout=1), job_worker_user)
-    cp = aws(job_worker_user)
-    [job] = poll(cp)
-    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+def test_the_action_timeout_fails_an_acknowledged_job_that_never_answers(acknowledged):
+    ex, cp, job = acknowledged(timeout=1)
     engine.sweep(now=timezone.now() + timezone.timedelta(minutes=2))
     wait_for(lambda: status(ex) == "Failed", what="the execution to fail")
     assert Job.objects.get(job_id=job["id"]).status == "TimedOut"
@@ -202,13 +205,8 @@ def test_the_action_timeout_fails_an_acknowledged_job_that_never_answers(
                                                                    "message": "late"})
 
 
-def test_a_stopped_execution_refuses_a_later_result(live_server, aws, worker,
-                                                    job_worker_user):
-    action_type_create(data=type_data())
-    ex = started(custom_pipeline(), job_worker_user)
-    cp = aws(job_worker_user)
-    [job] = poll(cp)
-    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+def test_a_stopped_execution_refuses_a_later_result(acknowledged):
+    ex, cp, job = acknowledged()
     cp.stop_pipeline_execution(pipelineName="custom", pipelineExecutionId=str(ex.execution_id),
                                abandon=True, reason="wrong branch")
     wait_for(lambda: status(ex) == "Stopped", what="the execution to stop")
@@ -345,15 +343,11 @@ def test_get_pipeline_masks_a_custom_actions_secret(live_server, aws, owner):
     assert config == {"ProjectName": "web", "ApiToken": "****"}
 
 
-def test_a_large_output_is_uploaded_in_parts_by_boto3s_upload_fileobj(live_server, aws, worker,
-                                                                    job_worker_user):
+def test_a_large_output_is_uploaded_in_parts_by_boto3s_upload_fileobj(live_server,
+                                                                    acknowledged):
     from boto3.s3.transfer import TransferConfig
 
-    action_type_create(data=type_data())
-    ex = started(custom_pipeline(), job_worker_user)
-    cp = aws(job_worker_user)
-    [job] = poll(cp)
-    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    ex, cp, job = acknowledged()
     s3 = s3_client(live_server, job["data"]["artifactCredentials"])
     out = job["data"]["outputArtifacts"][0]["location"]["s3Location"]
     buffer = io.BytesIO()

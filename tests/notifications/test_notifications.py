@@ -231,3 +231,8 @@ def test_while_one_delivery_is_sending_another_is_postponed_not_attempted(db, dr
     assert second.attempts == 0 and second.next_attempt_at > timezone.now()
     assert [pk for pk, _ in notify.retries] == [second.pk]
     assert len(receiver.requests) == 1
+
+
+def test_the_admin_lists_notification_deliveries_in_english(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    assert "Notification deliveries" in index and "deliverys" not in index

@@ -81,3 +81,17 @@ def test_a_packed_directory_extracts_back_with_its_executable_bit(tmp_path):
     artifacts.extract(stored.storage_name, target)
     assert (target / "notes.txt").read_text() == "notes"
     assert (target / "bin" / "run.sh").stat().st_mode & 0o111
+
+
+def test_the_same_zip_stored_by_a_worker_and_by_a_job_upload_is_kept_once(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.txt").write_text("built")
+    packed = artifacts.store_directory(source)
+    uploaded = tmp_path / "upload.zip"      # a job worker sends the same bytes back
+    with artifacts.storage().open(packed.storage_name, "rb") as f:
+        uploaded.write_bytes(f.read())
+    sha, name = artifacts.store_zip(uploaded)
+    assert (sha, name) == (packed.sha256, packed.storage_name)
+    assert name == f"sha256/{sha[:2]}/{sha}.zip"
+    assert artifacts.storage().listdir(f"sha256/{sha[:2]}")[1] == [f"{sha}.zip"]

@@ -46,6 +46,8 @@ ANONYMOUS_ALLOWED = {
                   {"GET": 403, "POST": 403}),
     "nesting_server_data": ("django-nested-admin's script: answers 403 to anyone not "
                             "staff by itself", {"GET": 403}),
+    "favicon": ("the site's icon, which browsers ask for before anyone signs in: a "
+                "redirect to the static file", {"GET": 301, "POST": 405}),
 }
 
 

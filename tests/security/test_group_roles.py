@@ -128,6 +128,7 @@ ROUTES: dict[str, Rule] = {
     "api-notification-deliveries": on_pipeline({"GET": VIEW}),
     # not per pipeline
     "login": not_per_pipeline("signing in"), "logout": not_per_pipeline("signing out"),
+    "favicon": not_per_pipeline("the site's icon (a static file)"),
     "nesting_server_data": not_per_pipeline("django-nested-admin's script (staff only)"),
     "api-push-hook": not_per_pipeline("signed with the pipeline's webhook secret, no user"),
     "api-job-result": not_per_pipeline("authenticated by the job's single-use token"),

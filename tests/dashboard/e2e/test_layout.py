@@ -24,6 +24,12 @@ def assert_no_horizontal_scrolling(page, width: int) -> None:
         assert right <= width, f"a stage ends at {right} px, beyond the {width} px window"
 
 
+def action_name(name: str) -> str:
+    """The selector of an action card's name (":text-is" would miss it: the name's text is
+    split by the <wbr> of the word_breaks filter)."""
+    return f"section.stage .action header > :first-child:text-matches('^{name}$')"
+
+
 def lines_of(page, selector: str) -> int:
     """How many lines the text of ``selector`` takes (its text's line boxes)."""
     return page.eval_on_selector(selector, """el => {
@@ -31,19 +37,45 @@ def lines_of(page, selector: str) -> int:
         return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }""")
 
 
-def test_the_five_stage_demo_fits_a_1400_pixel_window(page, conveyor, login, unique,
-                                                      tmp_path):
-    doc = demo_definition(tmp_path, approval_provider="Manual")
-    doc["name"] = unique
-    pipeline_save(document=doc)
-    page.set_viewport_size({"width": 1400, "height": 900})
-    login("oscar")
-    page.goto(f"{conveyor.url}/pipelines/{unique}/")
+@pytest.fixture
+def demo_in_a_window(page, conveyor, login, unique, tmp_path):
+    """``demo_in_a_window(width)``: the demo pipeline (five stages) on a page that wide."""
+
+    def show(width: int):
+        doc = demo_definition(tmp_path, approval_provider="Manual")
+        doc["name"] = unique
+        pipeline_save(document=doc)
+        page.set_viewport_size({"width": width, "height": 900})
+        login("oscar")
+        page.goto(f"{conveyor.url}/pipelines/{unique}/")
+
+    return show
+
+
+def test_the_five_stage_demo_fits_a_1400_pixel_window(page, demo_in_a_window):
+    demo_in_a_window(1400)
     assert page.locator("section.stage").count() == 5
     assert_no_horizontal_scrolling(page, 1400)
-    name = "section.stage .action header > :first-child:text-is('PromoteToProduction')"
-    assert lines_of(page, name) == 1, "PromoteToProduction breaks inside the word"
+    assert lines_of(page, action_name("PromoteToProduction")) == 1, \
+        "PromoteToProduction breaks although its card is wide enough"
     shot(page, "layout-demo-1400")
+
+
+def test_the_demos_action_names_stay_inside_their_cards_in_a_1280_pixel_window(
+        page, demo_in_a_window):
+    """At 1280 px the Approval stage's card is narrower than "PromoteToProduction": the
+    name breaks between its words (PromoteTo|Production) instead of running past the card."""
+    demo_in_a_window(1280)
+    assert_no_horizontal_scrolling(page, 1280)
+    overflows = page.eval_on_selector_all("section.stage .action", """cards => cards.map(c => {
+        const name = c.querySelector("header > :first-child");
+        return [name.textContent, name.getBoundingClientRect().right
+                                  - c.getBoundingClientRect().right]; })""")
+    for name, beyond in overflows:
+        assert beyond <= 0, f"{name} runs {beyond:.0f} px past its card"
+    # PromoteTo / Production, never inside a word.
+    assert lines_of(page, action_name("PromoteToProduction")) == 2
+    shot(page, "layout-demo-1280")
 
 
 def _rule(name: str, provider: str) -> dict:
@@ -95,8 +127,7 @@ def test_ten_stages_with_gates_read_without_horizontal_scrolling_at_1366(page, c
         "section.stage", "els => els.map(e => Math.round(e.getBoundingClientRect().top))"))
     assert len(tops) > 1
     for n in range(1, 10):
-        assert lines_of(page, f"section.stage .action header > :first-child"
-                              f":text-is('VerifyRegion{n}Health')") == 1
+        assert lines_of(page, action_name(f"VerifyRegion{n}Health")) == 1
         assert lines_of(page, f"section.gate .rule-name:text-is('BusinessHoursInRegion{n}')") == 1
         assert lines_of(page, f"section.gate .rule-name:text-is('NoFiringAlertsInRegion{n}')") == 1
     # A gate sits in its stage's column: beforeEntry just above the stage, onSuccess below.
