@@ -53,10 +53,11 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # A pull smaller than GATHER_ENOUGH (the pump caught up with the command): let more
 # gather, up to COALESCE_SECONDS, before the next pull and its record (the log is
 # still live to within a few milliseconds). The pause is taken in steps sized from
-# the rate the pipe fills at (the first GATHER_FIRST, each next one at most twice
-# the last) and ends once the pipe holds GATHER_ENOUGH (half the pipe if smaller).
+# the rate the pipe fills at (see ``ShellSession._gather``) and ends once the pipe
+# holds GATHER_ENOUGH (half the pipe if smaller).
 COALESCE_SECONDS = 0.005
 GATHER_FIRST = 0.00025
+GATHER_FIRST_MAX = 0.002
 GATHER_ENOUGH = 1 << 18
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # A line longer than this is written out in pieces (a progress bar without new lines).
@@ -533,7 +534,8 @@ class ShellSession:
 
     def _gather(self, fd: int) -> bool:
         """Wait until the output pipe ``fd`` holds ``_enough`` bytes, COALESCE_SECONDS at
-        most. The first pause is as long as the last gathering's rate needs to fill it;
+        most. The first pause is as long as the last gathering's rate needs to fill it
+        (GATHER_FIRST_MAX at most);
         each next one as long as the rate seen now needs for the rest, at most four times
         what was waited so far: a fast producer the pump merely caught up with must not
         stand blocked on a full pipe meanwhile. False when the shell answered meanwhile
@@ -566,8 +568,8 @@ class ShellSession:
             wanted = ((self._enough - held) * elapsed / gained) if gained > 0 else 2 * step
             step = max(GATHER_FIRST, min(wanted, 4 * elapsed, until - now))
         gained = held - start_held
-        self._first_step = (max(GATHER_FIRST, min(COALESCE_SECONDS, (
-            self._enough - start_held) * elapsed / gained)) if gained > 0 else COALESCE_SECONDS)
+        self._first_step = (max(GATHER_FIRST, min(GATHER_FIRST_MAX, (
+            self._enough - start_held) * elapsed / gained)) if gained > 0 else GATHER_FIRST_MAX)
         return True
 
     def _drain(self) -> None:
