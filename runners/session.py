@@ -519,17 +519,16 @@ class ShellSession:
     def _read_output(self) -> None:
         fd = self._out_r
         taken = self.pump.pull(fd)
-        if 0 < taken < self._enough and self._gather(fd):
-            # The pump caught up with the command: what it prints next gathered for a
-            # moment (``_gather``), and is taken in one pull. Each pull is a write to the
-            # log and each settle a record: a pump that ran after every few kilobytes
-            # would pay that a thousand times for 50 MB (small writes to a file cost
-            # more each than large ones), a line-flushed program a thousand times more.
-            while taken < PIPE_SIZE and select.select([fd], [], [], 0)[0]:
-                more = self.pump.pull(fd)
-                if not more:
-                    break
-                taken += more
+        # The pump caught up with the command (a small pull): what it prints next
+        # gathers for a moment (``_gather``) and is taken in one pull — not pull after
+        # pull while the command keeps writing, each of a few kilobytes, and none from
+        # an empty pipe (it would wait for the next write). Each pull is a write to the
+        # log and each settle a record: a pump that ran after every few kilobytes would
+        # pay that a thousand times for 50 MB (small writes to a file cost more each
+        # than large ones), a line-flushed program far more.
+        if (0 < taken < self._enough and self._gather(fd)
+                and select.select([fd], [], [], 0)[0]):
+            self.pump.pull(fd)
         self.pump.settle()
 
     def _gather(self, fd: int) -> bool:
