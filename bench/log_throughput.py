@@ -87,15 +87,23 @@ def producers(mb: int) -> dict[str, str]:
     }
 
 
-def once(command: str, tmp: Path) -> tuple[float, int]:
+# --mask: the action holds a secret (never printed), so its output is masked on its way
+# to the log (runners/session.py, LogPump.feed) instead of spliced.
+MASKED = {"environmentVariables": [{"name": "TOKEN", "value": "bench/token",
+                                    "type": "SECRETS_MANAGER"}]}
+os.environ["CONVEYOR_SECRET_BENCH_TOKEN"] = "s3cr3t-not-printed"
+
+
+def once(command: str, tmp: Path, *, mask: bool = False) -> tuple[float, int, float]:
     base = tmp / uuid.uuid4().hex
     (base / "ws").mkdir(parents=True)
     log = LogWriter(base / "action.log")
     ctx = RunContext(
         pipeline_name="bench", pipeline_execution_id=str(uuid.uuid4()), execution_number=1,
         pipeline_version=1, stage_name="Build", action_name="Print",
-        action_execution_id=str(uuid.uuid4()), attempt=1, category="Build",
-        provider="Shell", action={"name": "Print", "commands": [command]}, variables={},
+        action_execution_id=str(uuid.uuid4()), attempt=1, category="Build", provider="Shell",
+        action={"name": "Print", "commands": [command], **(MASKED if mask else {})},
+        variables={},
         input_dirs={}, output_dirs={}, workspace=base / "ws", log=log)
     started, cpu = time.perf_counter(), time.process_time()
     ShellRunner().run(ctx)
@@ -139,12 +147,16 @@ def main() -> None:
     parser.add_argument("--only", help="run only producers whose name contains this")
     parser.add_argument("--sandbox", choices=("auto", "none"), default="auto",
                         help="run the action's commands in the sandbox (auto) or not (none)")
+    parser.add_argument("--mask", action="store_true",
+                        help="the logged action holds a secret: its output is masked, not "
+                             "spliced")
     parser.add_argument("--dir", type=Path, default=None,
                         help="the folder both sides write in (default: a new temporary one)")
     args = parser.parse_args()
     settings.CONVEYOR_SANDBOX = args.sandbox
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"best (and median) of {args.rounds} rounds each; sandbox {sandbox.status()}")
+          f"best (and median) of {args.rounds} rounds each; sandbox {sandbox.status()}"
+          f"{'; the logged action masks a secret' if args.mask else ''}")
     worst = float("-inf")
     if args.dir:
         args.dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +179,7 @@ def main() -> None:
                 # after it in even ones.
                 if i % 2:
                     outside.append(outside_floor(command, out, env))
-                t, size, cpu = once(command, Path(tmp))
+                t, size, cpu = once(command, Path(tmp), mask=args.mask)
                 logged.append(t)
                 cpus.append(cpu)
                 if not i % 2:
