@@ -50,15 +50,15 @@ from runners.base import RunContext, kill_process_group
 READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# A pull smaller than GATHER_ENOUGH (the pump caught up with the command): let more
-# gather, up to COALESCE_SECONDS, before the next pull and its record (the log is
+# After a pull smaller than GATHER_ENOUGH (the pump caught up with the command), let
+# more gather, up to COALESCE_SECONDS, before the next pull and its record (the log is
 # still live to within a few milliseconds). The pause is taken in steps sized from
 # the rate the pipe fills at (see ``ShellSession._gather``) and ends once the pipe
 # holds GATHER_ENOUGH (half the pipe if smaller).
 COALESCE_SECONDS = 0.005
 GATHER_FIRST = 0.00025
 GATHER_FIRST_MAX = 0.002
-GATHER_ENOUGH = 1 << 18
+GATHER_ENOUGH = 1 << 19
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # A line longer than this is written out in pieces (a progress bar without new lines).
 MAX_PENDING = 1 << 20
@@ -324,6 +324,7 @@ class ShellSession:
         with contextlib.suppress(OSError):
             self._enough = min(GATHER_ENOUGH, fcntl.fcntl(self._out_r, F_GETPIPE_SZ) // 2)
         self._first_step = GATHER_FIRST   # the first pause of the next gathering
+        self._caught_up = False            # the last pull was small (see _read_output)
         self._cmd_w = -1
         self._status_r = -1
         self._status_buf = b""
@@ -518,17 +519,15 @@ class ShellSession:
 
     def _read_output(self) -> None:
         fd = self._out_r
+        # The pump caught up with the command (its last pull was small): what it prints
+        # now gathers for a moment (``_gather``) and is taken in one pull. Each pull is
+        # a write to the log and each settle a record: a pump that ran after every few
+        # kilobytes would pay that a thousand times for 50 MB (small writes to a file
+        # cost more each than large ones), a line-flushed program far more.
+        if self._caught_up:
+            self._gather(fd)
         taken = self.pump.pull(fd)
-        # The pump caught up with the command (a small pull): what it prints next
-        # gathers for a moment (``_gather``) and is taken in one pull — not pull after
-        # pull while the command keeps writing, each of a few kilobytes, and none from
-        # an empty pipe (it would wait for the next write). Each pull is a write to the
-        # log and each settle a record: a pump that ran after every few kilobytes would
-        # pay that a thousand times for 50 MB (small writes to a file cost more each
-        # than large ones), a line-flushed program far more.
-        if (0 < taken < self._enough and self._gather(fd)
-                and select.select([fd], [], [], 0)[0]):
-            self.pump.pull(fd)
+        self._caught_up = 0 < taken < self._enough
         self.pump.settle()
 
     def _gather(self, fd: int) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runners import logfile
 from runners.base import LogWriter
-from runners.session import GATHER_ENOUGH, MAX_PENDING, LogPump, ShellSession
+from runners.session import MAX_PENDING, LogPump, ShellSession
 from runners.shell import Masker, ShellRunner
 from tests.runners.conftest import log_text, make_ctx
 
@@ -173,7 +173,7 @@ def test_a_pause_for_trickling_output_ends_when_the_command_answers(tmp_path):
         os.write(status_w, b"status 0\0")
         assert session._gather(session._out_r) is False
         # A pipe already holding enough is taken without a pause.
-        os.write(session._out_w, b"y" * GATHER_ENOUGH)
+        os.write(session._out_w, b"y" * session._enough)
         os.close(status_w)
         status_w = -1
         assert session._gather(session._out_r) is True
