@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runners import sandbox, watch
-from runners.base import RunContext, kill_process_group
+from runners.base import F_SETPIPE_SZ, RunContext, kill_process_group
 
 # One read (or splice) of the commands' output; the lines of a read share a
 # timestamp (see LogPump). 256 KiB: large enough that a memory-speed producer costs
@@ -49,7 +49,6 @@ from runners.base import RunContext, kill_process_group
 # (Linux F_SETPIPE_SZ) so a chatty command blocks less often while the pump writes.
 READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # After a pull smaller than GATHER_ENOUGH (the pump caught up with the command), let
 # more gather, up to COALESCE_SECONDS, before the next pull and its record (the log is
 # still live to within a few milliseconds). The pause is taken in steps sized from

@@ -8,6 +8,7 @@ whose output reaches the worker in two reads.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from datetime import datetime
@@ -184,3 +185,27 @@ def test_a_pause_for_trickling_output_ends_when_the_command_answers(tmp_path):
         if status_w >= 0:
             os.close(status_w)
     assert log_text(ctx).count("a little") == 1
+
+
+def test_a_log_whose_file_refuses_splice_still_gets_every_byte_in_order(tmp_path):
+    # A file opened for appending refuses os.splice (EINVAL), as some file systems do:
+    # what the pump already moved into its relay pipe is written as bytes, and the pump
+    # reads and writes from then on.
+    log = LogWriter(tmp_path / "a.log")
+    fcntl.fcntl(log._fd, fcntl.F_SETFL, fcntl.fcntl(log._fd, fcntl.F_GETFL) | os.O_APPEND)
+    pump = LogPump(log)
+    read, write = os.pipe()
+    try:
+        os.write(write, b"first line\nsecond ")
+        assert pump.pull(read) == len(b"first line\nsecond ")
+        os.write(write, b"half\nthird line\n")
+        pump.pull(read)
+        pump.flush()
+    finally:
+        os.close(read)
+        os.close(write)
+    log.close()
+    assert (tmp_path / "a.log").read_bytes() == b"first line\nsecond half\nthird line\n"
+    lines = logfile.text(tmp_path / "a.log").splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["first line", "second half",
+                                                         "third line"]
