@@ -42,8 +42,9 @@ from pathlib import Path
 from runners import sandbox, watch
 from runners.base import F_SETPIPE_SZ, RunContext, kill_process_group
 
-# One read (or splice) of the commands' output; the lines of a read share a
-# timestamp (see LogPump). 256 KiB: large enough that a memory-speed producer costs
+# One read of the commands' output when it is masked (a splice takes all the pipe
+# holds); the lines of a read share a timestamp (see LogPump). 256 KiB: large enough
+# that a memory-speed producer costs
 # few reads, small enough that a read stays in the CPU's cache when it must be
 # masked (1 MiB reads were slower, bench/log_throughput.py). The pipe is enlarged
 # (Linux F_SETPIPE_SZ) so a chatty command blocks less often while the pump writes.
@@ -532,11 +533,10 @@ class ShellSession:
     def _gather(self, fd: int) -> bool:
         """Wait until the output pipe ``fd`` holds ``_enough`` bytes, COALESCE_SECONDS at
         most. The first pause is as long as the last gathering's rate needs to fill it
-        (GATHER_FIRST_MAX at most);
-        each next one as long as the rate seen now needs for the rest, at most four times
-        what was waited so far: a fast producer the pump merely caught up with must not
-        stand blocked on a full pipe meanwhile. False when the shell answered meanwhile
-        (the command ended: nothing more is coming, no reason to wait)."""
+        (GATHER_FIRST_MAX at most); each next one as long as the rate seen now needs for
+        the rest, at most four times what was waited so far: a fast producer the pump
+        merely caught up with must not stand blocked on a full pipe meanwhile. False when
+        the shell answered meanwhile (the command ended: nothing more is coming)."""
         available = array.array("i", [0])
         try:
             fcntl.ioctl(fd, termios.FIONREAD, available)
