@@ -40,23 +40,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runners import sandbox, watch
-from runners.base import RunContext, kill_process_group
+from runners.base import F_SETPIPE_SZ, RunContext, kill_process_group
 
-# One read (or splice) of the commands' output; the lines of a read share a
-# timestamp (see LogPump). 256 KiB: large enough that a memory-speed producer costs
+# One read of the commands' output when it is masked (a splice takes all the pipe
+# holds); the lines of a read share a timestamp (see LogPump). 256 KiB: large enough
+# that a memory-speed producer costs
 # few reads, small enough that a read stays in the CPU's cache when it must be
 # masked (1 MiB reads were slower, bench/log_throughput.py). The pipe is enlarged
 # (Linux F_SETPIPE_SZ) so a chatty command blocks less often while the pump writes.
 READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# A read smaller than this is a trickle: let more gather, up to COALESCE_SECONDS,
-# before writing and recording it (the log is still live to within a few
-# milliseconds) — but looking every GATHER_STEP whether the pipe is half full: a
-# fast producer the pump merely caught up with must not stand blocked on a full pipe.
-TRICKLE = 1 << 14
+# After a pull smaller than GATHER_ENOUGH (the pump caught up with the command), let
+# more gather, up to COALESCE_SECONDS, before the next pull and its record (the log is
+# still live to within a few milliseconds). The pause is taken in steps sized from
+# the rate the pipe fills at (see ``ShellSession._gather``) and ends once the pipe
+# holds GATHER_ENOUGH (half the pipe if smaller).
 COALESCE_SECONDS = 0.005
-GATHER_STEP = 0.0025
+GATHER_FIRST = 0.00025
+GATHER_FIRST_MAX = 0.002
+GATHER_ENOUGH = 1 << 19
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # A line longer than this is written out in pieces (a progress bar without new lines).
 MAX_PENDING = 1 << 20
@@ -316,13 +318,15 @@ class ShellSession:
         self._out_r, self._out_w = os.pipe()
         with contextlib.suppress(OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
             fcntl.fcntl(self._out_r, F_SETPIPE_SZ, PIPE_SIZE)
-        self._half_pipe = 1 << 15
+        # (what the pipe holds when a pause for trickling output ends: at most half of it)
+        self._enough = GATHER_ENOUGH
         with contextlib.suppress(OSError):
-            self._half_pipe = fcntl.fcntl(self._out_r, F_GETPIPE_SZ) // 2
+            self._enough = min(GATHER_ENOUGH, fcntl.fcntl(self._out_r, F_GETPIPE_SZ) // 2)
+        self._first_step = GATHER_FIRST   # the first pause of the next gathering
+        self._caught_up = False            # the last pull was small (see _read_output)
         self._cmd_w = -1
         self._status_r = -1
         self._status_buf = b""
-        self._trickling = False   # the last read of output was small (see _read_output)
         self._watch: watch.BuildWatch | None = None
         self._snapshot: bytes | None = None
         self._closed = False
@@ -514,35 +518,55 @@ class ShellSession:
 
     def _read_output(self) -> None:
         fd = self._out_r
-        taken = self.pump.pull(fd)
-        trickle = taken < TRICKLE
-        if trickle and self._trickling:
-            # Output arriving a line at a time (a line-flushed program): let a few
-            # milliseconds of it gather, then pay for one pass instead of one per line.
-            # Only after two small reads in a row: a fast producer the pump merely
-            # caught up with (one small read between large ones) would fill the pipe
-            # and stand blocked for most of the pause.
+        # The pump caught up with the command (its last pull was small): what it prints
+        # now gathers for a moment (``_gather``) and is taken in one pull. Each pull is
+        # a write to the log and each settle a record: a pump that ran after every few
+        # kilobytes would pay that a thousand times for 50 MB (small writes to a file
+        # cost more each than large ones), a line-flushed program far more.
+        if self._caught_up:
             self._gather(fd)
-            while taken < READ_SIZE and select.select([fd], [], [], 0)[0]:
-                more = self.pump.pull(fd)
-                if not more:
-                    break
-                taken += more
-        self._trickling = trickle
+        taken = self.pump.pull(fd)
+        self._caught_up = 0 < taken < self._enough
         self.pump.settle()
 
-    def _gather(self, fd: int) -> None:
-        """Wait up to COALESCE_SECONDS for trickling output, less if the pipe fills half."""
-        until = time.monotonic() + COALESCE_SECONDS
+    def _gather(self, fd: int) -> bool:
+        """Wait until the output pipe ``fd`` holds ``_enough`` bytes, COALESCE_SECONDS at
+        most. The first pause is as long as the last gathering's rate needs to fill it
+        (GATHER_FIRST_MAX at most); each next one as long as the rate seen now needs for
+        the rest, at most four times what was waited so far: a fast producer the pump
+        merely caught up with must not stand blocked on a full pipe meanwhile. False when
+        the shell answered meanwhile (the command ended: nothing more is coming)."""
         available = array.array("i", [0])
-        while time.monotonic() < until:
-            time.sleep(GATHER_STEP)
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, available)
+        except OSError:
+            return True
+        start_held = available[0]
+        if start_held >= self._enough:
+            return True
+        started = time.monotonic()
+        until = started + COALESCE_SECONDS
+        step = self._first_step
+        held, elapsed = start_held, 0.0
+        while True:
+            # (a sleep the shell's answer ends: the command ended, its output is all there)
+            if select.select([self._status_r], [], [], step)[0]:
+                return False
             try:
                 fcntl.ioctl(fd, termios.FIONREAD, available)
             except OSError:
-                return
-            if available[0] >= self._half_pipe:
-                return
+                return True
+            now = time.monotonic()
+            held, elapsed = available[0], now - started
+            if held >= self._enough or now >= until:
+                break
+            gained = held - start_held
+            wanted = ((self._enough - held) * elapsed / gained) if gained > 0 else 2 * step
+            step = max(GATHER_FIRST, min(wanted, 4 * elapsed, until - now))
+        gained = held - start_held
+        self._first_step = (max(GATHER_FIRST, min(GATHER_FIRST_MAX, (
+            self._enough - start_held) * elapsed / gained)) if gained > 0 else GATHER_FIRST_MAX)
+        return True
 
     def _drain(self) -> None:
         """Read what is already in the output pipe (the ended command wrote it all)."""

@@ -8,12 +8,15 @@ whose output reaches the worker in two reads.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from datetime import datetime
 from pathlib import Path
 
 from runners import logfile
 from runners.base import LogWriter
-from runners.session import MAX_PENDING, LogPump
+from runners.session import MAX_PENDING, LogPump, ShellSession
 from runners.shell import Masker, ShellRunner
 from tests.runners.conftest import log_text, make_ctx
 
@@ -112,3 +115,97 @@ def test_a_commands_secret_printed_in_two_writes_is_masked_in_the_log(tmp_path, 
     log = log_text(ctx)
     assert SECRET not in log and SECRET[:6] not in log and SECRET[6:] not in log
     assert re.search(r"Z token: \*\*\* done$", log, re.M), log
+
+
+def shell_action(tmp_path, *commands):
+    ctx = make_ctx(tmp_path, {
+        "name": "Run", "actionTypeId": {"category": "Build", "owner": "Custom",
+                                        "provider": "Shell", "version": "1"},
+        "commands": list(commands)})
+    ShellRunner().run(ctx)
+    ctx.log.close()
+    return ctx
+
+
+def stamped_lines(ctx) -> list[tuple[datetime, str]]:
+    lines = logfile.text(ctx.log.path).splitlines()
+    assert all(STAMP.match(line) for line in lines), lines[:5]
+    return [(datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f"), line[25:]) for line in lines]
+
+
+def test_megabytes_moved_in_large_pulls_keep_every_line_whole_and_stamped_in_order(tmp_path):
+    # 8 MiB of 80-byte lines at memory speed: the pump takes it in pulls of up to 1 MiB
+    # (a line cut by each), far fewer records than lines.
+    ctx = shell_action(tmp_path, f"yes {'x' * 79} | head -c {8 << 20}", "echo done")
+    records = list(logfile.RECORD.iter_unpack(logfile.index_path(ctx.log.path).read_bytes()))
+    lines = stamped_lines(ctx)
+    body = [text for _, text in lines]
+    start = body.index("x" * 79)
+    count = (8 << 20) // 80
+    assert body[start:start + count] == ["x" * 79] * count
+    # (the last line of `head -c` is cut: ended by the pump when its command ended)
+    assert body[start + count] == "x" * ((8 << 20) % 80) and body[-2:] == ["$ echo done", "done"]
+    assert len(records) < count / 100
+    times = [moment for moment, _ in lines]
+    assert times == sorted(times)
+
+
+def test_a_line_split_across_pulls_gets_the_time_of_the_pull_that_completed_it(tmp_path):
+    ctx = shell_action(tmp_path, "printf 'one\\ntw'; sleep 0.4; printf 'o\\nthree\\n'")
+    lines = dict((text, moment) for moment, text in stamped_lines(ctx))
+    # "two" was completed 0.4 s after "one": it and "three" arrived together.
+    assert lines["two"] == lines["three"]
+    assert (lines["two"] - lines["one"]).total_seconds() >= 0.35
+
+
+def test_a_pause_for_trickling_output_ends_when_the_command_answers(tmp_path):
+    # The pump waits for a few milliseconds of output to gather after a small pull; a
+    # command that ended meanwhile (its status on the session's status pipe) ends the
+    # wait: nothing more is coming.
+    ctx = make_ctx(tmp_path, {"name": "Run", "commands": []})
+    session = ShellSession(ctx, env={}, cwd=ctx.workspace)
+    status_r, status_w = os.pipe()
+    try:
+        session._status_r = status_r
+        os.write(session._out_w, b"a little\n")
+        # Nothing answered: the pause runs (True, more may be taken) ...
+        assert session._gather(session._out_r) is True
+        # ... and after the answer it ends at once, the output left for the drain.
+        os.write(status_w, b"status 0\0")
+        assert session._gather(session._out_r) is False
+        # A pipe already holding enough is taken without a pause.
+        os.write(session._out_w, b"y" * session._enough)
+        os.close(status_w)
+        status_w = -1
+        assert session._gather(session._out_r) is True
+    finally:
+        session._status_r = -1
+        session.close()
+        os.close(status_r)
+        if status_w >= 0:
+            os.close(status_w)
+    assert log_text(ctx).count("a little") == 1
+
+
+def test_a_log_whose_file_refuses_splice_still_gets_every_byte_in_order(tmp_path):
+    # A file opened for appending refuses os.splice (EINVAL), as some file systems do:
+    # what the pump already moved into its relay pipe is written as bytes, and the pump
+    # reads and writes from then on.
+    log = LogWriter(tmp_path / "a.log")
+    fcntl.fcntl(log._fd, fcntl.F_SETFL, fcntl.fcntl(log._fd, fcntl.F_GETFL) | os.O_APPEND)
+    pump = LogPump(log)
+    read, write = os.pipe()
+    try:
+        os.write(write, b"first line\nsecond ")
+        assert pump.pull(read) == len(b"first line\nsecond ")
+        os.write(write, b"half\nthird line\n")
+        pump.pull(read)
+        pump.flush()
+    finally:
+        os.close(read)
+        os.close(write)
+    log.close()
+    assert (tmp_path / "a.log").read_bytes() == b"first line\nsecond half\nthird line\n"
+    lines = logfile.text(tmp_path / "a.log").splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["first line", "second half",
+                                                         "third line"]
