@@ -420,7 +420,9 @@ class Hub:
 
         layer = get_channel_layer()
         channel = None
-        joined = 0.0
+        # None: not in the group yet. (A 0.0 start read "joined at boot": for the first
+        # ten minutes of the machine's uptime the listener never joined the group.)
+        joined: float | None = None
         while True:
             try:
                 if channel is None:
@@ -430,7 +432,7 @@ class Hub:
                     # starve while a consumer's receive holds that lock.
                     channel = await layer.new_channel()
                 # Group membership expires (a day by default): renew it.
-                if time.monotonic() - joined > 600:
+                if joined is None or time.monotonic() - joined > 600:
                     await layer.group_add(GROUP, channel)
                     joined = time.monotonic()
                 message = await layer.receive(channel)
@@ -441,7 +443,7 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("listening for the live doorbell failed; retrying")
-                channel, joined = None, 0.0
+                channel, joined = None, None
                 await asyncio.sleep(0.5)
                 continue
             if message.get("type") == "events.ring":
