@@ -134,6 +134,7 @@ class Bell:
         self.waiters: dict[int, set[Waiter]] = {}
         self.look_task: asyncio.Task | None = None
         self.listen_task: asyncio.Task | None = None
+        self.looked = asyncio.Event()       # the look has its starting point
         self.subscribed = asyncio.Event()   # the Redis listener hears rings
         self.looks = 0
 
@@ -161,6 +162,7 @@ class Bell:
             if not self.waiters and self.look_task is not None:
                 self.look_task.cancel()
                 self.look_task = None
+                self.looked.clear()
 
     def offer(self) -> None:
         for held in self.waiters.values():
@@ -183,6 +185,10 @@ class Bell:
     async def _look(self) -> None:
         """Notice what another process committed without a ring reaching this one."""
         newest = await database_sync_to_async(_newest_job)()
+        # A job committed between a held request's first look and that read would go
+        # unnoticed: every held request looks once more.
+        self.offer()
+        self.looked.set()
         while True:
             await asyncio.sleep(look_seconds())
             keys = list(self.waiters)
@@ -226,6 +232,12 @@ class Bell:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                     await client.aclose()
+
+    async def ready(self) -> None:
+        """Until this bell hears every ring (its look started; Redis subscribed)."""
+        await self.looked.wait()
+        if redis_url():
+            await self.subscribed.wait()
 
     def _wake_all(self) -> None:
         for held in self.waiters.values():

@@ -5,6 +5,7 @@ is pushed out of reach here, so only a ring can wake anything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -22,38 +23,38 @@ def _no_look(settings):
     settings.CONVEYOR_LIVE_SAFETY_SECONDS = 3600
 
 
-async def ready_bell() -> doorbell.Bell:
-    """This loop's bell, its Redis listener subscribed when there is Redis (subscribing
-    wakes every held request once, to look again)."""
+@contextlib.asynccontextmanager
+async def ready_bell():
+    """This loop's bell once it hears every ring: starting its look and subscribing to
+    Redis wake every held request once (to look again), which must not count here."""
     bell = doorbell.bell()
-    if doorbell.redis_url():
-        with bell.hold(0):
-            await asyncio.wait_for(bell.subscribed.wait(), 10)
-    return bell
+    with bell.hold(0):   # keeps its tasks running for the test
+        await asyncio.wait_for(bell.ready(), 10)
+        yield bell
 
 
 def test_an_offer_wakes_held_polls_but_not_held_lease_renewals():
     async def scenario():
-        bell = await ready_bell()
-        with bell.hold(K) as poll, bell.hold(L) as other, \
-                bell.hold(K, offers=False) as renewal:
-            await asyncio.to_thread(doorbell.ring_offer)       # as a committing thread does
-            assert await poll.wait(10) and await other.wait(10)
-            assert not await renewal.wait(0.2)
-            assert not (poll.revoked or other.revoked or renewal.revoked)
+        async with ready_bell() as bell:
+            with bell.hold(K) as poll, bell.hold(L) as other, \
+                    bell.hold(K, offers=False) as renewal:
+                await asyncio.to_thread(doorbell.ring_offer)       # as a committing thread does
+                assert await poll.wait(10) and await other.wait(10)
+                assert not await renewal.wait(0.2)
+                assert not (poll.revoked or other.revoked or renewal.revoked)
 
     asyncio.run(scenario())
 
 
 def test_a_revocation_wakes_every_held_request_of_that_key_only():
     async def scenario():
-        bell = await ready_bell()
-        with bell.hold(K) as poll, bell.hold(K, offers=False) as renewal, \
-                bell.hold(L) as other:
-            await asyncio.to_thread(doorbell.ring_revoked, K)
-            assert await poll.wait(10) and await renewal.wait(10)
-            assert poll.revoked and renewal.revoked
-            assert not other.revoked and not other.event.is_set()
+        async with ready_bell() as bell:
+            with bell.hold(K) as poll, bell.hold(K, offers=False) as renewal, \
+                    bell.hold(L) as other:
+                await asyncio.to_thread(doorbell.ring_revoked, K)
+                assert await poll.wait(10) and await renewal.wait(10)
+                assert poll.revoked and renewal.revoked
+                assert not other.revoked and not other.event.is_set()
 
     asyncio.run(scenario())
 
@@ -64,8 +65,9 @@ def test_a_ring_on_commit_waits_for_the_commit(django_capture_on_commit_callback
     assert len(callbacks) == 1                                 # deferred, not rung
 
     async def scenario():
-        with (await ready_bell()).hold(K, offers=False) as renewal:
-            await asyncio.to_thread(callbacks[0])              # the commit
-            assert await renewal.wait(10) and renewal.revoked
+        async with ready_bell() as bell:
+            with bell.hold(K, offers=False) as renewal:
+                await asyncio.to_thread(callbacks[0])              # the commit
+                assert await renewal.wait(10) and renewal.revoked
 
     asyncio.run(scenario())
