@@ -34,6 +34,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 
+from config.loops import of_running_loop
+
 logger = logging.getLogger("conveyor.agents")
 
 OFFER = b"offer"
@@ -274,8 +276,4 @@ _bells: dict[int, Bell] = {}
 
 def bell() -> Bell:
     """The bell of the running event loop (made on first use)."""
-    loop = asyncio.get_running_loop()
-    found = _bells.get(id(loop))
-    if found is None or found.loop is not loop:
-        found = _bells[id(loop)] = Bell(loop)
-    return found
+    return of_running_loop(_bells, Bell)

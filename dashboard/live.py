@@ -40,6 +40,8 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from config.loops import of_running_loop
+
 logger = logging.getLogger("conveyor.live")
 
 GROUP = "conveyor.events"
@@ -455,8 +457,4 @@ _hubs: dict[int, Hub] = {}
 
 def hub() -> Hub:
     """The hub of the running event loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    found = _hubs.get(id(loop))
-    if found is None or found.loop is not loop:
-        found = _hubs[id(loop)] = Hub(loop)
-    return found
+    return of_running_loop(_hubs, Hub)
