@@ -186,7 +186,7 @@ class Bell:
 
     async def _look(self) -> None:
         """Notice what another process committed without a ring reaching this one."""
-        newest = await database_sync_to_async(_newest_job)()
+        newest = await _read(_newest_job)()
         # A job committed between a held request's first look and that read would go
         # unnoticed: every held request looks once more.
         self.offer()
@@ -195,7 +195,7 @@ class Bell:
             await asyncio.sleep(look_seconds())
             keys = list(self.waiters)
             try:
-                latest, gone = await database_sync_to_async(_look_once)(keys)
+                latest, gone = await _read(_look_once)(keys)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -252,6 +252,13 @@ class Bell:
         elif data.startswith(REVOKED):
             with contextlib.suppress(ValueError):
                 self.revoked(int(data[len(REVOKED):]))
+
+
+def _read(fn):
+    """``fn`` in a thread of its own (not the thread-sensitive one): a look cancelled
+    mid-read must not wait for a thread that no longer serves the loop (asgiref shields
+    a sync call; under ``async_to_sync`` that is a deadlock)."""
+    return database_sync_to_async(fn, thread_sensitive=False)
 
 
 def _newest_job() -> int:

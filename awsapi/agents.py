@@ -150,10 +150,12 @@ async def renew_job_lease_held(request, body: dict) -> dict:
     agent = await sync_to_async(_agent)(request)
     wait = min(float(field_int(body, "conveyorWaitSeconds", minimum=0) or 0), MAX_WAIT)
     renew = sync_to_async(_call_op)
+    if wait <= 0:
+        return await renew(renew_job_lease, agent, body)
     deadline = time.monotonic() + wait
     with doorbell.bell().hold(agent.key_id, offers=False) as waiter:
         answer = await renew(renew_job_lease, agent, body)
-        if not answer["continue"] or wait <= 0:
+        if not answer["continue"]:
             return answer
         while (remaining := deadline - time.monotonic()) > 0:
             if await waiter.wait(remaining) and not await sync_to_async(_key_live)(
