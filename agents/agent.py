@@ -19,8 +19,9 @@ a bearer credential, and Conveyor's documented extensions (docs/job-workers.md, 
    would use (Shell, Commands, CodeBuild), in its own sandbox (bubblewrap), in a fresh
    folder of ``--work-dir``;
 3. meanwhile ships its log in batches (``ConveyorAppendJobLog``, every
-   ``--log-interval`` s) and renews the job's lease (``ConveyorRenewJobLease``); a
-   refused renewal (the action was abandoned or timed out) kills the commands;
+   ``--log-interval`` s) and renews the job's lease (``ConveyorRenewJobLease``, held by
+   the server for a heartbeat and answered at once if the key is revoked); a refused
+   renewal (the action was abandoned or timed out, the key revoked) kills the commands;
 4. uploads the output artifacts (deterministic zips) to the S3 endpoint, then reports
    ``PutJobSuccessResult`` with its output variables (test reports' counts among them)
    or ``PutJobFailureResult``.
@@ -29,7 +30,9 @@ Every call to the server is retried with backoff while the server is unreachable
 (restarting): the job goes on, the log is re-sent from where the server has it, and
 the result is reported once the server is back (within the lease, or the action has
 been failed meanwhile and the late report changes nothing). A refused key (revoked)
-ends the agent with exit status 3.
+kills the running job's commands at once (the held lease renewal is answered the
+moment the key is revoked; the server has failed the action, naming the key) and ends
+the agent with exit status 3.
 """
 
 from __future__ import annotations
@@ -215,9 +218,11 @@ def configure(work_dir: Path, *, sandbox: str) -> None:
 class LogShipper(threading.Thread):
     """Sends the new bytes of the job's log file to the server every ``interval`` s."""
 
-    def __init__(self, client: Client, job_id: str, path: Path, interval: float):
+    def __init__(self, client: Client, job_id: str, path: Path, interval: float,
+                 on_refused=lambda reason: None):
         super().__init__(name="conveyor-agent-log", daemon=True)
         self.client, self.job_id, self.path, self.interval = client, job_id, path, interval
+        self.on_refused = on_refused
         self.sent = 0
         self.done = threading.Event()
         self.gone = False
@@ -247,7 +252,8 @@ class LogShipper(threading.Thread):
         while not self.done.wait(self.interval):
             try:
                 self.ship()
-            except KeyRefused:
+            except KeyRefused as exc:
+                self.on_refused(str(exc))
                 return
             except Exception:
                 logger.exception("shipping the log failed")
@@ -274,59 +280,81 @@ class LogShipper(threading.Thread):
 
 
 class Heartbeat(threading.Thread):
-    """Renews the job's lease; stops the runner when the server says the action ended or
-    the deadline passes."""
+    """Renews the job's lease by held calls (``ConveyorRenewJobLease`` with
+    ``conveyorWaitSeconds``: the server answers at once if the key is revoked); stops
+    the runner when the key is refused, the action ended elsewhere or the deadline
+    passes. Jobs shorter than ``FIRST_BEAT`` make no call (the claim set the lease)."""
 
-    def __init__(self, client: Client, job_id: str, job: dict, ctx, runner):
+    FIRST_BEAT = 0.5
+
+    def __init__(self, client: Client, job_id: str, job: dict):
         super().__init__(name="conveyor-agent-heartbeat", daemon=True)
-        self.client, self.job, self.ctx, self.runner = client, job, ctx, runner
-        self.job_id = job_id
+        self.client, self.job, self.job_id = client, job, job_id
+        self.ctx = self.runner = None
         self.done = threading.Event()
         self.timed_out = False
         self.ended_elsewhere = False
+        self.key_refused = ""
 
-    def _stop_runner(self, reason: str) -> None:
-        if not self.ctx.should_stop():
+    def attach(self, ctx, runner) -> None:
+        """The job's runner is about to run: beat (and stop it when told to)."""
+        self.ctx, self.runner = ctx, runner
+        if self.key_refused:   # refused (the log shipper's call) while setting up
+            self.stop_runner("the agent's key was revoked")
+        self.start()
+
+    def stop_runner(self, reason: str) -> None:
+        if self.ctx is not None and not self.ctx.should_stop():
             self.ctx.request_stop(reason)
             try:
                 self.runner.cancel(self.ctx)
             except Exception:
                 logger.exception("cancelling the job failed")
 
+    def refuse(self, reason: str) -> None:
+        """The server refused the key (revoked): the job's commands are killed now."""
+        self.key_refused = reason or "the agent's key was refused"
+        self.stop_runner("the agent's key was revoked")
+
     def run(self) -> None:
         every = float(self.job.get("heartbeatSeconds") or 5.0)
         deadline = self.job.get("deadline")
         deadline_ts = datetime.fromisoformat(deadline).timestamp() if deadline else None
-        next_beat = time.monotonic() + every
+        if self.done.wait(min(self.FIRST_BEAT, every)):
+            return
         while not self.done.is_set():
-            wait = next_beat - time.monotonic()
+            hold = every
             if deadline_ts is not None:
-                wait = min(wait, deadline_ts - time.time())
-            if self.done.wait(max(0.0, wait)):
-                return
-            if deadline_ts is not None and time.time() >= deadline_ts and not self.timed_out:
-                self.timed_out = True
-                self._stop_runner("timed out")
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + every
-                try:
-                    alive = self.client.call("ConveyorRenewJobLease", {"jobId": self.job_id},
-                                             timeout=every, retry=False).get("continue")
-                except KeyRefused:
-                    self.ended_elsewhere = True
-                    self._stop_runner("the agent's key was revoked")
+                left = deadline_ts - time.time()
+                if left <= 0:
+                    self.timed_out = True
+                    self.stop_runner("timed out")
                     return
-                except Refused as exc:
-                    if exc.status >= 500:   # the server restarting: the next beat tries again
-                        logger.warning("heartbeat failed: %s", exc)
-                        continue
+                hold = min(hold, left)
+            if hold < 1:   # the deadline is near: wait for it here
+                self.done.wait(hold)
+                continue
+            try:
+                alive = self.client.call(
+                    "ConveyorRenewJobLease", {"jobId": self.job_id,
+                                              "conveyorWaitSeconds": int(hold)},
+                    timeout=hold + 15, retry=False).get("continue")
+            except KeyRefused as exc:
+                self.refuse(str(exc))
+                return
+            except (Refused, OSError) as exc:
+                if isinstance(exc, Refused) and exc.status < 500:
                     alive = False
-                except OSError as exc:   # the server restarting: the next beat tries again
+                else:   # the server restarting: try again shortly
                     logger.warning("heartbeat failed: %s", exc)
+                    self.done.wait(1.0)
                     continue
-                if not alive:
-                    self.ended_elsewhere = True
-                    self._stop_runner("the action was ended elsewhere")
+            if self.done.is_set():
+                return
+            if not alive:
+                self.ended_elsewhere = True
+                self.stop_runner("the action was ended elsewhere")
+                return
 
 
 def _extract(zip_path: Path, target: Path) -> None:
@@ -402,9 +430,10 @@ class Agent:
         # Stamped line by line in the file itself: shipped to the server byte for byte,
         # it is read there without an index (runners.logfile).
         log = LogWriter(log_path, inline=True)
-        shipper = LogShipper(self.client, job_id, log_path, self.log_interval)
+        heartbeat = Heartbeat(self.client, job_id, job)
+        shipper = LogShipper(self.client, job_id, log_path, self.log_interval,
+                             on_refused=heartbeat.refuse)
         shipper.start()
-        heartbeat = None
         outcome: dict = {"status": "Failed", "summary": ""}
         try:
             log.line(f"Agent {self.client.name} ({platform.node()}, labels "
@@ -443,8 +472,9 @@ class Agent:
                 variables=job.get("variables") or {}, input_dirs=input_dirs,
                 output_dirs=output_dirs, workspace=workspace, log=log, deadline=deadline,
                 prepared=job.get("prepared") or {})
-            heartbeat = Heartbeat(self.client, job_id, job, ctx, runner)
-            heartbeat.start()
+            if heartbeat.key_refused:
+                raise KeyRefused(heartbeat.key_refused)
+            heartbeat.attach(ctx, runner)
             try:
                 result = runner.run(ctx)
             except ActionFailed as failure:
@@ -452,7 +482,9 @@ class Agent:
                            "outputVariables": failure.output_variables,
                            "externalUrl": failure.external_url}
             else:
-                if heartbeat.timed_out:
+                if heartbeat.key_refused:
+                    pass   # reported below: the agent stops
+                elif heartbeat.timed_out:
                     minutes = job["action"].get("timeoutInMinutes") or "?"
                     outcome = {"status": "Failed",
                                "summary": f"Action timed out after {minutes} min"}
@@ -469,24 +501,31 @@ class Agent:
                                "externalUrl": result.external_url}
         except ActionFailed as failure:
             outcome = {"status": "Failed", "summary": failure.summary}
-        except KeyRefused:
-            raise
+        except KeyRefused as exc:
+            heartbeat.key_refused = heartbeat.key_refused or str(exc) or "refused"
         except Exception as exc:
             log.line(f"Crashed: {type(exc).__name__}: {exc}")
             outcome = {"status": "Failed", "summary": f"Crashed: {type(exc).__name__}: {exc}",
                        "error": traceback.format_exc()}
         finally:
-            if heartbeat is not None:
-                heartbeat.done.set()
-                heartbeat.join()
-        if heartbeat is not None and heartbeat.ended_elsewhere:
+            # Not joined: it may be in a held renewal, which ends on its own (daemon).
+            heartbeat.done.set()
+        if heartbeat.key_refused:
+            # The server failed the action when it revoked the key: nothing to report.
+            log.line(f"Stopped: the server refused this agent's key ({heartbeat.key_refused})")
+            log.close()
+            shipper.done.set()
+            shutil.rmtree(base, ignore_errors=True)
+            raise KeyRefused(f"{heartbeat.key_refused}; job {job_id} ({job['pipelineName']} "
+                             f"{job['stageName']}/{job['actionName']}) was stopped")
+        if heartbeat.ended_elsewhere:
             log.line("Stopped: the action was ended elsewhere")
         else:
             log.line(f"{outcome['status']}: {outcome.get('summary', '')}".rstrip(": "))
         log.close()
         tail = shipper.finish()
         shutil.rmtree(base, ignore_errors=True)
-        if heartbeat is not None and heartbeat.ended_elsewhere:
+        if heartbeat.ended_elsewhere:
             return None
         # The rest of the log travels with the result, and the answer may carry this
         # agent's next job (handed out in the same request): one round trip per action.
@@ -571,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agent.serve(once=args.once, stop=stop)
     except KeyRefused as exc:
-        logger.error("the server refused this agent's key: %s", exc)
+        logger.error("the server refused this agent's key (revoked, or not a key): %s; "
+                     "the agent stops", exc)
         return 3
     except KeyboardInterrupt:
         return 130

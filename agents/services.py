@@ -2,8 +2,10 @@
 
 Keys are 256-bit random strings ``cva_<prefix>_<secret>``; the database keeps the
 prefix (to find the row) and a SHA-256 digest of the whole key (a copy of the
-database gives no usable key). Revoking sets ``revoked_at``: ``key_authenticate``
-reads the row on every request, so the next request with it is refused.
+database gives no usable key). Revoking sets ``revoked_at``: the key is read from the
+database on every request (no cache outlives a revocation), the actions its agents
+run fail at once naming the key, and the agents' doorbell answers their held requests
+with the refusal (``agents.doorbell``); the agent kills the job's commands and exits.
 """
 
 from __future__ import annotations
@@ -45,9 +47,33 @@ def agent_key_create(*, name: str, user=None) -> tuple[AgentKey, str]:
 
 
 def agent_key_revoke(*, key: AgentKey) -> bool:
-    """Revoke a key (its agents' next request is refused); False if it already was."""
-    return AgentKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()) == 1
+    """Revoke a key; False if it already was.
+
+    1. ``revoked_at`` is set: every later request with the key is refused;
+    2. the actions its agents run fail now, their summary naming the key
+       (``agents.work.key_actions_stop``);
+    3. once committed, the doorbell answers the key's held requests (a poll, a job's
+       lease renewal) with the refusal: the agent stops the job's commands and exits.
+    """
+    with transaction.atomic():
+        revoked = AgentKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()) == 1
+        if revoked:
+            agent_key_ended(key=key, how="revoked")
+    return revoked
+
+
+def agent_key_ended(*, key: AgentKey, how: str) -> int:
+    """A key was revoked or is being deleted: its agents' actions fail naming it, and
+    its held requests are answered on commit. The count of actions failed. (Also
+    called on a revoking ``save()`` and on ``delete()``: ``agents.apps``.)"""
+    from agents import doorbell, work
+
+    stopped = work.key_actions_stop(
+        key_id=key.pk, summary=f'The agent key "{key.name}" ({key.prefix}…) was {how}: '
+        "its agent was refused and stopped this action")
+    doorbell.on_commit(doorbell.ring_revoked, key.pk)
+    return stopped
 
 
 def agent_key_authenticate(*, key: str) -> AgentKey | None:

@@ -298,6 +298,25 @@ def _idle(agent: Agent, action_execution_id: int) -> None:
         action_execution=None, last_seen_at=timezone.now())
 
 
+def key_actions_stop(*, key_id: int, summary: str) -> int:
+    """Fail the actions the agents of key ``key_id`` run, with ``summary`` (the key was
+    revoked or deleted: they will report nothing); their jobs end Failed. The count."""
+    names = list(Agent.objects.filter(key_id=key_id).values_list("name", flat=True))
+    if not names:
+        return 0
+    stopped = 0
+    running = ActionExecution.objects.filter(
+        status=A.IN_PROGRESS, worker__in=[f"{engine.AGENT_PREFIX}{n}" for n in names])
+    for ae_id, worker in running.values_list("pk", "worker"):
+        for job in Job.objects.filter(action_execution_id=ae_id, status__in=HELD):
+            services.job_move(job, JobStatus.FAILED,
+                              failure={"type": "JobFailed", "message": summary[:5000]})
+        if engine.action_finish(ae_id, worker=worker, status=A.FAILED, summary=summary[:2000]):
+            stopped += 1
+    Agent.objects.filter(key_id=key_id).update(action_execution=None)
+    return stopped
+
+
 def after_result(*, agent: Agent, job_id: str, poll_next: bool) -> list[dict]:
     """After a result: the agent's next job (``conveyorPollNext``), else the agent is shown
     idle. (Handing out a job records the agent's new action: one write, not two.)"""

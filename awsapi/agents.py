@@ -11,13 +11,15 @@ Extensions (AWS has no such members; botocore never sends them):
 
 - ``PollForJobs``: ``actionTypeId`` may be left out (any type agents run);
   ``conveyorAgent`` {name, labels, version, hostname} registers the agent;
-  ``conveyorWaitSeconds`` (≤ 30) holds the request until a job comes (the live doorbell)
-  or the time passes (``{"jobs": []}``); ``conveyorAcknowledge`` acknowledges the job in
+  ``conveyorWaitSeconds`` (≤ 30) holds the request until a job comes (the agents'
+  doorbell, ``agents.doorbell``), the key is revoked (refused at once) or the time
+  passes (``{"jobs": []}``); ``conveyorAcknowledge`` acknowledges the job in
   the same call (it answers InProgress: no AcknowledgeJob round trip). Each job carries
   ``conveyorJob`` (what the runner needs beyond AWS's JobData); an input artifact of at
   most 64 KiB carries its zip in ``conveyorInline`` (base64; larger ones: the S3 endpoint).
 - ``ConveyorRenewJobLease`` {jobId} → {"continue": bool}: the heartbeat; false: the
-  action was ended elsewhere, kill the commands.
+  action was ended elsewhere, kill the commands. With ``conveyorWaitSeconds`` (≤ 30) it
+  is held (renewed at both ends) and refused the moment the key is revoked.
 - ``ConveyorAppendJobLog`` {jobId, offset, data (base64)} → {"offset": size}: the live log.
 - ``PutJobSuccessResult`` / ``PutJobFailureResult``: ``conveyorLog`` {offset, data}
   (the log's last bytes), ``conveyorExternalUrl``, ``conveyorError`` (failure only) and
@@ -26,17 +28,15 @@ Extensions (AWS has no such members; botocore never sends them):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import time
 
 from asgiref.sync import sync_to_async
 
+from agents import doorbell, work
 from agents import services as agent_services
-from agents import work
-from agents.models import Agent
+from agents.models import Agent, AgentKey
 from agents.services import AgentRefused
 from awsapi import errors
 from awsapi.operations.base import (
@@ -50,13 +50,21 @@ from awsapi.operations.jobs import _failure, _job_id
 from jobs.errors import JobError
 
 MAX_WAIT = 30.0
-# The doorbell wakes a held poll; this bounds how late a revoked key or a missed ring is seen.
-RECHECK_SECONDS = 2.0
+TARGET = "CodePipeline_20150709."
 AGENT_HEADER = "X-Conveyor-Agent"
 
 
 def is_agent_request(request) -> bool:
     return request.headers.get("Authorization", "").startswith("Bearer ")
+
+
+def held(request):
+    """The coroutine answering an agent's request that may be held open (a long poll, a
+    held lease renewal), or None: every other request is answered synchronously."""
+    if not is_agent_request(request) or request.method != "POST":
+        return None
+    target = request.headers.get("X-Amz-Target", "")
+    return HELD_OPERATIONS.get(target[len(TARGET):]) if target.startswith(TARGET) else None
 
 
 def _key(request):
@@ -101,54 +109,59 @@ def _register(request, body: dict) -> tuple[Agent, float, bool]:
 
 
 def _poll_once(agent_pk: int, acknowledge: bool) -> list[dict]:
-    agent = Agent.objects.select_related("key").get(pk=agent_pk)
-    if agent.key.revoked_at is not None:
-        raise errors.unrecognized_client("Invalid or revoked agent key.")
+    agent = Agent.objects.select_related("key").filter(pk=agent_pk).first()
+    if agent is None or agent.key.revoked_at is not None:   # revoked, or deleted with it
+        raise _key_refused()
     return [dict(job, accountId=account_id())
             for job in work.agent_poll(agent=agent, acknowledge=acknowledge)]
 
 
-class _Waiter:
-    """A live-hub subscriber (every pipeline) that only sets an event when rung."""
+def _key_refused() -> errors.AwsError:
+    return errors.unrecognized_client("Invalid or revoked agent key.")
 
-    key = ("all",)
 
-    def __init__(self, last: int):
-        self.last = last
-        self.event = asyncio.Event()
-
-    async def deliver(self, rows, *, resync=False, text=None) -> None:
-        self.event.set()
+def _key_live(key_id: int) -> bool:
+    return AgentKey.objects.filter(pk=key_id, revoked_at__isnull=True).exists()
 
 
 async def poll_for_jobs(request, body: dict) -> dict:
-    """PollForJobs for an agent: long-polled on the live doorbell (``dashboard.live``: an
-    engine commit in this process at once, in another through channels-redis or the
-    event-table tailer), the key re-checked at every look."""
-    from dashboard import live
-
+    """PollForJobs for an agent: held on the agents' doorbell (``agents.doorbell``) until a
+    job is offered, its key is revoked (refused at once) or the wait passes."""
     work.ensure_watchdog()
     agent, wait, acknowledge = await sync_to_async(_register)(request, body)
     poll = sync_to_async(_poll_once)
     if wait <= 0:
         return {"jobs": await poll(agent.pk, acknowledge)}
     deadline = time.monotonic() + wait
-    # Subscribe before the first look, so no action slips in between.
-    waiter = _Waiter(await sync_to_async(live.last_sequence)(live.ALL))
-    hub = live.hub()
-    hub.subscribe(waiter)
-    try:
+    # Held before the first look, so no offer slips in between.
+    with doorbell.bell().hold(agent.key_id) as waiter:
         while True:
-            waiter.event.clear()
-            jobs = await poll(agent.pk, acknowledge)
+            jobs = await poll(agent.pk, acknowledge)   # refuses a revoked key
             remaining = deadline - time.monotonic()
             if jobs or remaining <= 0:
                 return {"jobs": jobs}
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.event.wait(),
-                                       timeout=min(remaining, RECHECK_SECONDS))
-    finally:
-        hub.unsubscribe(waiter)
+            await waiter.wait(remaining)
+
+
+async def renew_job_lease_held(request, body: dict) -> dict:
+    """``ConveyorRenewJobLease`` with ``conveyorWaitSeconds``: the lease is renewed, the
+    request held until the wait passes (renewed again) or the key is revoked (refused
+    at once: the agent kills the job's commands)."""
+    agent = await sync_to_async(_agent)(request)
+    wait = min(float(field_int(body, "conveyorWaitSeconds", minimum=0) or 0), MAX_WAIT)
+    renew = sync_to_async(_call_op)
+    if wait <= 0:
+        return await renew(renew_job_lease, agent, body)
+    deadline = time.monotonic() + wait
+    with doorbell.bell().hold(agent.key_id, offers=False) as waiter:
+        answer = await renew(renew_job_lease, agent, body)
+        if not answer["continue"]:
+            return answer
+        while (remaining := deadline - time.monotonic()) > 0:
+            if await waiter.wait(remaining) and not await sync_to_async(_key_live)(
+                    agent.key_id):
+                raise _key_refused()
+    return await renew(renew_job_lease, agent, body)
 
 
 def _bytes(member: dict, name: str) -> bytes:
@@ -238,7 +251,8 @@ def put_job_failure_result(agent: Agent, body: dict) -> dict:
     return _next(agent, body)
 
 
-# What an agent key may call ("PollForJobs" is answered asynchronously: poll_for_jobs).
+# What an agent key may call; the held ones are answered asynchronously (``held``).
+HELD_OPERATIONS = {"PollForJobs": poll_for_jobs, "ConveyorRenewJobLease": renew_job_lease_held}
 AGENT_OPERATIONS = {
     "PollForJobs": None,
     "AcknowledgeJob": acknowledge_job,
@@ -255,7 +269,10 @@ def call(request, name: str, body: dict) -> dict:
     handler = AGENT_OPERATIONS.get(name)
     if handler is None:
         raise errors.unknown_operation(f"Operation {name} is not open to agent keys.")
-    agent = _agent(request)
+    return _call_op(handler, _agent(request), body)
+
+
+def _call_op(handler, agent: Agent, body: dict) -> dict:
     try:
         return handler(agent, body)
     except JobError as exc:

@@ -68,14 +68,13 @@ def _input(request: HttpRequest) -> dict:
 # cookie is never looked at.
 @csrf_exempt
 async def endpoint(request: HttpRequest) -> HttpResponse:
-    """Asynchronous only for an agent's long poll (``awsapi.agents``); every other request
-    runs synchronously, as a synchronous view would."""
-    if agents.is_agent_request(request) and request.method == "POST" and \
-            request.headers.get("X-Amz-Target") == TARGET_PREFIX + "PollForJobs":
+    """Asynchronous only for an agent's held requests (``awsapi.agents.held``); every
+    other request runs synchronously, as a synchronous view would."""
+    held = agents.held(request)
+    if held is not None:
         request_id = str(uuid.uuid4())
         try:
-            body = _input(request)
-            result = await agents.poll_for_jobs(request, body)
+            result = await held(request, _input(request))
         except errors.AwsError as exc:
             return _error(exc, request_id)
         except Exception:

@@ -8,7 +8,8 @@ daphne and a django-q2 cluster — on PostgreSQL and Redis (the scaled topology,
 the doorbell crosses processes). After warm-up runs, each pipeline's trigger →
 Succeeded time is measured over N runs (alternating), and the script prints both
 medians and p95s, the added latency per action ((agent − worker) / 3), and the load
-average.
+average. Then it revokes keys: a key whose PollForJobs is held (5 times: from the
+revocation to the refusal's answer), and the agent's own (until its process ends).
 
     .venv/bin/python bench/agent_latency.py [--runs 20] [--port 8304]
 
@@ -27,7 +28,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,25 +60,19 @@ def document(name: str, run_on: str | None) -> dict:
     ]}
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, int(round(q * len(ordered))) - 1)]
-
-
 def child(runs: int, port: int) -> dict:
     import django
 
     from bench._databases import ensure_database
+    from bench._timing import execution_wall, percentile
 
     ensure_database(os.environ["DATABASE_URL"])
     django.setup()
     import redis
     from django.core.management import call_command
-    from django.db import connection
 
     from agents import services as agent_services
-    from executions import services
-    from executions.models import ActionExecution, PipelineExecution
+    from executions.models import ActionExecution
     from pipelines.services import pipeline_save
 
     call_command("migrate", verbosity=0)
@@ -86,7 +83,7 @@ def child(runs: int, port: int) -> dict:
 
     for old in AgentKey.objects.filter(name="bench", revoked_at__isnull=True):
         agent_services.agent_key_revoke(key=old)    # an earlier run's: frees the name
-    _, key = agent_services.agent_key_create(name="bench")
+    bench_key, key = agent_services.agent_key_create(name="bench")
     work = Path(tempfile.mkdtemp(prefix="conveyor-agent-bench-"))
     (work / "agent.key").write_text(key)
     (work / "home").mkdir()
@@ -116,21 +113,9 @@ def child(runs: int, port: int) -> dict:
              "LOG_LEVEL": os.environ.get("BENCH_AGENT_LOG_LEVEL", "WARNING")},
         stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "wb"),  # noqa: SIM115
         start_new_session=True))
-    poll_sql = f"SELECT status FROM {PipelineExecution._meta.db_table} WHERE id = %s"
     try:
         def one(pipeline) -> tuple[float, str]:
-            started = time.perf_counter()
-            ex = services.execution_start(pipeline=pipeline)
-            cursor = connection.cursor()
-            while True:
-                cursor.execute(poll_sql, [ex.pk])
-                status = cursor.fetchone()[0]
-                if status not in ("InProgress", "Stopping"):
-                    break
-                if time.perf_counter() - started > 60:
-                    raise RuntimeError("an execution took more than 60 s")
-                time.sleep(0.002)
-            return time.perf_counter() - started, status
+            return execution_wall(pipeline)[:2]
 
         for _ in range(3):
             one(on_workers)
@@ -145,6 +130,12 @@ def child(runs: int, port: int) -> dict:
                 time.sleep(0.05)
         ran_on_agent = ActionExecution.objects.filter(
             pipeline=on_agent, worker="agent:bench-agent").count()
+        revocation = [held_poll_refused(url) for _ in range(5)]
+        # The agent itself: its key revoked while its poll is held, until its process ends.
+        revoked_at = time.perf_counter()
+        agent_services.agent_key_revoke(key=bench_key)
+        procs[-1].wait(30)
+        agent_exit = time.perf_counter() - revoked_at
     finally:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -155,7 +146,39 @@ def child(runs: int, port: int) -> dict:
             "per_action_median": (statistics.median(times["agent"])
                                   - statistics.median(times["workers"])) / 3,
             "per_action_p95": (percentile(times["agent"], 0.95)
-                               - percentile(times["workers"], 0.95)) / 3}
+                               - percentile(times["workers"], 0.95)) / 3,
+            "revocation_median": statistics.median(revocation),
+            "revocation_max": max(revocation), "agent_exit": agent_exit,
+            "agent_exit_code": procs[-1].returncode}
+
+
+def held_poll_refused(url: str) -> float:
+    """Seconds from revoking a key to the answer of that key's held PollForJobs (a raw
+    HTTP poll from this process, held for 25 s unless the doorbell answers it)."""
+    from agents import services as agent_services
+
+    row, key = agent_services.agent_key_create(name="bench-revoked")
+    answered: list[float] = []
+
+    def hold() -> None:
+        request = urllib.request.Request(
+            url + "/aws/", method="POST", data=json.dumps({
+                "conveyorAgent": {"name": f"bench-revoked-{row.pk}", "labels": ["none"]},
+                "conveyorWaitSeconds": 25}).encode(),
+            headers={"Authorization": f"Bearer {key}", "X-Amz-Target":
+                     "CodePipeline_20150709.PollForJobs",
+                     "Content-Type": "application/x-amz-json-1.1"})
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=40).read()
+        answered.append(time.perf_counter())
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    time.sleep(1.0)   # registered and held
+    revoked = time.perf_counter()
+    agent_services.agent_key_revoke(key=row)
+    thread.join()
+    return answered[0] - revoked
 
 
 def main() -> None:
@@ -193,6 +216,10 @@ def main() -> None:
           f"({r['ran_on_agent']} actions ran on the agent), statuses {r['statuses']}")
     print(f"added per action: median {r['per_action_median'] * ms:.1f} ms, "
           f"p95 {r['per_action_p95'] * ms:.1f} ms (target <= 50 ms)")
+    print(f"revoked key -> its held poll answered: median {r['revocation_median'] * ms:.1f} ms, "
+          f"max {r['revocation_max'] * ms:.1f} ms over 5; the agent's process ended "
+          f"{r['agent_exit'] * ms:.0f} ms after its key was revoked (exit status "
+          f"{r['agent_exit_code']})")
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

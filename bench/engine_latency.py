@@ -98,10 +98,10 @@ def child(name: str, runs: int) -> dict:
 
         ensure_database(os.environ["DATABASE_URL"])
     django.setup()
+    from _timing import execution_wall, percentile  # bench/ is this script's sys.path[0]
     from django.core.management import call_command
     from django.db import connection
 
-    from executions import services
     from executions.models import PipelineExecution
     from pipelines.services import pipeline_save
 
@@ -115,25 +115,10 @@ def child(name: str, runs: int) -> dict:
     cluster = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"],
                                cwd=ROOT, env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    poll_sql = (f"SELECT status FROM {PipelineExecution._meta.db_table} "
-                "WHERE id = %s")
     try:
         def one() -> tuple[float, float, str]:
-            started = time.perf_counter()
-            ex = services.execution_start(pipeline=pipeline)
-            cursor = connection.cursor()
-            while True:
-                # A raw query: the poll must cost the machine (2 cores shared
-                # with the worker and the database) as little as possible.
-                cursor.execute(poll_sql, [ex.pk])
-                status = cursor.fetchone()[0]
-                if status not in ("InProgress", "Stopping"):
-                    break
-                if time.perf_counter() - started > 60:
-                    raise RuntimeError("an execution took more than 60 s: is the cluster up?")
-                time.sleep(0.002)
-            wall = time.perf_counter() - started
-            ex.refresh_from_db()
+            wall, status, pk = execution_wall(pipeline)
+            ex = PipelineExecution.objects.get(pk=pk)
             return wall, (ex.ended_at - ex.created_at).total_seconds(), status
 
         for _ in range(3):  # warm-up: the cluster's workers start, caches fill
@@ -159,7 +144,7 @@ def child(name: str, runs: int) -> dict:
         "runs": runs,
         "statuses": sorted(statuses),
         "median": statistics.median(walls),
-        "p95": walls[max(0, int(round(0.95 * len(walls))) - 1)],
+        "p95": percentile(walls, 0.95),
         "min": walls[0],
         "max": walls[-1],
         "db_median": statistics.median(dbs),

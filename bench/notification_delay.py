@@ -51,11 +51,9 @@ def child(setting: str, runs: int, target: str, events: list[str]) -> dict:
     import django
 
     django.setup()
+    from _timing import execution_wall, percentile
     from django.core.management import call_command
-    from django.db import connection
 
-    from executions import services
-    from executions.models import PipelineExecution
     from notifications.models import NotificationDelivery, NotificationRule
     from notifications.services import rule_save
     from pipelines.services import pipeline_save
@@ -69,20 +67,9 @@ def child(setting: str, runs: int, target: str, events: list[str]) -> dict:
     cluster = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"],
                                cwd=ROOT, env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    poll_sql = f"SELECT status FROM {PipelineExecution._meta.db_table} WHERE id = %s"
     try:
         def one() -> float:
-            started = time.perf_counter()
-            ex = services.execution_start(pipeline=pipeline)
-            cursor = connection.cursor()
-            while True:
-                cursor.execute(poll_sql, [ex.pk])
-                if cursor.fetchone()[0] not in ("InProgress", "Stopping"):
-                    break
-                if time.perf_counter() - started > 120:
-                    raise RuntimeError("an execution took more than 120 s")
-                time.sleep(0.002)
-            return time.perf_counter() - started
+            return execution_wall(pipeline, timeout=120)[0]
 
         for _ in range(3):
             one()
@@ -102,7 +89,7 @@ def child(setting: str, runs: int, target: str, events: list[str]) -> dict:
             cluster.kill()
     walls.sort()
     return {"setting": setting, "runs": runs, "median": statistics.median(walls),
-            "p95": walls[max(0, int(round(0.95 * len(walls))) - 1)], "max": walls[-1],
+            "p95": percentile(walls, 0.95), "max": walls[-1],
             "deliveries": states}
 
 

@@ -40,6 +40,8 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from config.loops import of_running_loop
+
 logger = logging.getLogger("conveyor.live")
 
 GROUP = "conveyor.events"
@@ -420,7 +422,9 @@ class Hub:
 
         layer = get_channel_layer()
         channel = None
-        joined = 0.0
+        # None: not in the group yet. (A 0.0 start read "joined at boot": for the first
+        # ten minutes of the machine's uptime the listener never joined the group.)
+        joined: float | None = None
         while True:
             try:
                 if channel is None:
@@ -430,7 +434,7 @@ class Hub:
                     # starve while a consumer's receive holds that lock.
                     channel = await layer.new_channel()
                 # Group membership expires (a day by default): renew it.
-                if time.monotonic() - joined > 600:
+                if joined is None or time.monotonic() - joined > 600:
                     await layer.group_add(GROUP, channel)
                     joined = time.monotonic()
                 message = await layer.receive(channel)
@@ -441,7 +445,7 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("listening for the live doorbell failed; retrying")
-                channel, joined = None, 0.0
+                channel, joined = None, None
                 await asyncio.sleep(0.5)
                 continue
             if message.get("type") == "events.ring":
@@ -453,8 +457,4 @@ _hubs: dict[int, Hub] = {}
 
 def hub() -> Hub:
     """The hub of the running event loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    found = _hubs.get(id(loop))
-    if found is None or found.loop is not loop:
-        found = _hubs[id(loop)] = Hub(loop)
-    return found
+    return of_running_loop(_hubs, Hub)

@@ -375,21 +375,25 @@ def acknowledge_third_party_job(caller, body: dict) -> dict:
         raise _aws(exc) from None
 
 
-@operation("PutThirdPartyJobSuccessResult", act=WORK)
-def put_third_party_job_success_result(caller, body: dict) -> dict:
+def _third_party_result(caller, body: dict, *, succeeded: bool) -> dict:
+    """A third-party job's result: the job (reached with its type's client token) and
+    its action end as the worker says, as ``PutJobSuccessResult`` / ``PutJobFailureResult``
+    end a custom job's."""
     job = _third_party_job(caller, body)
+    fields = _success_fields(body) if succeeded else _failure(body)
+    finish = services.job_succeed if succeeded else services.job_fail
     try:
-        services.job_succeed(job_id=str(job.job_id), user=caller.user, **_success_fields(body))
+        finish(job_id=str(job.job_id), user=caller.user, **fields)
     except JobError as exc:
         raise _aws(exc) from None
     return {}
+
+
+@operation("PutThirdPartyJobSuccessResult", act=WORK)
+def put_third_party_job_success_result(caller, body: dict) -> dict:
+    return _third_party_result(caller, body, succeeded=True)
 
 
 @operation("PutThirdPartyJobFailureResult", act=WORK)
 def put_third_party_job_failure_result(caller, body: dict) -> dict:
-    job = _third_party_job(caller, body)
-    try:
-        services.job_fail(job_id=str(job.job_id), user=caller.user, **_failure(body))
-    except JobError as exc:
-        raise _aws(exc) from None
-    return {}
+    return _third_party_result(caller, body, succeeded=False)

@@ -57,6 +57,10 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
                 "LOG_LEVEL": "WARNING"})
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite" and ("mode=memory" in str(name) or name == ":memory:"):
+        # The database set up after all (the skip mark above may be read before it is).
+        pytest.skip("the server's processes need a shared database: set DATABASE_URL or "
+                    "CONVEYOR_TEST_SQLITE=/tmp/conveyor_agent_test.sqlite3")
     if connection.vendor == "postgresql":
         env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
     else:
@@ -271,16 +275,17 @@ def test_an_agent_rides_out_a_server_restart(conveyor, long_lease, start_agent, 
         == ["$ echo before-restart", "before-restart"]
 
 
-def test_a_revoked_key_is_refused_at_once(conveyor, start_agent, live_db):
+def test_a_revoked_key_ends_the_held_poll_and_the_agent(conveyor, start_agent, live_db):
     key_row, key = services.agent_key_create(name="short-lived")
     agent = start_agent(labels="linux", key=key)
     wait_for(lambda: Agent.objects.filter(name=agent.name, last_seen_at__isnull=False).exists(),
              20, "the agent's first poll")
+    time.sleep(0.5)   # its poll is held now (for 25 s, unless the doorbell answers it)
     services.agent_key_revoke(key=key_row)
-    revoked = time.monotonic()
-    # The held poll notices within one re-check; the agent stops with status 3.
+    # Well before the held poll's 25 s: the doorbell answered it with the refusal (the
+    # bench measures how soon: bench/agent_latency.py).
     code = wait_for(lambda: agent.proc.poll(), 10, "the agent stops", step=0.1)
-    assert code == 3 and time.monotonic() - revoked < 5
+    assert code == 3
     assert "refused this agent's key" in agent.output()
     req = urllib.request.Request(f"{conveyor.url}/aws/", method="POST", data=json.dumps(
         {"conveyorAgent": {"name": agent.name}}).encode(), headers={
@@ -290,6 +295,43 @@ def test_a_revoked_key_is_refused_at_once(conveyor, start_agent, live_db):
         urllib.request.urlopen(req, timeout=5)
     assert refused.value.code == 403
     assert json.loads(refused.value.read())["__type"] == "UnrecognizedClientException"
+
+
+def _processes(needle: str) -> list[int]:
+    """The pids whose command line holds ``needle`` (sandboxed ones included)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if needle.encode() in f.read().replace(b"\0", b" "):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_revoking_a_key_mid_job_kills_the_job_and_fails_its_action_naming_the_key(
+        conveyor, start_agent, live_db):
+    key_row, key = services.agent_key_create(name="revoked-mid-job")
+    agent = start_agent(labels="linux", key=key)
+    pause = f"sleep 47.{uuid.uuid4().int % 10**6:06d}"   # a command line of this test only
+    ex = execution_services.execution_start(pipeline=pipeline([pause, "echo not-reached"]))
+    build = wait_for(lambda: (a := action_of(ex, "Build")) and a.worker and a, 30,
+                     "the Build claimed by the agent")
+    assert build.worker == f"agent:{agent.name}"
+    wait_for(lambda: _processes(pause), 20, "the build's command runs")
+    services.agent_key_revoke(key=key_row)
+    build.refresh_from_db()   # failed by the revocation itself, naming the key
+    assert build.status == A.FAILED
+    assert f'agent key "revoked-mid-job" ({key_row.prefix}…) was revoked' in build.summary
+    code = wait_for(lambda: agent.proc.poll(), 20, "the agent stops", step=0.1)
+    assert code == 3, agent.output()[-2000:]
+    output = agent.output()
+    assert "refused this agent's key" in output and "was stopped" in output
+    assert not _processes(pause)    # the job's commands were killed before the agent exited
+    wait_for(lambda: PipelineExecution.objects.get(pk=ex.pk).status == "Failed", 10,
+             "the execution fails")
 
 
 BUILDSPEC = """version: 0.2
