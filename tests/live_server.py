@@ -69,14 +69,17 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("daphne did not answer within 30 s")
 
-    def stop_web(self) -> None:
-        stop_process(self.web)
+    def stop_web(self, sig=signal.SIGTERM) -> None:
+        stop_process(self.web, sig)
         self.web = None
 
     def start_worker(self) -> None:
         self.worker = self._spawn("worker", [sys.executable, "manage.py", "qcluster"])
 
     def stop(self) -> None:
-        stop_process(self.web)
-        # django-q2's cluster outlives a SIGTERM to its group by seconds: the session is over.
+        # The session is over: killed, not stopped. daphne waits on a SIGTERM for the
+        # requests it holds (an agent's long poll: up to 10 s here), and django-q2's
+        # cluster outlives a SIGTERM to its group by seconds. A restart within a test
+        # (``stop_web``) is still the SIGTERM of a real one.
+        stop_process(self.web, signal.SIGKILL)
         stop_process(self.worker, signal.SIGKILL)

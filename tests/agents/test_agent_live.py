@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -84,6 +85,14 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
     finally:
         server.stop()
         Conf.CLUSTER_NAME, Conf.PREFIX = before
+        # The tests wrote straight to the database (no test transaction): leave it as a
+        # transactional test does, flushed. Left behind, the role groups that saving a
+        # pipeline made (teams.services.default_group) clash with those a later
+        # serialized_rollback test restores (pytest -n runs tests in varying orders).
+        from django.core.management import call_command
+
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture
@@ -110,8 +119,10 @@ def start_agent(conveyor, tmp_path, agent_key):
         return agent
 
     yield start
+    # Killed, not stopped: the test is over, and a SIGTERM waits for the agent's held
+    # long poll to end (up to 25 s; stop_process gives up after 5 and kills it anyway).
     for agent in started:
-        agent.stop()
+        agent.kill()
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
@@ -243,13 +254,15 @@ def _cmdline(pid: str) -> str:
 def long_lease(conveyor):
     """The web process renews leases of 30 s here: its restart under a loaded machine
     takes longer than the module's 6 s lease (an outage longer than the lease fails the
-    action by design: docs/deploy.md, lease policy)."""
+    action by design: docs/deploy.md, lease policy). These restarts only change the
+    setting: the web process is killed (on a SIGTERM daphne waits for the long polls it
+    holds, up to stop_process's 10 s); the restart under test is the test's own."""
     conveyor.env["CONVEYOR_LEASE_SECONDS"] = "30"
-    conveyor.stop_web()
+    conveyor.stop_web(signal.SIGKILL)
     conveyor.start_web()
     yield
     conveyor.env["CONVEYOR_LEASE_SECONDS"] = str(LEASE)
-    conveyor.stop_web()
+    conveyor.stop_web(signal.SIGKILL)
     conveyor.start_web()
 
 
