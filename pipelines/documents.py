@@ -185,6 +185,20 @@ def with_version(doc: dict, version: int) -> dict:
     return _ordered(out, _TOP_ORDER)
 
 
+# Every pipeline here behaves as a V2 one (docs/conditions.md), so a document that
+# names no type is answered as V2.
+DEFAULT_PIPELINE_TYPE = "V2"
+
+
+def as_declared_by_aws(doc: dict) -> dict:
+    """An exported document as CodePipeline answers it: ``executionMode`` and
+    ``pipelineType`` always there (its own type, else ``DEFAULT_PIPELINE_TYPE``)."""
+    out = dict(doc)
+    out.setdefault("executionMode", ExecutionMode.SUPERSEDED.value)
+    out["pipelineType"] = doc.get("pipelineType") or DEFAULT_PIPELINE_TYPE
+    return _ordered(out, _TOP_ORDER)
+
+
 def dump(data: Any, fmt: str = "json") -> str:
     if fmt == "yaml":
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

@@ -19,6 +19,7 @@ from awsapi.operations.base import (
     pipeline_not_found,
 )
 from pipelines import providers
+from pipelines.documents import DEFAULT_PIPELINE_TYPE, as_declared_by_aws
 from pipelines.models import Pipeline, PipelineVersion
 from pipelines.services import (
     DefinitionInvalid,
@@ -43,6 +44,10 @@ def _invalid_structure(exc: DefinitionInvalid) -> errors.AwsError:
     return errors.AwsError("InvalidStructureException",
                            f"The pipeline definition has {count}: "
                            + "; ".join(str(p) for p in problems))
+
+
+def _exported(pipeline: Pipeline) -> dict:
+    return as_declared_by_aws(pipeline_export(pipeline=pipeline)["pipeline"])
 
 
 def _declaration(body: dict) -> dict:
@@ -75,7 +80,7 @@ def create_pipeline(caller, body: dict) -> dict:
                 f"A pipeline with the name '{document['name']}' already exists.",
             ) from None
         raise _invalid_structure(exc) from None
-    answer = {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
+    answer = {"pipeline": _exported(result.pipeline)}
     if tags:
         answer["tags"] = [{"key": k, "value": v} for k, v in sorted(result.pipeline.tags.items())]
     return answer
@@ -95,7 +100,7 @@ def get_pipeline(caller, body: dict) -> dict:
             f"{pipeline.version}.",
         ) from None
     return {
-        "pipeline": exported["pipeline"],
+        "pipeline": as_declared_by_aws(exported["pipeline"]),
         "metadata": {
             "pipelineArn": pipeline_arn(caller, pipeline.name),
             "created": epoch(exported["metadata"]["created"]),
@@ -114,7 +119,7 @@ def update_pipeline(caller, body: dict) -> dict:
         raise pipeline_not_found(document["name"]) from None
     except DefinitionInvalid as exc:
         raise _invalid_structure(exc) from None
-    return {"pipeline": pipeline_export(pipeline=result.pipeline)["pipeline"]}
+    return {"pipeline": _exported(result.pipeline)}
 
 
 @operation("DeletePipeline", act=Act.OWN)
@@ -148,8 +153,7 @@ def list_pipelines(caller, body: dict) -> dict:
             {
                 "name": p.name,
                 "version": p.version,
-                **({"pipelineType": p.document["pipelineType"]}
-                   if "pipelineType" in p.document else {}),
+                "pipelineType": p.document.get("pipelineType") or DEFAULT_PIPELINE_TYPE,
                 "executionMode": p.execution_mode,
                 "created": epoch(p.created_at),
                 "updated": epoch(p.version_created_at or p.updated_at),

@@ -75,7 +75,7 @@ def aws_definition(runnable_providers):
 # operations are left out on purpose: a pipeline document keeps the fields
 # Conveyor has no use for, as it was imported.
 CHECKED_OPERATIONS = frozenset({
-    "StartPipelineExecution", "StopPipelineExecution", "GetPipelineExecution",
+    "ListPipelines", "StartPipelineExecution", "StopPipelineExecution", "GetPipelineExecution",
     "ListPipelineExecutions", "GetPipelineState", "ListActionExecutions",
     "RetryStageExecution", "PutApprovalResult", "EnableStageTransition",
     "DisableStageTransition", "RollbackStage",

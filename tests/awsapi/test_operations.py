@@ -91,6 +91,43 @@ def test_list_pipelines_pages_by_name_with_next_token(aws, owner, aws_definition
     assert [p["name"] for page in everything for p in page["pipelines"]] == sorted(names)
 
 
+def test_list_pipelines_answers_every_member_of_aws_pipeline_summary(aws, owner,
+                                                                     aws_definition):
+    # The answer is also checked member by member against botocore's model
+    # (ListPipelines is in conftest.CHECKED_OPERATIONS): types, enums, epoch numbers.
+    client = aws(owner)
+    client.create_pipeline(pipeline=aws_definition("untyped"))
+    client.create_pipeline(pipeline=aws_definition("typed", pipelineType="V1",
+                                                   executionMode="PARALLEL"))
+    summaries = {p["name"]: p for p in client.list_pipelines()["pipelines"]}
+    members = set(client.meta.service_model.shape_for("PipelineSummary").members)
+    assert members == {"name", "version", "pipelineType", "executionMode", "created",
+                       "updated"}
+    assert {name: set(s) for name, s in summaries.items()} == {
+        "typed": members, "untyped": members}
+    # A document that names no type is answered as V2: every pipeline behaves as one.
+    assert summaries["untyped"]["pipelineType"] == "V2"
+    assert summaries["untyped"]["executionMode"] == "SUPERSEDED"
+    assert summaries["typed"]["pipelineType"] == "V1"
+    assert summaries["typed"]["executionMode"] == "PARALLEL"
+
+
+def test_get_create_and_update_pipeline_always_answer_the_type_and_execution_mode(
+        aws, owner, aws_definition):
+    client = aws(owner)
+    created = client.create_pipeline(pipeline=aws_definition("demo"))["pipeline"]
+    assert (created["pipelineType"], created["executionMode"]) == ("V2", "SUPERSEDED")
+    # Stored as sent: the type is answered, not written into the definition.
+    assert "pipelineType" not in Pipeline.objects.get(name="demo").document
+    updated = client.update_pipeline(
+        pipeline=aws_definition("demo", pipelineType="V1", executionMode="QUEUED"))["pipeline"]
+    assert (updated["pipelineType"], updated["executionMode"]) == ("V1", "QUEUED")
+    current = client.get_pipeline(name="demo")["pipeline"]
+    assert (current["pipelineType"], current["executionMode"]) == ("V1", "QUEUED")
+    earlier = client.get_pipeline(name="demo", version=1)["pipeline"]
+    assert (earlier["pipelineType"], earlier["executionMode"]) == ("V2", "SUPERSEDED")
+
+
 def test_a_next_token_that_was_not_given_out_is_refused(aws, owner):
     client = aws(owner)
     with pytest.raises(client.exceptions.InvalidNextTokenException):
