@@ -84,3 +84,25 @@ def test_an_address_sending_wrong_tokens_is_slowed_down(api, settings, db):
 @pytest.mark.parametrize("header", [b"Token \xff\xfe", "Token a b"])
 def test_a_malformed_token_header_answers_401(api, header, db):
     assert api().get("/api/pipelines/", HTTP_AUTHORIZATION=header).status_code == 401
+
+
+def test_the_token_admin_revokes_tokens_but_makes_none(client, viewer, api, db):
+    from django.contrib.auth.models import User
+
+    _, key = token_create(user=viewer)
+    row = viewer.auth_token_set.get()
+    admin = User.objects.create_superuser("root", "root@example.com", "pw-root-long-enough")
+    client.force_login(admin)
+    listing = client.get("/admin/knox/authtoken/")
+    assert listing.status_code == 200
+    assert row.digest in listing.content.decode()
+    assert "/admin/knox/authtoken/add/" not in listing.content.decode()
+    assert client.get("/admin/knox/authtoken/add/").status_code == 403
+    made = client.post("/admin/knox/authtoken/add/", {"user": viewer.pk, "expiry": ""})
+    assert made.status_code == 403
+    assert AuthToken.objects.count() == 1
+
+    deleted = client.post(f"/admin/knox/authtoken/{row.digest}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not AuthToken.objects.exists()
+    assert api().get("/api/pipelines/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
