@@ -511,6 +511,7 @@ class HookDelivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "hook deliveries"
         constraints = [
             models.UniqueConstraint(fields=["pipeline", "delivery_id"],
                                     name="executions_hookdelivery_unique_delivery"),

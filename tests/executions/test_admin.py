@@ -158,3 +158,21 @@ def test_a_staff_viewer_sees_executions_but_no_commands(driver, client, owner):
     act(driver, client, "stop_and_abandon", ex)
     ex.refresh_from_db()
     assert ex.status == "InProgress"
+
+
+def test_no_model_of_conveyor_is_named_in_the_plural_by_a_bare_s_after_a_consonant_y():
+    # Django's default plural is the name plus "s": "hook deliverys" in the admin.
+    from pathlib import Path
+
+    from django.apps import apps
+    from django.conf import settings
+
+    base = Path(settings.BASE_DIR).resolve()
+    ours = [m for m in apps.get_models()
+            if Path(m._meta.app_config.path).resolve().is_relative_to(base)
+            and "site-packages" not in m._meta.app_config.path]
+    assert any(m._meta.label == "executions.HookDelivery" for m in ours)
+    wrong = [f"{m._meta.label}: {m._meta.verbose_name_plural}" for m in ours
+             if str(m._meta.verbose_name_plural)[-3:-2] not in "aeiou"
+             and str(m._meta.verbose_name_plural).endswith("ys")]
+    assert wrong == []
