@@ -74,7 +74,8 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp): only this server's own scripts, styles and
 # connections (websockets included); no inline script or style anywhere in the dashboard
 # (server-computed geometry travels in data-css, applied by static/conveyor.js). The
-# API docs page (third-party Swagger UI) alone also allows inline styles (config/urls.py).
+# API docs page (third-party Swagger UI) alone also allows inline styles (config/urls.py);
+# the browsable API's pages allow DRF's own two by hash (config/browsable_api.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -389,6 +390,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The browsable API's own inline styles allowed by hash on its pages alone.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "config.browsable_api.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         # Bounded in size and depth (config/bodies.py); YAML only where a definition
         # document is expected (pipelines.api.views.DEFINITION_PARSERS).

@@ -22,6 +22,31 @@ def test_dashboard_pages_carry_a_csp_without_inline_scripts_or_styles(client, vi
     assert directives["frame-ancestors"] == "'none'"
 
 
+def test_the_browsable_api_allows_its_own_inline_styles_by_hash_and_nothing_more(client,
+                                                                                   viewer):
+    from config.browsable_api import csp_hash
+
+    client.force_login(viewer)
+    page = client.get("/api/pipelines/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    html = page.content.decode()
+    policy = page["Content-Security-Policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
+    assert "unsafe-inline" not in policy
+    elements = re.findall(r"<style>(.*?)</style>", html, re.S)
+    attributes = re.findall(r'\sstyle="([^"]*)"', html)
+    assert elements and attributes, "DRF's page no longer has inline styles: drop the hashes"
+    # What a browser would check: every inline style on the page matches a hash.
+    assert [t for t in elements if csp_hash(t) not in directives["style-src"]] == []
+    assert directives["style-src-attr"][0] == "'unsafe-hashes'"
+    assert [t for t in attributes if csp_hash(t) not in directives["style-src-attr"]] == []
+    assert len(directives["style-src"]) == 2    # 'self' and the one stylesheet
+    # The same view's JSON, like every other page, keeps the site's policy.
+    plain = client.get("/api/pipelines/", HTTP_ACCEPT="application/json")
+    assert plain["Content-Security-Policy"] == client.get("/")["Content-Security-Policy"]
+    assert "style-src-attr" not in plain["Content-Security-Policy"]
+
+
 def test_the_sign_in_page_carries_the_csp(client):
     assert "default-src 'self'" in client.get("/login/")["Content-Security-Policy"]
 
