@@ -32,7 +32,9 @@ the result is reported once the server is back (within the lease, or the action 
 been failed meanwhile and the late report changes nothing). A refused key (revoked)
 kills the running job's commands at once (the held lease renewal is answered the
 moment the key is revoked; the server has failed the action, naming the key) and ends
-the agent with exit status 3.
+the agent with exit status 3. SIGTERM or SIGINT ends an idle agent at once (its held
+poll abandoned); mid-job, the job's commands are killed and the action is reported
+failed ("Stopped: the agent was stopped") before the agent exits (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -62,11 +64,17 @@ from pathlib import Path
 
 VERSION = "1"
 POLL_WAIT = 25.0
+STOPPED = "the agent was stopped"
 logger = logging.getLogger("conveyor.agent")
 
 
 class KeyRefused(Exception):
     """The server refused the agent's key (revoked or wrong): the agent stops."""
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT while the agent was idle (its held poll is abandoned at once),
+    or a second one while it stopped a job. A BaseException: no retry loop catches it."""
 
 
 class Refused(Exception):
@@ -295,13 +303,22 @@ class Heartbeat(threading.Thread):
         self.timed_out = False
         self.ended_elsewhere = False
         self.key_refused = ""
+        self.stopped = ""
 
     def attach(self, ctx, runner) -> None:
         """The job's runner is about to run: beat (and stop it when told to)."""
         self.ctx, self.runner = ctx, runner
         if self.key_refused:   # refused (the log shipper's call) while setting up
             self.stop_runner("the agent's key was revoked")
+        elif self.stopped:     # the agent was told to stop while setting up
+            self.stop_runner(self.stopped)
         self.start()
+
+    def stop(self, reason: str) -> None:
+        """The agent is stopping: the job's commands are killed, the action reported
+        failed with ``reason``."""
+        self.stopped = reason
+        self.stop_runner(reason)
 
     def stop_runner(self, reason: str) -> None:
         if self.ctx is not None and not self.ctx.should_stop():
@@ -379,6 +396,28 @@ class Agent:
                  log_interval: float = 0.25):
         self.client, self.labels, self.work_dir = client, labels, work_dir
         self.log_interval = log_interval
+        self.stop_event = threading.Event()
+        self.idle = False          # in a poll (or its backoff): a stop abandons it
+        self.heartbeat: Heartbeat | None = None   # of the running job
+        self.signals = 0
+
+    def on_signal(self, signum, frame) -> None:
+        """SIGTERM/SIGINT (docs/deploy.md, stopping an agent): idle, the agent ends now
+        (the held poll is abandoned); running a job, its commands are killed and the
+        action is reported failed ("Stopped: the agent was stopped"), then the agent
+        ends; a second signal ends it at once."""
+        self.signals += 1
+        self.stop_event.set()
+        name = signal.Signals(signum).name
+        if self.idle or self.signals > 1:
+            raise Stopped(name)
+        logger.warning("%s: stopping the running job, reporting it failed, then exiting "
+                       "(signal again to exit at once)", name)
+        if self.heartbeat is not None:
+            # Not in the handler itself: it interrupted the main thread, which may hold
+            # the locks the runner's cancel takes.
+            threading.Thread(target=self.heartbeat.stop, args=(STOPPED,), daemon=True,
+                             name="conveyor-agent-stop").start()
 
     # the loop ----------------------------------------------------------------
     def poll(self, wait: float = POLL_WAIT) -> dict | None:
@@ -395,15 +434,20 @@ class Agent:
             return None
         return next(iter(answer.get("jobs") or []), None)
 
-    def serve(self, *, once: bool = False, stop: threading.Event | None = None) -> None:
-        stop = stop or threading.Event()
+    def serve(self, *, once: bool = False) -> None:
+        stop = self.stop_event
         while not stop.is_set():
+            self.idle = True
             try:
+                if stop.is_set():   # a signal came before the agent was idle
+                    return
                 job = self.poll()
             except OSError as exc:   # retries exhausted: keep trying, slower
                 logger.warning("poll failed: %s", exc)
                 time.sleep(5)
                 continue
+            finally:
+                self.idle = False
             while job is not None:
                 try:
                     job = self.run_job(job)
@@ -411,7 +455,7 @@ class Agent:
                     # its sweeper fails the action when the lease lapses; poll again.
                     logger.warning("reporting the job failed: %s", exc)
                     job = None
-                if once:
+                if once or stop.is_set():
                     return
 
     # one job -----------------------------------------------------------------
@@ -430,7 +474,9 @@ class Agent:
         # Stamped line by line in the file itself: shipped to the server byte for byte,
         # it is read there without an index (runners.logfile).
         log = LogWriter(log_path, inline=True)
-        heartbeat = Heartbeat(self.client, job_id, job)
+        heartbeat = self.heartbeat = Heartbeat(self.client, job_id, job)
+        if self.stop_event.is_set():   # stopped between the poll's answer and here
+            heartbeat.stopped = STOPPED
         shipper = LogShipper(self.client, job_id, log_path, self.log_interval,
                              on_refused=heartbeat.refuse)
         shipper.start()
@@ -474,6 +520,8 @@ class Agent:
                 prepared=job.get("prepared") or {})
             if heartbeat.key_refused:
                 raise KeyRefused(heartbeat.key_refused)
+            if heartbeat.stopped:
+                raise ActionFailed(f"Stopped: {heartbeat.stopped}")
             heartbeat.attach(ctx, runner)
             try:
                 result = runner.run(ctx)
@@ -510,6 +558,7 @@ class Agent:
         finally:
             # Not joined: it may be in a held renewal, which ends on its own (daemon).
             heartbeat.done.set()
+            self.heartbeat = None
         if heartbeat.key_refused:
             # The server failed the action when it revoked the key: nothing to report.
             log.line(f"Stopped: the server refused this agent's key ({heartbeat.key_refused})")
@@ -529,7 +578,7 @@ class Agent:
             return None
         # The rest of the log travels with the result, and the answer may carry this
         # agent's next job (handed out in the same request): one round trip per action.
-        report = {"jobId": job_id, **tail, "conveyorPollNext": True}
+        report = {"jobId": job_id, **tail, "conveyorPollNext": not self.stop_event.is_set()}
         if outcome.get("externalUrl"):
             report["conveyorExternalUrl"] = outcome["externalUrl"]
         if outcome["status"] == "Succeeded":
@@ -604,17 +653,20 @@ def main(argv: list[str] | None = None) -> int:
     labels = sorted({label.strip() for label in args.labels.split(",") if label.strip()})
     agent = Agent(Client(args.url, key, args.name), labels, work_dir,
                   log_interval=args.log_interval)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, agent.on_signal)
+    signal.signal(signal.SIGINT, agent.on_signal)
     logger.info("agent %s polling %s with labels %s", args.name, args.url, labels)
     try:
-        agent.serve(once=args.once, stop=stop)
+        agent.serve(once=args.once)
     except KeyRefused as exc:
         logger.error("the server refused this agent's key (revoked, or not a key): %s; "
                      "the agent stops", exc)
         return 3
-    except KeyboardInterrupt:
-        return 130
+    except Stopped as exc:
+        logger.info("agent %s stopped (%s)", args.name, exc)
+        return 0
+    if agent.stop_event.is_set():
+        logger.info("agent %s stopped", args.name)
     return 0
 
 

@@ -8,6 +8,8 @@ rings, each sent once the transaction that caused it has committed:
 - ``ring_revoked(key_id)``: an agent key was revoked or deleted; the held requests of
   that key (a poll, a job's held lease renewal) answer the refusal at once.
 
+And ``close_all()``: the web process is shutting down; its held requests answer now.
+
 How a ring travels:
 
 1. to the held requests of this process at once (each event loop's ``Bell``);
@@ -114,6 +116,7 @@ class Waiter:
     def __init__(self, key_id: int, *, offers: bool):
         self.key_id, self.offers = key_id, offers
         self.revoked = False
+        self.closing = False   # the server is shutting down: answer now
         self.event = asyncio.Event()
 
     async def wait(self, timeout: float) -> bool:
@@ -139,6 +142,7 @@ class Bell:
         self.looked = asyncio.Event()       # the look has its starting point
         self.subscribed = asyncio.Event()   # the Redis listener hears rings
         self.looks = 0
+        self.closing = False
 
     def call(self, fn) -> None:
         """Run ``fn(self)`` in the bell's loop (from any thread)."""
@@ -151,6 +155,7 @@ class Bell:
     def hold(self, key_id: int, *, offers: bool = True):
         """Register a held request before its first look (no ring slips in between)."""
         waiter = Waiter(key_id, offers=offers)
+        waiter.closing = self.closing
         self.waiters.setdefault(key_id, set()).add(waiter)
         self._start()
         try:
@@ -176,6 +181,15 @@ class Bell:
         for waiter in self.waiters.get(key_id, ()):
             waiter.revoked = True
             waiter.event.set()
+
+    def close(self) -> None:
+        """The server is shutting down: every held request answers now, and a request
+        held from now on answers at once."""
+        self.closing = True
+        for held in self.waiters.values():
+            for waiter in held:
+                waiter.closing = True
+        self._wake_all()
 
     def _start(self) -> None:
         if self.look_task is None:
@@ -252,6 +266,14 @@ class Bell:
         elif data.startswith(REVOKED):
             with contextlib.suppress(ValueError):
                 self.revoked(int(data[len(REVOKED):]))
+
+
+def close_all() -> None:
+    """The server is shutting down: the held requests of every event loop of this
+    process answer now (an empty poll, a renewed lease) instead of holding its shutdown
+    for up to their wait (``config.asgi``: daphne's Twisted reactor, before it stops)."""
+    for bell in list(_bells.values()):
+        bell.call(Bell.close)
 
 
 def _read(fn):

@@ -138,7 +138,7 @@ async def poll_for_jobs(request, body: dict) -> dict:
         while True:
             jobs = await poll(agent.pk, acknowledge)   # refuses a revoked key
             remaining = deadline - time.monotonic()
-            if jobs or remaining <= 0:
+            if jobs or remaining <= 0 or waiter.closing:   # closing: the server stops
                 return {"jobs": jobs}
             await waiter.wait(remaining)
 
@@ -157,7 +157,7 @@ async def renew_job_lease_held(request, body: dict) -> dict:
         answer = await renew(renew_job_lease, agent, body)
         if not answer["continue"]:
             return answer
-        while (remaining := deadline - time.monotonic()) > 0:
+        while (remaining := deadline - time.monotonic()) > 0 and not waiter.closing:
             if await waiter.wait(remaining) and not await sync_to_async(_key_live)(
                     agent.key_id):
                 raise _key_refused()

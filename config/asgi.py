@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -12,6 +13,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+
+def _answer_held_requests_on_shutdown() -> None:
+    """Under daphne (a Twisted reactor): on its shutdown (SIGTERM), agents' held requests
+    answer at once rather than holding it for up to their 25 s (agents.doorbell)."""
+    if "daphne.server" not in sys.modules:   # another ASGI server: no such hook here
+        return
+    from twisted.internet import reactor
+
+    from agents.doorbell import close_all
+
+    reactor.addSystemEventTrigger("before", "shutdown", close_all)
+
+
+_answer_held_requests_on_shutdown()
 
 application = ProtocolTypeRouter(
     {

@@ -77,9 +77,9 @@ class Server:
         self.worker = self._spawn("worker", [sys.executable, "manage.py", "qcluster"])
 
     def stop(self) -> None:
-        # The session is over: killed, not stopped. daphne waits on a SIGTERM for the
-        # requests it holds (an agent's long poll: up to 10 s here), and django-q2's
-        # cluster outlives a SIGTERM to its group by seconds. A restart within a test
-        # (``stop_web``) is still the SIGTERM of a real one.
+        # The session is over: killed, not stopped (django-q2's cluster outlives a
+        # SIGTERM to its group by seconds). A restart within a test (``stop_web``) is
+        # still the SIGTERM of a real one; daphne answers the agents' held requests
+        # then (agents.doorbell.close_all).
         stop_process(self.web, signal.SIGKILL)
         stop_process(self.worker, signal.SIGKILL)

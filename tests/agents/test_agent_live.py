@@ -2,7 +2,8 @@
 environment, against a live Conveyor (daphne + qcluster): it runs a pipeline's Build
 (log streamed while it runs, artifacts and variables handed to the next action), is
 killed mid-action (the action fails within the lease), rides out a server restart,
-and is refused with a revoked key.
+is refused with a revoked key, and stops on SIGTERM (at once when idle; mid-job it
+reports the action failed first); a stopping server answers the agents' held polls.
 
 Needs a database the server's processes can open: PostgreSQL (``DATABASE_URL``) or a
 file-based SQLite test database (``CONVEYOR_TEST_SQLITE=/path``).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -96,10 +98,10 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture
-def live_db(conveyor, django_db_blocker):
-    """The test writes straight to the shared database (no test transaction)."""
-    with django_db_blocker.unblock():
-        yield
+def live_db(conveyor, transactional_db):
+    """The test writes straight to the shared database (no test transaction; flushed
+    after). Requesting ``transactional_db`` is also what tells pytest-django to create
+    the test database when this module runs alone."""
 
 
 @pytest.fixture
@@ -119,8 +121,7 @@ def start_agent(conveyor, tmp_path, agent_key):
         return agent
 
     yield start
-    # Killed, not stopped: the test is over, and a SIGTERM waits for the agent's held
-    # long poll to end (up to 25 s; stop_process gives up after 5 and kills it anyway).
+    # Killed: the test is over (a stop is tested below).
     for agent in started:
         agent.kill()
 
@@ -255,8 +256,8 @@ def long_lease(conveyor):
     """The web process renews leases of 30 s here: its restart under a loaded machine
     takes longer than the module's 6 s lease (an outage longer than the lease fails the
     action by design: docs/deploy.md, lease policy). These restarts only change the
-    setting: the web process is killed (on a SIGTERM daphne waits for the long polls it
-    holds, up to stop_process's 10 s); the restart under test is the test's own."""
+    setting: the web process is killed (quicker still); the restart under test is the
+    test's own."""
     conveyor.env["CONVEYOR_LEASE_SECONDS"] = "30"
     conveyor.stop_web(signal.SIGKILL)
     conveyor.start_web()
@@ -291,9 +292,7 @@ def test_an_agent_rides_out_a_server_restart(conveyor, long_lease, start_agent, 
 def test_a_revoked_key_ends_the_held_poll_and_the_agent(conveyor, start_agent, live_db):
     key_row, key = services.agent_key_create(name="short-lived")
     agent = start_agent(labels="linux", key=key)
-    wait_for(lambda: Agent.objects.filter(name=agent.name, last_seen_at__isnull=False).exists(),
-             20, "the agent's first poll")
-    time.sleep(0.5)   # its poll is held now (for 25 s, unless the doorbell answers it)
+    held_poll(agent)
     services.agent_key_revoke(key=key_row)
     # Well before the held poll's 25 s: the doorbell answered it with the refusal (the
     # bench measures how soon: bench/agent_latency.py).
@@ -324,16 +323,30 @@ def _processes(needle: str) -> list[int]:
     return found
 
 
-def test_revoking_a_key_mid_job_kills_the_job_and_fails_its_action_naming_the_key(
-        conveyor, start_agent, live_db):
-    key_row, key = services.agent_key_create(name="revoked-mid-job")
-    agent = start_agent(labels="linux", key=key)
-    pause = f"sleep 47.{uuid.uuid4().int % 10**6:06d}"   # a command line of this test only
+def running_build(agent) -> tuple[PipelineExecution, ActionExecution, str]:
+    """An execution whose Build runs a long command on ``agent``: the execution, the
+    Build and the command line (of this test only)."""
+    pause = f"sleep 47.{uuid.uuid4().int % 10**6:06d}"
     ex = execution_services.execution_start(pipeline=pipeline([pause, "echo not-reached"]))
     build = wait_for(lambda: (a := action_of(ex, "Build")) and a.worker and a, 30,
                      "the Build claimed by the agent")
     assert build.worker == f"agent:{agent.name}"
     wait_for(lambda: _processes(pause), 20, "the build's command runs")
+    return ex, build, pause
+
+
+def held_poll(agent) -> None:
+    """Until ``agent``'s poll is held (for 25 s, unless the doorbell answers it)."""
+    wait_for(lambda: Agent.objects.filter(name=agent.name, last_seen_at__isnull=False).exists(),
+             20, "the agent's first poll")
+    time.sleep(0.5)
+
+
+def test_revoking_a_key_mid_job_kills_the_job_and_fails_its_action_naming_the_key(
+        conveyor, start_agent, live_db):
+    key_row, key = services.agent_key_create(name="revoked-mid-job")
+    agent = start_agent(labels="linux", key=key)
+    ex, build, pause = running_build(agent)
     services.agent_key_revoke(key=key_row)
     build.refresh_from_db()   # failed by the revocation itself, naming the key
     assert build.status == A.FAILED
@@ -393,3 +406,53 @@ def test_codebuild_and_commands_actions_run_on_the_agent(conveyor, start_agent, 
     log = api_log(conveyor, token, inspect)["text"]
     assert "from-codebuild" in log and "tag tag-42" in log
     assert "codebuild-on-agent build" in api_log(conveyor, token, image)["text"]
+
+
+def test_sigterm_stops_an_idle_agent_at_once(conveyor, start_agent, live_db):
+    agent = start_agent(labels="linux")
+    held_poll(agent)   # nothing is offered to it
+    agent.proc.send_signal(signal.SIGTERM)
+    # Far within the held poll's 25 s: the agent abandoned it.
+    code = _exit_code(agent, 5)
+    assert code == 0, agent.output()[-2000:]
+    assert f"agent {agent.name} stopped (SIGTERM)" in agent.output()
+
+
+def _exit_code(agent, timeout: float) -> int:
+    try:
+        return agent.proc.wait(timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the agent did not exit within {timeout} s") from exc
+
+
+def test_sigterm_mid_job_kills_the_job_and_reports_its_action_failed(
+        conveyor, start_agent, live_db):
+    agent = start_agent(labels="linux")
+    ex, build, pause = running_build(agent)
+    agent.proc.send_signal(signal.SIGTERM)
+    # The agent reports the failure itself before it exits: the action is failed long
+    # before its lease (6 s here) could lapse, with the agent's own reason.
+    code = _exit_code(agent, 20)
+    assert code == 0, agent.output()[-2000:]
+    build.refresh_from_db()
+    assert build.status == A.FAILED, (build.summary, agent.output()[-2000:])
+    assert "Stopped: the agent was stopped" in build.summary
+    assert "Worker lost" not in build.summary
+    assert not _processes(pause)   # the job's commands were killed
+    assert "not-reached" not in agent.output()
+    wait_for(lambda: PipelineExecution.objects.get(pk=ex.pk).status == "Failed", 10,
+             "the execution fails")
+
+
+def test_a_server_stopping_answers_its_held_polls_at_once(conveyor, start_agent, live_db):
+    agent = start_agent(labels="linux")
+    held_poll(agent)   # nothing is offered to it
+    web = conveyor.web
+    try:
+        web.send_signal(signal.SIGTERM)
+        # Far within the held poll's 25 s: the doorbell answered it as daphne stopped.
+        web.wait(10)
+    finally:
+        conveyor.web = None
+        conveyor.start_web()
+    assert agent.proc.poll() is None   # the agent retries: the server is back

@@ -59,6 +59,22 @@ def test_a_revocation_wakes_every_held_request_of_that_key_only():
     asyncio.run(scenario())
 
 
+def test_closing_wakes_every_held_request_and_marks_later_ones():
+    async def scenario():
+        async with ready_bell() as bell:
+            with bell.hold(K) as poll, bell.hold(K, offers=False) as renewal:
+                assert not poll.closing
+                # From the server's shutdown hook (the reactor's thread is the loop's).
+                await asyncio.to_thread(doorbell.close_all)
+                assert await poll.wait(10) and await renewal.wait(10)
+                assert poll.closing and renewal.closing
+                assert not (poll.revoked or renewal.revoked)
+                with bell.hold(L) as later:   # held after the close: answers at once
+                    assert later.closing
+
+    asyncio.run(scenario())
+
+
 def test_a_ring_on_commit_waits_for_the_commit(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         doorbell.on_commit(doorbell.ring_revoked, K)
