@@ -44,9 +44,18 @@ def _shared_database() -> bool:
     return bool(name) and name != ":memory:" and "mode=memory" not in name
 
 
-pytestmark = pytest.mark.skipif(
-    "not _shared_database()", reason="the server's processes need a shared database: set "
-    "DATABASE_URL or CONVEYOR_TEST_SQLITE=/tmp/conveyor_agent_test.sqlite3")
+pytestmark = [
+    pytest.mark.skipif(
+        "not _shared_database()", reason="the server's processes need a shared database: "
+        "set DATABASE_URL or CONVEYOR_TEST_SQLITE=/tmp/conveyor_agent_test.sqlite3"),
+    # The tests write straight to the shared database (no test transaction): flushed
+    # after each, and restored before each from the migrations' snapshot, as the suite's
+    # other transactional tests are. A plain transactional flush re-creates the content
+    # types under new ids, which a later serialized_rollback test's restore clashes with
+    # (pytest -n runs tests in varying orders). Also what makes pytest-django create the
+    # test database when this module runs alone.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.fixture(scope="module")
@@ -87,21 +96,20 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
     finally:
         server.stop()
         Conf.CLUSTER_NAME, Conf.PREFIX = before
-        # The tests wrote straight to the database (no test transaction): leave it as a
-        # transactional test does, flushed. Left behind, the role groups that saving a
-        # pipeline made (teams.services.default_group) clash with those a later
-        # serialized_rollback test restores (pytest -n runs tests in varying orders).
+        # What the server's processes wrote after the last test's flush: left as a
+        # serialized_rollback test leaves the database (flushed, nothing re-created).
+        # Left behind, the role groups that saving a pipeline made
+        # (teams.services.default_group) clash with those a later serialized_rollback
+        # test restores (pytest -n runs tests in varying orders).
         from django.core.management import call_command
 
         with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)
+            call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
 
 
 @pytest.fixture
-def live_db(conveyor, transactional_db):
-    """The test writes straight to the shared database (no test transaction; flushed
-    after). Requesting ``transactional_db`` is also what tells pytest-django to create
-    the test database when this module runs alone."""
+def live_db(conveyor):
+    """The test writes straight to the shared database (the module's django_db mark)."""
 
 
 @pytest.fixture
