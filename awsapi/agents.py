@@ -40,6 +40,7 @@ from agents.models import Agent, AgentKey
 from agents.services import AgentRefused
 from awsapi import errors
 from awsapi.operations.base import (
+    TARGET_PREFIX,
     account_id,
     field_bool,
     field_int,
@@ -50,7 +51,6 @@ from awsapi.operations.jobs import _failure, _job_id
 from jobs.errors import JobError
 
 MAX_WAIT = 30.0
-TARGET = "CodePipeline_20150709."
 AGENT_HEADER = "X-Conveyor-Agent"
 
 
@@ -64,7 +64,8 @@ def held(request):
     if not is_agent_request(request) or request.method != "POST":
         return None
     target = request.headers.get("X-Amz-Target", "")
-    return HELD_OPERATIONS.get(target[len(TARGET):]) if target.startswith(TARGET) else None
+    return (HELD_OPERATIONS.get(target.removeprefix(TARGET_PREFIX))
+            if target.startswith(TARGET_PREFIX) else None)
 
 
 def _key(request):

@@ -17,11 +17,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from awsapi import agents, errors, operations
 from awsapi.auth import authenticate
+from awsapi.operations.base import TARGET_PREFIX
 from config.bodies import BodyRefused, json_loads
 
 logger = logging.getLogger("conveyor.awsapi")
 
-TARGET_PREFIX = "CodePipeline_20150709."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # botocore sends 1.1 for CodePipeline; 1.0 is the same encoding.
 ACCEPTED_CONTENT_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0")

@@ -190,12 +190,17 @@ def with_version(doc: dict, version: int) -> dict:
 DEFAULT_PIPELINE_TYPE = "V2"
 
 
+def pipeline_type(doc: dict) -> str:
+    """The document's ``pipelineType``, else ``DEFAULT_PIPELINE_TYPE``."""
+    return doc.get("pipelineType") or DEFAULT_PIPELINE_TYPE
+
+
 def as_declared_by_aws(doc: dict) -> dict:
     """An exported document as CodePipeline answers it: ``executionMode`` and
     ``pipelineType`` always there (its own type, else ``DEFAULT_PIPELINE_TYPE``)."""
     out = dict(doc)
     out.setdefault("executionMode", ExecutionMode.SUPERSEDED.value)
-    out["pipelineType"] = doc.get("pipelineType") or DEFAULT_PIPELINE_TYPE
+    out["pipelineType"] = pipeline_type(doc)
     return _ordered(out, _TOP_ORDER)
 
 

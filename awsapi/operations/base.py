@@ -195,6 +195,8 @@ def compact(value: Any) -> Any:
 
 # --- names shared by the operation modules --------------------------------------
 
+# A request names its operation in ``X-Amz-Target: CodePipeline_20150709.<Operation>``.
+TARGET_PREFIX = "CodePipeline_20150709."
 NAME = r"[A-Za-z0-9.@\-_]+"
 EXECUTION_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

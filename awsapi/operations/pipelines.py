@@ -19,7 +19,7 @@ from awsapi.operations.base import (
     pipeline_not_found,
 )
 from pipelines import providers
-from pipelines.documents import DEFAULT_PIPELINE_TYPE, as_declared_by_aws
+from pipelines.documents import as_declared_by_aws, pipeline_type
 from pipelines.models import Pipeline, PipelineVersion
 from pipelines.services import (
     DefinitionInvalid,
@@ -153,7 +153,7 @@ def list_pipelines(caller, body: dict) -> dict:
             {
                 "name": p.name,
                 "version": p.version,
-                "pipelineType": p.document.get("pipelineType") or DEFAULT_PIPELINE_TYPE,
+                "pipelineType": pipeline_type(p.document),
                 "executionMode": p.execution_mode,
                 "created": epoch(p.created_at),
                 "updated": epoch(p.version_created_at or p.updated_at),
