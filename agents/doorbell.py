@@ -270,8 +270,9 @@ class Bell:
 
 def close_all() -> None:
     """The server is shutting down: the held requests of every event loop of this
-    process answer now (an empty poll, a renewed lease) instead of holding its shutdown
-    for up to their wait (``config.asgi``: daphne's Twisted reactor, before it stops)."""
+    process end now (as an empty poll, a renewed lease) instead of holding its shutdown
+    for up to their wait (``config.asgi``: daphne's Twisted reactor, before it stops;
+    daphne has cancelled their connections, so the agents see them cut off)."""
     for bell in list(_bells.values()):
         bell.call(Bell.close)
 

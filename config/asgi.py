@@ -17,7 +17,8 @@ from config.routing import websocket_urlpatterns  # noqa: E402
 
 def _answer_held_requests_on_shutdown() -> None:
     """Under daphne (a Twisted reactor): on its shutdown (SIGTERM), agents' held requests
-    answer at once rather than holding it for up to their 25 s (agents.doorbell)."""
+    end at once rather than holding it for up to their 25 s (agents.doorbell); daphne
+    has cancelled their connections, so their clients see them cut off and retry."""
     if "daphne.server" not in sys.modules:   # another ASGI server: no such hook here
         return
     from twisted.internet import reactor

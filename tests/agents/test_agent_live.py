@@ -3,7 +3,7 @@ environment, against a live Conveyor (daphne + qcluster): it runs a pipeline's B
 (log streamed while it runs, artifacts and variables handed to the next action), is
 killed mid-action (the action fails within the lease), rides out a server restart,
 is refused with a revoked key, and stops on SIGTERM (at once when idle; mid-job it
-reports the action failed first); a stopping server answers the agents' held polls.
+reports the action failed first); a stopping server ends the agents' held polls.
 
 Needs a database the server's processes can open: PostgreSQL (``DATABASE_URL``) or a
 file-based SQLite test database (``CONVEYOR_TEST_SQLITE=/path``).
@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -459,9 +460,30 @@ def test_sigterm_mid_job_kills_the_job_and_reports_its_action_failed(
              "the execution fails")
 
 
-def test_a_server_stopping_answers_its_held_polls_at_once(conveyor, start_agent, live_db):
-    agent = start_agent(labels="linux")
-    held_poll(agent)   # nothing is offered to it
+def test_a_server_stopping_ends_its_held_polls_at_once(conveyor, agent_key):
+    name = "held-" + uuid.uuid4().hex[:8]
+    answer: list = []
+
+    def hold() -> None:
+        """A raw PollForJobs held for 25 s (nothing is offered to its labels)."""
+        request = urllib.request.Request(
+            conveyor.url + "/aws/", method="POST", data=json.dumps({
+                "conveyorAgent": {"name": name, "labels": ["none"]},
+                "conveyorWaitSeconds": 25}).encode(),
+            headers={"Authorization": f"Bearer {agent_key}",
+                     "X-Amz-Target": "CodePipeline_20150709.PollForJobs",
+                     "Content-Type": "application/x-amz-json-1.1"})
+        try:
+            with urllib.request.urlopen(request, timeout=40) as response:
+                answer.append((response.status, json.loads(response.read())))
+        except Exception as exc:   # cut off by the server's exit: the assertion shows it
+            answer.append(exc)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    wait_for(lambda: Agent.objects.filter(name=name, last_seen_at__isnull=False).exists(),
+             20, "the poll registered")
+    time.sleep(0.5)   # held now
     web = conveyor.web
     try:
         web.send_signal(signal.SIGTERM)
@@ -470,4 +492,9 @@ def test_a_server_stopping_answers_its_held_polls_at_once(conveyor, start_agent,
     finally:
         conveyor.web = None
         conveyor.start_web()
-    assert agent.proc.poll() is None   # the agent retries: the server is back
+    thread.join(10)
+    # The poll ended with the server, far within its 25 s (daphne cancels what it still
+    # holds as it stops, so its client sees the connection close rather than an empty
+    # answer; the agent retries). Without the doorbell's close, daphne waited out the
+    # held view and ``web.wait(10)`` above timed out.
+    assert answer and not thread.is_alive()
