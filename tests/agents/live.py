@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.live_server import BASE_DIR, Server, free_port, stop_process  # noqa: F401
+from tests.live_server import stop_process
 
 
 class AgentProcess:

@@ -32,8 +32,9 @@ from executions import services as execution_services
 from executions.choices import ActionExecutionStatus as A
 from executions.models import ActionExecution, Artifact, PipelineExecution
 from pipelines.services import pipeline_save
-from tests.agents.live import AgentProcess, Server
+from tests.agents.live import AgentProcess
 from tests.factories import action, definition
+from tests.live_server import BASE_DIR, Server
 
 LEASE = 6.0
 
@@ -116,12 +117,7 @@ def conveyor(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture
-def live_db(conveyor):
-    """The test writes straight to the shared database (the module's django_db mark)."""
-
-
-@pytest.fixture
-def agent_key(live_db):
+def agent_key(conveyor):
     _, key = services.agent_key_create(name="test farm")
     return key
 
@@ -180,7 +176,7 @@ def api_log(conveyor, token: str, ae: ActionExecution) -> dict:
 
 
 @pytest.fixture
-def token(live_db):
+def token(conveyor):
     from django.contrib.auth.models import User
 
     user = User.objects.create_superuser("root" + uuid.uuid4().hex[:6], "r@example.com", "pw")
@@ -190,7 +186,6 @@ def token(live_db):
 def test_agent_runs_a_build_streaming_its_log_and_hands_artifacts_and_variables_on(
         conveyor, start_agent, token):
     agent = start_agent(labels="linux,x64")
-    from tests.agents.live import BASE_DIR
 
     p = pipeline([
         # The agent's sandbox: neither its key nor the server's code is visible.
@@ -305,7 +300,7 @@ def test_an_agent_rides_out_a_server_restart(conveyor, long_lease, start_agent, 
         == ["$ echo before-restart", "before-restart"]
 
 
-def test_a_revoked_key_ends_the_held_poll_and_the_agent(conveyor, start_agent, live_db):
+def test_a_revoked_key_ends_the_held_poll_and_the_agent(conveyor, start_agent):
     key_row, key = services.agent_key_create(name="short-lived")
     agent = start_agent(labels="linux", key=key)
     held_poll(agent)
@@ -359,7 +354,7 @@ def held_poll(agent) -> None:
 
 
 def test_revoking_a_key_mid_job_kills_the_job_and_fails_its_action_naming_the_key(
-        conveyor, start_agent, live_db):
+        conveyor, start_agent):
     key_row, key = services.agent_key_create(name="revoked-mid-job")
     agent = start_agent(labels="linux", key=key)
     ex, build, pause = running_build(agent)
@@ -424,7 +419,7 @@ def test_codebuild_and_commands_actions_run_on_the_agent(conveyor, start_agent, 
     assert "codebuild-on-agent build" in api_log(conveyor, token, image)["text"]
 
 
-def test_sigterm_stops_an_idle_agent_at_once(conveyor, start_agent, live_db):
+def test_sigterm_stops_an_idle_agent_at_once(conveyor, start_agent):
     agent = start_agent(labels="linux")
     held_poll(agent)   # nothing is offered to it
     agent.proc.send_signal(signal.SIGTERM)
@@ -442,7 +437,7 @@ def _exit_code(agent, timeout: float) -> int:
 
 
 def test_sigterm_mid_job_kills_the_job_and_reports_its_action_failed(
-        conveyor, start_agent, live_db):
+        conveyor, start_agent):
     agent = start_agent(labels="linux")
     ex, build, pause = running_build(agent)
     agent.proc.send_signal(signal.SIGTERM)

@@ -131,25 +131,25 @@ def test_revoking_a_key_fails_the_action_its_agent_runs_naming_the_key(routed):
     assert not services.agent_key_revoke(key=row)                 # once only
 
 
-def test_a_key_revoked_by_save_or_deleted_stops_its_agents_action_too(driver):
+@pytest.mark.parametrize("how", ["revoked", "deleted"])
+def test_a_key_revoked_by_save_or_deleted_stops_its_agents_action_too(driver, how):
     from django.utils import timezone
 
     pipeline = pipeline_save(document=build_doc()).pipeline
-    for how in ("revoked", "deleted"):
-        row, key = services.agent_key_create(name=f"farm-{how}")
-        driver.start(pipeline)
-        driver.run()
-        polled(Client(), key, f"box-{how}")
-        ae = ActionExecution.objects.get(worker=f"agent:box-{how}")
-        if how == "revoked":
-            row.revoked_at = timezone.now()
-            row.save()
-        else:
-            row.delete()
-        ae.refresh_from_db()
-        assert ae.status == A.FAILED, how
-        assert f'agent key "farm-{how}" ({row.prefix}…) was {how}' in ae.summary
-        assert error(poll(Client(), key, f"box-{how}")) == "UnrecognizedClientException"
+    row, key = services.agent_key_create(name=f"farm-{how}")
+    driver.start(pipeline)
+    driver.run()
+    polled(Client(), key, f"box-{how}")
+    ae = ActionExecution.objects.get(worker=f"agent:box-{how}")
+    if how == "revoked":
+        row.revoked_at = timezone.now()
+        row.save()
+    else:
+        row.delete()
+    ae.refresh_from_db()
+    assert ae.status == A.FAILED
+    assert f'agent key "farm-{how}" ({row.prefix}…) was {how}' in ae.summary
+    assert error(poll(Client(), key, f"box-{how}")) == "UnrecognizedClientException"
 
 
 def test_an_agent_key_opens_no_other_api(routed, owner):
