@@ -106,13 +106,16 @@ def test_the_build_is_an_unprivileged_user_inside_and_outside(tmp_path):
         f"sleep {marker}"]))
     thread = threading.Thread(target=lambda: _run_catching(ctx), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not host_processes("sleep", marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    status = Path(f"/proc/{host_processes('sleep', marker)[0]}/status").read_text()
-    ctx.request_stop("seen")
-    runner.cancel(ctx)
-    thread.join(10)
+    try:
+        deadline = time.monotonic() + 10
+        while not (seen := host_processes("sleep", marker)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen, "the build's sleep never showed among the machine's processes"
+        status = Path(f"/proc/{seen[0]}/status").read_text()
+    finally:   # the sleep ends with the test, seen or not
+        ctx.request_stop("seen")
+        runner.cancel(ctx)
+        thread.join(10)
     user = sandbox.sandbox_uid() or os.geteuid()
     assert user != 0
     lines = dict(line.split(":", 1) for line in status.splitlines())
